@@ -1,0 +1,106 @@
+//! The internal backend trait, and URL scheme -> backend.
+//!
+//! A backend knows how to store candidates and read leaders on one coordination
+//! system. It never touches the election state machine (`election.rs`): it reports
+//! facts (this entry now leads, this entry is gone, the session is unhealthy) and the
+//! engine decides what they mean.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::client::Options;
+use crate::election::{Leader, LostReason};
+use crate::error::{Error, ErrorKind, Result};
+use crate::session::SessionTracker;
+use crate::url::{BackendUrl, Scheme};
+
+#[cfg(feature = "local")]
+pub(crate) mod local;
+
+/// A boxed stream of snapshots of one election.
+pub(crate) type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot>> + Send>>;
+
+/// What a watcher sees of one election at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    /// The current leader, if any.
+    pub(crate) leader: Option<Leader>,
+    /// Incremented by every `end()`. A participant that joined under an older epoch
+    /// is ended.
+    pub(crate) epoch: u64,
+}
+
+/// One coordination system, as seen by one client (one session).
+///
+/// Every method is called on the library runtime. Futures must be cancel-safe in
+/// the sense that dropping one leaves nothing behind that `Entry::withdraw` or the
+/// session's expiry would not clean up.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// The session tracker: the engine reads health and generation from it.
+    fn session(&self) -> &Arc<SessionTracker>;
+
+    /// The largest value this backend stores, in bytes.
+    fn max_value_len(&self) -> usize;
+
+    /// Adds a candidate with `value` to `election` under the current session.
+    /// The returned entry is not yet leader; `Entry::wait_won` says when it is.
+    async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>>;
+
+    /// Reads the current leader.
+    async fn leader(&self, election: &str) -> Result<Option<Leader>>;
+
+    /// Watches `election`: the first item is the state now, then one item per change
+    /// (coalescing is allowed). Transient errors are retried inside; an `Err` item
+    /// means the watch is broken and the engine will call `watch` again.
+    async fn watch(&self, election: &str) -> Result<SnapshotStream>;
+
+    /// Ends the current round of `election` for every participant (bumps its epoch)
+    /// and clears its leader. Terms keep increasing afterwards.
+    async fn end(&self, election: &str) -> Result<()>;
+
+    /// Releases the session (best effort).
+    async fn close(&self);
+}
+
+/// One candidate in one election, made by [`Backend::join`].
+#[async_trait]
+pub(crate) trait Entry: Send + Sync + fmt::Debug + 'static {
+    /// Resolves once this entry leads, with the leader record (term, value, key).
+    /// Cancel-safe: dropping the future keeps the entry in the queue.
+    async fn wait_won(&self) -> Result<Leader>;
+
+    /// Resolves when the backend sees that this entry, after winning, no longer
+    /// leads (its record was deleted or taken over). Session health is tracked
+    /// separately by the engine; this covers what the session cannot tell.
+    async fn lost(&self) -> LostReason;
+
+    /// Replaces the value while leading; `NotLeader` if the entry does not lead.
+    async fn proclaim(&self, value: &[u8]) -> Result<()>;
+
+    /// Checks that the entry still exists and belongs to the current session
+    /// (after a reconnect, before leadership is claimed again).
+    async fn verify(&self) -> Result<bool>;
+
+    /// Removes the entry (resigning if it leads). Idempotent.
+    async fn withdraw(&self) -> Result<()>;
+}
+
+/// Builds the backend a URL names.
+pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<Arc<dyn Backend>> {
+    match url.scheme {
+        #[cfg(feature = "local")]
+        Scheme::File => Ok(Arc::new(local::LocalBackend::open(url, options).await?)),
+        other => {
+            let _ = options;
+            Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the {} backend is not available in this build of ballot", other.name()),
+            ))
+        }
+    }
+}

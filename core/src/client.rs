@@ -1,0 +1,300 @@
+//! `Client`: one connection and one session to a backend, and its `Options`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::backend::{self, Backend};
+use crate::election::{Election, Shared};
+use crate::error::{Error, Result};
+use crate::runtime;
+use crate::url::{validate_name, BackendUrl};
+
+/// The backend used when none is given: `file://<temp dir>/ballot`.
+pub fn default_backend_url() -> String {
+    format!("file://{}", std::env::temp_dir().join("ballot").display())
+}
+
+/// Credentials for a backend: a user and password (etcd, ZooKeeper digest) or a
+/// token (Consul ACL). `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// User name and password.
+    Password {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// A bearer token.
+    Token(String),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Password { user, .. } => {
+                f.debug_struct("Password").field("user", user).field("password", &"***").finish()
+            }
+            Credentials::Token(_) => f.write_str("Token(***)"),
+        }
+    }
+}
+
+/// TLS settings: PEM files for the CA bundle and for an optional client identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// CA certificates that verify the server (PEM). None: the system roots.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM), for mutual TLS.
+    pub key: Option<PathBuf>,
+}
+
+/// Client settings, built with `with_*` methods. Options in the backend URL's query
+/// (`ttl=`, `margin=`, `connect_timeout=`) override the values set here.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) ttl: Duration,
+    pub(crate) margin: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) auto_requeue: bool,
+    pub(crate) tls: Option<TlsOptions>,
+    pub(crate) credentials: Option<Credentials>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ttl: Duration::from_secs(10),
+            margin: None,
+            connect_timeout: Duration::from_secs(5),
+            auto_requeue: true,
+            tls: None,
+            credentials: None,
+        }
+    }
+}
+
+impl Options {
+    /// Session TTL (default 10 s): how long the backend keeps the session of a
+    /// silent client. Keepalives are sent every TTL/3. Consul's minimum is 10 s.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Safety margin (default TTL/5): leadership is reported lost at
+    /// `send time of the last acknowledged keepalive + TTL - margin`, so that it is
+    /// reported before the backend could let another candidate win. Must be
+    /// smaller than the TTL.
+    pub fn with_safety_margin(mut self, margin: Duration) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    /// How long `connect` may take (default 5 s) before a `Timeout` error.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether a leader that lost its leadership (for example because its session
+    /// expired) joins the election again with its last value (default true).
+    pub fn with_auto_requeue(mut self, on: bool) -> Self {
+        self.auto_requeue = on;
+        self
+    }
+
+    /// TLS settings for backends that speak TLS.
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Credentials for the backend. Credentials in the URL take precedence.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The TTL in force.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The safety margin in force (TTL/5 unless set).
+    pub fn safety_margin(&self) -> Duration {
+        self.margin.unwrap_or(self.ttl / 5)
+    }
+
+    /// Whether auto-requeue is on.
+    pub fn auto_requeue(&self) -> bool {
+        self.auto_requeue
+    }
+
+    /// Applies URL overrides and checks ranges.
+    fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
+        if let Some(t) = url.duration("ttl")? {
+            self.ttl = t;
+        }
+        if let Some(m) = url.duration("margin")? {
+            self.margin = Some(m);
+        }
+        if let Some(c) = url.duration("connect_timeout")? {
+            self.connect_timeout = c;
+        }
+        if self.ttl < Duration::from_secs(1) {
+            return Err(Error::invalid(format!("ttl {:?} is too short; the minimum is 1s", self.ttl)));
+        }
+        if self.safety_margin() >= self.ttl {
+            return Err(Error::invalid(format!(
+                "safety margin {:?} must be smaller than the ttl {:?}",
+                self.safety_margin(),
+                self.ttl
+            )));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::invalid("connect_timeout must be greater than zero"));
+        }
+        if let (Some(user), Some(pw)) = (&url.user, &url.password) {
+            self.credentials = Some(Credentials::Password { user: user.clone(), password: pw.0.clone() });
+        } else if let Some(user) = &url.user {
+            // A bare userinfo is a token (consul://TOKEN@host).
+            self.credentials = Some(Credentials::Token(user.clone()));
+        }
+        Ok(self)
+    }
+}
+
+/// A connection to one backend with one session (an etcd lease, a ZooKeeper
+/// session, a Consul session), kept alive by the library.
+///
+/// `Client` is cheap to clone; clones share the session. It is `Send + Sync` and its
+/// methods take `&self`. Background work runs on a runtime owned by the library,
+/// so a client may be used from any async runtime or, through
+/// [`blocking`](crate::blocking), from plain threads.
+///
+/// Dropping the last clone does not close the session by itself while elections
+/// made from it are alive; call [`close`](Client::close) to resign everything and
+/// release the session at once.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) options: Options,
+    url: String,
+    elections: Mutex<Vec<Weak<Shared>>>,
+    pub(crate) closed: std::sync::atomic::AtomicBool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("url", &self.inner.url).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to the backend that `url` names and starts its session.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` for a malformed URL, an unknown option or an out-of-range
+    /// value (the message names it); `Connection` when the backend cannot be
+    /// reached; `Timeout` after the connect timeout; `Auth` for refused credentials.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> ballot::Result<()> {
+    /// let client = ballot::Client::connect("file:///tmp/ballot", ballot::Options::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str, options: Options) -> Result<Client> {
+        let parsed = BackendUrl::parse(url)?;
+        let options = options.resolve(&parsed)?;
+        let shown = parsed.to_string();
+        let timeout = options.connect_timeout;
+        let opts = options.clone();
+        let backend = runtime::run(async move {
+            match tokio::time::timeout(timeout, backend::connect(&parsed, &opts)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(
+                    crate::ErrorKind::Timeout,
+                    format!("connecting to {parsed} took longer than the connect timeout {timeout:?}"),
+                )),
+            }
+        })
+        .await?;
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                backend,
+                options,
+                url: shown,
+                elections: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// A handle on the election `name` (a `/`-separated path of printable UTF-8, at
+    /// most 256 bytes). Nothing is written to the backend until the handle is used.
+    /// Several handles on one name are independent participants.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` for a bad name; `Closed` after [`close`](Client::close).
+    pub fn election(&self, name: &str) -> Result<Election> {
+        validate_name(name)?;
+        if self.is_closed() {
+            return Err(Error::closed());
+        }
+        let e = Election::new(self.inner.clone(), name.to_string());
+        let mut list = self.inner.elections.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(e.shared()));
+        Ok(e)
+    }
+
+    /// The backend URL, with any password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The options in force (after URL overrides).
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Whether [`close`](Client::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resigns every election of this client, withdraws every candidate, releases
+    /// the session, and marks every handle `Closed`. Idempotent.
+    pub async fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let list: Vec<_> = {
+            let l = self.inner.elections.lock().unwrap_or_else(|p| p.into_inner());
+            l.iter().filter_map(Weak::upgrade).collect()
+        };
+        let backend = self.inner.backend.clone();
+        runtime::run(async move {
+            for s in list {
+                s.close().await;
+            }
+            backend.close().await;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,1051 @@
+//! `Election`: the operations, the state machine and the events. The state machine
+//! is written here once; backends only report facts through the `Backend` and
+//! `Entry` traits.
+//!
+//! ```text
+//! Idle --campaign--> Campaigning --won--> Leader --resign--> Idle
+//!                         ^                 |  ^
+//!                         |              suspend  reconnect (ownership re-verified)
+//!                         |                 v  |
+//!                         +----lost------ Suspended
+//! Any state --end() by anyone--> Ended (terminal)      Any state --close--> Closed (terminal)
+//! ```
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use crate::backend::{Backend, Entry, Snapshot};
+use crate::client::ClientInner;
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime;
+use crate::session::Health;
+
+/// The leader of an election as the backend records it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Leader {
+    /// The value the leader campaigned or proclaimed with.
+    pub value: Vec<u8>,
+    /// The fencing token: strictly increasing over the successive leaders of the
+    /// election, also across `end()`, backend restarts and reconnects.
+    pub term: u64,
+    /// The leader's key as the backend names it (etcd key, ZooKeeper node path,
+    /// Consul session, local holder id).
+    pub key: String,
+}
+
+impl Leader {
+    pub(crate) fn new(value: Vec<u8>, term: u64, key: String) -> Leader {
+        Leader { value, term, key }
+    }
+}
+
+/// Where an election handle stands. See the module docs for the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// Not a candidate.
+    Idle,
+    /// Waiting to win.
+    Campaigning,
+    /// Leading, and the session is healthy.
+    Leader,
+    /// Was leading, but the session's health is in doubt: do not act as leader. Either
+    /// `Reconnected` (back to `Leader`) or `Lost` follows.
+    Suspended,
+    /// The election was ended by `end()`. Terminal.
+    Ended,
+    /// The handle or its client was closed. Terminal.
+    Closed,
+}
+
+impl State {
+    /// A short stable name (`"leader"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Campaigning => "campaigning",
+            State::Leader => "leader",
+            State::Suspended => "suspended",
+            State::Ended => "ended",
+            State::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why leadership was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// The session expired, or its local deadline (TTL minus safety margin since
+    /// the last acknowledged keepalive was sent) passed.
+    SessionLost,
+    /// The leader's record was deleted or taken over by someone else.
+    Deleted,
+    /// After a reconnect, the record no longer belonged to this session.
+    NotOwner,
+}
+
+impl LostReason {
+    /// A short stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostReason::SessionLost => "session_lost",
+            LostReason::Deleted => "deleted",
+            LostReason::NotOwner => "not_owner",
+        }
+    }
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to an election handle, in order.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// This handle became leader with `term`.
+    Elected {
+        /// The new term (fencing token).
+        term: u64,
+    },
+    /// Leadership is in doubt; stop acting as leader until `Reconnected`.
+    Suspended,
+    /// Leadership was confirmed again after `Suspended`.
+    Reconnected,
+    /// Leadership is gone. Reported no later than the earliest moment the backend
+    /// could let another candidate win.
+    Lost {
+        /// Why.
+        reason: LostReason,
+    },
+    /// This handle resigned.
+    Resigned,
+    /// The election's leader changed (None: no leader).
+    LeaderChanged(Option<Leader>),
+    /// The election was ended. No event follows.
+    Ended,
+    /// A background error (a broken watch, a failed re-campaign). The handle keeps
+    /// working where it can.
+    Error(Error),
+}
+
+/// Proof of a won campaign: the term and key, and a way to learn when it is over.
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    term: u64,
+    key: String,
+    value: Vec<u8>,
+    op: u64,
+    state: watch::Receiver<StateInfo>,
+    shared: Weak<Shared>,
+}
+
+impl Leadership {
+    /// The term (fencing token) of this leadership.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The leader key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The value campaigned with.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// Whether this leadership still holds right now (state `Leader`, same term,
+    /// session healthy by the clock).
+    pub fn is_current(&self) -> bool {
+        match self.shared.upgrade() {
+            Some(s) => s.state_now() == State::Leader && s.info().op == self.op,
+            None => false,
+        }
+    }
+
+    /// Resolves when this leadership is over (lost, resigned, suspended, ended or
+    /// closed). Cancel-safe.
+    pub async fn lost(&self) {
+        let mut rx = self.state.clone();
+        let op = self.op;
+        let _ = rx.wait_for(|i| !(i.state == State::Leader && i.op == op)).await;
+    }
+}
+
+/// A handle on one election: campaign, proclaim, resign, read and observe the
+/// leader, end the election.
+///
+/// `Election` is `Send + Sync` and cheap to clone; clones are the same participant.
+/// Operations run on the library runtime, so they can be awaited from any
+/// executor. Dropping the last clone withdraws the candidate (resigning if it
+/// leads) in the background.
+#[derive(Clone)]
+pub struct Election {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let s = self.shared.clone();
+        runtime::spawn_detached(async move { s.close().await });
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StateInfo {
+    state: State,
+    term: Option<u64>,
+    /// Bumped by every transition that invalidates running work (resign, loss,
+    /// end, close, a new campaign); background tasks compare it before acting.
+    op: u64,
+}
+
+/// The leader as this handle has observed it, never going back in term.
+#[derive(Debug, Clone, Default)]
+struct View {
+    leader: Option<Leader>,
+    max_term: u64,
+}
+
+pub(crate) struct Shared {
+    client: Arc<ClientInner>,
+    name: String,
+    inner: Mutex<Inner>,
+    state_tx: watch::Sender<StateInfo>,
+    view_tx: watch::Sender<View>,
+    events: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    monitor: tokio::sync::Mutex<Option<AbortHandle>>,
+}
+
+struct Inner {
+    info: StateInfo,
+    value: Vec<u8>,
+    entry: Option<Arc<dyn Entry>>,
+    task: Option<AbortHandle>,
+    epoch_base: Option<u64>,
+}
+
+impl fmt::Debug for Election {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Election")
+            .field("name", &self.handle.shared.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Election {
+    pub(crate) fn new(client: Arc<ClientInner>, name: String) -> Election {
+        let info = StateInfo { state: State::Idle, term: None, op: 0 };
+        let shared = Arc::new(Shared {
+            client,
+            name,
+            inner: Mutex::new(Inner { info, value: Vec::new(), entry: None, task: None, epoch_base: None }),
+            state_tx: watch::channel(info).0,
+            view_tx: watch::channel(View::default()).0,
+            events: Mutex::new(Vec::new()),
+            monitor: tokio::sync::Mutex::new(None),
+        });
+        Election { handle: Arc::new(Handle { shared }) }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The election name.
+    pub fn name(&self) -> &str {
+        &self.handle.shared.name
+    }
+
+    /// The state now. A `Leader` whose session has passed its local deadline (for
+    /// example a process resumed after SIGSTOP) reads as `Suspended` even before the
+    /// background task has reported `Lost`.
+    pub fn state(&self) -> State {
+        self.handle.shared.state_now()
+    }
+
+    /// Campaigns with `value` (1 byte to the backend's limit) and resolves once this
+    /// handle leads.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` for an empty or oversized value or when already
+    /// campaigning or leading; `Ended`, `Closed`; `SessionLost` if the session is
+    /// lost while waiting and auto-requeue is off; `Cancelled` if `resign()` withdrew
+    /// the candidate; backend errors (`Connection`, `Auth`, `Backend`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future (or a timeout around it) withdraws the candidate and
+    /// leaves no entry behind.
+    pub async fn campaign(&self, value: impl AsRef<[u8]>) -> Result<Leadership> {
+        let s = self.handle.shared.clone();
+        let value = value.as_ref().to_vec();
+        runtime::run(async move { s.campaign(value).await }).await
+    }
+
+    /// Replaces the leader's value; the term does not change.
+    ///
+    /// # Errors
+    ///
+    /// `NotLeader` unless the state is `Leader`; `InvalidArgument` for a bad value.
+    pub async fn proclaim(&self, value: impl AsRef<[u8]>) -> Result<()> {
+        let s = self.handle.shared.clone();
+        let value = value.as_ref().to_vec();
+        runtime::run(async move { s.proclaim(value).await }).await
+    }
+
+    /// Gives up leadership, or withdraws a waiting candidate (a pending `campaign`
+    /// then fails with `Cancelled`).
+    ///
+    /// # Errors
+    ///
+    /// `NotLeader` when neither leading nor campaigning; `Ended`, `Closed`; a
+    /// backend error if the record could not be removed (the session's expiry
+    /// removes it later).
+    pub async fn resign(&self) -> Result<()> {
+        let s = self.handle.shared.clone();
+        runtime::run(async move { s.resign().await }).await
+    }
+
+    /// Reads the current leader from the backend.
+    ///
+    /// # Errors
+    ///
+    /// `Ended`, `Closed`, or a backend error.
+    pub async fn leader(&self) -> Result<Option<Leader>> {
+        let s = self.handle.shared.clone();
+        runtime::run(async move {
+            s.check_usable()?;
+            s.backend().leader(&s.name).await
+        })
+        .await
+    }
+
+    /// Ends the election for every participant: each gets `Ended` and leaders step
+    /// down. This handle becomes `Ended` too. Terms keep increasing if the name is
+    /// used again by new handles.
+    ///
+    /// # Errors
+    ///
+    /// `Closed`, or a backend error.
+    pub async fn end(&self) -> Result<()> {
+        let s = self.handle.shared.clone();
+        runtime::run(async move {
+            match s.info().state {
+                State::Closed => return Err(Error::closed()),
+                State::Ended => return Ok(()),
+                _ => {}
+            }
+            s.backend().end(&s.name).await?;
+            s.end_locally();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Watches the leader: the current one first, then each change. Never yields
+    /// an older term after a newer one. Ends after yielding `Err(Ended)` or
+    /// `Err(Closed)`; other errors are yielded as the watch is re-established.
+    pub fn observe(&self) -> Observe {
+        let s = self.handle.shared.clone();
+        let st = ObserveState { shared: s, view: None, state: None, done: false };
+        let stream = futures_util::stream::unfold(st, |mut st| async move {
+            let item = st.next().await?;
+            Some((item, st))
+        });
+        Observe { inner: Box::pin(stream) }
+    }
+
+    /// Subscribes to this handle's events, in order. The stream ends after `Ended`
+    /// or when the handle is closed.
+    pub fn events(&self) -> Events {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let s = &self.handle.shared;
+        if !matches!(s.info().state, State::Ended | State::Closed) {
+            lock(&s.events).push(tx);
+            let s2 = s.clone();
+            runtime::spawn_detached(async move {
+                if let Err(e) = s2.ensure_monitor().await {
+                    s2.emit(Event::Error(e));
+                }
+            });
+        }
+        Events { rx }
+    }
+
+    /// Closes this handle: withdraws the candidate (resigning if leading) and makes
+    /// every later operation fail with `Closed`. Idempotent.
+    pub async fn close(&self) {
+        let s = self.handle.shared.clone();
+        let _ = runtime::run(async move {
+            s.close().await;
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// The stream returned by [`Election::observe`].
+pub struct Observe {
+    inner: Pin<Box<dyn Stream<Item = Result<Option<Leader>>> + Send>>,
+}
+
+impl fmt::Debug for Observe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observe")
+    }
+}
+
+impl Stream for Observe {
+    type Item = Result<Option<Leader>>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// The stream returned by [`Election::events`].
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Events {
+    /// Receives the next event (None once the stream has ended).
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+struct ObserveState {
+    shared: Arc<Shared>,
+    view: Option<watch::Receiver<View>>,
+    state: Option<watch::Receiver<StateInfo>>,
+    done: bool,
+}
+
+impl ObserveState {
+    async fn next(&mut self) -> Option<Result<Option<Leader>>> {
+        if self.done {
+            return None;
+        }
+        let s = self.shared.clone();
+        if self.view.is_none() {
+            let started = runtime::run({
+                let s = s.clone();
+                async move { s.ensure_monitor().await }
+            })
+            .await;
+            if let Err(e) = started {
+                self.done = matches!(e.kind(), ErrorKind::Ended | ErrorKind::Closed);
+                return Some(Err(e));
+            }
+            let mut v = s.view_tx.subscribe();
+            let first = v.borrow_and_update().leader.clone();
+            self.view = Some(v);
+            self.state = Some(s.state_tx.subscribe());
+            return Some(Ok(first));
+        }
+        let (Some(view), Some(state)) = (self.view.as_mut(), self.state.as_mut()) else {
+            return None;
+        };
+        loop {
+            let st = state.borrow_and_update().state;
+            if let Err(e) = terminal_error(st) {
+                self.done = true;
+                return Some(Err(e));
+            }
+            tokio::select! {
+                r = view.changed() => {
+                    if r.is_err() {
+                        self.done = true;
+                        return Some(Err(Error::closed()));
+                    }
+                    return Some(Ok(view.borrow_and_update().leader.clone()));
+                }
+                r = state.changed() => {
+                    if r.is_err() {
+                        self.done = true;
+                        return Some(Err(Error::closed()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn terminal_error(st: State) -> Result<()> {
+    match st {
+        State::Ended => Err(Error::ended()),
+        State::Closed => Err(Error::closed()),
+        _ => Ok(()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent, so a panic elsewhere
+    // (which poisons) does not make it unusable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What ended a wait for the win.
+enum WaitOutcome {
+    Won(Result<crate::election::Leader>),
+    SessionGone,
+    OpChanged,
+}
+
+impl Shared {
+    fn backend(&self) -> &Arc<dyn Backend> {
+        &self.client.backend
+    }
+
+    fn info(&self) -> StateInfo {
+        lock(&self.inner).info
+    }
+
+    fn state_now(&self) -> State {
+        let st = self.info().state;
+        if st == State::Leader && self.backend().session().status().health != Health::Healthy {
+            return State::Suspended;
+        }
+        st
+    }
+
+    /// Sets state and term, bumping `op` when `bump`. Caller holds the lock.
+    fn set_state(&self, inner: &mut Inner, state: State, term: Option<u64>, bump: bool) -> u64 {
+        if bump {
+            inner.info.op += 1;
+        }
+        inner.info.state = state;
+        inner.info.term = term;
+        let info = inner.info;
+        self.state_tx.send_replace(info);
+        info.op
+    }
+
+    fn emit(&self, ev: Event) {
+        let mut subs = lock(&self.events);
+        subs.retain(|tx| tx.send(ev.clone()).is_ok());
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.client.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::closed());
+        }
+        terminal_error(self.info().state)
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        let max = self.backend().max_value_len();
+        if value.is_empty() {
+            return Err(Error::invalid("value is empty; a candidate value must be 1 byte or more"));
+        }
+        if value.len() > max {
+            return Err(Error::invalid(format!(
+                "value is {} bytes; this backend's limit is {max} bytes",
+                value.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The error for work whose `op` was invalidated, based on the state now.
+    fn op_error(&self) -> Error {
+        match self.info().state {
+            State::Ended => Error::ended(),
+            State::Closed => Error::closed(),
+            _ => Error::new(ErrorKind::Cancelled, "the campaign was withdrawn by resign()"),
+        }
+    }
+
+    fn withdraw_later(entry: Option<Arc<dyn Entry>>) {
+        if let Some(e) = entry {
+            runtime::spawn_detached(async move {
+                let _ = e.withdraw().await;
+            });
+        }
+    }
+
+    /// Starts the watch of the election (once) and waits for its first snapshot,
+    /// which fixes the epoch this handle belongs to.
+    async fn ensure_monitor(self: &Arc<Self>) -> Result<()> {
+        let mut guard = self.monitor.lock().await;
+        if guard.is_some() {
+            return Ok(());
+        }
+        self.check_usable()?;
+        let (tx, rx) = oneshot::channel();
+        let task = runtime::spawn(monitor(Arc::downgrade(self), tx))?;
+        match rx.await {
+            Ok(Ok(())) => {
+                *guard = Some(task.abort_handle());
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                task.abort();
+                Err(e)
+            }
+            Err(_) => Err(Error::new(ErrorKind::Internal, "the election watch stopped before its first snapshot")),
+        }
+    }
+
+    fn on_snapshot(&self, snap: Snapshot) {
+        let ended = {
+            let mut inner = lock(&self.inner);
+            let base = *inner.epoch_base.get_or_insert(snap.epoch);
+            snap.epoch > base
+        };
+        if ended {
+            self.end_locally();
+            return;
+        }
+        let mut changed = None;
+        self.view_tx.send_if_modified(|v| {
+            if v.leader == snap.leader {
+                return false;
+            }
+            if let Some(l) = &snap.leader {
+                if l.term < v.max_term {
+                    return false; // an older leader than one already reported
+                }
+                v.max_term = l.term;
+            }
+            v.leader = snap.leader.clone();
+            changed = Some(v.leader.clone());
+            true
+        });
+        if let Some(l) = changed {
+            self.emit(Event::LeaderChanged(l));
+        }
+    }
+
+    async fn campaign(self: Arc<Self>, value: Vec<u8>) -> Result<Leadership> {
+        self.check_usable()?;
+        self.check_value(&value)?;
+        self.ensure_monitor().await?;
+        let op = {
+            let mut inner = lock(&self.inner);
+            match inner.info.state {
+                State::Idle => {}
+                State::Campaigning | State::Leader | State::Suspended => {
+                    return Err(Error::invalid(format!(
+                        "election {:?} is already {}; resign() first",
+                        self.name, inner.info.state
+                    )))
+                }
+                st => terminal_error(st)?,
+            }
+            inner.value = value.clone();
+            self.set_state(&mut inner, State::Campaigning, None, true)
+        };
+        let mut guard = CampaignGuard { shared: self.clone(), op, armed: true };
+        let (entry, leader, generation) = self.acquire(op, &value).await?;
+        let lead = self.won(op, entry, leader, generation)?;
+        guard.armed = false;
+        Ok(lead)
+    }
+
+    /// Joins and waits to win, starting over under a new session when the session
+    /// is lost and auto-requeue is on. Returns the winning entry.
+    async fn acquire(self: &Arc<Self>, op: u64, value: &[u8]) -> Result<(Arc<dyn Entry>, Leader, u64)> {
+        let backend = self.backend().clone();
+        let tracker = backend.session().clone();
+        loop {
+            let mut states = self.state_tx.subscribe();
+            let mut sessions = tracker.subscribe();
+            // Wait for a healthy session (a backend replaces a lost one itself).
+            let generation = loop {
+                let st = tracker.status();
+                if st.health == Health::Healthy {
+                    break st.generation;
+                }
+                tokio::select! {
+                    _ = sessions.changed() => {}
+                    _ = op_changed(&mut states, op) => return Err(self.op_error()),
+                }
+            };
+            let entry = tokio::select! {
+                r = backend.join(&self.name, value) => r?,
+                _ = op_changed(&mut states, op) => return Err(self.op_error()),
+            };
+            {
+                let mut inner = lock(&self.inner);
+                if inner.info.op != op {
+                    drop(inner);
+                    Self::withdraw_later(Some(entry));
+                    return Err(self.op_error());
+                }
+                inner.entry = Some(entry.clone());
+            }
+            let outcome = tokio::select! {
+                r = entry.wait_won() => WaitOutcome::Won(r),
+                _ = session_gone(&mut sessions, generation) => WaitOutcome::SessionGone,
+                _ = op_changed(&mut states, op) => WaitOutcome::OpChanged,
+            };
+            match outcome {
+                WaitOutcome::Won(Ok(leader)) => return Ok((entry, leader, generation)),
+                WaitOutcome::OpChanged => return Err(self.op_error()),
+                WaitOutcome::Won(Err(e)) => {
+                    self.take_entry_if(op, &entry);
+                    let _ = entry.withdraw().await;
+                    return Err(e);
+                }
+                WaitOutcome::SessionGone => {
+                    self.take_entry_if(op, &entry);
+                    Self::withdraw_later(Some(entry));
+                    if !self.client.options.auto_requeue {
+                        return Err(Error::new(
+                            ErrorKind::SessionLost,
+                            "the session was lost while campaigning and auto-requeue is off",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_entry_if(&self, op: u64, entry: &Arc<dyn Entry>) {
+        let mut inner = lock(&self.inner);
+        if inner.info.op == op && inner.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            inner.entry = None;
+        }
+    }
+
+    /// Records a win for `op`, starts the hold task and emits `Elected`.
+    fn won(self: &Arc<Self>, op: u64, entry: Arc<dyn Entry>, leader: Leader, generation: u64) -> Result<Leadership> {
+        let mut inner = lock(&self.inner);
+        if inner.info.op != op {
+            drop(inner);
+            Self::withdraw_later(Some(entry));
+            return Err(self.op_error());
+        }
+        inner.entry = Some(entry.clone());
+        let op = self.set_state(&mut inner, State::Leader, Some(leader.term), false);
+        let task = runtime::spawn(self.clone().hold(op, entry, generation))?;
+        if let Some(old) = inner.task.replace(task.abort_handle()) {
+            old.abort();
+        }
+        drop(inner);
+        self.emit(Event::Elected { term: leader.term });
+        Ok(Leadership {
+            term: leader.term,
+            key: leader.key,
+            value: leader.value,
+            op,
+            state: self.state_tx.subscribe(),
+            shared: Arc::downgrade(self),
+        })
+    }
+
+    /// Watches a won leadership: backend loss, session health, reconnect checks.
+    async fn hold(self: Arc<Self>, op: u64, entry: Arc<dyn Entry>, generation: u64) {
+        let tracker = self.backend().session().clone();
+        let mut sessions = tracker.subscribe();
+        loop {
+            let st = tracker.status();
+            if st.generation != generation || st.health == Health::Lost {
+                return self.on_lost(op, LostReason::SessionLost);
+            }
+            let state = self.info();
+            if state.op != op {
+                return;
+            }
+            match (st.health, state.state) {
+                (Health::Suspended, State::Leader) => {
+                    let mut inner = lock(&self.inner);
+                    if inner.info.op == op {
+                        let term = inner.info.term;
+                        self.set_state(&mut inner, State::Suspended, term, false);
+                        drop(inner);
+                        self.emit(Event::Suspended);
+                    }
+                }
+                (Health::Healthy, State::Suspended) => match entry.verify().await {
+                    Ok(true) => {
+                        let mut inner = lock(&self.inner);
+                        if inner.info.op == op && inner.info.state == State::Suspended {
+                            let term = inner.info.term;
+                            self.set_state(&mut inner, State::Leader, term, false);
+                            drop(inner);
+                            self.emit(Event::Reconnected);
+                        }
+                    }
+                    Ok(false) => return self.on_lost(op, LostReason::NotOwner),
+                    Err(_) => {
+                        // Could not check yet: stay suspended and look again shortly.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                },
+                _ => {}
+            }
+            tokio::select! {
+                reason = entry.lost() => return self.on_lost(op, reason),
+                r = sessions.changed() => if r.is_err() { return self.on_lost(op, LostReason::SessionLost) },
+            }
+        }
+    }
+
+    fn on_lost(self: &Arc<Self>, op: u64, reason: LostReason) {
+        let (requeue, value) = {
+            let mut inner = lock(&self.inner);
+            if inner.info.op != op {
+                return;
+            }
+            let entry = inner.entry.take();
+            Self::withdraw_later(entry);
+            inner.task = None; // this is the running task; it returns right after
+            self.set_state(&mut inner, State::Idle, None, true);
+            let requeue = if self.client.options.auto_requeue {
+                Some(self.set_state(&mut inner, State::Campaigning, None, true))
+            } else {
+                None
+            };
+            (requeue, inner.value.clone())
+        };
+        self.emit(Event::Lost { reason });
+        if let Some(op2) = requeue {
+            let s = self.clone();
+            let task = runtime::spawn(async move {
+                match s.acquire(op2, &value).await {
+                    Ok((entry, leader, generation)) => {
+                        let _ = s.won(op2, entry, leader, generation);
+                    }
+                    Err(e) => {
+                        let mut inner = lock(&s.inner);
+                        if inner.info.op == op2 {
+                            let entry = inner.entry.take();
+                            Self::withdraw_later(entry);
+                            s.set_state(&mut inner, State::Idle, None, true);
+                            drop(inner);
+                            s.emit(Event::Error(e));
+                        }
+                    }
+                }
+            });
+            if let Ok(task) = task {
+                let mut inner = lock(&self.inner);
+                if inner.info.op == op2 {
+                    inner.task = Some(task.abort_handle());
+                } else {
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    async fn proclaim(self: Arc<Self>, value: Vec<u8>) -> Result<()> {
+        self.check_usable()?;
+        self.check_value(&value)?;
+        let (entry, op) = {
+            let inner = lock(&self.inner);
+            match self.state_now() {
+                State::Leader => {}
+                State::Suspended => return Err(Error::new(ErrorKind::NotLeader, "leadership is suspended")),
+                st => {
+                    terminal_error(st)?;
+                    return Err(Error::new(ErrorKind::NotLeader, format!("not the leader of {:?} (state {st})", self.name)));
+                }
+            }
+            match &inner.entry {
+                Some(e) => (e.clone(), inner.info.op),
+                None => return Err(Error::new(ErrorKind::Internal, "leader without an entry")),
+            }
+        };
+        entry.proclaim(&value).await?;
+        let mut inner = lock(&self.inner);
+        if inner.info.op == op {
+            inner.value = value;
+        }
+        Ok(())
+    }
+
+    async fn resign(self: Arc<Self>) -> Result<()> {
+        self.check_usable()?;
+        let (entry, was_leader) = {
+            let mut inner = lock(&self.inner);
+            let was_leader = match inner.info.state {
+                State::Leader | State::Suspended => true,
+                State::Campaigning => false,
+                State::Idle => {
+                    return Err(Error::new(ErrorKind::NotLeader, format!("not leading or campaigning in {:?}", self.name)))
+                }
+                st => return terminal_error(st),
+            };
+            if let Some(t) = inner.task.take() {
+                t.abort();
+            }
+            let entry = inner.entry.take();
+            self.set_state(&mut inner, State::Idle, None, true);
+            (entry, was_leader)
+        };
+        if let Some(e) = entry {
+            e.withdraw().await?;
+        }
+        if was_leader {
+            self.emit(Event::Resigned);
+        }
+        Ok(())
+    }
+
+    /// Moves to `Ended` (from a local `end()` or an observed epoch change).
+    fn end_locally(&self) {
+        let entry = {
+            let mut inner = lock(&self.inner);
+            if matches!(inner.info.state, State::Ended | State::Closed) {
+                return;
+            }
+            if let Some(t) = inner.task.take() {
+                t.abort();
+            }
+            let entry = inner.entry.take();
+            self.set_state(&mut inner, State::Ended, None, true);
+            entry
+        };
+        Self::withdraw_later(entry);
+        if let Ok(mut m) = self.monitor.try_lock() {
+            if let Some(t) = m.take() {
+                t.abort();
+            }
+        }
+        self.emit(Event::Ended);
+        lock(&self.events).clear();
+    }
+
+    pub(crate) async fn close(&self) {
+        let entry = {
+            let mut inner = lock(&self.inner);
+            if inner.info.state == State::Closed {
+                return;
+            }
+            if let Some(t) = inner.task.take() {
+                t.abort();
+            }
+            let entry = inner.entry.take();
+            self.set_state(&mut inner, State::Closed, None, true);
+            entry
+        };
+        if let Some(t) = self.monitor.lock().await.take() {
+            t.abort();
+        }
+        lock(&self.events).clear();
+        if let Some(e) = entry {
+            let _ = e.withdraw().await;
+        }
+    }
+}
+
+/// Resolves when the op is no longer `op` (resign, end, close, loss).
+async fn op_changed(states: &mut watch::Receiver<StateInfo>, op: u64) {
+    let _ = states.wait_for(|i| i.op != op).await;
+}
+
+/// Resolves when the session of `generation` is lost or replaced.
+async fn session_gone(sessions: &mut watch::Receiver<crate::session::SessionStatus>, generation: u64) {
+    let _ = sessions.wait_for(|s| s.generation != generation || s.health == Health::Lost).await;
+}
+
+/// Withdraws a candidate whose `campaign` future was dropped or failed.
+struct CampaignGuard {
+    shared: Arc<Shared>,
+    op: u64,
+    armed: bool,
+}
+
+impl Drop for CampaignGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let entry = {
+            let mut inner = lock(&self.shared.inner);
+            if inner.info.op != self.op || inner.info.state != State::Campaigning {
+                return;
+            }
+            let entry = inner.entry.take();
+            self.shared.set_state(&mut inner, State::Idle, None, true);
+            entry
+        };
+        Shared::withdraw_later(entry);
+    }
+}
+
+/// The watch loop of one election handle.
+async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>) {
+    let mut first = Some(first);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let backend = s.backend().clone();
+        let name = s.name.clone();
+        drop(s);
+        match backend.watch(&name).await {
+            Ok(mut stream) => {
+                while let Some(item) = stream.next().await {
+                    let Some(s) = shared.upgrade() else { return };
+                    match item {
+                        Ok(snap) => {
+                            s.on_snapshot(snap);
+                            backoff = Duration::from_millis(50);
+                            if let Some(tx) = first.take() {
+                                let _ = tx.send(Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            if let Some(tx) = first.take() {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                            s.emit(Event::Error(e));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if let Some(s) = shared.upgrade() {
+                    s.emit(Event::Error(e));
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

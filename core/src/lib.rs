@@ -1,0 +1,77 @@
+//! ballot: leader election over etcd, ZooKeeper, Consul and a local single-host
+//! backend, with one API.
+//!
+//! - [`Client`] connects to a backend URL (`file:///dir`, `etcd://h:2379`,
+//!   `zk://h:2181`, `consul://h:8500`) and owns one session, kept alive by the
+//!   library.
+//! - [`Election`] campaigns, proclaims, resigns, reads and observes the leader, and
+//!   ends the election for everyone.
+//! - Every leader has a `term`: a fencing token that strictly increases over the
+//!   successive leaders of an election.
+//! - Loss of leadership is reported (`Suspended`, then `Lost`) no later than the
+//!   earliest moment the backend could let another candidate win.
+//! - [`blocking`] offers the same operations with timeouts to code without an async
+//!   runtime; the C ABI and the Python and Node bindings build on it.
+//!
+//! All background work runs on a runtime owned by the library, so the async API
+//! works from any executor.
+//!
+//! # Examples
+//!
+//! ```
+//! # fn main() -> ballot::Result<()> {
+//! # let dir = std::env::temp_dir().join(format!("ballot-doctest-{}", std::process::id()));
+//! # let url = format!("file://{}", dir.display());
+//! # let rt = tokio::runtime::Runtime::new().unwrap();
+//! # rt.block_on(async {
+//! let client = ballot::Client::connect(&url, ballot::Options::default()).await?;
+//! let election = client.election("svc")?;
+//! let lead = election.campaign(b"node-1").await?;
+//! assert_eq!(election.leader().await?.map(|l| l.term), Some(lead.term()));
+//! election.proclaim(b"node-1 v2").await?;
+//! election.resign().await?;
+//! client.close().await?;
+//! # Ok::<_, ballot::Error>(())
+//! # })?;
+//! # std::fs::remove_dir_all(dir).ok();
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod backend;
+pub mod blocking;
+mod client;
+mod election;
+mod error;
+mod runtime;
+mod session;
+mod url;
+
+pub use client::{default_backend_url, Client, Credentials, Options, TlsOptions};
+pub use election::{Election, Event, Events, Leader, Leadership, LostReason, Observe, State};
+pub use error::{Error, ErrorKind, Result};
+pub use url::MAX_NAME_LEN;
+
+/// The version of this library (the workspace version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<crate::Client>();
+        assert_send_sync::<crate::Election>();
+        assert_send_sync::<crate::Leadership>();
+        assert_send_sync::<crate::Leader>();
+        assert_send_sync::<crate::Error>();
+        assert_send_sync::<crate::Event>();
+        assert_send_sync::<crate::Options>();
+        assert_send_sync::<crate::blocking::Client>();
+        assert_send_sync::<crate::blocking::Election>();
+        assert_send_sync::<crate::blocking::CancelToken>();
+    }
+}

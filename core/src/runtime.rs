@@ -1,0 +1,95 @@
+//! The library-owned tokio runtime.
+//!
+//! Every background task (keepalives, watches, leadership monitors) runs here, so
+//! ballot keeps working whatever runtime (or none) the caller uses, and a caller's
+//! runtime shutting down does not kill a session.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, ErrorKind, Result};
+
+static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+
+thread_local! {
+    static ON_LIBRARY_RUNTIME: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Worker threads of the library runtime. Two is enough: the work is I/O-bound and
+/// every blocking file-system call goes to the blocking pool.
+const WORKERS: usize = 2;
+
+/// The runtime's handle, building the runtime on first use.
+pub(crate) fn handle() -> Result<Handle> {
+    let rt = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKERS)
+            .thread_name("ballot-rt")
+            .enable_all()
+            .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match rt {
+        Ok(rt) => Ok(rt.handle().clone()),
+        Err(e) => Err(Error::new(ErrorKind::Internal, format!("could not start the ballot runtime: {e}"))),
+    }
+}
+
+/// Whether the current thread belongs to the library runtime.
+pub(crate) fn on_library_runtime() -> bool {
+    ON_LIBRARY_RUNTIME.with(|f| f.get())
+}
+
+/// Spawns a background task on the library runtime.
+pub(crate) fn spawn<F>(fut: F) -> Result<JoinHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(handle()?.spawn(fut))
+}
+
+/// Spawns a best-effort background task; if the runtime cannot be built the task is
+/// dropped (nothing useful could run it anyway).
+pub(crate) fn spawn_detached<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(h) = handle() {
+        h.spawn(fut);
+    }
+}
+
+/// Runs `fut` on the library runtime and waits for it from any executor.
+///
+/// Cancel safety: dropping the returned future aborts the task, so `fut` is
+/// dropped at its next await point, exactly as if it had been polled in place.
+pub(crate) async fn run<F, T>(fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    if on_library_runtime() {
+        return fut.await;
+    }
+    let task = AbortOnDrop(spawn(fut)?);
+    let mut task = task;
+    match (&mut task.0).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(Error::new(ErrorKind::Internal, format!("a ballot task panicked: {e}"))),
+        Err(e) => Err(Error::new(ErrorKind::Internal, format!("a ballot task was cancelled: {e}"))),
+    }
+}
+
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
