@@ -52,12 +52,14 @@ pub(crate) async fn demo(backend: Option<String>, n: u32) -> CliResult {
     let url = match backend {
         Some(u) => u,
         None => {
-            let dir = std::env::temp_dir().join(format!("ballot-demo-{}-{}", std::process::id(), monotonic_ns() % 1_000_000));
+            let dir =
+                std::env::temp_dir().join(format!("ballot-demo-{}-{}", std::process::id(), monotonic_ns() % 1_000_000));
             cleanup.dir = Some(dir.clone());
             format!("file://{}", dir.display())
         }
     };
-    let exe = std::env::current_exe().map_err(|e| Fail::new(exit::ERROR, format!("cannot find the ballot binary: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Fail::new(exit::ERROR, format!("cannot find the ballot binary: {e}")))?;
     println!("ballot demo: {n} candidate processes campaign in election {ELECTION:?} on {url}");
     let start = monotonic_ns();
     let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
@@ -96,7 +98,9 @@ pub(crate) async fn demo(backend: Option<String>, n: u32) -> CliResult {
     while campaigning < n || leader.is_none() {
         let l = tokio::time::timeout_at(deadline, rx.recv())
             .await
-            .map_err(|_| Fail::new(exit::ERROR, "timeout: the candidates did not start and elect a leader within 20 s"))?
+            .map_err(|_| {
+                Fail::new(exit::ERROR, "timeout: the candidates did not start and elect a leader within 20 s")
+            })?
             .ok_or_else(|| Fail::new(exit::ERROR, "the candidates exited before electing a leader"))?;
         show(&l, &pids);
         if l.text == "campaigning" {
@@ -112,7 +116,11 @@ pub(crate) async fn demo(backend: Option<String>, n: u32) -> CliResult {
     let kill_at = monotonic_ns();
     // SAFETY: signalling a child we started and have not reaped.
     unsafe { libc::kill(pids[old] as i32, libc::SIGKILL) };
-    println!("{:>9.1} ms  candidate-{old} (pid {:>6})  killed with SIGKILL while leading ({old_term})", ms(start, kill_at), pids[old]);
+    println!(
+        "{:>9.1} ms  candidate-{old} (pid {:>6})  killed with SIGKILL while leading ({old_term})",
+        ms(start, kill_at),
+        pids[old]
+    );
 
     let deadline = tokio::time::Instant::now() + WAIT;
     let (new, failover) = loop {

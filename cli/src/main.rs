@@ -234,7 +234,9 @@ pub(crate) fn format_leader(l: Option<&Leader>, json: bool) -> String {
             let mut o = serde_json::Map::new();
             match std::str::from_utf8(&l.value) {
                 Ok(s) => o.insert("value".into(), s.into()),
-                Err(_) => o.insert("value_hex".into(), l.value.iter().map(|b| format!("{b:02x}")).collect::<String>().into()),
+                Err(_) => {
+                    o.insert("value_hex".into(), l.value.iter().map(|b| format!("{b:02x}")).collect::<String>().into())
+                }
             };
             o.insert("term".into(), l.term.into());
             o.insert("key".into(), l.key.clone().into());

@@ -37,10 +37,7 @@ fn status_code(s: ExitStatus) -> u8 {
 
 fn spawn(cmd: &[String], election: &str, term: u64, key: &str) -> Result<tokio::process::Child, Fail> {
     let mut c = std::process::Command::new(&cmd[0]);
-    c.args(&cmd[1..])
-        .env("BALLOT_TERM", term.to_string())
-        .env("BALLOT_ELECTION", election)
-        .env("BALLOT_KEY", key);
+    c.args(&cmd[1..]).env("BALLOT_TERM", term.to_string()).env("BALLOT_ELECTION", election).env("BALLOT_KEY", key);
     // SAFETY: only async-signal-safe calls between fork and exec.
     let parent = unsafe { libc::getpid() };
     unsafe {

@@ -169,7 +169,12 @@ impl Election {
 
     /// [`campaign`](Self::campaign) that `cancel` can interrupt from another thread
     /// (`Cancelled`; the candidate is withdrawn).
-    pub fn campaign_with(&self, value: &[u8], timeout: Option<Duration>, cancel: Option<&CancelToken>) -> Result<Leadership> {
+    pub fn campaign_with(
+        &self,
+        value: &[u8],
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Leadership> {
         let e = self.inner.clone();
         let v = value.to_vec();
         wait(async move { e.campaign(v).await }, timeout, cancel)
@@ -277,7 +282,11 @@ impl Observer {
     }
 
     /// Like [`next_timeout`](Self::next_timeout), interruptible by `cancel`.
-    pub fn next_with(&mut self, timeout: Option<Duration>, cancel: Option<&CancelToken>) -> Result<Option<Option<Leader>>> {
+    pub fn next_with(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<Option<Leader>>> {
         if self.done {
             return Ok(None);
         }

@@ -251,10 +251,7 @@ struct Inner {
 
 impl fmt::Debug for Election {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Election")
-            .field("name", &self.handle.shared.name)
-            .field("state", &self.state())
-            .finish()
+        f.debug_struct("Election").field("name", &self.handle.shared.name).field("state", &self.state()).finish()
     }
 }
 
@@ -306,7 +303,29 @@ impl Election {
     pub async fn campaign(&self, value: impl AsRef<[u8]>) -> Result<Leadership> {
         let s = self.handle.shared.clone();
         let value = value.as_ref().to_vec();
-        runtime::run(async move { s.campaign(value).await }).await
+        {
+            let (s, v) = (s.clone(), value.clone());
+            runtime::run(async move {
+                s.check_usable()?;
+                s.check_value(&v)?;
+                // Fixes the epoch this participant belongs to before it joins.
+                s.ensure_monitor().await
+            })
+            .await?;
+        }
+        let op = s.begin_campaign(&value)?;
+        // The guard lives in the caller's future, so dropping that future resets the
+        // state and withdraws synchronously, not whenever the runtime gets to the
+        // aborted task.
+        let mut guard = CampaignGuard { shared: s.clone(), op, armed: true };
+        let s2 = s.clone();
+        let lead = runtime::run(async move {
+            let (entry, leader, generation) = s2.acquire(op, &value).await?;
+            s2.won(op, entry, leader, generation)
+        })
+        .await?;
+        guard.armed = false;
+        Ok(lead)
     }
 
     /// Replaces the leader's value; the term does not change.
@@ -574,10 +593,7 @@ impl Shared {
             return Err(Error::invalid("value is empty; a candidate value must be 1 byte or more"));
         }
         if value.len() > max {
-            return Err(Error::invalid(format!(
-                "value is {} bytes; this backend's limit is {max} bytes",
-                value.len()
-            )));
+            return Err(Error::invalid(format!("value is {} bytes; this backend's limit is {max} bytes", value.len())));
         }
         Ok(())
     }
@@ -652,30 +668,21 @@ impl Shared {
         }
     }
 
-    async fn campaign(self: Arc<Self>, value: Vec<u8>) -> Result<Leadership> {
-        self.check_usable()?;
-        self.check_value(&value)?;
-        self.ensure_monitor().await?;
-        let op = {
-            let mut inner = lock(&self.inner);
-            match inner.info.state {
-                State::Idle => {}
-                State::Campaigning | State::Leader | State::Suspended => {
-                    return Err(Error::invalid(format!(
-                        "election {:?} is already {}; resign() first",
-                        self.name, inner.info.state
-                    )))
-                }
-                st => terminal_error(st)?,
+    /// Idle -> Campaigning, returning the new op.
+    fn begin_campaign(&self, value: &[u8]) -> Result<u64> {
+        let mut inner = lock(&self.inner);
+        match inner.info.state {
+            State::Idle => {}
+            State::Campaigning | State::Leader | State::Suspended => {
+                return Err(Error::invalid(format!(
+                    "election {:?} is already {}; resign() first",
+                    self.name, inner.info.state
+                )))
             }
-            inner.value = value.clone();
-            self.set_state(&mut inner, State::Campaigning, None, true)
-        };
-        let mut guard = CampaignGuard { shared: self.clone(), op, armed: true };
-        let (entry, leader, generation) = self.acquire(op, &value).await?;
-        let lead = self.won(op, entry, leader, generation)?;
-        guard.armed = false;
-        Ok(lead)
+            st => terminal_error(st)?,
+        }
+        inner.value = value.to_vec();
+        Ok(self.set_state(&mut inner, State::Campaigning, None, true))
     }
 
     /// Joins and waits to win, starting over under a new session when the session
@@ -718,6 +725,9 @@ impl Shared {
             match outcome {
                 WaitOutcome::Won(Ok(leader)) => return Ok((entry, leader, generation)),
                 WaitOutcome::OpChanged => return Err(self.op_error()),
+                // An end() or resign() withdraws the entry, which fails the wait;
+                // report why the op ended, not the withdrawal.
+                WaitOutcome::Won(Err(_)) if self.info().op != op => return Err(self.op_error()),
                 WaitOutcome::Won(Err(e)) => {
                     self.take_entry_if(op, &entry);
                     let _ = entry.withdraw().await;
@@ -870,14 +880,18 @@ impl Shared {
     async fn proclaim(self: Arc<Self>, value: Vec<u8>) -> Result<()> {
         self.check_usable()?;
         self.check_value(&value)?;
+        let now = self.state_now();
         let (entry, op) = {
             let inner = lock(&self.inner);
-            match self.state_now() {
+            match now {
                 State::Leader => {}
                 State::Suspended => return Err(Error::new(ErrorKind::NotLeader, "leadership is suspended")),
                 st => {
                     terminal_error(st)?;
-                    return Err(Error::new(ErrorKind::NotLeader, format!("not the leader of {:?} (state {st})", self.name)));
+                    return Err(Error::new(
+                        ErrorKind::NotLeader,
+                        format!("not the leader of {:?} (state {st})", self.name),
+                    ));
                 }
             }
             match &inner.entry {
@@ -901,7 +915,10 @@ impl Shared {
                 State::Leader | State::Suspended => true,
                 State::Campaigning => false,
                 State::Idle => {
-                    return Err(Error::new(ErrorKind::NotLeader, format!("not leading or campaigning in {:?}", self.name)))
+                    return Err(Error::new(
+                        ErrorKind::NotLeader,
+                        format!("not leading or campaigning in {:?}", self.name),
+                    ))
                 }
                 st => return terminal_error(st),
             };
@@ -912,11 +929,13 @@ impl Shared {
             self.set_state(&mut inner, State::Idle, None, true);
             (entry, was_leader)
         };
-        if let Some(e) = entry {
-            e.withdraw().await?;
-        }
+        // Emitted with the state change, so it precedes the LeaderChanged that the
+        // removal below causes.
         if was_leader {
             self.emit(Event::Resigned);
+        }
+        if let Some(e) = entry {
+            e.withdraw().await?;
         }
         Ok(())
     }

@@ -68,9 +68,9 @@ impl LocalBackend {
     pub(crate) async fn open(url: &BackendUrl, _options: &Options) -> Result<LocalBackend> {
         let dir = PathBuf::from(&url.path);
         let d2 = dir.clone();
-        blocking(move || std::fs::create_dir_all(&d2))
-            .await?
-            .map_err(|e| Error::io(ErrorKind::Connection, format_args!("cannot create backend directory {}", dir.display()), e))?;
+        blocking(move || std::fs::create_dir_all(&d2)).await?.map_err(|e| {
+            Error::io(ErrorKind::Connection, format_args!("cannot create backend directory {}", dir.display()), e)
+        })?;
         // The local "session" is the process itself: it cannot expire while we run.
         let session = SessionTracker::new(None, Duration::ZERO);
         session.new_session(tokio::time::Instant::now());
@@ -110,9 +110,7 @@ fn encode_segment(seg: &str) -> String {
         cut -= 1;
     }
     // FNV-1a, 64 bits, twice with different offsets: 128 bits against collisions.
-    let fnv = |basis: u64| {
-        seg.bytes().fold(basis, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-    };
+    let fnv = |basis: u64| seg.bytes().fold(basis, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     format!("{}~{:016x}{:016x}.d", &seg[..cut], fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
 }
 
@@ -161,8 +159,9 @@ impl State {
             Some((k, v)) => (k.as_str(), v.as_slice()),
             None => ("-", &[][..]),
         };
-        let mut out = format!("{MAGIC}\nterm {}\nepoch {}\nleader {key}\nvalue {}\n", self.term, self.epoch, value.len())
-            .into_bytes();
+        let mut out =
+            format!("{MAGIC}\nterm {}\nepoch {}\nleader {key}\nvalue {}\n", self.term, self.epoch, value.len())
+                .into_bytes();
         out.extend_from_slice(value);
         out
     }
@@ -197,7 +196,10 @@ impl State {
             Err(e) => return Err(io_err("opening state", dir, e)),
         };
         State::decode(&buf).ok_or_else(|| {
-            Error::new(ErrorKind::Backend, format!("{} is not a ballot state file (corrupt or foreign)", dir.join("state").display()))
+            Error::new(
+                ErrorKind::Backend,
+                format!("{} is not a ballot state file (corrupt or foreign)", dir.join("state").display()),
+            )
         })
     }
 
@@ -352,10 +354,13 @@ impl WatchState {
     }
 }
 
+/// Watched directories: a change counter for each and how many subscribe to it.
+type WatchedDirs = Arc<Mutex<HashMap<PathBuf, (watch::Sender<u64>, usize)>>>;
+
 /// One inotify watcher per backend, fanned out to per-directory channels.
 struct Notifier {
     watcher: notify::RecommendedWatcher,
-    dirs: Arc<Mutex<HashMap<PathBuf, (watch::Sender<u64>, usize)>>>,
+    dirs: WatchedDirs,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -377,7 +382,7 @@ impl Notifier {
         use notify::Watcher;
         let mut slot = lock(&shared.notifier);
         if slot.is_none() {
-            let dirs: Arc<Mutex<HashMap<PathBuf, (watch::Sender<u64>, usize)>>> = Arc::default();
+            let dirs: WatchedDirs = Arc::default();
             let d2 = dirs.clone();
             let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let Ok(ev) = res else { return };
@@ -464,10 +469,8 @@ impl LockQueue {
         q.waiters.push_back((id, tx));
         if !q.thread {
             let me = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name("ballot-flock".into())
-                .stack_size(128 * 1024)
-                .spawn(move || me.run());
+            let spawned =
+                std::thread::Builder::new().name("ballot-flock".into()).stack_size(128 * 1024).spawn(move || me.run());
             match spawned {
                 Ok(_) => q.thread = true,
                 Err(e) => {

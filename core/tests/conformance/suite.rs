@@ -1,0 +1,451 @@
+//! The behaviour every backend must have. Each function takes a fresh backend URL.
+
+use std::time::{Duration, Instant};
+
+use ballot::{blocking, Client, Election, ErrorKind, Event, Options, State};
+use futures_util::StreamExt;
+
+const SHORT: Duration = Duration::from_millis(300);
+const LIVE: Duration = Duration::from_secs(10);
+
+async fn connect(url: &str) -> Client {
+    Client::connect(url, Options::default().with_ttl(Duration::from_secs(5)))
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+fn name() -> String {
+    crate::unique("svc")
+}
+
+/// Awaits `f` with a generous liveness bound.
+async fn live<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(LIVE, f).await.unwrap_or_else(|_| panic!("{what}: not done within {LIVE:?}"))
+}
+
+async fn still_pending<T>(f: &mut (impl std::future::Future<Output = T> + Unpin)) -> bool {
+    tokio::time::timeout(SHORT, f).await.is_err()
+}
+
+pub async fn exactly_one_winner_among_concurrent_candidates(url: &str) {
+    const N: usize = 5;
+    let n = name();
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(connect(url).await);
+    }
+    let elections: Vec<Election> = clients.iter().map(|c| c.election(&n).unwrap()).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (i, e) in elections.iter().enumerate() {
+        let (e, tx) = (e.clone(), tx.clone());
+        tokio::spawn(async move {
+            let lead = e.campaign(format!("c{i}")).await;
+            let _ = tx.send((i, lead));
+        });
+    }
+    let mut terms = Vec::new();
+    for round in 0..N {
+        let (i, lead) = live("a winner", rx.recv()).await.unwrap();
+        let lead = lead.unwrap();
+        // Nobody else may win while `i` leads.
+        assert!(still_pending(&mut Box::pin(rx.recv())).await, "a second winner in round {round}");
+        let leaders = elections.iter().filter(|e| e.state() == State::Leader).count();
+        assert_eq!(leaders, 1, "exactly one handle in state Leader");
+        assert_eq!(elections[i].state(), State::Leader);
+        terms.push(lead.term());
+        elections[i].resign().await.unwrap();
+    }
+    assert!(terms.windows(2).all(|w| w[0] < w[1]), "terms strictly increase: {terms:?}");
+}
+
+pub async fn waiting_campaign_returns_only_after_resign(url: &str) {
+    let n = name();
+    let (a, b) = (connect(url).await, connect(url).await);
+    let (ea, eb) = (a.election(&n).unwrap(), b.election(&n).unwrap());
+    live("a campaign", ea.campaign("a")).await.unwrap();
+    let eb2 = eb.clone();
+    let mut waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    assert!(still_pending(&mut waiting).await, "b must wait while a leads");
+    assert_eq!(eb.state(), State::Campaigning);
+    ea.resign().await.unwrap();
+    let lead = live("b after resign", waiting).await.unwrap().unwrap();
+    assert_eq!(eb.state(), State::Leader);
+    assert_eq!(ea.state(), State::Idle);
+    assert_eq!(lead.value(), b"b");
+}
+
+pub async fn resign_hands_over_and_terms_increase(url: &str) {
+    let n = name();
+    let c = connect(url).await;
+    let (e1, e2) = (c.election(&n).unwrap(), c.election(&n).unwrap());
+    let l1 = e1.campaign("one").await.unwrap();
+    let e2c = e2.clone();
+    let t = tokio::spawn(async move { e2c.campaign("two").await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    e1.resign().await.unwrap();
+    let l2 = live("handover", t).await.unwrap().unwrap();
+    assert!(l2.term() > l1.term());
+    let seen = e1.leader().await.unwrap().expect("a leader");
+    assert_eq!((seen.value.as_slice(), seen.term), (&b"two"[..], l2.term()));
+    assert_eq!(e1.resign().await.unwrap_err().kind(), ErrorKind::NotLeader, "resign when idle");
+}
+
+pub async fn proclaim_changes_value_not_term(url: &str) {
+    let n = name();
+    let c = connect(url).await;
+    let e = c.election(&n).unwrap();
+    let lead = e.campaign("v1").await.unwrap();
+    e.proclaim("v2").await.unwrap();
+    let l = e.leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term, l.key.as_str()), (&b"v2"[..], lead.term(), lead.key()));
+    let other = c.election(&n).unwrap();
+    assert_eq!(other.proclaim("x").await.unwrap_err().kind(), ErrorKind::NotLeader);
+}
+
+pub async fn leader_from_a_non_candidate(url: &str) {
+    let n = name();
+    let (a, reader) = (connect(url).await, connect(url).await);
+    let r = reader.election(&n).unwrap();
+    assert_eq!(r.leader().await.unwrap(), None, "no leader before anyone campaigns");
+    let lead = a.election(&n).unwrap().campaign(b"\x00binary\xff").await.unwrap();
+    let l = r.leader().await.unwrap().expect("leader visible to another client");
+    assert_eq!(l.value, b"\x00binary\xff");
+    assert_eq!((l.term, l.key.as_str()), (lead.term(), lead.key()));
+    assert_eq!(r.state(), State::Idle);
+}
+
+pub async fn observe_never_goes_back(url: &str) {
+    let n = name();
+    let (c, o) = (connect(url).await, connect(url).await);
+    let obs = o.election(&n).unwrap();
+    let mut changes = obs.observe();
+    assert_eq!(live("first item", changes.next()).await.unwrap().unwrap(), None);
+    let mut last_term = 0;
+    for i in 0..5 {
+        let e = c.election(&n).unwrap();
+        let lead = e.campaign(format!("v{i}")).await.unwrap();
+        // Read until this leader shows up; everything before must not go back.
+        loop {
+            let item = live("observe", changes.next()).await.unwrap().unwrap();
+            if let Some(l) = item {
+                assert!(l.term >= last_term, "observe went back from {last_term} to {}", l.term);
+                last_term = l.term;
+                if l.term == lead.term() {
+                    assert_eq!(l.value, format!("v{i}").into_bytes());
+                    break;
+                }
+            }
+        }
+        e.resign().await.unwrap();
+    }
+}
+
+/// Run in a child process by `killed_leader_process_is_replaced`.
+pub fn child_candidate_main() {
+    let (Ok(url), Ok(name)) = (std::env::var("BALLOT_CHILD_URL"), std::env::var("BALLOT_CHILD_ELECTION")) else {
+        return;
+    };
+    let c = blocking::Client::connect(&url, Options::default().with_ttl(Duration::from_secs(5))).unwrap();
+    let e = c.election(&name).unwrap();
+    let lead = e.campaign(b"child", None).unwrap();
+    println!("CHILD elected term={}", lead.term());
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+pub async fn killed_leader_process_is_replaced(url: &str) {
+    use tokio::io::AsyncBufReadExt;
+    let n = name();
+    let exe = std::env::current_exe().unwrap();
+    let mut child = tokio::process::Command::new(exe)
+        .args(["--exact", "child_candidate", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("BALLOT_CHILD_URL", url)
+        .env("BALLOT_CHILD_ELECTION", &n)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let child_term: u64 = live("child elected", async {
+        loop {
+            let l = lines.next_line().await.unwrap().expect("child exited before being elected");
+            // libtest prints "test child_candidate ... " on the same line.
+            if let Some(t) = l.split("CHILD elected term=").nth(1) {
+                return t.trim().parse().unwrap();
+            }
+        }
+    })
+    .await;
+    let c = connect(url).await;
+    let ttl = c.options().ttl();
+    let e = c.election(&n).unwrap();
+    let e2 = e.clone();
+    let mut t = tokio::spawn(async move { e2.campaign("survivor").await });
+    assert!(still_pending(&mut t).await, "must wait while the child leads");
+    child.start_kill().unwrap();
+    let killed = Instant::now();
+    let lead = tokio::time::timeout(ttl + Duration::from_secs(2), t)
+        .await
+        .expect("no new leader within TTL + 2 s")
+        .unwrap()
+        .unwrap();
+    let took = killed.elapsed();
+    assert!(lead.term() > child_term);
+    eprintln!("failover after SIGKILL: {took:?} (ttl {ttl:?})");
+    let _ = child.wait().await;
+}
+
+pub async fn end_reaches_every_participant(url: &str) {
+    let n = name();
+    let (a, b, o, d) = (connect(url).await, connect(url).await, connect(url).await, connect(url).await);
+    let (ea, eb, eo, ed) =
+        (a.election(&n).unwrap(), b.election(&n).unwrap(), o.election(&n).unwrap(), d.election(&n).unwrap());
+    let mut a_events = ea.events();
+    let mut o_events = eo.events();
+    let mut changes = eo.observe();
+    live("observe start", changes.next()).await.unwrap().unwrap();
+    ea.campaign("a").await.unwrap();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ed.end().await.unwrap();
+    assert_eq!(ed.state(), State::Ended);
+    let err = live("waiting campaign ends", waiting).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Ended);
+    for (who, ev) in [("leader", &mut a_events), ("observer", &mut o_events)] {
+        live(who, async {
+            while let Some(e) = ev.next().await {
+                if matches!(e, Event::Ended) {
+                    return;
+                }
+            }
+            panic!("{who}: events ended without Ended");
+        })
+        .await;
+    }
+    assert_eq!(ea.state(), State::Ended);
+    assert_eq!(eb.state(), State::Ended);
+    assert_eq!(eo.state(), State::Ended);
+    assert_eq!(ea.campaign("again").await.unwrap_err().kind(), ErrorKind::Ended);
+    loop {
+        match live("observe ends", changes.next()).await {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                assert_eq!(e.kind(), ErrorKind::Ended);
+                break;
+            }
+            None => panic!("observe ended without Err(Ended)"),
+        }
+    }
+    assert!(changes.next().await.is_none());
+    // The leader stepped down.
+    let fresh = connect(url).await.election(&n).unwrap();
+    live("leader cleared", async {
+        while fresh.leader().await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+pub async fn cancelled_campaign_leaves_no_entry(url: &str) {
+    let n = name();
+    let (a, b) = (connect(url).await, connect(url).await);
+    let (ea, eb) = (a.election(&n).unwrap(), b.election(&n).unwrap());
+    ea.campaign("a").await.unwrap();
+    {
+        let mut fut = Box::pin(eb.campaign("b"));
+        assert!(still_pending(&mut fut).await);
+    } // dropped: withdrawn
+    assert_eq!(eb.state(), State::Idle);
+    ea.resign().await.unwrap();
+    tokio::time::sleep(SHORT).await;
+    assert_eq!(ea.leader().await.unwrap(), None, "the cancelled candidate must not win later");
+    // The handle is reusable.
+    let lead = live("campaign again", eb.campaign("b2")).await.unwrap();
+    assert_eq!(lead.value(), b"b2");
+}
+
+pub async fn timeout_around_campaign_withdraws(url: &str) {
+    let n = name();
+    let (a, b) = (connect(url).await, connect(url).await);
+    let (ea, eb) = (a.election(&n).unwrap(), b.election(&n).unwrap());
+    ea.campaign("a").await.unwrap();
+    assert!(tokio::time::timeout(SHORT, eb.campaign("b")).await.is_err());
+    assert_eq!(eb.state(), State::Idle);
+    // A resign racing with the withdrawal must not hand leadership to b.
+    ea.resign().await.unwrap();
+    tokio::time::sleep(SHORT).await;
+    assert_eq!(eb.leader().await.unwrap(), None);
+    // resign() withdraws a pending campaign, which then fails with Cancelled.
+    ea.campaign("a").await.unwrap();
+    let eb2 = eb.clone();
+    let pending = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    eb.resign().await.unwrap();
+    assert_eq!(live("cancelled", pending).await.unwrap().unwrap_err().kind(), ErrorKind::Cancelled);
+}
+
+pub async fn events_arrive_in_order(url: &str) {
+    let n = name();
+    let c = connect(url).await;
+    let e = c.election(&n).unwrap();
+    let mut ev = e.events();
+    let mut seen = Vec::new();
+    // Collects events until `stop` matches one.
+    async fn until(ev: &mut ballot::Events, seen: &mut Vec<Event>, stop: impl Fn(&Event) -> bool) {
+        live("events", async {
+            while let Some(x) = ev.next().await {
+                let done = stop(&x);
+                seen.push(x);
+                if done {
+                    return;
+                }
+            }
+            panic!("event stream ended early: {seen:?}");
+        })
+        .await
+    }
+    let lead = e.campaign("x").await.unwrap();
+    let term = lead.term();
+    until(&mut ev, &mut seen, |x| matches!(x, Event::LeaderChanged(Some(l)) if l.term == term)).await;
+    e.resign().await.unwrap();
+    until(&mut ev, &mut seen, |x| matches!(x, Event::LeaderChanged(None))).await;
+    let pos =
+        |f: &dyn Fn(&Event) -> bool| seen.iter().position(f).unwrap_or_else(|| panic!("missing event in {seen:?}"));
+    let elected = pos(&|x| matches!(x, Event::Elected { term: t } if *t == term));
+    let resigned = pos(&|x| matches!(x, Event::Resigned));
+    let cleared = pos(&|x| matches!(x, Event::LeaderChanged(None)));
+    assert!(elected < resigned && resigned < cleared, "{seen:?}");
+    assert_eq!(seen.iter().filter(|x| matches!(x, Event::Elected { .. })).count(), 1, "{seen:?}");
+}
+
+pub async fn bad_input_gives_the_right_kind(url: &str) {
+    let c = connect(url).await;
+    for bad in ["", "/svc", "svc/", "a//b", "a\0b", "tab\there"] {
+        assert_eq!(c.election(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "name {bad:?}");
+    }
+    assert_eq!(c.election(&"n".repeat(257)).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert!(c.election(&"n".repeat(256)).is_ok());
+    let e = c.election(&name()).unwrap();
+    assert_eq!(e.campaign(b"").await.unwrap_err().kind(), ErrorKind::InvalidArgument, "empty value");
+    let huge = vec![b'x'; (1 << 20) + 1];
+    assert_eq!(e.campaign(&huge).await.unwrap_err().kind(), ErrorKind::InvalidArgument, "value over 1 MiB");
+    assert_eq!(e.state(), State::Idle, "a rejected campaign changes nothing");
+    e.campaign("ok").await.unwrap();
+    assert_eq!(e.campaign("twice").await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(e.proclaim(&huge).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    for (u, needle) in [
+        ("not a url", "malformed"),
+        ("redis://127.0.0.1", "unknown backend scheme"),
+        ("etcd://127.0.0.1:2379?bogus=1", "unknown option"),
+        ("file:///tmp/x?ttl=fast", "ttl"),
+        ("file:///tmp/x?ttl=1s&margin=2s", "margin"),
+        ("etcd://h:70000", "port"),
+    ] {
+        let err = Client::connect(u, Options::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{u}: {err}");
+        assert!(err.to_string().contains(needle), "{u}: {err}");
+    }
+}
+
+pub async fn use_after_close_is_closed(url: &str) {
+    let c = connect(url).await;
+    let n = name();
+    let e = c.election(&n).unwrap();
+    e.campaign("x").await.unwrap();
+    c.close().await.unwrap();
+    assert_eq!(e.state(), State::Closed);
+    assert_eq!(c.election(&n).unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(e.campaign("y").await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(e.proclaim("y").await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(e.resign().await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(e.leader().await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(e.end().await.unwrap_err().kind(), ErrorKind::Closed);
+    c.close().await.unwrap(); // idempotent
+                              // Closing released the leadership.
+    let other = connect(url).await.election(&n).unwrap();
+    live("released", async {
+        while other.leader().await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // A closed election handle on an open client.
+    let c2 = connect(url).await;
+    let e2 = c2.election(&n).unwrap();
+    e2.close().await;
+    assert_eq!(e2.campaign("z").await.unwrap_err().kind(), ErrorKind::Closed);
+}
+
+pub async fn terms_increase_across_clients_and_end(url: &str) {
+    let n = name();
+    let t1 = {
+        let c = connect(url).await;
+        let t = c.election(&n).unwrap().campaign("a").await.unwrap().term();
+        c.close().await.unwrap();
+        t
+    };
+    let c = connect(url).await;
+    let e = c.election(&n).unwrap();
+    let t2 = e.campaign("b").await.unwrap().term();
+    assert!(t2 > t1, "new client: {t2} > {t1}");
+    e.end().await.unwrap();
+    let e3 = c.election(&n).unwrap();
+    let t3 = live("campaign after end", e3.campaign("c")).await.unwrap().term();
+    assert!(t3 > t2, "after end(): {t3} > {t2}");
+}
+
+pub async fn blocking_facade_timeouts_cancel_and_callbacks(url: &str) {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let n = name();
+        let c = blocking::Client::connect(&url, Options::default()).unwrap();
+        let (a, b) = (c.election(&n).unwrap(), c.election(&n).unwrap());
+        // Events on the library's event thread; the callback calls the blocking API.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b2 = b.clone();
+        let sub = a
+            .on_event(move |ev| {
+                let thread = std::thread::current().name().map(str::to_owned);
+                let state = b2.state(); // blocking API from the callback
+                let leader = b2.leader().map(|l| l.map(|l| l.term));
+                let _ = tx.send((format!("{ev:?}"), thread, state, leader, blocking::in_event_callback()));
+            })
+            .unwrap();
+        let lead = a.campaign(b"a", Some(Duration::from_secs(10))).unwrap();
+        let (ev, thread, _, leader, inside) = rx.recv_timeout(LIVE).unwrap();
+        assert!(ev.starts_with("Elected") || ev.starts_with("LeaderChanged"), "{ev}");
+        assert_eq!(thread.as_deref(), Some("ballot-events"));
+        assert!(inside);
+        assert!(leader.is_ok());
+        // Timeout: withdrawn, kind Timeout.
+        let err = b.campaign(b"b", Some(Duration::from_millis(200))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(b.state(), State::Idle);
+        // Cancel from another thread.
+        let token = blocking::CancelToken::new();
+        let t2 = token.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            t2.cancel();
+        });
+        let started = Instant::now();
+        let err = b.campaign_with(b"b", None, Some(&token)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        canceller.join().unwrap();
+        assert_eq!(b.state(), State::Idle);
+        // Observer with a timeout stays usable.
+        let mut obs = b.observe();
+        let first = obs.next_timeout(Some(LIVE)).unwrap().unwrap();
+        assert_eq!(first.map(|l| l.term), Some(lead.term()));
+        assert_eq!(obs.next_timeout(Some(Duration::from_millis(100))).unwrap_err().kind(), ErrorKind::Timeout);
+        a.resign().unwrap();
+        assert_eq!(obs.next_timeout(Some(LIVE)).unwrap().unwrap(), None);
+        sub.cancel();
+        c.close().unwrap();
+        assert_eq!(a.leader().unwrap_err().kind(), ErrorKind::Closed);
+    })
+    .await
+    .unwrap();
+}

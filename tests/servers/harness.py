@@ -1,0 +1,1142 @@
+#!/usr/bin/env python3
+"""Runs real coordination servers (etcd, ZooKeeper, Consul) on loopback for tests.
+
+Python 3.11, standard library only. Install the servers first with
+tests/servers/install.sh.
+
+    harness.py start KIND [KIND...] --dir STATEDIR [--timeout 60]
+    harness.py stop [KIND...] --dir STATEDIR
+    harness.py kill-member KIND INDEX --dir STATEDIR [--signal KILL]
+    harness.py restart-member KIND INDEX --dir STATEDIR
+    harness.py pause-member KIND INDEX --dir STATEDIR     (SIGSTOP)
+    harness.py resume-member KIND INDEX --dir STATEDIR    (SIGCONT)
+    harness.py status --dir STATEDIR
+    harness.py env --dir STATEDIR
+
+KIND is one of: etcd, etcd-cluster, etcd-auth, etcd-tls, zk, zk-ensemble,
+consul, consul-acl.
+
+`start` prints one `KEY=VALUE` line per fact to stdout (shell-sourceable; a
+value is shell-quoted only when it needs it) and keeps every kind started into
+STATEDIR in STATEDIR/env (the same lines), STATEDIR/env.json (a JSON object)
+and STATEDIR/pids (`PID MEMBER KIND` lines). Progress goes to stderr.
+Processes are only ever signalled by the PID the harness recorded, after
+checking that the PID still belongs to the process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+
+HOST = "127.0.0.1"
+DEFAULT_TIMEOUT = 60.0
+STOP_GRACE = 5.0
+
+# ZooKeeper: Debian's zookeeper.jar names its dependencies (jute, netty,
+# jetty, jackson, metrics, snappy, commons-cli/io, slf4j-api) in its manifest
+# Class-Path, so only an SLF4J binding has to be added for the server to log.
+ZK_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+ZK_JVM_OPTS = [
+    "-Xms32m",
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-Djava.net.preferIPv4Stack=true",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
+    # A member killed before its first snapshot must still be able to restart.
+    "-Dzookeeper.snapshot.trust.empty=true",
+]
+
+KINDS = {
+    # kind: (env prefix, members)
+    "etcd": ("BALLOT_TEST_ETCD", 1),
+    "etcd-cluster": ("BALLOT_TEST_ETCD_CLUSTER", 3),
+    "etcd-auth": ("BALLOT_TEST_ETCD_AUTH", 1),
+    "etcd-tls": ("BALLOT_TEST_ETCD_TLS", 1),
+    "zk": ("BALLOT_TEST_ZK", 1),
+    "zk-ensemble": ("BALLOT_TEST_ZK_ENSEMBLE", 3),
+    "consul": ("BALLOT_TEST_CONSUL", 1),
+    "consul-acl": ("BALLOT_TEST_CONSUL_ACL", 1),
+}
+
+
+class HarnessError(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"harness: {msg}", file=sys.stderr, flush=True)
+
+
+def tail(path: str, lines: int = 40) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+
+def proc_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/PID/stat), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()[0]
+
+
+def reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def is_ours(member: dict) -> bool:
+    """True while the member's recorded PID is alive and is the process we started."""
+    pid = member.get("pid")
+    if not pid:
+        return False
+    reap(pid)
+    st = proc_state(pid)
+    if st is None or st in ("Z", "X"):
+        return False
+    return proc_start_time(pid) == member.get("start_time")
+
+
+def signal_member(member: dict, sig: int) -> bool:
+    if not is_ours(member):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(member["pid"], sig)
+    return True
+
+
+def wait_gone(member: dict, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_ours(member):
+            return True
+        time.sleep(0.05)
+    return not is_ours(member)
+
+
+def stop_members(members: list[dict]) -> dict[str, str]:
+    """Stops the members together: SIGTERM to all, then SIGKILL to those still
+    there after STOP_GRACE seconds. Returns {name: what happened}; raises
+    HarnessError if one survives SIGKILL."""
+    result: dict[str, str] = {}
+    live = []
+    for m in members:
+        if is_ours(m):
+            signal_member(m, signal.SIGTERM)
+            signal_member(m, signal.SIGCONT)  # a paused member must see the TERM
+            live.append(m)
+        else:
+            result[m["name"]] = "not running"
+            m["pid"] = None
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline and any(is_ours(m) for m in live):
+        time.sleep(0.05)
+    for m in live:
+        if is_ours(m):
+            signal_member(m, signal.SIGKILL)
+            result[m["name"]] = f"killed (SIGKILL after {STOP_GRACE:.0f}s)"
+        else:
+            result[m["name"]] = "stopped (SIGTERM)"
+    survivors = [m for m in live if not wait_gone(m, 5.0)]
+    if survivors:
+        raise HarnessError("survived SIGKILL: " + ", ".join(f"{m['name']} (pid {m['pid']})" for m in survivors))
+    for m in live:
+        m["pid"] = None
+    return result
+
+
+def stop_member(member: dict) -> str:
+    return stop_members([member])[member["name"]]
+
+
+def spawn(member: dict) -> subprocess.Popen:
+    os.makedirs(os.path.dirname(member["log"]), exist_ok=True)
+    env = dict(os.environ)
+    env.update(member.get("env") or {})
+    with open(member["log"], "ab") as logf:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        logf.write(f"=== harness {stamp}: {shlex.join(member['argv'])}\n".encode())
+        logf.flush()
+        p = subprocess.Popen(
+            member["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=member.get("cwd") or None,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    member["pid"] = p.pid
+    member["start_time"] = proc_start_time(p.pid)
+    member["started_at"] = time.time()
+    return p
+
+
+# ---------------------------------------------------------------------------
+# ports
+
+
+def free_ports(n: int, taken: set[int], udp: int = 0) -> list[int]:
+    """n distinct free TCP ports on HOST (found by binding port 0); the first
+    `udp` of them are also free for UDP. Ports in `taken` are skipped."""
+    held: list[socket.socket] = []
+    out: list[int] = []
+    try:
+        attempts = 0
+        while len(out) < n:
+            attempts += 1
+            if attempts > 200:
+                raise HarnessError("cannot find free loopback ports")
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            held.append(s)
+            port = s.getsockname()[1]
+            if port in taken or port in out:
+                continue
+            if len(out) < udp:
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    u.bind((HOST, port))
+                except OSError:
+                    u.close()
+                    continue
+                held.append(u)
+            out.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return out
+
+
+# ---------------------------------------------------------------------------
+# readiness checks; each returns (ready, detail)
+
+
+def http_get(port: int, path: str, tls: dict | None = None, headers: dict | None = None,
+             timeout: float = 2.0) -> tuple[int, bytes]:
+    if tls:
+        ctx = ssl.create_default_context(cafile=tls["ca"])
+        ctx.load_cert_chain(tls["cert"], tls["key"])
+        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def http_call(method: str, port: int, path: str, body=None, token: str | None = None,
+              timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Consul-Token"] = token
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def check_etcd(ready: dict) -> tuple[bool, str]:
+    status, body = http_get(ready["port"], "/health", tls=ready.get("tls"))
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        ok = json.loads(text).get("health") == "true"
+    except ValueError:
+        ok = False
+    return ok, f"GET /health -> {status} {text}"
+
+
+def zk_4lw(port: int, word: str, timeout: float = 2.0) -> str:
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def check_zk(ready: dict) -> tuple[bool, str]:
+    out = zk_4lw(ready["port"], "srvr")
+    m = re.search(r"^Mode: *(\S+)", out, re.M)
+    return bool(m), (f"srvr -> Mode: {m.group(1)}" if m else f"srvr -> {out.strip()[:200]!r}")
+
+
+def check_consul(ready: dict) -> tuple[bool, str]:
+    status, body = http_get(ready["port"], "/v1/status/leader")
+    leader = ""
+    if status == 200:
+        with contextlib.suppress(ValueError):
+            leader = json.loads(body) or ""
+    return bool(leader), f"GET /v1/status/leader -> {status} {body.decode('utf-8', 'replace').strip()}"
+
+
+CHECKS = {"etcd": check_etcd, "zk": check_zk, "consul": check_consul}
+
+
+def probe(member: dict) -> tuple[bool, str]:
+    try:
+        return CHECKS[member["ready"]["type"]](member["ready"])
+    except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+        return False, f"{type(e).__name__}: {e}"
+
+
+def wait_ready(pending: list[tuple[dict, subprocess.Popen | None]], timeout: float) -> None:
+    """Waits until every member answers its readiness check. Raises HarnessError
+    naming the member and quoting its log when one exits or times out."""
+    deadline = time.monotonic() + timeout
+    detail: dict[str, str] = {}
+    waiting = list(pending)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(waiting)))
+    try:
+        _wait_ready(pool, waiting, detail, deadline, timeout)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _wait_ready(pool, waiting, detail, deadline, timeout) -> None:
+    while waiting:
+        still = []
+        for member, popen in waiting:
+            code = popen.poll() if popen is not None else None
+            if code is not None or (popen is None and not is_ours(member)):
+                raise HarnessError(
+                    f"{member['name']} exited (code {code}) before it was ready; "
+                    f"last check: {detail.get(member['name'], 'none')}\n"
+                    f"--- tail of {member['log']} ---\n{tail(member['log'])}"
+                )
+        # Probe every member at once, so that a slow answer from one does not
+        # delay (or skew the start-up time of) the others.
+        results = list(pool.map(probe, [m for m, _ in waiting]))
+        for (member, popen), (ok, text) in zip(waiting, results):
+            detail[member["name"]] = text
+            if ok:
+                took = time.time() - member["started_at"]
+                member["ready_after"] = round(took, 2)
+                log(f"{member['name']} ready in {took:.1f}s (pid {member['pid']}; {detail[member['name']]})")
+            else:
+                still.append((member, popen))
+        waiting = still
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            member = waiting[0][0]
+            names = ", ".join(m["name"] for m, _ in waiting)
+            raise HarnessError(
+                f"not ready after {timeout:g}s: {names}; last check of {member['name']}: "
+                f"{detail.get(member['name'])}\n--- tail of {member['log']} ---\n{tail(member['log'])}"
+            )
+        time.sleep(0.15)
+
+
+# ---------------------------------------------------------------------------
+# state
+
+
+class State:
+    """STATEDIR/state.json, guarded by an flock on STATEDIR/.lock."""
+
+    def __init__(self, statedir: str):
+        self.dir = os.path.abspath(statedir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.path = os.path.join(self.dir, "state.json")
+        self._lockf = open(os.path.join(self.dir, ".lock"), "a")
+        fcntl.flock(self._lockf, fcntl.LOCK_EX)
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.data = json.load(f)
+        else:
+            self.data = {"instances": {}}
+
+    @property
+    def instances(self) -> dict:
+        return self.data["instances"]
+
+    def taken_ports(self) -> set[int]:
+        ports = set()
+        for inst in self.instances.values():
+            for m in inst["members"]:
+                ports.update(m["ports"].values())
+        return ports
+
+    def save(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
+        facts: list[tuple[str, str]] = []
+        for inst in self.instances.values():
+            facts.extend(instance_facts(inst))
+        write_atomic(os.path.join(self.dir, "env"),
+                     "# written by tests/servers/harness.py; source it in a shell\n"
+                     + "".join(fact_line(k, v) + "\n" for k, v in facts))
+        write_atomic(os.path.join(self.dir, "env.json"), json.dumps(dict(facts), indent=1) + "\n")
+        pids = []
+        for inst in self.instances.values():
+            for m in inst["members"]:
+                if m.get("pid"):
+                    pids.append(f"{m['pid']} {m['name']} {inst['kind']}\n")
+        write_atomic(os.path.join(self.dir, "pids"), "".join(pids))
+
+    def close(self) -> None:
+        fcntl.flock(self._lockf, fcntl.LOCK_UN)
+        self._lockf.close()
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def fact_line(key: str, value) -> str:
+    return f"{key}={shlex.quote(str(value))}"
+
+
+# ---------------------------------------------------------------------------
+# kinds
+
+
+def new_member(inst: dict, index: int, name: str, argv: list[str], ports: dict, ready: dict,
+               **extra) -> dict:
+    m = {
+        "index": index,
+        "name": name,
+        "argv": argv,
+        "log": os.path.join(inst["dir"], f"{name}.log"),
+        "ports": ports,
+        "ready": ready,
+        "pid": None,
+        "start_time": None,
+    }
+    m.update(extra)
+    return m
+
+
+def fresh_dir(path: str) -> str:
+    """An empty directory at `path` (a new instance must not find the data of
+    an earlier one started into the same STATEDIR)."""
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, mode=0o700)
+    return path
+
+
+def gen_password() -> str:
+    return secrets.token_hex(12)
+
+
+def build_etcd(inst: dict, taken: set[int], opts) -> None:
+    kind = inst["kind"]
+    n = KINDS[kind][1]
+    ports = free_ports(2 * n, taken)
+    tls = None
+    if kind == "etcd-tls":
+        tls = make_certs(os.path.join(inst["dir"], "tls"))
+        inst["info"]["tls"] = tls
+    scheme = "https" if tls else "http"
+    token = f"ballot-{kind}-{secrets.token_hex(4)}"
+    names = [kind if n == 1 else f"{kind}-{i}" for i in range(n)]
+    initial = ",".join(f"{names[i]}=http://{HOST}:{ports[2 * i + 1]}" for i in range(n))
+    for i in range(n):
+        cport, pport = ports[2 * i], ports[2 * i + 1]
+        data = fresh_dir(os.path.join(inst["dir"], names[i] + ".data"))
+        curl = f"{scheme}://{HOST}:{cport}"
+        purl = f"http://{HOST}:{pport}"
+        argv = [
+            "etcd",
+            "--name", names[i],
+            "--data-dir", data,
+            "--listen-client-urls", curl,
+            "--advertise-client-urls", curl,
+            "--listen-peer-urls", purl,
+            "--initial-advertise-peer-urls", purl,
+            "--initial-cluster", initial,
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", token,
+            "--logger", "zap",
+            "--log-outputs", "stderr",
+        ]
+        if tls:
+            argv += [
+                "--cert-file", tls["server_cert"],
+                "--key-file", tls["server_key"],
+                "--trusted-ca-file", tls["ca"],
+                "--client-cert-auth",
+            ]
+        ready = {"type": "etcd", "port": cport}
+        if tls:
+            ready["tls"] = {"ca": tls["ca"], "cert": tls["cert"], "key": tls["key"]}
+        inst["members"].append(new_member(
+            inst, i, names[i], argv, {"client": cport, "peer": pport}, ready, data_dir=data))
+    if kind == "etcd-auth":
+        inst["info"].update({
+            "root_password": gen_password(),
+            "user": "ballot",
+            "password": gen_password(),
+            "role": "ballot",
+            "prefix": opts.etcd_prefix,
+        })
+
+
+def make_certs(d: str) -> dict:
+    """A CA, a server certificate for 127.0.0.1/localhost/::1 (serverAuth and
+    clientAuth: etcd's gRPC gateway presents it as a client certificate) and a
+    client certificate (CN=ballot). RSA 2048, PKCS#8 keys, valid 10 years."""
+    os.makedirs(d, exist_ok=True)
+    cnf = os.path.join(d, "openssl.cnf")
+    write_atomic(cnf, """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = ballot
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost,IP:::1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+[client_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+""")
+    p = {n: os.path.join(d, n) for n in
+         ("ca.crt", "ca.key", "server.crt", "server.key", "server.csr", "client.crt", "client.key", "client.csr")}
+
+    def run(*args):
+        r = subprocess.run(["openssl", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise HarnessError(f"openssl {args[0]} failed: {r.stderr.strip()}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p["ca.key"], "-out", p["ca.crt"],
+        "-days", "3650", "-subj", "/CN=ballot test CA", "-config", cnf, "-extensions", "ca_ext")
+    for who, cn, ext in (("server", "localhost", "server_ext"), ("client", "ballot", "client_ext")):
+        run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", p[f"{who}.key"],
+            "-out", p[f"{who}.csr"], "-subj", f"/CN={cn}", "-config", cnf)
+        run("x509", "-req", "-in", p[f"{who}.csr"], "-CA", p["ca.crt"], "-CAkey", p["ca.key"],
+            "-set_serial", "0x" + secrets.token_hex(8), "-days", "3650",
+            "-extfile", cnf, "-extensions", ext, "-out", p[f"{who}.crt"])
+        os.unlink(p[f"{who}.csr"])
+    for k in ("ca.key", "server.key", "client.key"):
+        os.chmod(p[k], 0o600)
+    return {"ca": p["ca.crt"], "ca_key": p["ca.key"], "server_cert": p["server.crt"],
+            "server_key": p["server.key"], "cert": p["client.crt"], "key": p["client.key"]}
+
+
+def build_zk(inst: dict, taken: set[int], opts) -> None:
+    kind = inst["kind"]
+    n = KINDS[kind][1]
+    per = 1 if n == 1 else 3
+    ports = free_ports(per * n, taken)
+    names = [kind if n == 1 else f"{kind}-{i}" for i in range(n)]
+    servers = ""
+    if n > 1:
+        servers = "".join(
+            f"server.{i + 1}={HOST}:{ports[3 * i + 1]}:{ports[3 * i + 2]}\n" for i in range(n))
+    for i in range(n):
+        mdir = fresh_dir(os.path.join(inst["dir"], names[i] + ".data"))
+        cport = ports[per * i]
+        cfg = os.path.join(inst["dir"], names[i] + ".cfg")
+        write_atomic(cfg, (
+            f"# generated by tests/servers/harness.py\n"
+            f"tickTime={opts.zk_tick_ms}\n"
+            f"initLimit=10\n"
+            f"syncLimit=5\n"
+            f"dataDir={mdir}\n"
+            f"clientPort={cport}\n"
+            f"clientPortAddress={HOST}\n"
+            f"maxClientCnxns=0\n"
+            f"admin.enableServer=false\n"
+            f"4lw.commands.whitelist=*\n"
+            f"autopurge.purgeInterval=0\n"
+            + ("reconfigEnabled=false\nquorumListenOnAllIPs=false\n" + servers if n > 1 else "")
+        ))
+        if n > 1:
+            write_atomic(os.path.join(mdir, "myid"), f"{i + 1}\n")
+        argv = ["java", *ZK_JVM_OPTS, "-cp", ZK_CLASSPATH, ZK_MAIN, cfg]
+        mports = {"client": cport}
+        if n > 1:
+            mports.update({"quorum": ports[3 * i + 1], "election": ports[3 * i + 2]})
+        inst["members"].append(new_member(
+            inst, i, names[i], argv, mports, {"type": "zk", "port": cport},
+            data_dir=mdir, config=cfg, cwd=inst["dir"]))
+
+
+def build_consul(inst: dict, taken: set[int], opts) -> None:
+    kind = inst["kind"]
+    # http, serf lan (tcp+udp), serf wan (tcp+udp), server rpc, grpc
+    serf_lan, serf_wan, http_p, server_p, grpc_p = free_ports(5, taken, udp=2)
+    cfg = {"disable_update_check": True, "ports": {"https": -1}}
+    if opts.consul_session_ttl_min:
+        cfg["session_ttl_min"] = opts.consul_session_ttl_min
+    if kind == "consul-acl":
+        master = str(uuid.uuid4())
+        inst["info"].update({"master_token": master, "token": str(uuid.uuid4()),
+                             "policy": "ballot-test"})
+        cfg["primary_datacenter"] = "dc1"
+        cfg["acl"] = {
+            "enabled": True,
+            "default_policy": "deny",
+            "down_policy": "extend-cache",
+            "enable_token_persistence": True,
+            "tokens": {"master": master, "agent": master},
+        }
+    cfg_path = os.path.join(inst["dir"], f"{kind}.json")
+    write_atomic(cfg_path, json.dumps(cfg, indent=1) + "\n")
+    os.chmod(cfg_path, 0o600)
+    argv = [
+        "consul", "agent", "-dev",
+        "-node", f"ballot-{kind}",
+        "-bind", HOST,
+        "-client", HOST,
+        "-http-port", str(http_p),
+        "-dns-port", "-1",
+        "-serf-lan-port", str(serf_lan),
+        "-serf-wan-port", str(serf_wan),
+        "-server-port", str(server_p),
+        "-grpc-port", str(grpc_p),
+        "-config-file", cfg_path,
+        "-log-level", "info",
+    ]
+    inst["members"].append(new_member(
+        inst, 0, kind, argv,
+        {"http": http_p, "serf_lan": serf_lan, "serf_wan": serf_wan, "server": server_p, "grpc": grpc_p},
+        {"type": "consul", "port": http_p}, config=cfg_path, cwd=inst["dir"]))
+
+
+BUILDERS = {
+    "etcd": build_etcd, "etcd-cluster": build_etcd, "etcd-auth": build_etcd, "etcd-tls": build_etcd,
+    "zk": build_zk, "zk-ensemble": build_zk,
+    "consul": build_consul, "consul-acl": build_consul,
+}
+
+
+# ---------------------------------------------------------------------------
+# setup after the first start (and after a restart, where the state is not kept)
+
+
+def etcdctl(endpoint: str, *args: str, user: str | None = None) -> str:
+    argv = ["etcdctl", "--endpoints", endpoint, "--dial-timeout", "5s", "--command-timeout", "10s"]
+    if user:
+        argv += ["--user", user]
+    argv += list(args)
+    env = dict(os.environ, ETCDCTL_API="3")
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        shown = [a if not (user and a == user) else a.split(":")[0] + ":***" for a in argv]
+        raise HarnessError(f"{shlex.join(shown)} failed: {(r.stderr or r.stdout).strip()}")
+    return r.stdout
+
+
+def setup_etcd_auth(inst: dict) -> None:
+    info = inst["info"]
+    ep = f"http://{HOST}:{inst['members'][0]['ports']['client']}"
+    etcdctl(ep, "user", "add", f"root:{info['root_password']}", "--interactive=false")
+    etcdctl(ep, "role", "add", info["role"])
+    etcdctl(ep, "role", "grant-permission", info["role"], "readwrite", info["prefix"], "--prefix=true")
+    etcdctl(ep, "user", "add", f"{info['user']}:{info['password']}", "--interactive=false")
+    etcdctl(ep, "user", "grant-role", info["user"], info["role"])
+    etcdctl(ep, "auth", "enable")
+    # The user can write under the prefix ...
+    user = f"{info['user']}:{info['password']}"
+    etcdctl(ep, "put", info["prefix"] + ".harness-check", "ok", user=user)
+    # ... and nowhere else.
+    try:
+        etcdctl(ep, "put", "harness-check-outside-prefix", "x", user=user)
+    except HarnessError:
+        pass
+    else:
+        raise HarnessError("etcd-auth: the user could write outside its prefix")
+    log(f"etcd-auth: auth enabled; user {info['user']} has readwrite on prefix {info['prefix']!r}")
+
+
+def setup_consul_acl(inst: dict, timeout: float) -> None:
+    info = inst["info"]
+    port = inst["members"][0]["ports"]["http"]
+    master = info["master_token"]
+    deadline = time.monotonic() + timeout
+    last = ""
+    # The master token is created by the leader shortly after it is elected.
+    while True:
+        try:
+            status, body = http_call("GET", port, "/v1/acl/token/self", token=master)
+            if status == 200:
+                break
+            last = f"{status} {body.decode('utf-8', 'replace').strip()}"
+        except (OSError, http.client.HTTPException) as e:
+            last = str(e)
+        if time.monotonic() > deadline:
+            raise HarnessError(f"consul-acl: master token not usable after {timeout:g}s: {last}")
+        time.sleep(0.2)
+    # agent_prefix read: `consul lock` (and any client that asks the agent for
+    # its node name via /v1/agent/self) needs it.
+    rules = ('key_prefix "" { policy = "write" }\n'
+             'session_prefix "" { policy = "write" }\n'
+             'agent_prefix "" { policy = "read" }\n')
+    status, body = http_call("PUT", port, "/v1/acl/policy", token=master, body={
+        "Name": info["policy"],
+        "Description": "ballot tests: write any key and any session, read the agent",
+        "Rules": rules,
+    })
+    if status != 200:
+        raise HarnessError(f"consul-acl: creating policy failed: {status} {body.decode(errors='replace')}")
+    status, body = http_call("PUT", port, "/v1/acl/token", token=master, body={
+        "SecretID": info["token"],
+        "Description": "ballot tests",
+        "Policies": [{"Name": info["policy"]}],
+    })
+    if status != 200:
+        raise HarnessError(f"consul-acl: creating token failed: {status} {body.decode(errors='replace')}")
+    log(f"consul-acl: ACLs on (default deny); token with policy {info['policy']!r} created")
+
+
+def setup(inst: dict, timeout: float, restart: bool = False) -> None:
+    if inst["kind"] == "etcd-auth" and not restart:
+        setup_etcd_auth(inst)
+    elif inst["kind"] == "consul-acl":
+        # consul -dev keeps everything in memory: a restarted agent needs it again.
+        setup_consul_acl(inst, timeout)
+
+
+# ---------------------------------------------------------------------------
+# facts
+
+
+def instance_facts(inst: dict) -> list[tuple[str, str]]:
+    kind, pre, members, info = inst["kind"], inst["prefix"], inst["members"], inst["info"]
+    single = len(members) == 1
+    f: list[tuple[str, str]] = []
+    add = lambda k, v: f.append((f"{pre}{k}", "" if v is None else str(v)))  # noqa: E731
+    hostports = [f"{HOST}:{m['ports']['client' if 'client' in m['ports'] else 'http']}" for m in members]
+    if kind.startswith("etcd"):
+        tls = kind == "etcd-tls"
+        scheme, hscheme = ("etcds", "https") if tls else ("etcd", "http")
+        add("", f"{scheme}://" + ",".join(hostports))
+        add("_ENDPOINTS", ",".join(f"{hscheme}://{hp}" for hp in hostports))
+        if kind == "etcd-auth":
+            add("_URL", f"etcd://{info['user']}:{info['password']}@{hostports[0]}")
+            add("_USER", info["user"])
+            add("_PASSWORD", info["password"])
+            add("_ROOT_USER", "root")
+            add("_ROOT_PASSWORD", info["root_password"])
+            add("_ROLE", info["role"])
+            add("_PREFIX", info["prefix"])
+        if tls:
+            add("_CA", info["tls"]["ca"])
+            add("_CERT", info["tls"]["cert"])
+            add("_KEY", info["tls"]["key"])
+            add("_SERVER_CERT", info["tls"]["server_cert"])
+            add("_SERVER_KEY", info["tls"]["server_key"])
+    elif kind.startswith("zk"):
+        add("", "zk://" + ",".join(hostports))
+        add("_CONNECT", ",".join(hostports))
+    else:
+        add("", f"consul://{hostports[0]}")
+        add("_HTTP_ADDR", hostports[0])
+        if kind == "consul-acl":
+            add("_URL", f"consul://{info['token']}@{hostports[0]}")
+            add("_TOKEN", info["token"])
+            add("_MASTER_TOKEN", info["master_token"])
+            add("_POLICY", info["policy"])
+    if info.get("version"):
+        add("_VERSION", info["version"])
+    add("_MEMBERS", len(members))
+    for m in members:
+        # Every member has numbered keys (_0_PID, ...); a single-member kind
+        # also has them unnumbered (_PID, ...).
+        for k in ([""] if single else []) + [f"_{m['index']}"]:
+            add(f"{k}_PID", m.get("pid"))
+            for pname, port in m["ports"].items():
+                add(f"{k}_PORT" if pname in ("client", "http") else f"{k}_{pname.upper()}_PORT", port)
+            add(f"{k}_LOG", m["log"])
+            if m.get("data_dir"):
+                add(f"{k}_DATA_DIR", m["data_dir"])
+            if m.get("config"):
+                add(f"{k}_CONFIG", m["config"])
+            if k:
+                add(f"{k}_NAME", m["name"])
+                hp = hostports[m["index"]]
+                if kind.startswith("etcd"):
+                    add(f"{k}_URL", ("etcds" if kind == "etcd-tls" else "etcd") + "://" + hp)
+                    add(f"{k}_ENDPOINT", ("https" if kind == "etcd-tls" else "http") + "://" + hp)
+                elif kind.startswith("zk"):
+                    add(f"{k}_URL", "zk://" + hp)
+                else:
+                    add(f"{k}_URL", "consul://" + hp)
+    return f
+
+
+def server_version(inst: dict) -> str | None:
+    kind = inst["kind"]
+    try:
+        if kind.startswith("etcd"):
+            m = inst["members"][0]
+            st, body = http_get(m["ports"]["client"], "/version", tls=m["ready"].get("tls"))
+            return json.loads(body).get("etcdserver")
+        if kind.startswith("zk"):
+            out = zk_4lw(inst["members"][0]["ports"]["client"], "srvr")
+            # Debian's build says "3.8.0-${mvngit.commit.id}, built on ...".
+            m = re.search(r"^Zookeeper version: *(\d+(?:\.\d+)*)", out, re.M)
+            return m.group(1) if m else None
+        out = subprocess.run(["consul", "version"], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL).stdout
+        m = re.search(r"Consul v(\S+)", out)
+        return m.group(1) if m else None
+    except Exception:  # a version is nice to have, never a failure
+        return None
+
+
+# ---------------------------------------------------------------------------
+# commands
+
+
+REQUIRED_BINARIES = {"etcd": ["etcd", "etcdctl"], "zk": ["java"], "consul": ["consul"]}
+
+
+def check_binaries(kind: str) -> None:
+    family = "etcd" if kind.startswith("etcd") else "zk" if kind.startswith("zk") else "consul"
+    missing = [b for b in REQUIRED_BINARIES[family] if shutil.which(b) is None]
+    if kind == "etcd-tls" and shutil.which("openssl") is None:
+        missing.append("openssl")
+    if family == "zk":
+        missing += [p for p in ZK_CLASSPATH.split(":") if not os.path.exists(p)]
+    if missing:
+        raise HarnessError(f"{kind}: missing {', '.join(missing)}; run tests/servers/install.sh")
+
+
+def cmd_start(args) -> int:
+    kinds = list(dict.fromkeys(args.kinds))
+    for k in kinds:
+        check_binaries(k)
+    st = State(args.dir)
+    started: list[dict] = []
+    popens: list[tuple[dict, subprocess.Popen]] = []
+    ok = False
+    try:
+        out_insts = []
+        for kind in kinds:
+            old = st.instances.get(kind)
+            if old is not None:
+                if all(is_ours(m) for m in old["members"]):
+                    log(f"{kind} is already running in {st.dir}; reusing it")
+                    out_insts.append(old)
+                    continue
+                raise HarnessError(
+                    f"{kind} was started in {st.dir} but is not fully running; "
+                    f"use restart-member, or stop {kind} first")
+            prefix, _ = KINDS[kind]
+            inst = {"kind": kind, "prefix": prefix, "dir": st.dir, "members": [], "info": {}}
+            BUILDERS[kind](inst, st.taken_ports(), args)
+            st.instances[kind] = inst
+            started.append(inst)
+            out_insts.append(inst)
+        for inst in started:
+            for m in inst["members"]:
+                popens.append((m, spawn(m)))
+                log(f"started {m['name']} (pid {m['pid']}, ports "
+                    + ", ".join(f"{k} {v}" for k, v in m["ports"].items()) + f"), log {m['log']}")
+        st.save()  # so that `stop` finds them even if this process dies now
+        wait_ready(popens, args.timeout)
+        for inst in started:
+            t_setup = time.time()
+            setup(inst, args.timeout)
+            inst["info"]["version"] = server_version(inst)
+            inst["ready_after"] = round(max(m["ready_after"] for m in inst["members"])
+                                        + time.time() - t_setup, 2)
+            log(f"{inst['kind']}: up in {inst['ready_after']:.1f}s ({len(inst['members'])} member(s), setup included)")
+        st.save()
+        for inst in out_insts:
+            for k, v in instance_facts(inst):
+                print(fact_line(k, v))
+        sys.stdout.flush()
+        ok = True
+        return 0
+    finally:
+        if not ok:
+            with contextlib.suppress(Exception):
+                stop_members([m for m, _ in popens])
+            for inst in started:
+                st.instances.pop(inst["kind"], None)
+            with contextlib.suppress(Exception):
+                st.save()
+        st.close()
+
+
+def cmd_stop(args) -> int:
+    unknown = [k for k in args.kinds if k not in KINDS]
+    if unknown:
+        raise HarnessError(f"unknown kind {', '.join(unknown)}; expected one of {', '.join(KINDS)}")
+    st = State(args.dir)
+    try:
+        kinds = args.kinds or list(st.instances)
+        for kind in kinds:
+            if kind not in st.instances:
+                log(f"{kind}: not started in {st.dir}")
+        insts = [st.instances[k] for k in kinds if k in st.instances]
+        members = [m for inst in insts for m in inst["members"]]
+        pids = {m["name"]: m.get("pid") for m in members}
+        # An etcd leader that gets SIGTERM hands leadership to a peer first; if
+        # its peers are stopping too, that hand-off hangs until SIGKILL. So the
+        # members of an etcd cluster are stopped one after the other (each in
+        # its own wave), everything else at once.
+        waves: list[list[dict]] = []
+        for inst in insts:
+            serial = inst["kind"].startswith("etcd") and len(inst["members"]) > 1
+            for i, m in enumerate(inst["members"]):
+                w = i if serial else 0
+                while len(waves) <= w:
+                    waves.append([])
+                waves[w].append(m)
+        t0 = time.monotonic()
+        result: dict[str, str] = {}
+        try:
+            for wave in waves:
+                result.update(stop_members(wave))
+        finally:
+            for inst in insts:
+                if not any(m.get("pid") for m in inst["members"]):
+                    del st.instances[inst["kind"]]
+            st.save()
+        for m in members:
+            log(f"{m['name']} (pid {pids[m['name']] or '-'}): {result[m['name']]}")
+        if members:
+            log(f"stopped {len(members)} process(es) in {time.monotonic() - t0:.1f}s")
+        return 0
+    finally:
+        st.close()
+
+
+def find_member(st: State, kind: str, index: int) -> tuple[dict, dict]:
+    inst = st.instances.get(kind)
+    if inst is None:
+        raise HarnessError(f"{kind} was not started in {st.dir}")
+    if not 0 <= index < len(inst["members"]):
+        raise HarnessError(f"{kind} has members 0..{len(inst['members']) - 1}, not {index}")
+    return inst, inst["members"][index]
+
+
+def cmd_kill_member(args) -> int:
+    st = State(args.dir)
+    try:
+        inst, m = find_member(st, args.kind, args.index)
+        sig = signal.Signals["SIG" + args.signal.upper().removeprefix("SIG")]
+        pid = m.get("pid")
+        if not signal_member(m, sig):
+            log(f"{m['name']}: not running")
+        elif sig in (signal.SIGSTOP, signal.SIGCONT):
+            log(f"{m['name']} (pid {pid}): sent {sig.name}")
+        else:
+            if not wait_gone(m, 10.0 if sig == signal.SIGKILL else STOP_GRACE):
+                raise HarnessError(f"{m['name']} (pid {pid}) still running after {sig.name}")
+            log(f"{m['name']} (pid {pid}): gone after {sig.name}")
+            m["pid"] = None
+        st.save()
+        for k, v in instance_facts(inst):
+            print(fact_line(k, v))
+        return 0
+    finally:
+        st.close()
+
+
+def cmd_pause_resume(args, sig: int) -> int:
+    args.signal = signal.Signals(sig).name
+    return cmd_kill_member(args)
+
+
+def cmd_restart_member(args) -> int:
+    st = State(args.dir)
+    try:
+        inst, m = find_member(st, args.kind, args.index)
+        pid = m.get("pid")
+        if is_ours(m):
+            log(f"{m['name']} (pid {pid}): {stop_member(m)}")
+        # The ports were the member's; wait briefly if the kernel still holds one.
+        deadline = time.monotonic() + 10
+        for port in m["ports"].values():
+            while True:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind((HOST, port))
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise HarnessError(f"{m['name']}: port {port} is still in use")
+                        time.sleep(0.2)
+        p = spawn(m)
+        log(f"restarted {m['name']} (pid {m['pid']})")
+        st.save()
+        try:
+            wait_ready([(m, p)], args.timeout)
+            setup(inst, args.timeout, restart=True)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                stop_member(m)
+            st.save()
+            raise
+        st.save()
+        for k, v in instance_facts(inst):
+            print(fact_line(k, v))
+        return 0
+    finally:
+        st.close()
+
+
+def cmd_status(args) -> int:
+    st = State(args.dir)
+    try:
+        for kind, inst in st.instances.items():
+            for m in inst["members"]:
+                alive = is_ours(m)
+                state = "down"
+                if alive:
+                    state = "paused" if proc_state(m["pid"]) == "T" else "running"
+                    ok, detail = probe(m)
+                    state += f", {'ready' if ok else 'not ready'} ({detail})"
+                print(f"{kind} {m['index']} {m['name']} pid={m.get('pid') or '-'} {state}")
+        return 0
+    finally:
+        st.close()
+
+
+def cmd_env(args) -> int:
+    st = State(args.dir)
+    try:
+        for inst in st.instances.values():
+            for k, v in instance_facts(inst):
+                print(fact_line(k, v))
+        return 0
+    finally:
+        st.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="harness.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def common(p):
+        p.add_argument("--dir", required=True, help="state directory (created if missing)")
+
+    p = sub.add_parser("start", help="start one or more kinds (in parallel) and print KEY=VALUE facts")
+    p.add_argument("kinds", nargs="+", choices=list(KINDS), metavar="KIND",
+                   help="one or more of: " + ", ".join(KINDS))
+    common(p)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="readiness timeout, seconds")
+    p.add_argument("--etcd-prefix", default="ballot/",
+                   help="etcd-auth: key prefix the user 'ballot' may read and write (default ballot/)")
+    p.add_argument("--zk-tick-ms", type=int, default=2000,
+                   help="ZooKeeper tickTime; sessions may last 2..20 ticks (default 2000)")
+    p.add_argument("--consul-session-ttl-min", default=None,
+                   help="Consul session_ttl_min, e.g. 1s (Consul's default is 10s)")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("stop", help="stop every process started into STATEDIR (or those of KINDs)")
+    # (no `choices`: argparse rejects an empty list against them)
+    p.add_argument("kinds", nargs="*", metavar="KIND", help="default: every kind in STATEDIR")
+    common(p)
+    p.set_defaults(func=cmd_stop)
+
+    for name, helptext in (("kill-member", "signal one member (default SIGKILL) and wait until it is gone"),
+                           ("restart-member", "stop one member if it runs, start it again, wait until ready"),
+                           ("pause-member", "SIGSTOP one member"),
+                           ("resume-member", "SIGCONT one member")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("kind", choices=list(KINDS), metavar="KIND")
+        p.add_argument("index", type=int, metavar="INDEX")
+        common(p)
+        if name == "kill-member":
+            p.add_argument("--signal", default="KILL", help="KILL (default), TERM, INT, ...")
+            p.set_defaults(func=cmd_kill_member)
+        elif name == "restart-member":
+            p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+            p.set_defaults(func=cmd_restart_member)
+        elif name == "pause-member":
+            p.set_defaults(func=lambda a: cmd_pause_resume(a, signal.SIGSTOP))
+        else:
+            p.set_defaults(func=lambda a: cmd_pause_resume(a, signal.SIGCONT))
+
+    p = sub.add_parser("status", help="show each member: running/paused/down, ready or not")
+    common(p)
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("env", help="print the KEY=VALUE facts of everything started into STATEDIR")
+    common(p)
+    p.set_defaults(func=cmd_env)
+
+    args = ap.parse_args(argv)
+    # On SIGTERM, unwind (so that a half-done `start` stops what it started).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        return args.func(args)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
