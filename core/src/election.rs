@@ -1009,15 +1009,30 @@ impl Drop for CampaignGuard {
         if !self.armed {
             return;
         }
-        let entry = {
+        let (entry, resigned) = {
             let mut inner = lock(&self.shared.inner);
-            if inner.info.op != self.op || inner.info.state != State::Campaigning {
+            if inner.info.op != self.op {
                 return;
             }
+            let resigned = match inner.info.state {
+                State::Campaigning => false,
+                // Won on the runtime, but the caller dropped the future before it
+                // heard: nobody knows it leads, so it must not keep leading.
+                State::Leader | State::Suspended => {
+                    if let Some(t) = inner.task.take() {
+                        t.abort();
+                    }
+                    true
+                }
+                _ => return,
+            };
             let entry = inner.entry.take();
             self.shared.set_state(&mut inner, State::Idle, None, true);
-            entry
+            (entry, resigned)
         };
+        if resigned {
+            self.shared.emit(Event::Resigned);
+        }
         Shared::withdraw_later(entry);
     }
 }
