@@ -281,6 +281,24 @@ async fn session_timeout_option_sets_the_ttl_in_force() {
     assert_eq!(c.election("a/./b").unwrap().leader().await.unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_value_round_trips_and_one_more_byte_is_refused() {
+    let c = connect(&format!("{}/{}", env("BALLOT_TEST_ZK"), unique("big")), Duration::from_secs(4)).await;
+    let e = c.election("svc").unwrap();
+    // 1 MiB less 4 KiB, which leaves room for the path and the framing in
+    // ZooKeeper's 1 MiB packet limit (jute.maxbuffer).
+    let max = (1 << 20) - 4096;
+    let err = e.campaign(vec![b'v'; max + 1]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    e.campaign(vec![b'v'; max]).await.unwrap();
+    let l = e.leader().await.unwrap().unwrap();
+    assert_eq!(l.value.len(), max);
+    e.proclaim(vec![b'w'; max]).await.unwrap();
+    assert_eq!(e.leader().await.unwrap().unwrap().value, vec![b'w'; max]);
+    let err = e.proclaim(vec![b'x'; max + 1]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+}
+
 // ---------------------------------------------------------------------------
 // A leader paused past its session timeout
 

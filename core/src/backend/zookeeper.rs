@@ -473,6 +473,15 @@ impl Backend for ZkBackend {
         };
         guard.client = None;
         let name = format!("{protected}{LATCH}{}", fmt_seq(seq));
+        if attempts > 1 {
+            // A retried create may have made a second node under our protected name;
+            // any such twin would sit in the queue for the whole life of the session.
+            if let Ok(children) = client.list_children(&dir).await {
+                for twin in children.iter().filter(|c| c.starts_with(&protected) && **c != name) {
+                    let _ = client.delete(&format!("{dir}/{twin}"), None).await;
+                }
+            }
+        }
         Ok(Arc::new(ZkEntry {
             shared: self.shared.clone(),
             conn,
