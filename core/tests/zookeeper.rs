@@ -401,6 +401,21 @@ async fn paused_leader_never_acts_after_another_won() {
         }
     }
     assert_eq!(e.state(), State::Leader);
+    // The old leader campaigned again under a new session (auto-requeue): it wins
+    // once we step down.
+    e.resign().await.unwrap();
+    live("the old leader is elected again", async {
+        loop {
+            let l = lines.next_line().await.unwrap().expect("child exited");
+            if l.contains("EVENT Elected") {
+                return;
+            }
+        }
+    })
+    .await;
+    let again = e.leader().await.unwrap().expect("a leader");
+    assert_eq!(again.value, b"child");
+    assert!(again.term > lead.term());
     let _ = child.kill().await;
 }
 
