@@ -350,6 +350,14 @@ async fn supervise(weak: Weak<ZkShared>, mut conn: Arc<Conn>) {
                 return;
             }
             match open_session(&shared.hosts, &shared.chroot, shared.auth.as_deref(), shared.requested_timeout).await {
+                // The tracker's deadline is computed from the first session's timeout; a
+                // shorter one (the server's limits changed) would let the server expire
+                // us before we report the loss, so such a session is not used.
+                Ok((client, _)) if client.session_timeout() < shared.ttl => {
+                    drop(client);
+                    drop(shared);
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
                 Ok((client, sent)) => {
                     let mut slot = lock(&shared.conn);
                     let session_id = client.session_id().0;
