@@ -548,3 +548,60 @@ async fn killing_the_member_under_a_leader_keeps_the_election_going() {
     assert!(lb.term() > lead.term());
     assert_eq!(eb.leader().await.unwrap().map(|l| l.value), Some(b"b".to_vec()));
 }
+
+/// CURATOR-696: while a leader is cut off, its node is replaced by one of the same
+/// name owned by another session. After the reconnect, the old leader must find
+/// that the node is not its own and step down instead of leading again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnected_leader_checks_that_its_node_is_still_its_own() {
+    let _one = ENSEMBLE.lock().await;
+    let f = facts();
+    let ns = unique("owner");
+    let i = (0..3)
+        .find(|i| four_letters(&f[&format!("BALLOT_TEST_ZK_ENSEMBLE_{i}_PORT")], "srvr").contains("Mode: follower"))
+        .expect("a follower");
+    let others: Vec<String> = (0..3)
+        .filter(|j| *j != i)
+        .map(|j| format!("127.0.0.1:{}", f[&format!("BALLOT_TEST_ZK_ENSEMBLE_{j}_PORT")]))
+        .collect();
+    let a = connect(&format!("{}/{ns}", f[&format!("BALLOT_TEST_ZK_ENSEMBLE_{i}_URL")]), Duration::from_secs(10)).await;
+    let ea = a.election("svc").unwrap();
+    let mut a_events = ea.events();
+    let lead = ea.campaign("a").await.unwrap();
+    let impostor =
+        zookeeper_client::Client::connect(&format!("{}/{ns}", others.join(","))).await.expect("impostor session");
+
+    harness(&["pause-member", "zk-ensemble", &i.to_string()]);
+    let restore = Restore { action: "resume-member", member: i.to_string() };
+    wait_event(&mut a_events, "Suspended", |e| matches!(e, Event::Suspended)).await;
+    // Same path, same data, another owner.
+    impostor.delete(lead.key(), None).await.unwrap();
+    impostor
+        .create(
+            lead.key(),
+            b"a",
+            &zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    drop(restore); // resume: the leader's session reconnects, still alive
+    let outcome = live("the old leader decides", async {
+        while let Some(ev) = a_events.next().await {
+            match ev {
+                Event::Reconnected => return Err("claimed leadership again on a node it does not own"),
+                Event::Lost { reason } => return Ok(reason),
+                _ => {}
+            }
+        }
+        Err("events ended")
+    })
+    .await;
+    let reason = outcome.unwrap();
+    eprintln!("the reconnected leader stepped down: {reason}");
+    assert_ne!(ea.state(), State::Leader);
+    // Stepping down removed nothing that belongs to the other session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, stat) = impostor.get_data(lead.key()).await.expect("the other session's node is still there");
+    assert_eq!(stat.ephemeral_owner, impostor.session_id().0);
+    drop(impostor);
+}

@@ -384,7 +384,7 @@ async fn supervise(weak: Weak<ZkShared>, mut conn: Arc<Conn>) {
 fn heartbeat(weak: &Weak<ZkShared>, conn: &Arc<Conn>, limit: Duration) {
     let Some(shared) = weak.upgrade() else { return };
     let Ok(client) = conn.client() else { return };
-    let generation = conn.generation;
+    let (generation, session_id) = (conn.generation, conn.session_id);
     tokio::spawn(async move {
         let sent = Instant::now();
         if let Ok(Ok(_)) = tokio::time::timeout(limit, client.check_stat("/")).await {
@@ -392,7 +392,14 @@ fn heartbeat(weak: &Weak<ZkShared>, conn: &Arc<Conn>, limit: Duration) {
             let orphans: Vec<String> =
                 lock(&shared.orphans).iter().filter(|(g, _)| *g == generation).map(|(_, p)| p.clone()).collect();
             for path in orphans {
-                if matches!(client.delete(&path, None).await, Ok(()) | Err(zk::Error::NoNode)) {
+                let done = match client.check_stat(&path).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session_id => {
+                        matches!(client.delete(&path, Some(stat.version)).await, Ok(()) | Err(zk::Error::NoNode))
+                    }
+                    Ok(_) => true, // gone, or no longer ours
+                    Err(_) => false,
+                };
+                if done {
                     lock(&shared.orphans).retain(|(_, p)| *p != path);
                 }
             }
@@ -731,8 +738,22 @@ impl Entry for ZkEntry {
         }
         let Ok(client) = self.conn.client() else { return Ok(()) }; // the session, and the node, are gone
         for _ in 0..20 {
-            match client.delete(&self.path, None).await {
+            // Delete only our own node: after a reconnect the path may belong to
+            // another session (see `verify`), and that node is not ours to remove.
+            let version = match client.check_stat(&self.path).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(stat)) if stat.ephemeral_owner != self.conn.session_id => return Ok(()),
+                Ok(Some(stat)) => stat.version,
+                Err(e) if session_over(&e) => return Ok(()),
+                Err(e) if transient(&e) => {
+                    tokio::time::sleep(RETRY * 2).await;
+                    continue;
+                }
+                Err(e) => return Err(zk_err(format_args!("checking {}", self.path), e)),
+            };
+            match client.delete(&self.path, Some(version)).await {
                 Ok(()) | Err(zk::Error::NoNode) => return Ok(()),
+                Err(zk::Error::BadVersion) => continue,
                 Err(e) if session_over(&e) => return Ok(()),
                 Err(e) if transient(&e) => tokio::time::sleep(RETRY * 2).await,
                 Err(e) => {
