@@ -712,9 +712,19 @@ impl Entry for ZkEntry {
 
     async fn proclaim(&self, value: &[u8]) -> Result<()> {
         let client = self.client()?;
-        match client.set_data(&self.path, value, None).await {
+        let not_leader = || Error::new(ErrorKind::NotLeader, "zookeeper: our candidate node is gone");
+        // Write only to our own node, at the version we just saw.
+        let version = match client.check_stat(&self.path).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == self.conn.session_id => stat.version,
+            Ok(_) => return Err(not_leader()),
+            Err(e) => return Err(zk_err(format_args!("checking {}", self.path), e)),
+        };
+        match client.set_data(&self.path, value, Some(version)).await {
             Ok(_) => Ok(()),
-            Err(zk::Error::NoNode) => Err(Error::new(ErrorKind::NotLeader, "zookeeper: our candidate node is gone")),
+            Err(zk::Error::NoNode) => Err(not_leader()),
+            Err(zk::Error::BadVersion) => {
+                Err(Error::new(ErrorKind::Backend, "zookeeper: our node changed during proclaim; try again"))
+            }
             Err(e) => Err(zk_err(format_args!("writing {}", self.path), e)),
         }
     }
