@@ -16,6 +16,10 @@ step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 
 # Servers that the test suites need; each backend adds its kinds here.
 SERVER_KINDS=()
+SERVER_KINDS+=(zk zk-ensemble)
+# ZooKeeper expires a session up to one tick after its timeout: 1 s ticks keep the
+# failover bounds of the tests (TTL + 2 s) meaningful. Sessions may last 2..20 s.
+HARNESS_OPTS=(--zk-tick-ms 1000)
 
 step "toolchain"
 if ! command -v cargo >/dev/null 2>&1; then
@@ -38,7 +42,7 @@ if [ ${#SERVER_KINDS[@]} -gt 0 ]; then
     bash tests/servers/install.sh all
     step "start servers: ${SERVER_KINDS[*]}"
     STATE=$(mktemp -d -t ballot-servers.XXXXXX)
-    python3 tests/servers/harness.py start "${SERVER_KINDS[@]}" --dir "$STATE" >/dev/null
+    python3 tests/servers/harness.py start "${SERVER_KINDS[@]}" "${HARNESS_OPTS[@]}" --dir "$STATE" >/dev/null
     set -a
     # shellcheck disable=SC1091
     . "$STATE/env"

@@ -232,6 +232,10 @@ impl Client {
             }
         })
         .await?;
+        let mut options = options;
+        if let Some(ttl) = backend.session_ttl() {
+            options.ttl = ttl;
+        }
         Ok(Client {
             inner: Arc::new(ClientInner {
                 backend,

@@ -81,7 +81,9 @@ install_etcd() {
 install_zookeeper() {
   # netcat-openbsd: `echo srvr | nc` for the four-letter words.
   apt_install_missing zookeeper netcat-openbsd
-  # Curator (for a later interop test) is optional: install it when apt has it.
+  # javac compiles the Curator LeaderLatch program of the ZooKeeper interop test.
+  command -v javac >/dev/null 2>&1 || apt_install_missing default-jdk-headless
+  # Curator, for the interop test (core/tests/zookeeper.rs), when apt has it.
   if pkg_installed libcurator-recipes-java; then
     log "already installed: libcurator-recipes-java"
   else
@@ -90,7 +92,7 @@ install_zookeeper() {
       apt_install_missing libcurator-recipes-java
     else
       log "NOTE: libcurator-recipes-java is not available from apt here;" \
-          "the Curator interop test will have to be skipped (not an error)."
+          "the Curator interop test will fail and say so."
     fi
   fi
   log "zookeeper: $(dpkg-query -W -f='${Version}' zookeeper)"

@@ -20,6 +20,8 @@ use crate::url::{BackendUrl, Scheme};
 
 #[cfg(feature = "local")]
 pub(crate) mod local;
+#[cfg(feature = "zookeeper")]
+pub(crate) mod zookeeper;
 
 /// A boxed stream of snapshots of one election.
 pub(crate) type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot>> + Send>>;
@@ -46,6 +48,12 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// The largest value this backend stores, in bytes.
     fn max_value_len(&self) -> usize;
+
+    /// The session TTL actually in force when the server decides it (a ZooKeeper
+    /// server clamps the requested session timeout); `None` keeps the requested TTL.
+    fn session_ttl(&self) -> Option<std::time::Duration> {
+        None
+    }
 
     /// Adds a candidate with `value` to `election` under the current session.
     /// The returned entry is not yet leader; `Entry::wait_won` says when it is.
@@ -95,6 +103,8 @@ pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<Arc<d
     match url.scheme {
         #[cfg(feature = "local")]
         Scheme::File => Ok(Arc::new(local::LocalBackend::open(url, options).await?)),
+        #[cfg(feature = "zookeeper")]
+        Scheme::Zk => Ok(Arc::new(zookeeper::ZkBackend::open(url, options).await?)),
         other => {
             let _ = options;
             Err(Error::new(

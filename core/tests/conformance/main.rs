@@ -56,6 +56,16 @@ macro_rules! backend_tests {
 }
 
 backend_tests!(local, crate::local_url());
+backend_tests!(zookeeper, crate::zk_url());
+
+/// A fresh chroot on the ZooKeeper server that the harness started (the backend
+/// creates the chroot).
+pub fn zk_url() -> String {
+    let base = std::env::var("BALLOT_TEST_ZK").unwrap_or_else(|_| {
+        panic!("BALLOT_TEST_ZK is not set: start ZooKeeper with tests/servers/harness.py (tests/run.sh does)")
+    });
+    format!("{base}/ballot-conformance/{}", unique("ns"))
+}
 
 /// Not a test: the candidate process that `killed_leader_process_is_replaced`
 /// starts (this same binary) and kills. It does nothing unless that test set

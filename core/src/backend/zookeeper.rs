@@ -1,0 +1,916 @@
+//! The ZooKeeper backend (`zk://[user:pass@]h1:2181[,h2:2181...][/chroot]`).
+//!
+//! Layout of one election `NAME` (below the chroot, if any):
+//!
+//! - `/NAME` is a container node (as Curator's `creatingParentContainersIfNeeded`
+//!   makes it); ancestors of a nested name are containers too.
+//! - Each candidate is an EPHEMERAL_SEQUENTIAL node `/NAME/_c_<uuid>-latch-<seq>`
+//!   whose data is its value: Curator's *protected* `LeaderLatch` naming. A
+//!   LeaderLatch on `/NAME` and a ballot election `NAME` are the same election.
+//! - The leader is the latch node with the lowest sequence number. A waiting
+//!   candidate watches only its predecessor, so a release wakes one candidate.
+//! - `term` is the leader node's `czxid`. zxids are global to the ensemble and only
+//!   grow, and sequence order within `/NAME` is creation order, so successive
+//!   leaders have strictly increasing terms, also across `end()`, reconnects and
+//!   server restarts (zxids are persisted).
+//! - `end()` writes the epoch into a persistent child `/NAME/~ballot-epoch`
+//!   (decimal text). Curator's LeaderLatch sorts children by the text after
+//!   `latch-`, and a name without `latch-` by its whole name; `~` sorts after every
+//!   digit, so the marker is never anybody's predecessor and never first while a
+//!   latch node exists. Curator latches keep running across an `end()` (they know
+//!   nothing of it); only ballot participants are ended. The marker also keeps the
+//!   container `/NAME` from being reaped, so the epoch survives.
+//!
+//! Sessions: one ZooKeeper session per client. The negotiated session timeout is
+//! the TTL (the `session_timeout=` URL option, else `ttl=`/[`Options::with_ttl`],
+//! is what the client asks for; the server clamps it to 2..20 ticks). The library
+//! sends its own small request every TTL/3 and feeds the send time of each answered
+//! one to the [`SessionTracker`]: the server expires a session a session timeout
+//! after it last heard from the client, which is no earlier than the send time of
+//! our last answered request. `Disconnected` suspends; `Expired` (or our own
+//! deadline passing first) loses the session, which is then closed and replaced by
+//! a new one (a new generation), so the engine can campaign again.
+//!
+//! With credentials, the client authenticates with the `digest` scheme and every
+//! node it creates (chroot, election containers, candidates, the epoch marker) gets
+//! the creator-only ACL, so no other identity can read, change or delete them.
+//! ZooKeeper never rejects a digest identity, so wrong credentials show up as an
+//! `Auth` error on the first node that the right identity created.
+//!
+//! A missing chroot is created (persistent, with the ACL above) at connect.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use zookeeper_client as zk;
+
+use super::{Backend, Entry, Snapshot, SnapshotStream};
+use crate::client::{Credentials, Options};
+use crate::election::{Leader, LostReason};
+use crate::error::{Error, ErrorKind, Result};
+use crate::session::{Health, SessionTracker};
+use crate::url::BackendUrl;
+
+/// ZooKeeper's default `jute.maxbuffer` is 1 MiB for a whole packet; leave room
+/// for the path and the framing.
+const MAX_VALUE: usize = (1 << 20) - 4096;
+/// The child of an election node that holds its epoch (see the module docs).
+pub(crate) const EPOCH_MARKER: &str = "~ballot-epoch";
+/// Curator's LeaderLatch lock name; candidate nodes contain it.
+const LATCH: &str = "latch-";
+/// Pause before retrying after a transient error (connection loss).
+const RETRY: Duration = Duration::from_millis(100);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Maps a ZooKeeper error to ballot's kinds; `what` names the operation.
+fn zk_err(what: impl std::fmt::Display, e: zk::Error) -> Error {
+    let kind = match &e {
+        zk::Error::NoAuth | zk::Error::AuthFailed => ErrorKind::Auth,
+        zk::Error::ConnectionLoss | zk::Error::NoHosts | zk::Error::Timeout => ErrorKind::Connection,
+        zk::Error::SessionExpired | zk::Error::SessionMoved => ErrorKind::SessionLost,
+        zk::Error::ClientClosed => ErrorKind::Closed,
+        zk::Error::BadArguments(_) | zk::Error::InvalidAcl => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, format!("zookeeper: {what}: {e}")).with_source(e)
+}
+
+/// Errors after which the same request may succeed once the connection is back.
+fn transient(e: &zk::Error) -> bool {
+    matches!(e, zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::Throttled)
+}
+
+/// Errors that mean this session is over for good.
+fn session_over(e: &zk::Error) -> bool {
+    matches!(e, zk::Error::SessionExpired | zk::Error::SessionMoved | zk::Error::ClientClosed | zk::Error::AuthFailed)
+}
+
+/// The sequence number of a Curator latch node name (`..latch-0000000012`).
+fn latch_seq(name: &str) -> Option<i64> {
+    let i = name.rfind(LATCH)?;
+    let digits = &name[i + LATCH.len()..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The latch children of an election node, lowest sequence first.
+fn sorted_latches(children: Vec<String>) -> Vec<(i64, String)> {
+    let mut v: Vec<(i64, String)> = children.into_iter().filter_map(|c| latch_seq(&c).map(|s| (s, c))).collect();
+    v.sort();
+    v
+}
+
+fn parse_epoch(data: &[u8]) -> Result<u64> {
+    std::str::from_utf8(data).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
+        Error::new(ErrorKind::Backend, format!("zookeeper: {EPOCH_MARKER} does not hold a decimal epoch"))
+    })
+}
+
+/// The election node path for `name`, checked against what ZooKeeper refuses.
+fn election_dir(name: &str) -> Result<String> {
+    for seg in name.split('/') {
+        if seg == "." || seg == ".." {
+            return Err(Error::invalid(format!(
+                "election name {name:?}: ZooKeeper does not allow the segment {seg:?}"
+            )));
+        }
+        if seg == EPOCH_MARKER {
+            return Err(Error::invalid(format!(
+                "election name {name:?}: the segment {EPOCH_MARKER:?} is reserved by the ZooKeeper backend"
+            )));
+        }
+    }
+    Ok(format!("/{name}"))
+}
+
+/// One ZooKeeper session.
+#[derive(Debug)]
+struct Conn {
+    /// Taken out (and so dropped, which closes the session) by `close`.
+    client: Mutex<Option<zk::Client>>,
+    generation: u64,
+    session_id: i64,
+}
+
+impl Conn {
+    fn client(&self) -> Result<zk::Client> {
+        lock(&self.client)
+            .clone()
+            .ok_or_else(|| Error::new(ErrorKind::SessionLost, "zookeeper: this session was closed or replaced"))
+    }
+
+    fn close(&self) {
+        lock(&self.client).take();
+    }
+}
+
+#[derive(Debug)]
+struct ZkShared {
+    /// `h1:p1,h2:p2` without the chroot.
+    hosts: String,
+    /// `/a/b`, or empty.
+    chroot: String,
+    /// `user:password` for the digest scheme.
+    auth: Option<Vec<u8>>,
+    requested_timeout: Duration,
+    tracker: Arc<SessionTracker>,
+    ttl: Duration,
+    conn: Mutex<Arc<Conn>>,
+    /// The generation of the installed connection; changes when it is replaced.
+    conn_tx: watch::Sender<u64>,
+    /// Candidate nodes whose deletion failed; retried while their session lives, so
+    /// that no orphan of a live session blocks the election.
+    orphans: Mutex<Vec<(u64, String)>>,
+    closed: AtomicBool,
+    supervisor: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+/// The ZooKeeper backend: one session, replaced when it is lost.
+#[derive(Debug)]
+pub(crate) struct ZkBackend {
+    shared: Arc<ZkShared>,
+}
+
+impl ZkShared {
+    fn acls(&self) -> zk::Acls<'static> {
+        if self.auth.is_some() {
+            zk::Acls::creator_all()
+        } else {
+            zk::Acls::anyone_all()
+        }
+    }
+
+    fn current(&self) -> Arc<Conn> {
+        lock(&self.conn).clone()
+    }
+
+    /// The live connection, waiting (up to a TTL) while it is being replaced.
+    async fn live(&self) -> Result<(Arc<Conn>, zk::Client)> {
+        let mut rx = self.conn_tx.subscribe();
+        let deadline = Instant::now() + self.ttl;
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Error::closed());
+            }
+            let conn = self.current();
+            if let Ok(c) = conn.client() {
+                return Ok((conn, c));
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return Err(Error::new(ErrorKind::Connection, "zookeeper: no session could be established"));
+            }
+        }
+    }
+}
+
+/// Starts a session: connects, authenticates, makes the chroot. Returns the client
+/// (chrooted) and the time the connect request was sent.
+async fn open_session(
+    hosts: &str,
+    chroot: &str,
+    auth: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(zk::Client, Instant)> {
+    let sent = Instant::now();
+    let mut connector = zk::Client::connector().with_session_timeout(timeout).with_fail_eagerly();
+    if let Some(a) = auth {
+        connector = connector.with_auth("digest", a);
+    }
+    let client = connector.connect(hosts).await.map_err(|e| zk_err(format_args!("connecting to {hosts}"), e))?;
+    if chroot.is_empty() {
+        return Ok((client, sent));
+    }
+    let acls = if auth.is_some() { zk::Acls::creator_all() } else { zk::Acls::anyone_all() };
+    match client.mkdir(chroot, &zk::CreateMode::Persistent.with_acls(acls)).await {
+        Ok(()) => {}
+        // A parent we may not write to, but the chroot itself may exist.
+        Err(zk::Error::NoAuth) if matches!(client.check_stat(chroot).await, Ok(Some(_))) => {}
+        Err(e) => return Err(zk_err(format_args!("creating the chroot {chroot}"), e)),
+    }
+    let client = client
+        .chroot(chroot.to_string())
+        .map_err(|_| Error::invalid(format!("zookeeper: the chroot {chroot:?} is not a valid ZooKeeper path")))?;
+    // Fails with NoAuth when the chroot belongs to another identity (for example
+    // wrong credentials).
+    client.list_children("/").await.map_err(|e| zk_err(format_args!("reading the chroot {chroot}"), e))?;
+    Ok((client, sent))
+}
+
+impl ZkBackend {
+    pub(crate) async fn open(url: &BackendUrl, options: &Options) -> Result<ZkBackend> {
+        let auth = match &options.credentials {
+            None => None,
+            Some(Credentials::Password { user, password }) => {
+                if user.is_empty() || user.contains(':') {
+                    return Err(Error::invalid(
+                        "zookeeper digest user names must be non-empty and must not contain ':'",
+                    ));
+                }
+                Some(format!("{user}:{password}").into_bytes())
+            }
+            Some(_) => {
+                return Err(Error::invalid("the zk backend takes user:password credentials (digest), not a token"))
+            }
+        };
+        let requested = match url.duration("session_timeout")? {
+            Some(st) => {
+                if url.option("ttl").is_some() && st != options.ttl {
+                    return Err(Error::invalid(format!(
+                        "zk: session_timeout={st:?} and ttl={:?} disagree; give one of them",
+                        options.ttl
+                    )));
+                }
+                st
+            }
+            None => options.ttl,
+        };
+        if requested < Duration::from_secs(1) {
+            return Err(Error::invalid(format!("zk: session timeout {requested:?} is too short; the minimum is 1s")));
+        }
+        let hosts: Vec<String> = url.hosts.iter().map(|h| h.to_string()).collect();
+        let hosts = hosts.join(",");
+        let chroot = if url.path.is_empty() { String::new() } else { format!("/{}", url.path) };
+        let (client, sent) = open_session(&hosts, &chroot, auth.as_deref(), requested).await?;
+        let ttl = client.session_timeout();
+        let margin = options.margin.unwrap_or(ttl / 5);
+        if margin >= ttl {
+            return Err(Error::invalid(format!(
+                "safety margin {margin:?} must be smaller than the negotiated session timeout {ttl:?}"
+            )));
+        }
+        let tracker = SessionTracker::new(Some(ttl), margin);
+        let generation = tracker.new_session(sent);
+        let conn = Arc::new(Conn { session_id: client.session_id().0, client: Mutex::new(Some(client)), generation });
+        let shared = Arc::new(ZkShared {
+            hosts,
+            chroot,
+            auth,
+            requested_timeout: requested,
+            tracker,
+            ttl,
+            conn: Mutex::new(conn.clone()),
+            conn_tx: watch::channel(generation).0,
+            orphans: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            supervisor: Mutex::new(None),
+        });
+        let task = tokio::spawn(supervise(Arc::downgrade(&shared), conn));
+        *lock(&shared.supervisor) = Some(task.abort_handle());
+        Ok(ZkBackend { shared })
+    }
+}
+
+/// Feeds the tracker from one session's states and heartbeats, and replaces the
+/// session once it is lost. Stops when the backend is dropped or closed.
+async fn supervise(weak: Weak<ZkShared>, mut conn: Arc<Conn>) {
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let tracker = shared.tracker.clone();
+        let period = shared.ttl / 3;
+        drop(shared);
+        let generation = conn.generation;
+        let Ok(client) = conn.client() else { return };
+        let mut states = client.state_watcher();
+        drop(client);
+        let mut health = tracker.subscribe();
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                st = states.changed() => match st {
+                    zk::SessionState::Disconnected => tracker.disconnected(generation),
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                        heartbeat(&weak, &conn, period)
+                    }
+                    _ => {
+                        tracker.expired(generation);
+                        break;
+                    }
+                },
+                _ = tick.tick() => heartbeat(&weak, &conn, period),
+                _ = health.wait_for(|s| s.generation == generation && s.health == Health::Lost) => break,
+            }
+        }
+        // Our deadline passed or the server expired the session: leadership under it
+        // is void, so close it (its ephemeral nodes go with it) and start another.
+        conn.close();
+        let mut backoff = Duration::from_millis(100);
+        conn = loop {
+            let Some(shared) = weak.upgrade() else { return };
+            if shared.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            match open_session(&shared.hosts, &shared.chroot, shared.auth.as_deref(), shared.requested_timeout).await {
+                // The tracker's deadline is computed from the first session's timeout; a
+                // shorter one (the server's limits changed) would let the server expire
+                // us before we report the loss, so such a session is not used.
+                Ok((client, _)) if client.session_timeout() < shared.ttl => {
+                    drop(client);
+                    drop(shared);
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Ok((client, sent)) => {
+                    let mut slot = lock(&shared.conn);
+                    let session_id = client.session_id().0;
+                    let generation = shared.tracker.new_session(sent);
+                    let c = Arc::new(Conn { client: Mutex::new(Some(client)), generation, session_id });
+                    *slot = c.clone();
+                    drop(slot);
+                    shared.conn_tx.send_replace(generation);
+                    lock(&shared.orphans).retain(|(g, _)| *g == generation);
+                    break c;
+                }
+                Err(_) => {
+                    drop(shared);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+    }
+}
+
+/// Sends one request and, when it is answered, tells the tracker when it was sent;
+/// then retries any orphaned deletions of this session.
+fn heartbeat(weak: &Weak<ZkShared>, conn: &Arc<Conn>, limit: Duration) {
+    let Some(shared) = weak.upgrade() else { return };
+    let Ok(client) = conn.client() else { return };
+    let (generation, session_id) = (conn.generation, conn.session_id);
+    tokio::spawn(async move {
+        let sent = Instant::now();
+        if let Ok(Ok(_)) = tokio::time::timeout(limit, client.check_stat("/")).await {
+            shared.tracker.acked(generation, sent);
+            let orphans: Vec<String> =
+                lock(&shared.orphans).iter().filter(|(g, _)| *g == generation).map(|(_, p)| p.clone()).collect();
+            for path in orphans {
+                let done = match client.check_stat(&path).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session_id => {
+                        matches!(client.delete(&path, Some(stat.version)).await, Ok(()) | Err(zk::Error::NoNode))
+                    }
+                    Ok(_) => true, // gone, or no longer ours
+                    Err(_) => false,
+                };
+                if done {
+                    lock(&shared.orphans).retain(|(_, p)| *p != path);
+                }
+            }
+        }
+    });
+}
+
+/// Reads the leader of the election at `dir` (None when there is none).
+async fn read_leader(client: &zk::Client, dir: &str) -> std::result::Result<Option<Leader>, zk::Error> {
+    loop {
+        let children = match client.list_children(dir).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some((_, first)) = sorted_latches(children).into_iter().next() else { return Ok(None) };
+        let path = format!("{dir}/{first}");
+        match client.get_data(&path).await {
+            Ok((data, stat)) => return Ok(Some(Leader::new(data, stat.czxid as u64, path))),
+            Err(zk::Error::NoNode) => continue, // gone meanwhile: read again
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Makes the election node (and its ancestors) as containers.
+async fn ensure_dir(client: &zk::Client, dir: &str, acls: zk::Acls<'static>) -> Result<()> {
+    client
+        .mkdir(dir, &zk::CreateMode::Container.with_acls(acls))
+        .await
+        .map_err(|e| zk_err(format_args!("creating the election node {dir}"), e))
+}
+
+#[async_trait]
+impl Backend for ZkBackend {
+    fn session(&self) -> &Arc<SessionTracker> {
+        &self.shared.tracker
+    }
+
+    fn max_value_len(&self) -> usize {
+        MAX_VALUE
+    }
+
+    fn session_ttl(&self) -> Option<Duration> {
+        Some(self.shared.ttl)
+    }
+
+    async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
+        let dir = election_dir(election)?;
+        let (conn, client) = self.shared.live().await?;
+        let acls = self.shared.acls();
+        let prefix = format!("{dir}/_c_{}-{LATCH}", uuid::Uuid::new_v4());
+        let protected = prefix[dir.len() + 1..prefix.len() - LATCH.len()].to_string();
+        // Until the node is known, dropping this future must not leave it behind in a
+        // session that lives on: the guard deletes it by its protected name.
+        let mut guard = CreateGuard { client: Some(client.clone()), dir: dir.clone(), protected: protected.clone() };
+        let mut attempts = 0;
+        let seq = loop {
+            attempts += 1;
+            if attempts > 20 {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("zookeeper: could not create a candidate in {dir}"),
+                ));
+            }
+            match client.create(&prefix, value, &zk::CreateMode::EphemeralSequential.with_acls(acls)).await {
+                Ok((_, seq)) => break seq.into_i64(),
+                Err(zk::Error::NoNode) => ensure_dir(&client, &dir, acls).await?,
+                Err(e) if transient(&e) => {
+                    // The reply may be lost while the node was made: find it by name.
+                    tokio::time::sleep(RETRY).await;
+                    match client.list_children(&dir).await {
+                        Ok(children) => {
+                            if let Some(c) = children.iter().find(|c| c.starts_with(&protected)) {
+                                if let Some(seq) = latch_seq(c) {
+                                    break seq;
+                                }
+                            }
+                        }
+                        Err(e) if transient(&e) || e == zk::Error::NoNode => {}
+                        Err(e) => return Err(zk_err(format_args!("listing {dir}"), e)),
+                    }
+                }
+                Err(e) => return Err(zk_err(format_args!("creating a candidate in {dir}"), e)),
+            }
+        };
+        guard.client = None;
+        let name = format!("{protected}{LATCH}{}", fmt_seq(seq));
+        if attempts > 1 {
+            // A retried create may have made a second node under our protected name;
+            // any such twin would sit in the queue for the whole life of the session.
+            if let Ok(children) = client.list_children(&dir).await {
+                for twin in children.iter().filter(|c| c.starts_with(&protected) && **c != name) {
+                    let _ = client.delete(&format!("{dir}/{twin}"), None).await;
+                }
+            }
+        }
+        Ok(Arc::new(ZkEntry {
+            shared: self.shared.clone(),
+            conn,
+            path: format!("{dir}/{name}"),
+            dir,
+            name,
+            withdrawn: AtomicBool::new(false),
+        }))
+    }
+
+    async fn leader(&self, election: &str) -> Result<Option<Leader>> {
+        let dir = election_dir(election)?;
+        loop {
+            let (_, client) = self.shared.live().await?;
+            match read_leader(&client, &dir).await {
+                Ok(l) => return Ok(l),
+                Err(e) if transient(&e) || session_over(&e) => tokio::time::sleep(RETRY).await,
+                Err(e) => return Err(zk_err(format_args!("reading the leader of {dir}"), e)),
+            }
+        }
+    }
+
+    async fn watch(&self, election: &str) -> Result<SnapshotStream> {
+        let dir = election_dir(election)?;
+        let st = WatchState { shared: self.shared.clone(), dir, last: None, wait: None };
+        let stream = futures_util::stream::unfold(st, |mut st| async move {
+            let item = st.next().await;
+            Some((item, st))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn end(&self, election: &str) -> Result<()> {
+        let dir = election_dir(election)?;
+        let marker = format!("{dir}/{EPOCH_MARKER}");
+        let acls = self.shared.acls();
+        for _ in 0..50 {
+            let (_, client) = self.shared.live().await?;
+            match client.get_data(&marker).await {
+                Ok((data, stat)) => {
+                    let next = parse_epoch(&data)? + 1;
+                    match client.set_data(&marker, next.to_string().as_bytes(), Some(stat.version)).await {
+                        Ok(_) => return Ok(()),
+                        Err(zk::Error::BadVersion | zk::Error::NoNode) => continue,
+                        Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
+                        Err(e) => return Err(zk_err(format_args!("ending {dir}"), e)),
+                    }
+                }
+                Err(zk::Error::NoNode) => {
+                    match client.create(&marker, b"1", &zk::CreateMode::Persistent.with_acls(acls)).await {
+                        Ok(_) => return Ok(()),
+                        Err(zk::Error::NodeExists) => continue,
+                        Err(zk::Error::NoNode) => ensure_dir(&client, &dir, acls).await?,
+                        Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
+                        Err(e) => return Err(zk_err(format_args!("ending {dir}"), e)),
+                    }
+                }
+                Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
+                Err(e) => return Err(zk_err(format_args!("reading the epoch of {dir}"), e)),
+            }
+        }
+        Err(Error::new(ErrorKind::Backend, format!("zookeeper: ending {dir} kept conflicting with other writers")))
+    }
+
+    async fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if let Some(t) = lock(&self.shared.supervisor).take() {
+            t.abort();
+        }
+        self.shared.current().close();
+        self.shared.conn_tx.send_modify(|_| {});
+    }
+}
+
+impl Drop for ZkBackend {
+    fn drop(&mut self) {
+        if let Some(t) = lock(&self.shared.supervisor).take() {
+            t.abort();
+        }
+        self.shared.current().close();
+    }
+}
+
+/// ZooKeeper's sequence suffix: ten digits, zero-padded (more past `i32::MAX`).
+fn fmt_seq(seq: i64) -> String {
+    if seq <= i64::from(i32::MAX) {
+        format!("{seq:010}")
+    } else {
+        format!("{seq:019}")
+    }
+}
+
+/// Deletes a candidate node by its protected name if `join` was dropped mid-create.
+struct CreateGuard {
+    client: Option<zk::Client>,
+    dir: String,
+    protected: String,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let (dir, protected) = (std::mem::take(&mut self.dir), std::mem::take(&mut self.protected));
+        crate::runtime::spawn_detached(async move {
+            for _ in 0..20 {
+                match client.list_children(&dir).await {
+                    Ok(children) => {
+                        for c in children.iter().filter(|c| c.starts_with(&protected)) {
+                            let _ = client.delete(&format!("{dir}/{c}"), None).await;
+                        }
+                        return;
+                    }
+                    Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+}
+
+/// One candidate node.
+#[derive(Debug)]
+struct ZkEntry {
+    shared: Arc<ZkShared>,
+    conn: Arc<Conn>,
+    dir: String,
+    /// The node's name within `dir`.
+    name: String,
+    path: String,
+    withdrawn: AtomicBool,
+}
+
+impl ZkEntry {
+    fn client(&self) -> Result<zk::Client> {
+        if self.withdrawn.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
+        }
+        self.conn.client()
+    }
+
+    fn gone(&self) -> Error {
+        if self.withdrawn.load(Ordering::SeqCst) {
+            return Error::new(ErrorKind::Cancelled, "the candidate was withdrawn");
+        }
+        Error::new(ErrorKind::SessionLost, format!("zookeeper: the candidate node {} is gone", self.path))
+    }
+}
+
+#[async_trait]
+impl Entry for ZkEntry {
+    async fn wait_won(&self) -> Result<Leader> {
+        loop {
+            let client = self.client()?;
+            let children = match client.list_children(&self.dir).await {
+                Ok(c) => c,
+                Err(e) if transient(&e) => {
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+                Err(zk::Error::NoNode) => return Err(self.gone()),
+                Err(e) => return Err(zk_err(format_args!("listing {}", self.dir), e)),
+            };
+            let sorted = sorted_latches(children);
+            let Some(idx) = sorted.iter().position(|(_, n)| *n == self.name) else { return Err(self.gone()) };
+            if idx == 0 {
+                // Lowest: claim only if the node is still ours (CURATOR-696).
+                match client.get_data(&self.path).await {
+                    Ok((data, stat)) if stat.ephemeral_owner == self.conn.session_id => {
+                        return Ok(Leader::new(data, stat.czxid as u64, self.path.clone()))
+                    }
+                    Ok(_) | Err(zk::Error::NoNode) => return Err(self.gone()),
+                    Err(e) if transient(&e) => {
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                    Err(e) => return Err(zk_err(format_args!("reading {}", self.path), e)),
+                }
+            }
+            let pred = format!("{}/{}", self.dir, sorted[idx - 1].1);
+            match client.get_and_watch_data(&pred).await {
+                Ok((_, _, w)) => {
+                    drop(client);
+                    let _ = w.changed().await;
+                }
+                Err(zk::Error::NoNode) => {}
+                Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
+                Err(e) => return Err(zk_err(format_args!("watching {pred}"), e)),
+            }
+        }
+    }
+
+    async fn lost(&self) -> LostReason {
+        loop {
+            let Ok(client) = self.conn.client() else { return LostReason::SessionLost };
+            match client.check_and_watch_stat(&self.path).await {
+                Ok((None, _)) => return LostReason::Deleted,
+                Ok((Some(stat), _)) if stat.ephemeral_owner != self.conn.session_id => return LostReason::NotOwner,
+                Ok((Some(_), w)) => {
+                    drop(client);
+                    let ev = w.changed().await;
+                    if ev.event_type == zk::EventType::NodeDeleted {
+                        return LostReason::Deleted;
+                    }
+                    if ev.session_state.is_terminated() {
+                        return LostReason::SessionLost;
+                    }
+                }
+                Err(e) if session_over(&e) => return LostReason::SessionLost,
+                Err(_) => tokio::time::sleep(RETRY * 2).await,
+            }
+        }
+    }
+
+    async fn proclaim(&self, value: &[u8]) -> Result<()> {
+        let client = self.client()?;
+        let not_leader = || Error::new(ErrorKind::NotLeader, "zookeeper: our candidate node is gone");
+        // Write only to our own node, at the version we just saw.
+        let version = match client.check_stat(&self.path).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == self.conn.session_id => stat.version,
+            Ok(_) => return Err(not_leader()),
+            Err(e) => return Err(zk_err(format_args!("checking {}", self.path), e)),
+        };
+        match client.set_data(&self.path, value, Some(version)).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => Err(not_leader()),
+            Err(zk::Error::BadVersion) => {
+                Err(Error::new(ErrorKind::Backend, "zookeeper: our node changed during proclaim; try again"))
+            }
+            Err(e) => Err(zk_err(format_args!("writing {}", self.path), e)),
+        }
+    }
+
+    async fn verify(&self) -> Result<bool> {
+        if self.conn.generation != self.shared.tracker.status().generation {
+            return Ok(false);
+        }
+        let client = self.client()?;
+        match client.check_stat(&self.path).await {
+            Ok(Some(stat)) => Ok(stat.ephemeral_owner == self.conn.session_id),
+            Ok(None) => Ok(false),
+            Err(e) if session_over(&e) => Ok(false),
+            Err(e) => Err(zk_err(format_args!("checking {}", self.path), e)),
+        }
+    }
+
+    async fn withdraw(&self) -> Result<()> {
+        if self.withdrawn.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Ok(client) = self.conn.client() else { return Ok(()) }; // the session, and the node, are gone
+        for _ in 0..20 {
+            // Delete only our own node: after a reconnect the path may belong to
+            // another session (see `verify`), and that node is not ours to remove.
+            let version = match client.check_stat(&self.path).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(stat)) if stat.ephemeral_owner != self.conn.session_id => return Ok(()),
+                Ok(Some(stat)) => stat.version,
+                Err(e) if session_over(&e) => return Ok(()),
+                Err(e) if transient(&e) => {
+                    tokio::time::sleep(RETRY * 2).await;
+                    continue;
+                }
+                Err(e) => return Err(zk_err(format_args!("checking {}", self.path), e)),
+            };
+            match client.delete(&self.path, Some(version)).await {
+                Ok(()) | Err(zk::Error::NoNode) => return Ok(()),
+                Err(zk::Error::BadVersion) => continue,
+                Err(e) if session_over(&e) => return Ok(()),
+                Err(e) if transient(&e) => tokio::time::sleep(RETRY * 2).await,
+                Err(e) => {
+                    lock(&self.shared.orphans).push((self.conn.generation, self.path.clone()));
+                    return Err(zk_err(format_args!("deleting {}", self.path), e));
+                }
+            }
+        }
+        lock(&self.shared.orphans).push((self.conn.generation, self.path.clone()));
+        Err(Error::new(ErrorKind::Connection, format!("zookeeper: could not delete {} yet; retrying", self.path)))
+    }
+}
+
+type Wakeup = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+struct WatchState {
+    shared: Arc<ZkShared>,
+    dir: String,
+    last: Option<Snapshot>,
+    wait: Option<Wakeup>,
+}
+
+/// What one read of an election needs to be woken on.
+enum Read {
+    Done(Snapshot, Wakeup),
+    Again,
+}
+
+impl WatchState {
+    async fn next(&mut self) -> Result<Snapshot> {
+        loop {
+            if let Some(w) = self.wait.take() {
+                w.await;
+            }
+            let (conn, client) = self.shared.live().await?;
+            match read_election(&self.shared, &self.dir, &client, conn.generation).await {
+                Ok(Read::Done(snap, wake)) => {
+                    self.wait = Some(wake);
+                    if self.last.as_ref() != Some(&snap) {
+                        self.last = Some(snap.clone());
+                        return Ok(snap);
+                    }
+                }
+                Ok(Read::Again) => {}
+                Err(e) if transient(&e) || session_over(&e) => tokio::time::sleep(RETRY).await,
+                Err(e) => return Err(zk_err(format_args!("watching {}", self.dir), e)),
+            }
+        }
+    }
+}
+
+/// Reads one snapshot of the election at `dir` and sets the watches that wake the
+/// next read.
+async fn read_election(
+    shared: &ZkShared,
+    dir: &str,
+    client: &zk::Client,
+    generation: u64,
+) -> std::result::Result<Read, zk::Error> {
+    let mut conn_rx = shared.conn_tx.subscribe();
+    conn_rx.borrow_and_update();
+    let replaced: Wakeup = Box::pin(async move {
+        let _ = conn_rx.wait_for(|g| *g != generation).await;
+    });
+    let (children, cw) = match client.list_and_watch_children(dir).await {
+        Ok(x) => x,
+        Err(zk::Error::NoNode) => {
+            // No election node yet: wait for its creation.
+            let (stat, w) = client.check_and_watch_stat(dir).await?;
+            if stat.is_some() {
+                return Ok(Read::Again);
+            }
+            let wake: Wakeup = Box::pin(async move {
+                tokio::select! {
+                    _ = w.changed() => {}
+                    _ = replaced => {}
+                }
+            });
+            return Ok(Read::Done(Snapshot { leader: None, epoch: 0 }, wake));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut wakers: Vec<Wakeup> = vec![replaced, Box::pin(async move { drop(cw.changed().await) })];
+    let mut epoch = 0;
+    if children.iter().any(|c| c == EPOCH_MARKER) {
+        match client.get_and_watch_data(&format!("{}/{EPOCH_MARKER}", dir)).await {
+            Ok((data, _, w)) => {
+                epoch = match parse_epoch(&data) {
+                    Ok(e) => e,
+                    Err(_) => return Err(zk::Error::UnexpectedError(format!("bad {EPOCH_MARKER}"))),
+                };
+                wakers.push(Box::pin(async move { drop(w.changed().await) }));
+            }
+            Err(zk::Error::NoNode) => return Ok(Read::Again),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut leader = None;
+    if let Some((_, first)) = sorted_latches(children).into_iter().next() {
+        let path = format!("{}/{first}", dir);
+        match client.get_and_watch_data(&path).await {
+            Ok((data, stat, w)) => {
+                leader = Some(Leader::new(data, stat.czxid as u64, path));
+                wakers.push(Box::pin(async move { drop(w.changed().await) }));
+            }
+            Err(zk::Error::NoNode) => return Ok(Read::Again),
+            Err(e) => return Err(e),
+        }
+    }
+    let wake: Wakeup = Box::pin(async move {
+        futures_util::future::select_all(wakers).await;
+    });
+    Ok(Read::Done(Snapshot { leader, epoch }, wake))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latch_names_sort_like_curator() {
+        assert_eq!(latch_seq("_c_0b6f-latch-0000000012"), Some(12));
+        assert_eq!(latch_seq("latch-0000000003"), Some(3));
+        assert_eq!(latch_seq(EPOCH_MARKER), None);
+        assert_eq!(latch_seq("_c_x-latch-"), None);
+        assert_eq!(latch_seq("_c_x-latch-12a"), None);
+        let sorted = sorted_latches(vec![
+            "_c_b-latch-0000000010".into(),
+            EPOCH_MARKER.into(),
+            "_c_a-latch-0000000002".into(),
+            "nested".into(),
+        ]);
+        assert_eq!(sorted.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 10]);
+        // Curator compares the text after "latch-", or the whole name: the marker
+        // must sort after any sequence so that it is never a predecessor.
+        assert!(EPOCH_MARKER > "9999999999");
+        assert_eq!(fmt_seq(12), "0000000012");
+    }
+
+    #[test]
+    fn names_zookeeper_refuses_are_invalid_arguments() {
+        assert_eq!(election_dir("svc").unwrap(), "/svc");
+        assert_eq!(election_dir("a/b").unwrap(), "/a/b");
+        for bad in ["a/./b", "..", &format!("svc/{EPOCH_MARKER}")] {
+            assert_eq!(election_dir(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
+        }
+        assert_eq!(parse_epoch(b"7").unwrap(), 7);
+        assert_eq!(parse_epoch(b"x").unwrap_err().kind(), ErrorKind::Backend);
+    }
+}
