@@ -289,7 +289,7 @@ typedef struct ballot_leader ballot_leader;
  * only what you need: a field left 0 keeps its default. Options given in the
  * backend URL's query (`ttl=`, `margin=`, `connect_timeout=`) override these.
  */
-typedef struct {
+typedef struct ballot_client_options {
     /**
      * Session TTL in milliseconds: how long the backend keeps the session of a
      * silent client. 0: the default, 10000. Consul's minimum is 10000.
@@ -326,14 +326,14 @@ typedef struct {
 typedef void (*ballot_done_cb)(void *user_data,
                                ballot_result result,
                                uint64_t term,
-                               const ballot_error *error);
+                               const struct ballot_error *error);
 
 /**
  * One event of an election handle, lent to a `ballot_event_cb` for the duration of
  * the call. Fields that do not apply to `kind` are 0 or NULL. Fields may be
  * added at the end in later versions; the struct is always made by libballot.
  */
-typedef struct {
+typedef struct ballot_event {
     /**
      * What happened.
      */
@@ -350,7 +350,7 @@ typedef struct {
      * `LEADER_CHANGED`: the new leader, or NULL when there is none. Borrowed for
      * the call; do not free it.
      */
-    const ballot_leader *leader;
+    const struct ballot_leader *leader;
     /**
      * `ERROR`: the error's code. Otherwise `BALLOT_RESULT_OK`.
      */
@@ -373,7 +373,7 @@ typedef struct {
  * the events of every election of the same client.
  */
 typedef void (*ballot_event_cb)(void *user_data,
-                                const ballot_event *event);
+                                const struct ballot_event *event);
 
 /**
  * Releases the `user_data` of a registration. libballot calls it exactly once,
@@ -420,9 +420,9 @@ const char *ballot_version(void);
  * Pointers are NULL or valid as described above.
  */
 ballot_result ballot_client_connect(const char *url,
-                                    const ballot_client_options *options,
-                                    ballot_client **out,
-                                    ballot_error **err_out);
+                                    const struct ballot_client_options *options,
+                                    struct ballot_client **out,
+                                    struct ballot_error **err_out);
 
 /**
  * Closes the client: resigns every election made from it, withdraws every
@@ -438,8 +438,8 @@ ballot_result ballot_client_connect(const char *url,
  * # Safety
  * `client` is NULL or a live client.
  */
-ballot_result ballot_client_close(ballot_client *client,
-                                  ballot_error **err_out);
+ballot_result ballot_client_close(struct ballot_client *client,
+                                  struct ballot_error **err_out);
 
 /**
  * Closes the client as `ballot_client_close` does, then frees it.
@@ -454,7 +454,7 @@ ballot_result ballot_client_close(ballot_client *client,
  * # Safety
  * `client` is NULL or a live client that no other thread is using.
  */
-void ballot_client_free(ballot_client *client);
+void ballot_client_free(struct ballot_client *client);
 
 /**
  * Makes a handle on the election `name` of `client`. Nothing is written to the
@@ -474,10 +474,10 @@ void ballot_client_free(ballot_client *client);
  * # Safety
  * Pointers are NULL or valid as described above.
  */
-ballot_result ballot_election_new(const ballot_client *client,
+ballot_result ballot_election_new(const struct ballot_client *client,
                                   const char *name,
-                                  ballot_election **out,
-                                  ballot_error **err_out);
+                                  struct ballot_election **out,
+                                  struct ballot_error **err_out);
 
 /**
  * Frees an election handle: stops its event callback (waiting for a running call
@@ -498,7 +498,7 @@ ballot_result ballot_election_new(const ballot_client *client,
  * # Safety
  * `election` is NULL or a live election.
  */
-ballot_result ballot_election_free(ballot_election *election);
+ballot_result ballot_election_free(struct ballot_election *election);
 
 /**
  * Campaigns with `value` and blocks until this handle leads, `timeout_ms` passes,
@@ -521,12 +521,12 @@ ballot_result ballot_election_free(ballot_election *election);
  * # Safety
  * Pointers are NULL or valid as described above.
  */
-ballot_result ballot_election_campaign(const ballot_election *election,
+ballot_result ballot_election_campaign(const struct ballot_election *election,
                                        const uint8_t *value,
                                        size_t len,
                                        int64_t timeout_ms,
                                        uint64_t *term_out,
-                                       ballot_error **err_out);
+                                       struct ballot_error **err_out);
 
 /**
  * Starts a campaign with `value` and returns at once; `cb` is called exactly once
@@ -549,7 +549,7 @@ ballot_result ballot_election_campaign(const ballot_election *election,
  * Pointers are NULL or valid as described above; `election` stays live until
  * `cb` has been called (`ballot_election_free` guarantees that).
  */
-ballot_result ballot_election_campaign_async(const ballot_election *election,
+ballot_result ballot_election_campaign_async(const struct ballot_election *election,
                                              const uint8_t *value,
                                              size_t len,
                                              ballot_done_cb cb,
@@ -569,7 +569,7 @@ ballot_result ballot_election_campaign_async(const ballot_election *election,
  * # Safety
  * `election` is NULL or a live election.
  */
-ballot_result ballot_election_cancel(const ballot_election *election);
+ballot_result ballot_election_cancel(const struct ballot_election *election);
 
 /**
  * Replaces the leader's value; the term does not change. `value` points to `len`
@@ -584,10 +584,10 @@ ballot_result ballot_election_cancel(const ballot_election *election);
  * # Safety
  * Pointers are NULL or valid as described above.
  */
-ballot_result ballot_election_proclaim(const ballot_election *election,
+ballot_result ballot_election_proclaim(const struct ballot_election *election,
                                        const uint8_t *value,
                                        size_t len,
-                                       ballot_error **err_out);
+                                       struct ballot_error **err_out);
 
 /**
  * Gives up leadership, or withdraws a waiting candidate (whose pending campaign
@@ -602,8 +602,8 @@ ballot_result ballot_election_proclaim(const ballot_election *election,
  * # Safety
  * `election` is NULL or a live election.
  */
-ballot_result ballot_election_resign(const ballot_election *election,
-                                     ballot_error **err_out);
+ballot_result ballot_election_resign(const struct ballot_election *election,
+                                     struct ballot_error **err_out);
 
 /**
  * Reads the election's current leader from the backend. On success `*out`
@@ -617,9 +617,9 @@ ballot_result ballot_election_resign(const ballot_election *election,
  * # Safety
  * Pointers are NULL or valid as described above.
  */
-ballot_result ballot_election_leader(const ballot_election *election,
-                                     ballot_leader **out,
-                                     ballot_error **err_out);
+ballot_result ballot_election_leader(const struct ballot_election *election,
+                                     struct ballot_leader **out,
+                                     struct ballot_error **err_out);
 
 /**
  * Ends the election for every participant: each gets a `BALLOT_EVENT_KIND_ENDED`
@@ -634,8 +634,8 @@ ballot_result ballot_election_leader(const ballot_election *election,
  * # Safety
  * `election` is NULL or a live election.
  */
-ballot_result ballot_election_end(const ballot_election *election,
-                                  ballot_error **err_out);
+ballot_result ballot_election_end(const struct ballot_election *election,
+                                  struct ballot_error **err_out);
 
 /**
  * The handle's state now, into `*state_out`. A leader whose session has passed its
@@ -648,7 +648,7 @@ ballot_result ballot_election_end(const ballot_election *election,
  * # Safety
  * Pointers are NULL or valid as described above.
  */
-ballot_result ballot_election_state(const ballot_election *election,
+ballot_result ballot_election_state(const struct ballot_election *election,
                                     ballot_state *state_out);
 
 /**
@@ -681,7 +681,7 @@ const char *ballot_state_str(uint32_t state);
  * Pointers are NULL or valid as described above; `user_data` may be used from the
  * event thread.
  */
-ballot_result ballot_election_on_event(const ballot_election *election,
+ballot_result ballot_election_on_event(const struct ballot_election *election,
                                        ballot_event_cb cb,
                                        void *user_data,
                                        ballot_user_data_free user_data_free);
@@ -696,7 +696,7 @@ ballot_result ballot_election_on_event(const ballot_election *election,
  * # Safety
  * `leader` is NULL or a live leader.
  */
-uint64_t ballot_leader_term(const ballot_leader *leader);
+uint64_t ballot_leader_term(const struct ballot_leader *leader);
 
 /**
  * The leader's value: `*value_out` receives a pointer to its bytes and `*len_out`
@@ -710,7 +710,7 @@ uint64_t ballot_leader_term(const ballot_leader *leader);
  * `leader` is NULL or a live leader; `value_out` and `len_out` are NULL or
  * writable.
  */
-void ballot_leader_value(const ballot_leader *leader,
+void ballot_leader_value(const struct ballot_leader *leader,
                          const uint8_t **value_out,
                          size_t *len_out);
 
@@ -724,7 +724,7 @@ void ballot_leader_value(const ballot_leader *leader,
  * # Safety
  * `leader` is NULL or a live leader.
  */
-const char *ballot_leader_key(const ballot_leader *leader);
+const char *ballot_leader_key(const struct ballot_leader *leader);
 
 /**
  * Frees a leader returned by `ballot_election_leader`. Never call it on the
@@ -735,7 +735,7 @@ const char *ballot_leader_key(const ballot_leader *leader);
  * # Safety
  * `leader` is NULL or a leader owned by the caller and not yet freed.
  */
-void ballot_leader_free(ballot_leader *leader);
+void ballot_leader_free(struct ballot_leader *leader);
 
 /**
  * The static name of a result code, such as `"ok"`, `"not_leader"` or
@@ -758,7 +758,7 @@ const char *ballot_result_str(uint32_t code);
  * # Safety
  * `error` is NULL or an error made by libballot and not yet freed.
  */
-const char *ballot_error_message(const ballot_error *error);
+const char *ballot_error_message(const struct ballot_error *error);
 
 /**
  * The result code of an error (never `BALLOT_RESULT_OK`).
@@ -769,7 +769,7 @@ const char *ballot_error_message(const ballot_error *error);
  * # Safety
  * `error` is NULL or an error made by libballot and not yet freed.
  */
-ballot_result ballot_error_result(const ballot_error *error);
+ballot_result ballot_error_result(const struct ballot_error *error);
 
 /**
  * Frees an error returned through an `err_out` argument.
@@ -780,7 +780,7 @@ ballot_result ballot_error_result(const ballot_error *error);
  * # Safety
  * `error` is NULL or an error made by libballot and not yet freed.
  */
-void ballot_error_free(ballot_error *error);
+void ballot_error_free(struct ballot_error *error);
 
 #ifdef __cplusplus
 }  // extern "C"

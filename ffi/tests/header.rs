@@ -135,3 +135,25 @@ fn header_compiles_as_cpp17_alone_and_twice() {
     let alone = write_source("alone.cpp", "#include \"ballot.h\"\n");
     compile("c++", &["-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror"], &alone);
 }
+
+/// The bad-input C program must call every function the header declares, so that
+/// a new function cannot ship without its NULL and bad-value checks.
+#[test]
+fn bad_input_program_calls_every_exported_function() {
+    let header = std::fs::read_to_string(header_path()).expect("reading include/ballot.h");
+    let program =
+        std::fs::read_to_string(crate_dir().join("tests/c/bad_input.c")).expect("reading tests/c/bad_input.c");
+    let mut functions = Vec::new();
+    for line in header.lines().filter(|l| !l.trim_start().starts_with('*')) {
+        for (i, _) in line.match_indices("ballot_") {
+            let rest = &line[i..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if rest[name.len()..].starts_with('(') && (i == 0 || !line[..i].ends_with('_')) {
+                functions.push(name);
+            }
+        }
+    }
+    assert!(functions.len() >= 20, "found only {functions:?} in the header");
+    let missing: Vec<_> = functions.iter().filter(|f| !program.contains(&format!("{f}("))).collect();
+    assert!(missing.is_empty(), "tests/c/bad_input.c never calls {missing:?}");
+}

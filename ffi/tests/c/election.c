@@ -83,6 +83,8 @@ typedef struct done {
     ballot_result result;
     uint64_t term;
     char message[256];
+    ballot_election *self;       /* for the reentrancy check */
+    ballot_result free_inside;   /* what ballot_election_free gave inside the callback */
 } done;
 
 static void done_init(done *d) {
@@ -98,6 +100,8 @@ static void on_done(void *user_data, ballot_result result, uint64_t term, const 
     d->result = result;
     d->term = term;
     if (err) snprintf(d->message, sizeof d->message, "%s", ballot_error_message(err));
+    /* Freeing its own election from its completion callback must be refused. */
+    if (d->self) d->free_inside = ballot_election_free(d->self);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -175,6 +179,7 @@ int main(int argc, char **argv) {
     CHECK(t1 > 0);
     CHECK(state_of(ea) == BALLOT_STATE_LEADER);
     done_init(&db);
+    db.self = eb;
     OK(ballot_election_campaign_async(eb, (const uint8_t *)"b", 1, on_done, &db));
     wait_state(eb, BALLOT_STATE_CAMPAIGNING, 10000);
     sleep_ms(50);
@@ -192,6 +197,7 @@ int main(int argc, char **argv) {
     wait_done(&db, 10000);
     CHECK(db.calls == 1);
     CHECK(db.result == BALLOT_RESULT_OK);
+    CHECK(db.free_inside == BALLOT_RESULT_REENTRANT);
     t2 = db.term;
     CHECK(t2 > t1);
     CHECK(state_of(eb) == BALLOT_STATE_LEADER);
