@@ -663,7 +663,8 @@ const char *ballot_state_str(uint32_t state);
 /**
  * Registers `cb` to receive every event of this handle from now on, in order.
  * A registration made before is replaced: it stops (its running call, if any,
- * returns first) and its `user_data_free` is called, before this returns.
+ * returns first) and its `user_data_free` is called, before this returns. An
+ * event that happens during the replacement may reach both callbacks.
  *
  * `user_data` is passed to `cb` as is. `user_data_free` (may be NULL) is called
  * exactly once with `user_data`, when nothing can call `cb` any more: when this

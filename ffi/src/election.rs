@@ -156,13 +156,23 @@ pub unsafe extern "C" fn ballot_election_free(election: *mut ballot_election) ->
         let e = unsafe { Box::from_raw(election) };
         // The event callback goes first, so that no event of the teardown reaches
         // a caller who is freeing its user_data.
-        if let Some(sub) = lock(&e.events).take() {
+        // The lock is released before waiting: the callback may itself be waiting
+        // for it (in ballot_election_on_event).
+        let sub = lock(&e.events).take();
+        if let Some(sub) = sub {
             sub.cancel();
         }
+        // The token stays cancelled, so a campaign that a completion callback
+        // starts from here on ends at once; those threads are joined too.
         lock(&e.cancel).cancel();
-        let threads = std::mem::take(&mut *lock(&e.campaigns));
-        for t in threads {
-            let _ = t.join();
+        loop {
+            let threads = std::mem::take(&mut *lock(&e.campaigns));
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
         }
         e.inner.close();
         Ok(())
@@ -453,7 +463,8 @@ pub extern "C" fn ballot_state_str(state: u32) -> *const c_char {
 
 /// Registers `cb` to receive every event of this handle from now on, in order.
 /// A registration made before is replaced: it stops (its running call, if any,
-/// returns first) and its `user_data_free` is called, before this returns.
+/// returns first) and its `user_data_free` is called, before this returns. An
+/// event that happens during the replacement may reach both callbacks.
 ///
 /// `user_data` is passed to `cb` as is. `user_data_free` (may be NULL) is called
 /// exactly once with `user_data`, when nothing can call `cb` any more: when this
@@ -481,10 +492,6 @@ pub unsafe extern "C" fn ballot_election_on_event(
         // SAFETY: the caller passes a live election or NULL.
         let e = unsafe { arg(election, "election") }?;
         let cb = cb.ok_or_else(|| Failure::null("cb"))?;
-        let mut slot = lock(&e.events);
-        if let Some(old) = slot.take() {
-            old.cancel();
-        }
         // If registering fails, the closure is dropped inside on_event; the
         // documented contract is that user_data_free is then not called, so the
         // sink releases user_data only once it is armed here, on success.
@@ -492,7 +499,12 @@ pub unsafe extern "C" fn ballot_election_on_event(
         let mut sink = Sink::new(cb, user_data, user_data_free, election, armed.clone());
         let sub = e.inner.on_event(move |ev| sink.deliver(ev))?;
         armed.store(true, Ordering::SeqCst);
-        *slot = Some(sub);
+        // The old registration is stopped outside the lock: stopping waits for its
+        // running callback, which may be calling this very function.
+        let old = lock(&e.events).replace(sub);
+        if let Some(old) = old {
+            old.cancel();
+        }
         Ok(())
     })
 }
