@@ -65,7 +65,12 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "rust tests"
+C_TIMINGS="${CARGO_TARGET_DIR:-target}/tmp/c-tests/timings.txt"
+rm -f "$C_TIMINGS"
 cargo test --workspace --locked
+
+step "C test programs (ffi/tests/c): compile and run times, measurements"
+cat "$C_TIMINGS"
 
 step "C and C++ examples from README.md, from a fresh prefix"
 bash ffi/tests/readme_examples.sh

@@ -67,8 +67,20 @@ fn compile(program: &str, mode: Mode, tag: &str) -> PathBuf {
     let t = Instant::now();
     let o = cmd.output().unwrap_or_else(|e| panic!("running cc: {e} (a C compiler is needed)"));
     assert!(o.status.success(), "compiling {program} ({mode:?}) failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    eprintln!("compiled {program} ({mode:?}) in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    timing(format!("compiled {program} ({mode:?}) in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
     out
+}
+
+/// Prints a timing and appends it to `target/tmp/c-tests/timings.txt`, which
+/// tests/run.sh shows after the tests (cargo hides the output of passing tests).
+fn timing(line: String) {
+    use std::io::Write;
+    eprintln!("{line}");
+    let f = std::fs::OpenOptions::new().create(true).append(true).open(scratch().join("timings.txt"));
+    if let Ok(mut f) = f {
+        // One write per line, so that lines from parallel tests do not interleave.
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
 }
 
 fn show(o: &Output) -> String {
@@ -101,13 +113,16 @@ fn run(bin: &Path, mode: Mode, args: &[&str]) -> Output {
     }
     let t = Instant::now();
     let o = cmd.output().unwrap_or_else(|e| panic!("running {} ({mode:?}): {e}", bin.display()));
-    eprintln!("ran {} ({mode:?}) in {:.0} ms", bin.display(), t.elapsed().as_secs_f64() * 1e3);
+    let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    timing(format!("ran {name} in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
     assert!(o.status.success(), "{} ({mode:?}) failed with {}:\n{}", bin.display(), o.status, show(&o));
     if mode == Mode::Valgrind {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!err.contains("Invalid read") && !err.contains("Invalid write"), "valgrind:\n{err}");
     }
-    eprint!("{}", String::from_utf8_lossy(&o.stdout));
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        timing(format!("  {name}: {line}"));
+    }
     o
 }
 

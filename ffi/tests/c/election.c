@@ -18,6 +18,9 @@ typedef struct recorder {
     int cb_threads_differ;       /* the callback ever ran on two threads */
     ballot_election *self;       /* for the reentrancy check */
     ballot_result free_inside;   /* what ballot_election_free gave inside the callback */
+    ballot_election *replace_e;  /* on the first event, re-register on this election ... */
+    struct recorder *replace_with; /* ... with this recorder */
+    ballot_result replaced;      /* what that re-registration returned */
 } recorder;
 
 static void recorder_init(recorder *r) {
@@ -26,6 +29,8 @@ static void recorder_init(recorder *r) {
     pthread_cond_init(&r->cv, NULL);
     r->free_inside = BALLOT_RESULT_OK;
 }
+
+static void on_free(void *user_data);
 
 static void on_event(void *user_data, const ballot_event *ev) {
     recorder *r = (recorder *)user_data;
@@ -46,6 +51,12 @@ static void on_event(void *user_data, const ballot_event *ev) {
     /* Freeing its own election from inside its callback must be refused. */
     if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->self)
         r->free_inside = ballot_election_free(r->self);
+    /* Replacing its own registration from inside the callback is allowed. */
+    if (r->replace_e && r->replace_with) {
+        ballot_election *e = r->replace_e;
+        r->replace_e = NULL;
+        r->replaced = ballot_election_on_event(e, on_event, r->replace_with, on_free);
+    }
 }
 
 static void on_free(void *user_data) {
@@ -280,6 +291,31 @@ int main(int argc, char **argv) {
     OK(ballot_election_free(eb));
     CHECK(ra.freed == 1);
     CHECK(rb.freed == 1);
+
+    /* A callback that replaces its own registration: the old user_data is freed
+     * once, after its last call; the new registration gets the later events. */
+    {
+        recorder r1, r2;
+        ballot_election *ef = NULL;
+        recorder_init(&r1);
+        recorder_init(&r2);
+        OK(ballot_election_new(ca, name2, &ef, err_out));
+        r1.replace_e = ef;
+        r1.replace_with = &r2;
+        OK(ballot_election_on_event(ef, on_event, &r1, on_free));
+        OK(ballot_election_campaign(ef, (const uint8_t *)"f", 1, 10000, NULL, err_out));
+        wait_event(&r1, BALLOT_EVENT_KIND_ELECTED, 10000);
+        OK(ballot_election_resign(ef, err_out));
+        wait_event(&r2, BALLOT_EVENT_KIND_RESIGNED, 10000);
+        CHECK(r1.replaced == BALLOT_RESULT_OK);
+        CHECK(find(&r1, 0, BALLOT_EVENT_KIND_RESIGNED) < 0);
+        pthread_mutex_lock(&r1.mu);
+        CHECK(r1.freed == 1);
+        pthread_mutex_unlock(&r1.mu);
+        OK(ballot_election_free(ef));
+        CHECK(r1.freed == 1);
+        CHECK(r2.freed == 1);
+    }
 
     /* Use after close: the handles stay valid and say CLOSED. */
     OK(ballot_election_new(ca, name2, &ea, err_out));
