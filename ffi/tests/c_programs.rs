@@ -1,6 +1,7 @@
-//! Drives the C test programs in `tests/c/`: each is compiled at test time against
-//! `include/ballot.h` and the freshly built `libballot.so`, then run against a
-//! backend, under AddressSanitizer (with LeakSanitizer) and under valgrind.
+//! Drives the C test programs in `tests/c/` and the C and C++ examples in
+//! `examples/`: each is compiled at test time against `include/ballot.h` and the
+//! freshly built `libballot.so`, then run against a backend, under
+//! AddressSanitizer (with LeakSanitizer) and under valgrind.
 //!
 //! Backends: the local backend always; etcd, ZooKeeper and Consul when
 //! `tests/run.sh` started them and set `BALLOT_TEST_ETCD`, `BALLOT_TEST_ZK` and
@@ -53,19 +54,25 @@ enum Mode {
 /// Compiles `tests/c/<program>.c` and gives the binary's path.
 fn compile(program: &str, mode: Mode, tag: &str) -> PathBuf {
     let src = repo().join("ffi/tests/c").join(format!("{program}.c"));
+    compile_source(&src, "cc", &["-std=c99"], mode, tag)
+}
+
+/// Compiles one C or C++ source against include/ and the built libballot.so.
+fn compile_source(src: &Path, compiler: &str, std: &[&str], mode: Mode, tag: &str) -> PathBuf {
+    let program = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let out = scratch().join(format!("{program}-{tag}-{mode:?}"));
     let lib = lib_dir();
-    let mut cmd = Command::new("cc");
-    cmd.args(["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-g"]);
+    let mut cmd = Command::new(compiler);
+    cmd.args(std).args(["-Wall", "-Wextra", "-pedantic", "-Werror", "-g"]);
     match mode {
         Mode::Asan => cmd.args(["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]),
         Mode::Valgrind => cmd.args(["-O0"]),
         Mode::Native => cmd.args(["-O2"]),
     };
-    cmd.arg("-I").arg(repo().join("include")).arg(&src).arg("-o").arg(&out);
+    cmd.arg("-I").arg(repo().join("include")).arg(src).arg("-o").arg(&out);
     cmd.arg("-L").arg(&lib).arg(format!("-Wl,-rpath,{}", lib.display())).args(["-lballot", "-lpthread"]);
     let t = Instant::now();
-    let o = cmd.output().unwrap_or_else(|e| panic!("running cc: {e} (a C compiler is needed)"));
+    let o = cmd.output().unwrap_or_else(|e| panic!("running {compiler}: {e} (a C and C++ compiler are needed)"));
     assert!(o.status.success(), "compiling {program} ({mode:?}) failed:\n{}", String::from_utf8_lossy(&o.stderr));
     timing(format!("compiled {program} ({mode:?}) in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
     out
@@ -197,6 +204,42 @@ fn cycles_leak_nothing_valgrind() {
     valgrind_present();
     let bin = compile("cycles", Mode::Valgrind, "local");
     run(&bin, Mode::Valgrind, &[&local_url("cycles"), "50", "1000000"]);
+}
+
+/// The README's C and C++ examples, on the local backend, under ASan and valgrind.
+fn example(lang: &str, mode: Mode) {
+    let (src, compiler, std) = match lang {
+        "c" => (repo().join("examples/c/election.c"), "cc", "-std=c99"),
+        _ => (repo().join("examples/cpp/election.cpp"), "c++", "-std=c++17"),
+    };
+    if mode == Mode::Valgrind {
+        valgrind_present();
+    }
+    let bin = compile_source(&src, compiler, &[std], mode, &format!("example-{lang}"));
+    let o = run(&bin, mode, &[&local_url("example")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = if lang == "c" { "resigned; done" } else { "beta took over with term 2" };
+    assert!(out.contains(want), "the {lang} example did not print {want:?}:\n{out}");
+}
+
+#[test]
+fn example_c_asan() {
+    example("c", Mode::Asan);
+}
+
+#[test]
+fn example_c_valgrind() {
+    example("c", Mode::Valgrind);
+}
+
+#[test]
+fn example_cpp_asan() {
+    example("cpp", Mode::Asan);
+}
+
+#[test]
+fn example_cpp_valgrind() {
+    example("cpp", Mode::Valgrind);
 }
 
 macro_rules! server_tests {
