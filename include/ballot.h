@@ -663,7 +663,9 @@ const char *ballot_state_str(uint32_t state);
 /**
  * Registers `cb` to receive every event of this handle from now on, in order.
  * A registration made before is replaced: it stops (its running call, if any,
- * returns first) and its `user_data_free` is called, before this returns. An
+ * returns first) and its `user_data_free` is called, before this returns (or,
+ * when called from inside that callback, right after the callback returns).
+ * Events that the old callback had not yet received are not delivered to it; an
  * event that happens during the replacement may reach both callbacks.
  *
  * `user_data` is passed to `cb` as is. `user_data_free` (may be NULL) is called

@@ -74,7 +74,8 @@ fn compile_source(src: &Path, compiler: &str, std: &[&str], mode: Mode, tag: &st
     let t = Instant::now();
     let o = cmd.output().unwrap_or_else(|e| panic!("running {compiler}: {e} (a C and C++ compiler are needed)"));
     assert!(o.status.success(), "compiling {program} ({mode:?}) failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    timing(format!("compiled {program} ({mode:?}) in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(program);
+    timing(format!("compiled {name} in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
     out
 }
 

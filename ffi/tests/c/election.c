@@ -52,7 +52,7 @@ static void on_event(void *user_data, const ballot_event *ev) {
     if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->self)
         r->free_inside = ballot_election_free(r->self);
     /* Replacing its own registration from inside the callback is allowed. */
-    if (r->replace_e && r->replace_with) {
+    if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->replace_e && r->replace_with) {
         ballot_election *e = r->replace_e;
         r->replace_e = NULL;
         r->replaced = ballot_election_on_event(e, on_event, r->replace_with, on_free);
@@ -76,11 +76,13 @@ static int find(recorder *r, int from, ballot_event_kind kind) {
     return at;
 }
 
-static int wait_event(recorder *r, ballot_event_kind kind, long timeout_ms) {
+#define wait_event(r, kind, timeout_ms) wait_event_at(r, kind, timeout_ms, __LINE__)
+
+static int wait_event_at(recorder *r, ballot_event_kind kind, long timeout_ms, int line) {
     double until = now_ms() + timeout_ms;
     int at;
     while ((at = find(r, 0, kind)) < 0) {
-        if (now_ms() > until) FAIL("no event of kind %u within %ld ms", (unsigned)kind, timeout_ms);
+        if (now_ms() > until) FAIL("line %d: no event of kind %u within %ld ms", line, (unsigned)kind, timeout_ms);
         sleep_ms(2);
     }
     return at;
@@ -253,6 +255,21 @@ int main(int argc, char **argv) {
     CHECK(state_of(ec) == BALLOT_STATE_IDLE);
     expect_leader(ec, "b", t2);
 
+    /* Cancel an asynchronous campaign from this thread: its callback gets CANCELLED. */
+    {
+        done dc;
+        done_init(&dc);
+        OK(ballot_election_campaign_async(ec, (const uint8_t *)"c", 1, on_done, &dc));
+        wait_state(ec, BALLOT_STATE_CAMPAIGNING, 10000);
+        OK(ballot_election_cancel(ec));
+        wait_done(&dc, 10000);
+        CHECK(dc.calls == 1);
+        CHECK(dc.result == BALLOT_RESULT_CANCELLED);
+        CHECK(dc.term == 0);
+        CHECK(strstr(dc.message, "cancelled") != NULL);
+        wait_state(ec, BALLOT_STATE_IDLE, 10000);
+    }
+
     /* A timeout withdraws the candidate. */
     {
         double t0 = now_ms();
@@ -293,7 +310,7 @@ int main(int argc, char **argv) {
     CHECK(rb.freed == 1);
 
     /* A callback that replaces its own registration: the old user_data is freed
-     * once, after its last call; the new registration gets the later events. */
+     * once, after its last call; the new registration gets the events that follow. */
     {
         recorder r1, r2;
         ballot_election *ef = NULL;
@@ -305,13 +322,22 @@ int main(int argc, char **argv) {
         OK(ballot_election_on_event(ef, on_event, &r1, on_free));
         OK(ballot_election_campaign(ef, (const uint8_t *)"f", 1, 10000, NULL, err_out));
         wait_event(&r1, BALLOT_EVENT_KIND_ELECTED, 10000);
+        /* The old user_data is released right after the replacing call returns. */
+        {
+            double until = now_ms() + 10000;
+            int freed = 0;
+            while (!freed) {
+                pthread_mutex_lock(&r1.mu);
+                freed = r1.freed;
+                pthread_mutex_unlock(&r1.mu);
+                if (!freed && now_ms() > until) FAIL("the replaced registration's user_data was not freed");
+                if (!freed) sleep_ms(2);
+            }
+        }
         OK(ballot_election_resign(ef, err_out));
         wait_event(&r2, BALLOT_EVENT_KIND_RESIGNED, 10000);
         CHECK(r1.replaced == BALLOT_RESULT_OK);
         CHECK(find(&r1, 0, BALLOT_EVENT_KIND_RESIGNED) < 0);
-        pthread_mutex_lock(&r1.mu);
-        CHECK(r1.freed == 1);
-        pthread_mutex_unlock(&r1.mu);
         OK(ballot_election_free(ef));
         CHECK(r1.freed == 1);
         CHECK(r2.freed == 1);
