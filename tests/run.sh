@@ -50,6 +50,18 @@ if [ ${#SERVER_KINDS[@]} -gt 0 ]; then
     export BALLOT_TEST_REQUIRE_SERVERS=1
 fi
 
+step "C toolchain for the C ABI tests (only what is missing)"
+# ffi/tests compile C and C++ programs and run them under AddressSanitizer and valgrind.
+C_NEED=()
+command -v cc >/dev/null 2>&1 || C_NEED+=(gcc)
+command -v c++ >/dev/null 2>&1 || C_NEED+=(g++)
+command -v valgrind >/dev/null 2>&1 || C_NEED+=(valgrind)
+command -v pkg-config >/dev/null 2>&1 || C_NEED+=(pkg-config)
+if [ ${#C_NEED[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${C_NEED[@]}"
+fi
+valgrind --version
+
 step "format"
 cargo fmt --all --check
 
@@ -57,7 +69,15 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "rust tests"
+C_TIMINGS="${CARGO_TARGET_DIR:-target}/tmp/c-tests/timings.txt"
+rm -f "$C_TIMINGS"
 cargo test --workspace --locked
+
+step "C test programs (ffi/tests/c): compile and run times, measurements"
+cat "$C_TIMINGS"
+
+step "C and C++ examples from README.md, from a fresh prefix"
+bash ffi/tests/readme_examples.sh
 
 step "docs"
 # The CLI is a binary whose doc comments are its --help text, not API docs.

@@ -1,0 +1,258 @@
+//! Result codes and error details.
+
+use std::ffi::CString;
+use std::os::raw::c_char;
+
+use ballot::ErrorKind;
+
+/// The outcome of a libballot call. `BALLOT_RESULT_OK` (0) is success; every other
+/// value names what went wrong. Codes 1 to 12 are one per kind of ballot error
+/// (the same kinds as the Rust `ErrorKind`, the Python exception classes and the
+/// Node error codes); codes from 100 on are errors of the C boundary itself.
+///
+/// Codes are never renumbered. A retired code stays reserved here as a comment.
+/// `ballot_result_str` gives a static name for each code.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ballot_result {
+    /// Success.
+    Ok = 0,
+    /// A value given by the caller is not acceptable: an election name (empty,
+    /// longer than 256 bytes, an empty segment, a control character), a value
+    /// (empty or larger than the backend's limit), a URL or an option, or an
+    /// operation that the handle's current state does not allow (for example
+    /// campaigning twice). The error message names the problem.
+    InvalidArgument = 1,
+    /// The backend could not be reached or the connection broke.
+    Connection = 2,
+    /// The operation did not finish within its timeout.
+    Timeout = 3,
+    /// The operation needs leadership and this handle does not hold it.
+    NotLeader = 4,
+    /// The election has no leader.
+    NoLeader = 5,
+    /// The session was lost while the operation ran.
+    SessionLost = 6,
+    /// The election was ended by `ballot_election_end` (from any participant).
+    Ended = 7,
+    /// The client or election was closed (`ballot_client_close` or
+    /// `ballot_client_free`).
+    Closed = 8,
+    /// The backend refused the credentials or the permission.
+    Auth = 9,
+    /// The backend answered with an error that fits no other code.
+    Backend = 10,
+    /// A bug or broken invariant inside ballot (please report it).
+    Internal = 11,
+    /// The operation was cancelled: by `ballot_election_cancel`, by a resign that
+    /// withdrew a waiting campaign, or by `ballot_election_free` for a pending
+    /// `ballot_election_campaign_async`.
+    Cancelled = 12,
+    /// A required pointer argument was NULL. The error message names it.
+    NullParameter = 100,
+    /// A string argument was not valid UTF-8.
+    InvalidUtf8 = 101,
+    /// A panic inside libballot was caught at the boundary (a bug; please report
+    /// it). The handle may be in an unspecified but memory-safe state.
+    Panic = 102,
+    /// The call was made from inside a callback of the same election, where it
+    /// would wait for itself (`ballot_election_free` from that election's event
+    /// callback or campaign completion callback). Nothing was done.
+    Reentrant = 103,
+}
+
+impl ballot_result {
+    pub(crate) fn from_kind(kind: ErrorKind) -> ballot_result {
+        match kind {
+            ErrorKind::InvalidArgument => ballot_result::InvalidArgument,
+            ErrorKind::Connection => ballot_result::Connection,
+            ErrorKind::Timeout => ballot_result::Timeout,
+            ErrorKind::NotLeader => ballot_result::NotLeader,
+            ErrorKind::NoLeader => ballot_result::NoLeader,
+            ErrorKind::SessionLost => ballot_result::SessionLost,
+            ErrorKind::Ended => ballot_result::Ended,
+            ErrorKind::Closed => ballot_result::Closed,
+            ErrorKind::Auth => ballot_result::Auth,
+            ErrorKind::Backend => ballot_result::Backend,
+            ErrorKind::Cancelled => ballot_result::Cancelled,
+            // ErrorKind is non-exhaustive; a kind added to the core without a code
+            // here is a bug of this crate, which a unit test catches.
+            _ => ballot_result::Internal,
+        }
+    }
+
+    fn name(code: u32) -> &'static [u8] {
+        match code {
+            0 => b"ok\0",
+            1 => b"invalid_argument\0",
+            2 => b"connection\0",
+            3 => b"timeout\0",
+            4 => b"not_leader\0",
+            5 => b"no_leader\0",
+            6 => b"session_lost\0",
+            7 => b"ended\0",
+            8 => b"closed\0",
+            9 => b"auth\0",
+            10 => b"backend\0",
+            11 => b"internal\0",
+            12 => b"cancelled\0",
+            100 => b"null_parameter\0",
+            101 => b"invalid_utf8\0",
+            102 => b"panic\0",
+            103 => b"reentrant\0",
+            _ => b"unknown\0",
+        }
+    }
+}
+
+/// The detail of a failed call: its result code and a message naming the cause.
+///
+/// Made by libballot and handed to the caller through an `err_out` argument; the
+/// caller owns it and frees it with `ballot_error_free`. It is immutable, so it
+/// may be read from any thread.
+#[derive(Debug)]
+pub struct ballot_error {
+    code: ballot_result,
+    message: CString,
+}
+
+/// A failure on its way to C: a code and a message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: ballot_result,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: ballot_result, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+
+    pub(crate) fn null(what: &str) -> Failure {
+        Failure::new(ballot_result::NullParameter, format!("{what} is NULL"))
+    }
+
+    pub(crate) fn panic(payload: Box<dyn std::any::Any + Send>) -> Failure {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with no message".to_string());
+        Failure::new(ballot_result::Panic, format!("a panic inside libballot was caught: {what}"))
+    }
+}
+
+impl From<ballot::Error> for Failure {
+    fn from(e: ballot::Error) -> Failure {
+        Failure::new(ballot_result::from_kind(e.kind()), e.to_string())
+    }
+}
+
+impl From<Failure> for ballot_error {
+    fn from(f: Failure) -> ballot_error {
+        // A NUL inside a message (say, from a backend's reply) would cut it short;
+        // replacing it keeps the rest readable.
+        let message = CString::new(f.message.replace('\0', "\\0")).unwrap_or_default();
+        ballot_error { code: f.code, message }
+    }
+}
+
+/// The static name of a result code, such as `"ok"`, `"not_leader"` or
+/// `"null_parameter"`; `"unknown"` for a value that is not a code.
+///
+/// `code` is a `ballot_result` value; any `uint32_t` is accepted.
+///
+/// Ownership: the string is static; do not free it. Thread: any. Never fails.
+#[no_mangle]
+pub extern "C" fn ballot_result_str(code: u32) -> *const c_char {
+    ffi_boundary_value!(b"unknown\0".as_ptr().cast(), { ballot_result::name(code).as_ptr().cast() })
+}
+
+/// The message of an error: one line naming the code and the cause, for example
+/// `"invalid_argument: election name \"a//b\" has an empty segment ..."`.
+///
+/// Ownership: the string belongs to `error` and lives until
+/// `ballot_error_free(error)`. NULL: returns NULL when `error` is NULL.
+/// Thread: any.
+///
+/// # Safety
+/// `error` is NULL or an error made by libballot and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_error_message(error: *const ballot_error) -> *const c_char {
+    ffi_boundary_value!(std::ptr::null(), {
+        // SAFETY: guaranteed by the caller.
+        match unsafe { error.as_ref() } {
+            Some(e) => e.message.as_ptr(),
+            None => std::ptr::null(),
+        }
+    })
+}
+
+/// The result code of an error (never `BALLOT_RESULT_OK`).
+///
+/// NULL: returns `BALLOT_RESULT_NULL_PARAMETER` when `error` is NULL.
+/// Thread: any.
+///
+/// # Safety
+/// `error` is NULL or an error made by libballot and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_error_result(error: *const ballot_error) -> ballot_result {
+    ffi_boundary_value!(ballot_result::Panic, {
+        // SAFETY: guaranteed by the caller.
+        match unsafe { error.as_ref() } {
+            Some(e) => e.code,
+            None => ballot_result::NullParameter,
+        }
+    })
+}
+
+/// Frees an error returned through an `err_out` argument.
+///
+/// Ownership: takes `error`; it must not be used afterwards. NULL: no-op.
+/// Thread: any.
+///
+/// # Safety
+/// `error` is NULL or an error made by libballot and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_error_free(error: *mut ballot_error) {
+    ffi_boundary_value!((), {
+        if !error.is_null() {
+            // SAFETY: guaranteed by the caller; it came from Box::into_raw.
+            drop(unsafe { Box::from_raw(error) });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_code_per_kind_in_order_and_never_renumbered() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            let code = ballot_result::from_kind(*kind) as u32;
+            assert_eq!(code, i as u32 + 1, "{kind:?}");
+            let name = std::ffi::CStr::from_bytes_with_nul(ballot_result::name(code)).unwrap();
+            assert_eq!(name.to_str().unwrap(), kind.as_str());
+        }
+        assert_eq!(ballot_result::NullParameter as u32, 100);
+        assert_eq!(ballot_result::InvalidUtf8 as u32, 101);
+        assert_eq!(ballot_result::Panic as u32, 102);
+        assert_eq!(ballot_result::Reentrant as u32, 103);
+    }
+
+    #[test]
+    fn a_panic_becomes_the_panic_code_with_its_message() {
+        let mut err: *mut ballot_error = std::ptr::null_mut();
+        let r = ffi_boundary!(&mut err, {
+            if err.is_null() {
+                panic!("boom");
+            }
+            Ok(())
+        });
+        assert_eq!(r, ballot_result::Panic);
+        let msg = unsafe { std::ffi::CStr::from_ptr(ballot_error_message(err)) };
+        assert!(msg.to_str().unwrap().contains("boom"), "{msg:?}");
+        unsafe { ballot_error_free(err) };
+    }
+}

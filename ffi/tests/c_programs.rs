@@ -1,0 +1,278 @@
+//! Drives the C test programs in `tests/c/` and the C and C++ examples in
+//! `examples/`: each is compiled at test time against `include/ballot.h` and the
+//! freshly built `libballot.so`, then run against a backend, under
+//! AddressSanitizer (with LeakSanitizer) and under valgrind.
+//!
+//! Backends: the local backend always; etcd, ZooKeeper and Consul when
+//! `tests/run.sh` started them and set `BALLOT_TEST_ETCD`, `BALLOT_TEST_ZK` and
+//! `BALLOT_TEST_CONSUL`. A server test whose variable is missing panics when
+//! `BALLOT_TEST_REQUIRE_SERVERS=1` (set by tests/run.sh whenever it starts servers)
+//! and otherwise says on stderr that it did not run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The directory with the libballot.so that cargo built for this test run
+/// (`target/<profile>`, two levels above this test binary in `deps/`).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
+    assert!(dir.join("libballot.so").exists(), "no libballot.so in {}", dir.display());
+    dir
+}
+
+fn scratch() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-tests");
+    std::fs::create_dir_all(&d).expect("creating the scratch dir");
+    d
+}
+
+/// A fresh local backend directory for one run.
+fn local_url(tag: &str) -> String {
+    let dir = scratch().join(format!("backend-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    format!("file://{}", dir.display())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// -fsanitize=address (LeakSanitizer included), -O1.
+    Asan,
+    /// Plain -O0 -g build, run under valgrind memcheck.
+    Valgrind,
+    /// Plain -O2 build, for measurements.
+    Native,
+}
+
+/// Compiles `tests/c/<program>.c` and gives the binary's path.
+fn compile(program: &str, mode: Mode, tag: &str) -> PathBuf {
+    let src = repo().join("ffi/tests/c").join(format!("{program}.c"));
+    compile_source(&src, "cc", &["-std=c99"], mode, tag)
+}
+
+/// Compiles one C or C++ source against include/ and the built libballot.so.
+fn compile_source(src: &Path, compiler: &str, std: &[&str], mode: Mode, tag: &str) -> PathBuf {
+    let program = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let out = scratch().join(format!("{program}-{tag}-{mode:?}"));
+    let lib = lib_dir();
+    let mut cmd = Command::new(compiler);
+    cmd.args(std).args(["-Wall", "-Wextra", "-pedantic", "-Werror", "-g"]);
+    match mode {
+        Mode::Asan => cmd.args(["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]),
+        Mode::Valgrind => cmd.args(["-O0"]),
+        Mode::Native => cmd.args(["-O2"]),
+    };
+    cmd.arg("-I").arg(repo().join("include")).arg(src).arg("-o").arg(&out);
+    cmd.arg("-L").arg(&lib).arg(format!("-Wl,-rpath,{}", lib.display())).args(["-lballot", "-lpthread"]);
+    let t = Instant::now();
+    let o = cmd.output().unwrap_or_else(|e| panic!("running {compiler}: {e} (a C and C++ compiler are needed)"));
+    assert!(o.status.success(), "compiling {program} ({mode:?}) failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(program);
+    timing(format!("compiled {name} in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
+    out
+}
+
+/// Prints a timing and appends it to `target/tmp/c-tests/timings.txt`, which
+/// tests/run.sh shows after the tests (cargo hides the output of passing tests).
+fn timing(line: String) {
+    use std::io::Write;
+    eprintln!("{line}");
+    let f = std::fs::OpenOptions::new().create(true).append(true).open(scratch().join("timings.txt"));
+    if let Ok(mut f) = f {
+        // One write per line, so that lines from parallel tests do not interleave.
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+fn show(o: &Output) -> String {
+    format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs a compiled program with `args` in `mode` and asserts a clean exit.
+fn run(bin: &Path, mode: Mode, args: &[&str]) -> Output {
+    let mut cmd = match mode {
+        Mode::Valgrind => {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--quiet",
+                "--leak-check=full",
+                // Runtime threads that are still parked at exit keep their memory
+                // reachable ("still reachable" / "possibly lost" thread stacks);
+                // definite and indirect leaks are the real ones.
+                "--show-leak-kinds=definite,indirect",
+                "--errors-for-leak-kinds=definite,indirect",
+                "--error-exitcode=99",
+            ]);
+            c.arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    cmd.args(args);
+    if mode == Mode::Asan {
+        cmd.env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:strict_string_checks=1");
+    }
+    let t = Instant::now();
+    let o = cmd.output().unwrap_or_else(|e| panic!("running {} ({mode:?}): {e}", bin.display()));
+    let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    timing(format!("ran {name} in {:.0} ms", t.elapsed().as_secs_f64() * 1e3));
+    assert!(o.status.success(), "{} ({mode:?}) failed with {}:\n{}", bin.display(), o.status, show(&o));
+    if mode == Mode::Valgrind {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("Invalid read") && !err.contains("Invalid write"), "valgrind:\n{err}");
+    }
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        timing(format!("  {name}: {line}"));
+    }
+    o
+}
+
+fn valgrind_present() {
+    let ok = Command::new("valgrind").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "valgrind is not installed (tests/run.sh installs it: apt-get install -y valgrind)");
+}
+
+/// The URL of a server backend from `var`, or None (with a note) when the server
+/// was not started and servers are not required.
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ if std::env::var_os("BALLOT_TEST_REQUIRE_SERVERS").is_some() => {
+            panic!("{var} is not set: tests/run.sh starts the server and sets it")
+        }
+        _ => {
+            eprintln!(
+                "NOT RUN against this backend: {var} is not set (tests/run.sh sets it when it starts the server)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn election_local_asan() {
+    let bin = compile("election", Mode::Asan, "local");
+    run(&bin, Mode::Asan, &[&local_url("election")]);
+}
+
+#[test]
+fn election_local_valgrind() {
+    valgrind_present();
+    let bin = compile("election", Mode::Valgrind, "local");
+    run(&bin, Mode::Valgrind, &[&local_url("election")]);
+}
+
+#[test]
+fn bad_input_local_asan() {
+    let bin = compile("bad_input", Mode::Asan, "local");
+    run(&bin, Mode::Asan, &[&local_url("bad")]);
+}
+
+#[test]
+fn bad_input_local_valgrind() {
+    valgrind_present();
+    let bin = compile("bad_input", Mode::Valgrind, "local");
+    run(&bin, Mode::Valgrind, &[&local_url("bad")]);
+}
+
+/// 10,000 create/campaign/resign/free cycles in one process: the resident set
+/// must not grow by more than 2 MiB between cycle 1,000 and cycle 10,000.
+#[test]
+fn ten_thousand_cycles_do_not_grow_memory() {
+    let bin = compile("cycles", Mode::Native, "local");
+    let o = run(&bin, Mode::Native, &[&local_url("cycles"), "10000", "2048"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("rss_growth_kib="));
+}
+
+/// The same cycles under LeakSanitizer and valgrind, fewer of them (both are slow):
+/// nothing a cycle allocates may be leaked.
+#[test]
+fn cycles_leak_nothing_asan() {
+    let bin = compile("cycles", Mode::Asan, "local");
+    // ASan's quarantine holds freed memory back, so RSS is not a measure here.
+    run(&bin, Mode::Asan, &[&local_url("cycles"), "500", "1000000"]);
+}
+
+#[test]
+fn cycles_leak_nothing_valgrind() {
+    valgrind_present();
+    let bin = compile("cycles", Mode::Valgrind, "local");
+    run(&bin, Mode::Valgrind, &[&local_url("cycles"), "50", "1000000"]);
+}
+
+/// The README's C and C++ examples, on the local backend, under ASan and valgrind.
+fn example(lang: &str, mode: Mode) {
+    let (src, compiler, std) = match lang {
+        "c" => (repo().join("examples/c/election.c"), "cc", "-std=c99"),
+        _ => (repo().join("examples/cpp/election.cpp"), "c++", "-std=c++17"),
+    };
+    if mode == Mode::Valgrind {
+        valgrind_present();
+    }
+    let bin = compile_source(&src, compiler, &[std], mode, &format!("example-{lang}"));
+    let o = run(&bin, mode, &[&local_url("example")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = if lang == "c" { "resigned; done" } else { "beta took over with term 2" };
+    assert!(out.contains(want), "the {lang} example did not print {want:?}:\n{out}");
+}
+
+#[test]
+fn example_c_asan() {
+    example("c", Mode::Asan);
+}
+
+#[test]
+fn example_c_valgrind() {
+    example("c", Mode::Valgrind);
+}
+
+#[test]
+fn example_cpp_asan() {
+    example("cpp", Mode::Asan);
+}
+
+#[test]
+fn example_cpp_valgrind() {
+    example("cpp", Mode::Valgrind);
+}
+
+macro_rules! server_tests {
+    ($backend:ident, $var:literal) => {
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn election_asan() {
+                let Some(url) = server_url($var) else { return };
+                let bin = compile("election", Mode::Asan, stringify!($backend));
+                run(&bin, Mode::Asan, &[&url]);
+            }
+
+            #[test]
+            fn election_valgrind() {
+                let Some(url) = server_url($var) else { return };
+                valgrind_present();
+                let bin = compile("election", Mode::Valgrind, stringify!($backend));
+                run(&bin, Mode::Valgrind, &[&url]);
+            }
+
+            #[test]
+            fn bad_input_asan() {
+                let Some(url) = server_url($var) else { return };
+                let bin = compile("bad_input", Mode::Asan, stringify!($backend));
+                run(&bin, Mode::Asan, &[&url]);
+            }
+        }
+    };
+}
+
+server_tests!(etcd, "BALLOT_TEST_ETCD");
+server_tests!(zk, "BALLOT_TEST_ZK");
+server_tests!(consul, "BALLOT_TEST_CONSUL");

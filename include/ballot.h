@@ -1,0 +1,792 @@
+/*
+ * ballot.h: the C ABI of ballot, leader election over etcd, ZooKeeper, Consul and a
+ * local single-host backend.
+ *
+ * Generated from ffi/src by cbindgen (see ffi/cbindgen.toml); do not edit by hand.
+ * Regenerate with: BALLOT_BLESS=1 cargo test -p ballot-ffi --test header
+ *
+ * Conventions, for every function below:
+ *  - Fallible functions return a ballot_result; BALLOT_RESULT_OK (0) is success.
+ *  - A trailing `ballot_error **err_out` may be NULL. On failure, and only then,
+ *    it receives an error that the caller frees with ballot_error_free().
+ *  - Outputs are written only on success.
+ *  - A NULL pointer where one is required gives BALLOT_RESULT_NULL_PARAMETER.
+ *  - Strings are NUL-terminated UTF-8; invalid UTF-8 gives BALLOT_RESULT_INVALID_UTF8.
+ *  - Byte values are a pointer followed by a size_t length.
+ *  - Every object has a _free function, and _free(NULL) is a no-op.
+ *  - No panic crosses into C: a caught one gives BALLOT_RESULT_PANIC.
+ *  - Callbacks always run on threads owned by libballot.
+ */
+
+
+#ifndef BALLOT_H
+#define BALLOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** The version of this header; ballot_version() gives the library's. */
+#define BALLOT_VERSION "0.1.0"
+#define BALLOT_VERSION_MAJOR 0
+#define BALLOT_VERSION_MINOR 1
+#define BALLOT_VERSION_PATCH 0
+
+
+/**
+ * What an event reports. New kinds may be added; ignore kinds you do not know.
+ */
+enum ballot_event_kind
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * This handle became leader; `term` is the new term.
+     */
+    BALLOT_EVENT_KIND_ELECTED = 1,
+    /**
+     * Leadership is in doubt (the session's health is unknown): stop acting as
+     * leader until `RECONNECTED`. `LOST` follows if it cannot be confirmed.
+     */
+    BALLOT_EVENT_KIND_SUSPENDED = 2,
+    /**
+     * Leadership was confirmed again after `SUSPENDED`.
+     */
+    BALLOT_EVENT_KIND_RECONNECTED = 3,
+    /**
+     * Leadership is gone; `reason` says why. Reported no later than the earliest
+     * moment at which the backend could let another candidate win.
+     */
+    BALLOT_EVENT_KIND_LOST = 4,
+    /**
+     * This handle resigned.
+     */
+    BALLOT_EVENT_KIND_RESIGNED = 5,
+    /**
+     * The election's leader changed; `leader` is the new one, or NULL when the
+     * election has no leader.
+     */
+    BALLOT_EVENT_KIND_LEADER_CHANGED = 6,
+    /**
+     * The election was ended by `ballot_election_end`. No event follows.
+     */
+    BALLOT_EVENT_KIND_ENDED = 7,
+    /**
+     * A background error (a broken watch, a failed re-campaign); `error` and
+     * `message` describe it. The handle keeps working where it can.
+     */
+    BALLOT_EVENT_KIND_ERROR = 8,
+};
+#ifndef __cplusplus
+typedef uint32_t ballot_event_kind;
+#endif // __cplusplus
+
+/**
+ * Why leadership was lost (the `reason` of a `BALLOT_EVENT_KIND_LOST` event).
+ */
+enum ballot_lost_reason
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * Not a `LOST` event.
+     */
+    BALLOT_LOST_REASON_NONE = 0,
+    /**
+     * The session expired, or its local deadline passed.
+     */
+    BALLOT_LOST_REASON_SESSION_LOST = 1,
+    /**
+     * The leader's record was deleted or taken over.
+     */
+    BALLOT_LOST_REASON_DELETED = 2,
+    /**
+     * After a reconnect, the record no longer belonged to this session.
+     */
+    BALLOT_LOST_REASON_NOT_OWNER = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t ballot_lost_reason;
+#endif // __cplusplus
+
+/**
+ * The outcome of a libballot call. `BALLOT_RESULT_OK` (0) is success; every other
+ * value names what went wrong. Codes 1 to 12 are one per kind of ballot error
+ * (the same kinds as the Rust `ErrorKind`, the Python exception classes and the
+ * Node error codes); codes from 100 on are errors of the C boundary itself.
+ *
+ * Codes are never renumbered. A retired code stays reserved here as a comment.
+ * `ballot_result_str` gives a static name for each code.
+ */
+enum ballot_result
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * Success.
+     */
+    BALLOT_RESULT_OK = 0,
+    /**
+     * A value given by the caller is not acceptable: an election name (empty,
+     * longer than 256 bytes, an empty segment, a control character), a value
+     * (empty or larger than the backend's limit), a URL or an option, or an
+     * operation that the handle's current state does not allow (for example
+     * campaigning twice). The error message names the problem.
+     */
+    BALLOT_RESULT_INVALID_ARGUMENT = 1,
+    /**
+     * The backend could not be reached or the connection broke.
+     */
+    BALLOT_RESULT_CONNECTION = 2,
+    /**
+     * The operation did not finish within its timeout.
+     */
+    BALLOT_RESULT_TIMEOUT = 3,
+    /**
+     * The operation needs leadership and this handle does not hold it.
+     */
+    BALLOT_RESULT_NOT_LEADER = 4,
+    /**
+     * The election has no leader.
+     */
+    BALLOT_RESULT_NO_LEADER = 5,
+    /**
+     * The session was lost while the operation ran.
+     */
+    BALLOT_RESULT_SESSION_LOST = 6,
+    /**
+     * The election was ended by `ballot_election_end` (from any participant).
+     */
+    BALLOT_RESULT_ENDED = 7,
+    /**
+     * The client or election was closed (`ballot_client_close` or
+     * `ballot_client_free`).
+     */
+    BALLOT_RESULT_CLOSED = 8,
+    /**
+     * The backend refused the credentials or the permission.
+     */
+    BALLOT_RESULT_AUTH = 9,
+    /**
+     * The backend answered with an error that fits no other code.
+     */
+    BALLOT_RESULT_BACKEND = 10,
+    /**
+     * A bug or broken invariant inside ballot (please report it).
+     */
+    BALLOT_RESULT_INTERNAL = 11,
+    /**
+     * The operation was cancelled: by `ballot_election_cancel`, by a resign that
+     * withdrew a waiting campaign, or by `ballot_election_free` for a pending
+     * `ballot_election_campaign_async`.
+     */
+    BALLOT_RESULT_CANCELLED = 12,
+    /**
+     * A required pointer argument was NULL. The error message names it.
+     */
+    BALLOT_RESULT_NULL_PARAMETER = 100,
+    /**
+     * A string argument was not valid UTF-8.
+     */
+    BALLOT_RESULT_INVALID_UTF8 = 101,
+    /**
+     * A panic inside libballot was caught at the boundary (a bug; please report
+     * it). The handle may be in an unspecified but memory-safe state.
+     */
+    BALLOT_RESULT_PANIC = 102,
+    /**
+     * The call was made from inside a callback of the same election, where it
+     * would wait for itself (`ballot_election_free` from that election's event
+     * callback or campaign completion callback). Nothing was done.
+     */
+    BALLOT_RESULT_REENTRANT = 103,
+};
+#ifndef __cplusplus
+typedef uint32_t ballot_result;
+#endif // __cplusplus
+
+/**
+ * Where an election handle stands.
+ */
+enum ballot_state
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * Not a candidate.
+     */
+    BALLOT_STATE_IDLE = 0,
+    /**
+     * Waiting to win.
+     */
+    BALLOT_STATE_CAMPAIGNING = 1,
+    /**
+     * Leading, and the session is healthy.
+     */
+    BALLOT_STATE_LEADER = 2,
+    /**
+     * Was leading, but the session's health is in doubt: do not act as leader.
+     */
+    BALLOT_STATE_SUSPENDED = 3,
+    /**
+     * The election was ended. Terminal.
+     */
+    BALLOT_STATE_ENDED = 4,
+    /**
+     * The handle or its client was closed. Terminal.
+     */
+    BALLOT_STATE_CLOSED = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t ballot_state;
+#endif // __cplusplus
+
+/**
+ * A connection to one backend with one session (an etcd lease, a ZooKeeper
+ * session, a Consul session, or a local holder), kept alive by the library.
+ *
+ * Made by `ballot_client_connect`, freed by `ballot_client_free`. Every function
+ * may be called on it from any thread, concurrently.
+ */
+typedef struct ballot_client ballot_client;
+
+/**
+ * One participant in one election: it campaigns, proclaims, resigns, reads the
+ * leader, ends the election and reports events.
+ *
+ * Made by `ballot_election_new`, freed by `ballot_election_free`. Every function
+ * but `ballot_election_free` may be called on it from any thread, concurrently
+ * (a blocking campaign on one thread and `ballot_election_cancel` on another, for
+ * example).
+ */
+typedef struct ballot_election ballot_election;
+
+/**
+ * The detail of a failed call: its result code and a message naming the cause.
+ *
+ * Made by libballot and handed to the caller through an `err_out` argument; the
+ * caller owns it and frees it with `ballot_error_free`. It is immutable, so it
+ * may be read from any thread.
+ */
+typedef struct ballot_error ballot_error;
+
+/**
+ * The leader of an election as the backend recorded it when it was read: its
+ * value, its term (fencing token) and its key.
+ *
+ * Returned by `ballot_election_leader` (owned by the caller, freed with
+ * `ballot_leader_free`) and lent to event callbacks (borrowed for the call only).
+ * It is immutable, so it may be read from any thread.
+ */
+typedef struct ballot_leader ballot_leader;
+
+/**
+ * Client settings. Zero-initialize it (`ballot_client_options o = {0};`) and set
+ * only what you need: a field left 0 keeps its default. Options given in the
+ * backend URL's query (`ttl=`, `margin=`, `connect_timeout=`) override these.
+ */
+typedef struct ballot_client_options {
+    /**
+     * Session TTL in milliseconds: how long the backend keeps the session of a
+     * silent client. 0: the default, 10000. Consul's minimum is 10000.
+     */
+    uint64_t ttl_ms;
+    /**
+     * Safety margin in milliseconds: leadership is reported lost at the send time
+     * of the last acknowledged keepalive + TTL - margin. 0: the default, TTL/5.
+     * Must be smaller than the TTL.
+     */
+    uint64_t safety_margin_ms;
+    /**
+     * How long `ballot_client_connect` may take before `BALLOT_RESULT_TIMEOUT`.
+     * 0: the default, 5000.
+     */
+    uint64_t connect_timeout_ms;
+    /**
+     * Non-zero: a leader that lost its leadership does not campaign again by
+     * itself. 0: the default, it joins the election again with its last value.
+     */
+    uint8_t no_auto_requeue;
+} ballot_client_options;
+
+/**
+ * The completion callback of `ballot_election_campaign_async`.
+ *
+ * `result` is `BALLOT_RESULT_OK` when elected, with `term` the new term; otherwise
+ * `term` is 0 and `error` describes the failure (borrowed for the call; do not
+ * free it). It is called exactly once per accepted campaign, on a thread owned
+ * by libballot (`ballot-campaign`). It may call any libballot function, except
+ * `ballot_election_free` on the same election, which returns
+ * `BALLOT_RESULT_REENTRANT`.
+ */
+typedef void (*ballot_done_cb)(void *user_data,
+                               ballot_result result,
+                               uint64_t term,
+                               const struct ballot_error *error);
+
+/**
+ * One event of an election handle, lent to a `ballot_event_cb` for the duration of
+ * the call. Fields that do not apply to `kind` are 0 or NULL. Fields may be
+ * added at the end in later versions; the struct is always made by libballot.
+ */
+typedef struct ballot_event {
+    /**
+     * What happened.
+     */
+    ballot_event_kind kind;
+    /**
+     * `ELECTED`: the new term. `LEADER_CHANGED`: the new leader's term, or 0.
+     */
+    uint64_t term;
+    /**
+     * `LOST`: why. Otherwise `BALLOT_LOST_REASON_NONE`.
+     */
+    ballot_lost_reason reason;
+    /**
+     * `LEADER_CHANGED`: the new leader, or NULL when there is none. Borrowed for
+     * the call; do not free it.
+     */
+    const struct ballot_leader *leader;
+    /**
+     * `ERROR`: the error's code. Otherwise `BALLOT_RESULT_OK`.
+     */
+    ballot_result error;
+    /**
+     * `ERROR`: the error's message, NUL-terminated. Otherwise NULL. Borrowed for
+     * the call.
+     */
+    const char *message;
+} ballot_event;
+
+/**
+ * An event callback: `user_data` is the pointer given at registration, `event`
+ * is borrowed for the call.
+ *
+ * It runs on the client's event thread, a thread owned by libballot (never the
+ * registering thread and never a runtime worker), one event at a time and in
+ * order. It may call any libballot function, except `ballot_election_free` on its
+ * own election, which returns `BALLOT_RESULT_REENTRANT`. A slow callback delays
+ * the events of every election of the same client.
+ */
+typedef void (*ballot_event_cb)(void *user_data,
+                                const struct ballot_event *event);
+
+/**
+ * Releases the `user_data` of a registration. libballot calls it exactly once,
+ * when nothing can call the callback any more: when the registration is replaced,
+ * or from `ballot_election_free`. It runs on the thread that made that call,
+ * or on the event thread when that call was made from inside the callback.
+ */
+typedef void (*ballot_user_data_free)(void *user_data);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The version of libballot as a static NUL-terminated string, for example
+ * `"0.1.0"`. It equals the `BALLOT_VERSION` macro of the header the program was
+ * compiled with when the header and the library match.
+ *
+ * Ownership: the string is static; do not free it. Thread: any. Never fails.
+ */
+const char *ballot_version(void);
+
+/**
+ * Connects to the backend that `url` names and starts its session. Blocks until
+ * connected, at most the connect timeout.
+ *
+ * URLs: `file:///var/run/ballot` (local, one host), `etcd://h1:2379[,h2:2379][/ns]`,
+ * `zk://h1:2181[/chroot]`, `consul://h:8500[/ns]`; a backend not built into this
+ * library is rejected with `BALLOT_RESULT_INVALID_ARGUMENT`.
+ *
+ * Parameters: `url` is a NUL-terminated UTF-8 string, borrowed for the call.
+ * `options` may be NULL for the defaults; it is borrowed for the call. On
+ * success `*out` receives a new client, owned by the caller, to be freed with
+ * `ballot_client_free`; on failure `*out` is not written.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`url` or `out` NULL);
+ * `INVALID_UTF8`; `INVALID_ARGUMENT` (malformed URL, unknown option, value out of
+ * range); `CONNECTION`; `TIMEOUT`; `AUTH`. With a non-NULL `err_out`, a failure
+ * stores an error there that the caller frees with `ballot_error_free`.
+ *
+ * Thread: any; blocks the calling thread.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_client_connect(const char *url,
+                                    const struct ballot_client_options *options,
+                                    struct ballot_client **out,
+                                    struct ballot_error **err_out);
+
+/**
+ * Closes the client: resigns every election made from it, withdraws every
+ * candidate, releases the session, and makes every later operation on the client
+ * and its elections fail with `BALLOT_RESULT_CLOSED`. The handles stay valid and
+ * must still be freed. Closing twice is fine.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; a backend error if the session
+ * could not be released cleanly (it then expires on the server after its TTL).
+ *
+ * Thread: any, including a callback; blocks the calling thread.
+ *
+ * # Safety
+ * `client` is NULL or a live client.
+ */
+ballot_result ballot_client_close(struct ballot_client *client,
+                                  struct ballot_error **err_out);
+
+/**
+ * Closes the client as `ballot_client_close` does, then frees it.
+ *
+ * Elections made from it stay valid handles (their operations then fail with
+ * `BALLOT_RESULT_CLOSED`) and must still be freed with `ballot_election_free`,
+ * in any order relative to this call.
+ *
+ * Ownership: takes `client`; it must not be used afterwards. NULL: no-op.
+ * Thread: any, including a callback; blocks until the session is released.
+ *
+ * # Safety
+ * `client` is NULL or a live client that no other thread is using.
+ */
+void ballot_client_free(struct ballot_client *client);
+
+/**
+ * Makes a handle on the election `name` of `client`. Nothing is written to the
+ * backend until the handle is used. Several handles on one name are independent
+ * participants.
+ *
+ * `name` is a `/`-separated path of printable UTF-8, at most 256 bytes, with no
+ * empty segment; it is borrowed for the call. On success `*out` receives a new
+ * election owned by the caller, freed with `ballot_election_free`; it keeps what
+ * it needs of the client, so it may outlive `client`.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (bad name); `CLOSED` (client closed).
+ *
+ * Thread: any; does not block.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_election_new(const struct ballot_client *client,
+                                  const char *name,
+                                  struct ballot_election **out,
+                                  struct ballot_error **err_out);
+
+/**
+ * Frees an election handle: stops its event callback (waiting for a running call
+ * to return, then calling its `user_data_free` once), cancels a pending
+ * `ballot_election_campaign_async` (its callback gets `BALLOT_RESULT_CANCELLED`
+ * before this returns), and withdraws the candidate, resigning if it leads.
+ *
+ * Ownership: takes `election` unless the result is `BALLOT_RESULT_REENTRANT`.
+ * NULL: no-op, `BALLOT_RESULT_OK`.
+ *
+ * Results: `BALLOT_RESULT_OK`; `BALLOT_RESULT_REENTRANT` when called from inside
+ * this election's own event callback or campaign completion callback, where it
+ * would wait for itself: then nothing is done and the handle stays valid.
+ *
+ * Thread: any other thread may free; no other thread may be using `election`
+ * (a blocking campaign on it must have returned). Blocks until the above is done.
+ *
+ * # Safety
+ * `election` is NULL or a live election.
+ */
+ballot_result ballot_election_free(struct ballot_election *election);
+
+/**
+ * Campaigns with `value` and blocks until this handle leads, `timeout_ms` passes,
+ * or the campaign fails. On timeout or cancellation the candidate is withdrawn and
+ * leaves nothing behind on the backend.
+ *
+ * `value` points to `len` bytes (1 byte up to the backend's limit: 1 MiB, 512 KiB
+ * on Consul), borrowed for the call; `(NULL, 0)` is the empty value, which is
+ * refused. `timeout_ms` < 0 waits for ever. On success `*term_out` (may be NULL)
+ * receives the term of this leadership.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (empty or
+ * oversized value, already campaigning or leading); `TIMEOUT`; `CANCELLED`
+ * (`ballot_election_cancel`, or a `ballot_election_resign` from another thread);
+ * `ENDED`; `CLOSED`; `SESSION_LOST`; `CONNECTION`; `AUTH`; `BACKEND`.
+ *
+ * Thread: any; blocks the calling thread. Another thread may cancel it with
+ * `ballot_election_cancel`.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_election_campaign(const struct ballot_election *election,
+                                       const uint8_t *value,
+                                       size_t len,
+                                       int64_t timeout_ms,
+                                       uint64_t *term_out,
+                                       struct ballot_error **err_out);
+
+/**
+ * Starts a campaign with `value` and returns at once; `cb` is called exactly once
+ * with the outcome, on a thread owned by libballot. The campaign waits for ever
+ * unless cancelled (`ballot_election_cancel`, `ballot_election_resign`, or
+ * `ballot_election_free`, which calls `cb` with `BALLOT_RESULT_CANCELLED` before
+ * it returns).
+ *
+ * `value` is copied before the call returns. `user_data` is passed to `cb` as is;
+ * libballot never frees it (free it in `cb`).
+ *
+ * Results: `BALLOT_RESULT_OK` when the campaign was started (every later outcome,
+ * including an invalid value or a campaign already running, goes to `cb`);
+ * `NULL_PARAMETER` (`election` or `cb` NULL, or `value` NULL with `len` > 0) and
+ * `INTERNAL` (no thread could be started), in which cases `cb` is never called.
+ *
+ * Thread: any; does not block.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above; `election` stays live until
+ * `cb` has been called (`ballot_election_free` guarantees that).
+ */
+ballot_result ballot_election_campaign_async(const struct ballot_election *election,
+                                             const uint8_t *value,
+                                             size_t len,
+                                             ballot_done_cb cb,
+                                             void *user_data);
+
+/**
+ * Cancels the campaigns of this handle that are running now, blocking or
+ * asynchronous: they end with `BALLOT_RESULT_CANCELLED` and their candidates are
+ * withdrawn. A campaign started after this call is not affected. Cancelling when
+ * nothing runs is fine.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`.
+ *
+ * Thread: any, and meant to be called from another thread than the one blocked in
+ * `ballot_election_campaign`; does not block.
+ *
+ * # Safety
+ * `election` is NULL or a live election.
+ */
+ballot_result ballot_election_cancel(const struct ballot_election *election);
+
+/**
+ * Replaces the leader's value; the term does not change. `value` points to `len`
+ * bytes, borrowed for the call.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `NOT_LEADER` unless this handle
+ * leads; `INVALID_ARGUMENT` (empty or oversized value); `ENDED`; `CLOSED`; backend
+ * errors.
+ *
+ * Thread: any; blocks the calling thread.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_election_proclaim(const struct ballot_election *election,
+                                       const uint8_t *value,
+                                       size_t len,
+                                       struct ballot_error **err_out);
+
+/**
+ * Gives up leadership, or withdraws a waiting candidate (whose pending campaign
+ * then ends with `BALLOT_RESULT_CANCELLED`).
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `NOT_LEADER` when neither leading
+ * nor campaigning; `ENDED`; `CLOSED`; backend errors (the session's expiry then
+ * removes the record later).
+ *
+ * Thread: any; blocks the calling thread.
+ *
+ * # Safety
+ * `election` is NULL or a live election.
+ */
+ballot_result ballot_election_resign(const struct ballot_election *election,
+                                     struct ballot_error **err_out);
+
+/**
+ * Reads the election's current leader from the backend. On success `*out`
+ * receives a leader owned by the caller, freed with `ballot_leader_free`.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NO_LEADER` when the election has no leader
+ * (`*out` is not written); `NULL_PARAMETER`; `ENDED`; `CLOSED`; backend errors.
+ *
+ * Thread: any; blocks the calling thread.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_election_leader(const struct ballot_election *election,
+                                     struct ballot_leader **out,
+                                     struct ballot_error **err_out);
+
+/**
+ * Ends the election for every participant: each gets a `BALLOT_EVENT_KIND_ENDED`
+ * event, leaders step down, and later operations on their handles fail with
+ * `BALLOT_RESULT_ENDED`. This handle is ended too. Terms keep increasing if the
+ * name is used again by new handles. Ending twice is fine.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `CLOSED`; backend errors.
+ *
+ * Thread: any; blocks the calling thread.
+ *
+ * # Safety
+ * `election` is NULL or a live election.
+ */
+ballot_result ballot_election_end(const struct ballot_election *election,
+                                  struct ballot_error **err_out);
+
+/**
+ * The handle's state now, into `*state_out`. A leader whose session has passed its
+ * local deadline reads as `BALLOT_STATE_SUSPENDED` at once.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`*state_out` is not written).
+ *
+ * Thread: any; does not block.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_election_state(const struct ballot_election *election,
+                                    ballot_state *state_out);
+
+/**
+ * The static name of a state (`"idle"`, `"campaigning"`, `"leader"`,
+ * `"suspended"`, `"ended"`, `"closed"`), or `"unknown"` for a value that is not a
+ * state. `state` is a `ballot_state` value; any `uint32_t` is accepted.
+ *
+ * Ownership: static; do not free. Thread: any. Never fails.
+ */
+const char *ballot_state_str(uint32_t state);
+
+/**
+ * Registers `cb` to receive every event of this handle from now on, in order.
+ * A registration made before is replaced: it stops (its running call, if any,
+ * returns first) and its `user_data_free` is called, before this returns (or,
+ * when called from inside that callback, right after the callback returns).
+ * Events that the old callback had not yet received are not delivered to it; an
+ * event that happens during the replacement may reach both callbacks.
+ *
+ * `user_data` is passed to `cb` as is. `user_data_free` (may be NULL) is called
+ * exactly once with `user_data`, when nothing can call `cb` any more: when this
+ * registration is replaced or the election is freed. Ownership of `user_data` on
+ * failure: when this returns an error, `user_data_free` is never called and
+ * `user_data` stays the caller's.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`election` or `cb` NULL);
+ * `INTERNAL` (the event thread could not be started).
+ *
+ * Thread: any. `cb` runs on the client's event thread, owned by libballot; see
+ * `ballot_event_cb`.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above; `user_data` may be used from the
+ * event thread.
+ */
+ballot_result ballot_election_on_event(const struct ballot_election *election,
+                                       ballot_event_cb cb,
+                                       void *user_data,
+                                       ballot_user_data_free user_data_free);
+
+/**
+ * The leader's term: the fencing token, strictly increasing over the successive
+ * leaders of the election. Pass it to the resources the leader writes, so that
+ * they can refuse a stale leader.
+ *
+ * NULL: returns 0 (no real term is 0). Thread: any.
+ *
+ * # Safety
+ * `leader` is NULL or a live leader.
+ */
+uint64_t ballot_leader_term(const struct ballot_leader *leader);
+
+/**
+ * The leader's value: `*value_out` receives a pointer to its bytes and `*len_out`
+ * their number. The bytes belong to `leader` and live as long as it does; they
+ * are not NUL-terminated.
+ *
+ * NULL: when `leader` is NULL, `*value_out` becomes NULL and `*len_out` 0; a NULL
+ * `value_out` or `len_out` is skipped. Thread: any.
+ *
+ * # Safety
+ * `leader` is NULL or a live leader; `value_out` and `len_out` are NULL or
+ * writable.
+ */
+void ballot_leader_value(const struct ballot_leader *leader,
+                         const uint8_t **value_out,
+                         size_t *len_out);
+
+/**
+ * The leader's key as the backend names it (etcd key, ZooKeeper node path, Consul
+ * session, local holder id), NUL-terminated.
+ *
+ * Ownership: the string belongs to `leader` and lives as long as it does.
+ * NULL: returns NULL when `leader` is NULL. Thread: any.
+ *
+ * # Safety
+ * `leader` is NULL or a live leader.
+ */
+const char *ballot_leader_key(const struct ballot_leader *leader);
+
+/**
+ * Frees a leader returned by `ballot_election_leader`. Never call it on the
+ * leader lent to an event callback.
+ *
+ * Ownership: takes `leader`. NULL: no-op. Thread: any.
+ *
+ * # Safety
+ * `leader` is NULL or a leader owned by the caller and not yet freed.
+ */
+void ballot_leader_free(struct ballot_leader *leader);
+
+/**
+ * The static name of a result code, such as `"ok"`, `"not_leader"` or
+ * `"null_parameter"`; `"unknown"` for a value that is not a code.
+ *
+ * `code` is a `ballot_result` value; any `uint32_t` is accepted.
+ *
+ * Ownership: the string is static; do not free it. Thread: any. Never fails.
+ */
+const char *ballot_result_str(uint32_t code);
+
+/**
+ * The message of an error: one line naming the code and the cause, for example
+ * `"invalid_argument: election name \"a//b\" has an empty segment ..."`.
+ *
+ * Ownership: the string belongs to `error` and lives until
+ * `ballot_error_free(error)`. NULL: returns NULL when `error` is NULL.
+ * Thread: any.
+ *
+ * # Safety
+ * `error` is NULL or an error made by libballot and not yet freed.
+ */
+const char *ballot_error_message(const struct ballot_error *error);
+
+/**
+ * The result code of an error (never `BALLOT_RESULT_OK`).
+ *
+ * NULL: returns `BALLOT_RESULT_NULL_PARAMETER` when `error` is NULL.
+ * Thread: any.
+ *
+ * # Safety
+ * `error` is NULL or an error made by libballot and not yet freed.
+ */
+ballot_result ballot_error_result(const struct ballot_error *error);
+
+/**
+ * Frees an error returned through an `err_out` argument.
+ *
+ * Ownership: takes `error`; it must not be used afterwards. NULL: no-op.
+ * Thread: any.
+ *
+ * # Safety
+ * `error` is NULL or an error made by libballot and not yet freed.
+ */
+void ballot_error_free(struct ballot_error *error);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* BALLOT_H */
