@@ -1,0 +1,90 @@
+'use strict'
+// Whole processes: a leader process is SIGKILLed and another process takes over,
+// and a process exits by itself after client.close().
+
+const { describe, it } = require('node:test')
+const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+const readline = require('node:readline')
+const ballot = require('..')
+const { backends, uniqueName, within } = require('./helpers')
+
+const FIXTURES = path.join(__dirname, 'fixtures')
+
+/** Starts a fixture; `lines` yields its stdout lines parsed as JSON. */
+function start(fixture, args) {
+  const child = spawn(process.execPath, [path.join(FIXTURES, fixture), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })))
+  const rl = readline.createInterface({ input: child.stdout })
+  const lines = rl[Symbol.asyncIterator]()
+  const nextJson = async (ms) => {
+    const r = await within(lines.next(), ms, `a line from ${fixture} (stderr: ${stderr})`)
+    assert.ok(!r.done, `${fixture} ended without output; stderr: ${stderr}`)
+    return JSON.parse(r.value)
+  }
+  return { child, exited, nextJson, stderr: () => stderr }
+}
+
+for (const backend of backends()) {
+  describe(`${backend.name} backend, processes`, () => {
+    const LIMIT = backend.ttlMs * 2 + 10000
+
+    it('another process takes over when the leader process is SIGKILLed', { timeout: LIMIT * 2 }, async () => {
+      const name = uniqueName('kill')
+      const leader = start('leader.js', [backend.url, name, String(backend.ttlMs)])
+      try {
+        const won = await leader.nextJson(LIMIT)
+        assert.equal(won.elected, true)
+        const client = await ballot.connect(backend.url, { ttlMs: backend.ttlMs })
+        try {
+          const e = client.election(name)
+          const seen = await e.leader()
+          assert.equal(seen.value.toString(), `child-${won.pid}`)
+          const campaign = e.campaign('survivor')
+          campaign.catch(() => {})
+          await new Promise((r) => setTimeout(r, 200))
+          assert.equal(e.state, 'campaigning')
+          const killedAt = Date.now()
+          leader.child.kill('SIGKILL')
+          const lead = await within(campaign, LIMIT, 'the takeover')
+          const took = Date.now() - killedAt
+          assert.ok(lead.term > BigInt(won.term), `term ${lead.term} after ${won.term}`)
+          // The kernel (local) or the session expiry (servers) frees the dead leader's
+          // entry; the bound is generous, timing belongs to bench/.
+          assert.ok(took < backend.ttlMs + 5000, `takeover took ${took} ms`)
+          const now = await e.leader()
+          assert.equal(now.value.toString(), 'survivor')
+          await e.resign()
+        } finally {
+          await client.close()
+        }
+      } finally {
+        leader.child.kill('SIGKILL')
+        await leader.exited
+      }
+    })
+
+    it('a process exits by itself after client.close()', { timeout: LIMIT }, async () => {
+      const name = uniqueName('exit')
+      const p = start('close-exits.js', [backend.url, name, String(backend.ttlMs)])
+      try {
+        const report = await p.nextJson(LIMIT)
+        const reportedAt = Date.now()
+        assert.equal(report.closed, true)
+        assert.equal(report.pending, 'BALLOT_CLOSED', 'the pending campaign fails with BALLOT_CLOSED')
+        assert.ok(report.observedItems >= 1, 'the observer saw the leader and then finished')
+        assert.ok(report.events.includes('elected'), report.events.join(','))
+        const exit = await within(p.exited, 5000, 'the exit after close()')
+        assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, p.stderr())
+        assert.ok(exit.at - reportedAt < 5000)
+      } finally {
+        p.child.kill('SIGKILL')
+      }
+    })
+  })
+}
