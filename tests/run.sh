@@ -55,6 +55,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rust tests"
 cargo test --workspace --locked
 
+step "node: build the addon and run node --test (bindings/node)"
+command -v node >/dev/null || { echo "error: node is not installed (bindings/node needs Node.js 20.17 or newer)" >&2; exit 1; }
+echo "node $(node --version), npm $(npm --version)"
+(
+    cd bindings/node
+    # npm ci installs exactly package-lock.json (pinned @napi-rs/cli, typescript).
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund
+    fi
+    npm run build
+    node --test test/
+)
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 

@@ -7,19 +7,24 @@ const os = require('node:os')
 const path = require('node:path')
 
 const REAL = [
-  // [name, env var, session TTL in ms (Consul's minimum is 10 s)]
-  ['etcd', 'BALLOT_TEST_ETCD', 2000],
-  ['zookeeper', 'BALLOT_TEST_ZK', 2000],
-  ['consul', 'BALLOT_TEST_CONSUL', 10000],
+  // [name, env var, session TTL in ms (Consul's minimum is 10 s), takeover bound in ms]
+  // The takeover bound is a generous liveness limit for a SIGKILLed leader's
+  // successor: the session must expire first (Consul may take up to twice the TTL,
+  // then holds the lock for its lock-delay, 15 s by default). Timing is measured in
+  // bench/, not here.
+  ['etcd', 'BALLOT_TEST_ETCD', 2000, 2000 + 5000],
+  ['zookeeper', 'BALLOT_TEST_ZK', 2000, 2000 + 5000],
+  ['consul', 'BALLOT_TEST_CONSUL', 10000, 2 * 10000 + 15000 + 5000],
 ]
 
 function backends() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ballot-node-test-'))
-  const list = [{ name: 'local', url: `file://${dir}`, ttlMs: 2000 }]
+  // The kernel frees a dead local leader's lock at once.
+  const list = [{ name: 'local', url: `file://${dir}`, ttlMs: 2000, takeoverMs: 5000 }]
   const require = process.env.BALLOT_TEST_REQUIRE_SERVERS === '1'
-  for (const [name, env, ttlMs] of REAL) {
+  for (const [name, env, ttlMs, takeoverMs] of REAL) {
     const url = process.env[env]
-    if (url) list.push({ name, url, ttlMs })
+    if (url) list.push({ name, url, ttlMs, takeoverMs })
     else if (require) throw new Error(`BALLOT_TEST_REQUIRE_SERVERS=1 but ${env} is not set: start the ${name} server with tests/servers/harness.py (tests/run.sh does)`)
   }
   return list
