@@ -22,12 +22,23 @@ function start(fixture, args) {
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })))
   const rl = readline.createInterface({ input: child.stdout })
   const lines = rl[Symbol.asyncIterator]()
+  const seen = []
   const nextJson = async (ms) => {
     const r = await within(lines.next(), ms, `a line from ${fixture} (stderr: ${stderr})`)
     assert.ok(!r.done, `${fixture} ended without output; stderr: ${stderr}`)
-    return JSON.parse(r.value)
+    const obj = JSON.parse(r.value)
+    seen.push(obj)
+    return obj
   }
-  return { child, exited, nextJson, stderr: () => stderr }
+  /** The first line (from now on) for which `pred` holds. */
+  const lineWhere = async (pred, ms) => {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const obj = await nextJson(Math.max(1, deadline - Date.now()))
+      if (pred(obj)) return obj
+    }
+  }
+  return { child, exited, nextJson, lineWhere, seen, stderr: () => stderr }
 }
 
 for (const backend of backends()) {
@@ -38,8 +49,7 @@ for (const backend of backends()) {
       const name = uniqueName('kill')
       const leader = start('leader.js', [backend.url, name, String(backend.ttlMs)])
       try {
-        const won = await leader.nextJson(LIMIT)
-        assert.equal(won.elected, true)
+        const won = await leader.lineWhere((l) => l.won, LIMIT)
         const client = await ballot.connect(backend.url, { ttlMs: backend.ttlMs })
         try {
           const e = client.election(name)
@@ -68,6 +78,38 @@ for (const backend of backends()) {
         await leader.exited
       }
     })
+
+    // Only a backend with sessions can lose a leader that is still alive; the local
+    // backend's session is the process itself.
+    if (backend.name !== 'local') {
+      it('a stopped leader process reports suspended/lost after its session expired', { timeout: LIMIT * 2 }, async () => {
+        const name = uniqueName('sigstop')
+        const leader = start('leader.js', [backend.url, name, String(backend.ttlMs)])
+        const client = await ballot.connect(backend.url, { ttlMs: backend.ttlMs })
+        try {
+          const won = await leader.lineWhere((l) => l.won, LIMIT)
+          const e = client.election(name)
+          const campaign = e.campaign('survivor')
+          campaign.catch(() => {})
+          leader.child.kill('SIGSTOP')
+          // The stopped leader's session expires and this process wins.
+          const lead = await within(campaign, LIMIT, 'the takeover from a stopped leader')
+          assert.ok(lead.term > BigInt(won.term), `term ${lead.term} after ${won.term}`)
+          leader.child.kill('SIGCONT')
+          const lost = await leader.lineWhere((l) => l.event === 'lost', LIMIT)
+          assert.ok(['session_lost', 'not_owner', 'deleted'].includes(lost.reason), JSON.stringify(lost))
+          const events = leader.seen.filter((l) => l.event).map((l) => l.event)
+          const s = events.indexOf('suspended')
+          assert.ok(s === -1 || s < events.indexOf('lost'), `suspended comes before lost: ${events.join(',')}`)
+          assert.ok(!events.includes('reconnected'), `a leader whose session expired must not reconnect: ${events.join(',')}`)
+          assert.equal((await e.leader()).value.toString(), 'survivor')
+        } finally {
+          leader.child.kill('SIGKILL')
+          await leader.exited
+          await client.close()
+        }
+      })
+    }
 
     it('a process exits by itself after client.close()', { timeout: LIMIT }, async () => {
       const name = uniqueName('exit')
