@@ -6,7 +6,7 @@
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const ballot = require('..')
-const { backends, uniqueName, waitFor, within, rejectsWith, sleep } = require('./helpers')
+const { backends, uniqueName, waitFor, within, rejectsWith, sleep } = require('../testlib/helpers')
 
 // A promise that is awaited later, with a no-op handler attached now so that its
 // rejection does not count as unhandled in the meantime.
@@ -262,7 +262,7 @@ for (const backend of backends()) {
     })
 
     it('bad input fails with the right error code', { timeout: LIMIT }, async () => {
-      const { throwsWith } = require('./helpers')
+      const { throwsWith } = require('../testlib/helpers')
       throwsWith(assert, () => a.election('a//b'), 'BALLOT_INVALID_ARGUMENT')
       throwsWith(assert, () => a.election(''), 'BALLOT_INVALID_ARGUMENT')
       throwsWith(assert, () => a.election('x'.repeat(257)), 'BALLOT_INVALID_ARGUMENT')
@@ -300,7 +300,7 @@ for (const backend of backends()) {
       await c.close() // idempotent
       await rejectsWith(assert, pending, 'BALLOT_CLOSED')
       assert.equal(e.state, 'closed')
-      const { throwsWith } = require('./helpers')
+      const { throwsWith } = require('../testlib/helpers')
       throwsWith(assert, () => c.election('x'), 'BALLOT_CLOSED')
       assert.equal(await a.election(e.name).leader(), null)
     })

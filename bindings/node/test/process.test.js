@@ -8,9 +8,9 @@ const { spawn } = require('node:child_process')
 const path = require('node:path')
 const readline = require('node:readline')
 const ballot = require('..')
-const { backends, uniqueName, within } = require('./helpers')
+const { backends, uniqueName, within } = require('../testlib/helpers')
 
-const FIXTURES = path.join(__dirname, 'fixtures')
+const FIXTURES = path.join(__dirname, '..', 'testlib')
 
 /** Starts a fixture; `lines` yields its stdout lines parsed as JSON. */
 function start(fixture, args) {

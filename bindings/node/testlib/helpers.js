@@ -1,4 +1,6 @@
 'use strict'
+// Helpers and child-process programs for the tests in test/; kept out of test/ so
+// that `node --test test/` runs only the test files.
 // Backends under test: the local backend always, and every real server whose URL
 // tests/run.sh (through tests/servers/harness.py) put in the environment.
 
