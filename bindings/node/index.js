@@ -92,7 +92,7 @@ function checkOptions(options, known, where) {
   }
   for (const key of known) {
     const v = options[key]
-    if (v !== undefined && key.endsWith('Ms') && typeof v !== 'number') {
+    if (v !== undefined && v !== null && key.endsWith('Ms') && typeof v !== 'number') {
       throw invalid(`${where}: ${key} must be a number of milliseconds, got ${describe(v)}`)
     }
   }
