@@ -79,6 +79,29 @@ cat "$C_TIMINGS"
 step "C and C++ examples from README.md, from a fresh prefix"
 bash ffi/tests/readme_examples.sh
 
+step "node: build the addon and run node --test (bindings/node)"
+command -v node >/dev/null || { echo "error: node is not installed (bindings/node needs Node.js 20.17 or newer)" >&2; exit 1; }
+echo "node $(node --version), npm $(npm --version)"
+(
+    cd bindings/node
+    # Installs exactly what package-lock.json pins (@napi-rs/cli, typescript). Not
+    # `npm ci`: it insists on lock entries for every platform's optional binary of
+    # the napi-rs CLI's own dependencies, and some of those were never published.
+    # The lock must come out unchanged, which is the promise `npm ci` would give.
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        cp package-lock.json "${TMPDIR:-/tmp}/ballot-node-lock.$$"
+        npm install --no-audit --no-fund
+        if ! cmp -s package-lock.json "${TMPDIR:-/tmp}/ballot-node-lock.$$"; then
+            mv "${TMPDIR:-/tmp}/ballot-node-lock.$$" package-lock.json
+            echo "error: npm install changed bindings/node/package-lock.json: it is out of date with package.json" >&2
+            exit 1
+        fi
+        rm -f "${TMPDIR:-/tmp}/ballot-node-lock.$$"
+    fi
+    npm run build
+    node --test test/
+)
+
 step "docs"
 # The CLI is a binary whose doc comments are its --help text, not API docs.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --exclude ballot-cli --no-deps --locked --quiet

@@ -1,0 +1,356 @@
+'use strict'
+// The public surface of the `ballot` package: Promises, an EventEmitter per
+// election, async iterators, AbortSignal, and errors with a stable `code`.
+// Everything here is conversion and error mapping over the native addon
+// (src/lib.rs), which wraps the Rust core; the election logic lives in core.
+
+const { EventEmitter } = require('node:events')
+const native = require('./native.js')
+
+/** Every error code, one per core ErrorKind, e.g. 'BALLOT_NOT_LEADER'. */
+const ERROR_CODES = Object.freeze(native.errorCodes())
+
+/** The event names an Election emits. */
+const EVENTS = new Set(['elected', 'lost', 'leader', 'suspended', 'reconnected', 'resigned', 'ended', 'error'])
+
+/**
+ * The one error class of the package. `code` is stable: `BALLOT_` and the core
+ * ErrorKind in capitals (see ERROR_CODES).
+ */
+class BallotError extends Error {
+  constructor(code, message, options) {
+    super(message, options)
+    this.name = 'BallotError'
+    this.code = code
+  }
+}
+
+const invalid = (message) => new BallotError('BALLOT_INVALID_ARGUMENT', message)
+
+// napi-rs's own argument conversion failures (a wrong JS type reaching the addon)
+// carry napi status names as their code; they are all bad input.
+const NAPI_INPUT_CODES = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+])
+
+/** Turns an error thrown by the addon into a BallotError with a stable code. */
+function convertError(err) {
+  if (err instanceof BallotError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  const m = /^\[(BALLOT_[A-Z_]+)\] ([\s\S]*)$/.exec(message)
+  if (m && ERROR_CODES.includes(m[1])) return new BallotError(m[1], m[2])
+  if (err && NAPI_INPUT_CODES.has(err.code)) return invalid(message)
+  return new BallotError('BALLOT_INTERNAL', message, { cause: err })
+}
+
+function callSync(fn) {
+  try {
+    return fn()
+  } catch (err) {
+    throw convertError(err)
+  }
+}
+
+async function call(fn) {
+  try {
+    return await fn()
+  } catch (err) {
+    throw convertError(err)
+  }
+}
+
+/** A Buffer, a Uint8Array or a string (UTF-8) as the bytes the core stores. */
+function toValue(value) {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  if (Buffer.isBuffer(value)) return value
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  throw invalid(`a value must be a Buffer, a Uint8Array or a string, got ${describe(value)}`)
+}
+
+function describe(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? `an object (${v.constructor?.name ?? 'no prototype'})` : `${typeof v} ${String(v)}`
+}
+
+/** Checks an options object: undefined, or a plain object with only known keys. */
+function checkOptions(options, known, where) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(`${where} options must be an object, got ${describe(options)}`)
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw invalid(`${where}: unknown option '${key}' (known: ${known.join(', ')})`)
+  }
+  for (const key of known) {
+    const v = options[key]
+    if (v !== undefined && v !== null && key.endsWith('Ms') && typeof v !== 'number') {
+      throw invalid(`${where}: ${key} must be a number of milliseconds, got ${describe(v)}`)
+    }
+  }
+  return options
+}
+
+const CONNECT_OPTIONS = [
+  'ttlMs',
+  'safetyMarginMs',
+  'connectTimeoutMs',
+  'autoRequeue',
+  'username',
+  'password',
+  'token',
+  'tlsCa',
+  'tlsCert',
+  'tlsKey',
+]
+
+/**
+ * Connects to a backend and starts its session.
+ * @param {string} [url] backend URL; default: the local backend under the temp dir
+ * @param {object} [options] ttlMs, safetyMarginMs, connectTimeoutMs, autoRequeue,
+ *   username/password or token, tlsCa/tlsCert/tlsKey
+ * @returns {Promise<Client>}
+ */
+async function connect(url, options) {
+  if (url === undefined) url = native.defaultBackendUrl()
+  if (typeof url !== 'string') throw invalid(`the backend URL must be a string, got ${describe(url)}`)
+  const opts = checkOptions(options, CONNECT_OPTIONS, 'connect')
+  const inner = await call(() => native.connect(url, opts))
+  return new Client(inner)
+}
+
+/** A connection to one backend with one session, kept alive by the library. */
+class Client {
+  #inner
+  #elections = new Set()
+
+  /** @internal use connect() */
+  constructor(inner) {
+    if (!(inner instanceof native.Client)) throw invalid('use ballot.connect() to make a Client')
+    this.#inner = inner
+  }
+
+  /** The backend URL with secrets redacted. */
+  get url() {
+    return this.#inner.url
+  }
+
+  /**
+   * A handle on election `name`: an EventEmitter. Throws BALLOT_INVALID_ARGUMENT
+   * for a bad name, BALLOT_CLOSED after close().
+   */
+  election(name) {
+    if (typeof name !== 'string') throw invalid(`an election name must be a string, got ${describe(name)}`)
+    const e = new Election(callSync(() => this.#inner.election(name)))
+    this.#elections.add(new WeakRef(e))
+    return e
+  }
+
+  /**
+   * Resigns and withdraws every election of this client, releases the session and
+   * stops every event subscription. Afterwards nothing of ballot keeps the process
+   * alive. Idempotent.
+   */
+  async close() {
+    try {
+      await call(() => this.#inner.close())
+    } finally {
+      for (const ref of this.#elections) ref.deref()?._release()
+      this.#elections.clear()
+    }
+  }
+}
+
+/**
+ * One participant in an election, and an EventEmitter:
+ * 'elected' ({term}), 'lost' ({reason}), 'leader' (Leader | null), 'suspended',
+ * 'reconnected', 'resigned', 'ended', 'error' (BallotError).
+ *
+ * Events are delivered in order on the JavaScript thread. A listener that throws
+ * is reported through 'error' (or, without an 'error' listener, as a process
+ * warning); it never crashes the process.
+ */
+class Election extends EventEmitter {
+  #inner
+  #sub = null
+  #released = false
+
+  /** @internal use client.election() */
+  constructor(inner) {
+    super()
+    if (!(inner instanceof native.Election)) throw invalid('use client.election() to make an Election')
+    this.#inner = inner
+    // The native subscription starts with the first listener of a ballot event,
+    // so handles nobody listens to cost nothing.
+    this.on('newListener', (event) => {
+      if (EVENTS.has(event)) this.#subscribe()
+    })
+  }
+
+  /** The election name. */
+  get name() {
+    return this.#inner.name
+  }
+
+  /** 'idle', 'campaigning', 'leader', 'suspended', 'ended' or 'closed'. */
+  get state() {
+    return this.#inner.state
+  }
+
+  /**
+   * Campaigns with `value` and resolves with the Leadership once elected.
+   * `signal` (an AbortSignal) withdraws the candidate and rejects with
+   * BALLOT_CANCELLED; `timeoutMs` rejects with BALLOT_TIMEOUT after withdrawing.
+   */
+  async campaign(value, options) {
+    const { signal, timeoutMs } = checkOptions(options, ['signal', 'timeoutMs'], 'campaign')
+    const buf = toValue(value)
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw invalid(`campaign: signal must be an AbortSignal, got ${describe(signal)}`)
+    }
+    const aborted = () => new BallotError('BALLOT_CANCELLED', 'the campaign was aborted', { cause: signal.reason })
+    if (signal?.aborted) throw aborted()
+    const token = signal ? new native.CancelToken() : undefined
+    const onAbort = () => token.cancel()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      const lead = await call(() => this.#inner.campaign(buf, timeoutMs, token))
+      if (signal?.aborted) {
+        // The win and the abort crossed: the caller asked to withdraw before it
+        // saw the win, so give the leadership back.
+        await this.#inner.resign().catch(() => {})
+        throw aborted()
+      }
+      return lead
+    } catch (err) {
+      if (err.code === 'BALLOT_CANCELLED' && signal?.aborted && err.cause === undefined) throw aborted()
+      throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Replaces the leader's value; the term stays. BALLOT_NOT_LEADER unless leading. */
+  async proclaim(value) {
+    const buf = toValue(value)
+    return call(() => this.#inner.proclaim(buf))
+  }
+
+  /** Gives up leadership, or withdraws a waiting candidate. */
+  async resign() {
+    return call(() => this.#inner.resign())
+  }
+
+  /** The current leader ({ value: Buffer, term: bigint, key }) or null. */
+  async leader() {
+    return call(() => this.#inner.leader())
+  }
+
+  /** Ends the election for every participant: each gets 'ended'. */
+  async end() {
+    return call(() => this.#inner.end())
+  }
+
+  /** Closes this handle (withdraws or resigns). Idempotent. */
+  async close() {
+    try {
+      await call(() => this.#inner.close())
+    } finally {
+      this._release()
+    }
+  }
+
+  /**
+   * An async iterator over the leader: the current one first (null: none), then
+   * each change, never going back in term. It finishes when the election ends or
+   * the handle is closed, or when the loop is left (`break`).
+   */
+  observe() {
+    const obs = callSync(() => this.#inner.observe())
+    return {
+      [Symbol.asyncIterator]() {
+        return this
+      },
+      async next() {
+        const step = await call(() => obs.next())
+        if (step.done) return { done: true, value: undefined }
+        return { done: false, value: step.leader ?? null }
+      },
+      async return() {
+        obs.close()
+        return { done: true, value: undefined }
+      },
+    }
+  }
+
+  #subscribe() {
+    if (this.#sub || this.#released) return
+    this.#sub = callSync(() => this.#inner.subscribe((ev) => this.#dispatch(ev)))
+  }
+
+  #dispatch(ev) {
+    switch (ev.kind) {
+      case 'elected':
+        return this.#emitSafely('elected', { term: ev.term })
+      case 'lost':
+        return this.#emitSafely('lost', { reason: ev.reason })
+      case 'leader':
+        return this.#emitSafely('leader', ev.leader ?? null)
+      case 'error':
+        return this.#emitSafely('error', convertError(new Error(ev.error)))
+      case 'ended':
+        this.#emitSafely('ended')
+        return this._release()
+      default:
+        return this.#emitSafely(ev.kind)
+    }
+  }
+
+  #emitSafely(name, ...args) {
+    try {
+      this.emit(name, ...args)
+    } catch (err) {
+      this.#report(name, err)
+    }
+  }
+
+  #report(name, err) {
+    if (name !== 'error' && this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err)
+        return
+      } catch (err2) {
+        err = err2
+      }
+    }
+    // Nowhere left to report it: warn instead of crashing the process.
+    process.emitWarning(`a ballot '${name}' listener of election '${this.name}' threw: ${err?.stack ?? err}`, {
+      type: 'BallotWarning',
+    })
+  }
+
+  /** @internal stops the event subscription (after close or 'ended'). */
+  _release() {
+    this.#released = true
+    this.#sub?.close()
+    this.#sub = null
+  }
+}
+
+module.exports = {
+  connect,
+  Client,
+  Election,
+  BallotError,
+  ERROR_CODES,
+  version: native.version(),
+  defaultBackendUrl: native.defaultBackendUrl,
+}
