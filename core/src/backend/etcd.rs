@@ -240,11 +240,39 @@ impl EtcdBackend {
         // overall connect timeout turns it into `Timeout`.
         let budget = options.connect_timeout.mul_f64(0.9);
         let ttl = options.ttl;
+        let deadline = Instant::now() + budget;
+        let probe = format!("{ns}\0ballot/probe");
         let setup = async {
             let client = ec::Client::connect(&endpoints, Some(copts)).await.map_err(|e| map_err("connect", e))?;
-            let sent = Instant::now();
-            let lease = grant(&client, ttl).await?;
-            Ok::<_, Error>((client, sent, lease))
+            // A dead member of a cluster refuses connections: retry, and the balanced
+            // channel picks another member, until the connect budget is spent.
+            let mut pause = Duration::from_millis(20);
+            loop {
+                let sent = Instant::now();
+                let attempt = async {
+                    let lease = grant(&client, ttl).await?;
+                    // Granting a lease needs no permission, so probe a read: it fails
+                    // for a server with auth on and no (or refused) credentials. A role
+                    // that does not cover the probed key is fine here; elections check
+                    // their own keys.
+                    let count = Some(ec::GetOptions::new().with_count_only());
+                    if let Err(e) = client.kv_client().get(probe.clone(), count).await {
+                        let denied = matches!(&e, ec::Error::GRpcStatus(s) if s.message().contains("permission denied"));
+                        if !denied {
+                            return Err(map_err("read", e));
+                        }
+                    }
+                    Ok(lease)
+                };
+                match attempt.await {
+                    Ok(lease) => return Ok::<_, Error>((client, sent, lease)),
+                    Err(e) if retryable(&e) && Instant::now() + pause < deadline => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let (client, sent, lease_id) = match tokio::time::timeout(budget, setup).await {
             Ok(r) => r?,
@@ -427,20 +455,51 @@ impl EtcdShared {
         format!("{}\0ballot/epoch/{election}", self.ns)
     }
 
-    /// Bounds one unary request.
-    async fn rpc<T>(&self, what: &str, fut: impl std::future::Future<Output = std::result::Result<T, ec::Error>>) -> Result<T> {
-        match tokio::time::timeout(self.op_timeout, fut).await {
-            Ok(r) => r.map_err(|e| map_err(what, e)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Connection,
-                format!("etcd {what}: no answer from {} within {:?}", self.shown, self.op_timeout),
-            )),
+    /// Runs one unary request, bounded by the op timeout. Connection failures
+    /// (a dead member of a cluster, a refused connection) are retried within that
+    /// bound: the balanced channel then picks another member. Every request ballot
+    /// sends is safe to repeat.
+    async fn rpc<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ec::Error>>,
+    {
+        let deadline = Instant::now() + self.op_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let err = match tokio::time::timeout(left, call(self.client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => map_err(what, e),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Connection,
+                        format!("etcd {what}: no answer from {} within {:?}", self.shown, self.op_timeout),
+                    ))
+                }
+            };
+            if !retryable(&err) || Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
 
     async fn txn(&self, what: &str, txn: ec::Txn) -> Result<ec::TxnResponse> {
-        let mut kv = self.client.kv_client();
-        self.rpc(what, kv.txn(txn)).await
+        self.rpc(what, |mut c| {
+            let t = txn.clone();
+            async move { c.txn(t).await }
+        })
+        .await
+    }
+
+    async fn get(&self, what: &str, key: &str) -> Result<ec::GetResponse> {
+        self.rpc(what, |mut c| {
+            let k = key.to_string();
+            async move { c.get(k, None).await }
+        })
+        .await
     }
 
     /// Reads the candidates and the epoch of `election` at one revision.
@@ -472,9 +531,13 @@ impl EtcdShared {
             let o = ec::WatchOptions::new().with_start_revision(start);
             Some(if prefix { o.with_prefix() } else { o })
         };
-        let mut wc = self.client.watch_client();
         let (first, rest) = keys.split_first().ok_or_else(|| Error::new(ErrorKind::Internal, "empty watch"))?;
-        let mut stream = self.rpc("watch", wc.watch(first.0.clone(), opts(first.1))).await?;
+        let mut stream = self
+            .rpc("watch", |mut c| {
+                let (k, o) = (first.0.clone(), opts(first.1));
+                async move { c.watch(k, o).await }
+            })
+            .await?;
         for (k, p) in rest {
             stream.watch(k.clone(), opts(*p)).await.map_err(|e| map_err("watch", e))?;
         }
@@ -628,6 +691,7 @@ impl Backend for EtcdBackend {
             election: election.to_string(),
             key,
             lease: lease.id,
+            generation: lease.generation,
             create_rev,
             epoch,
             gone: AtomicBool::new(false),
@@ -661,8 +725,7 @@ impl Backend for EtcdBackend {
         for _ in 0..16 {
             let r = sh.read(election).await?;
             // The epoch key's mod revision, for the compare-and-swap.
-            let mut kv = sh.client.kv_client();
-            let cur = sh.rpc("read epoch", kv.get(ekey.clone(), None)).await?;
+            let cur = sh.get("read epoch", &ekey).await?;
             let (epoch, mod_rev) = match cur.kvs().first() {
                 Some(kv) => (parse_epoch(Some(kv)), kv.mod_revision()),
                 None => (0, 0),
@@ -753,6 +816,7 @@ struct EtcdEntry {
     election: String,
     key: String,
     lease: i64,
+    generation: u64,
     create_rev: i64,
     /// The epoch when the key was written: a later one means `end()` removed it.
     epoch: u64,
@@ -770,17 +834,39 @@ impl EtcdEntry {
         kv.key() == self.key.as_bytes() && kv.create_revision() == self.create_rev
     }
 
-    /// The error for a candidate whose key disappeared while it waited.
-    fn vanished(&self, epoch_now: u64) -> Error {
-        if epoch_now > self.epoch {
-            Error::ended()
-        } else {
-            Error::new(
-                ErrorKind::SessionLost,
-                format!("the candidate key {:?} was deleted (lease expired or removed by another client)", self.key),
-            )
+    /// Whether the server says our lease is gone (expired or revoked).
+    async fn lease_is_gone(&self) -> bool {
+        let r = self
+            .shared
+            .rpc("lease time-to-live", |mut c| {
+                let id = self.lease;
+                async move { c.lease_time_to_live(id, None).await }
+            })
+            .await;
+        match r {
+            Ok(resp) => resp.ttl() <= 0,
+            Err(e) => e.message().contains("not found"),
         }
     }
+
+    /// Why our key disappeared: `end()`, our lease's end (the session is then
+    /// marked expired, so the engine requeues under a new lease), or another client.
+    async fn vanished(&self, epoch_now: u64) -> VanishCause {
+        if epoch_now > self.epoch {
+            VanishCause::Ended
+        } else if self.lease_is_gone().await {
+            self.shared.session.expired(self.generation);
+            VanishCause::LeaseGone
+        } else {
+            VanishCause::Deleted
+        }
+    }
+}
+
+enum VanishCause {
+    Ended,
+    LeaseGone,
+    Deleted,
 }
 
 #[async_trait]
@@ -799,13 +885,23 @@ impl Entry for EtcdEntry {
                 Err(e) => return Err(e),
             };
             let Some(pos) = r.candidates.iter().position(|kv| self.mine(kv)) else {
-                if r.epoch > self.epoch {
-                    // end() removed the key; the election watch ends this participant
-                    // (so its state reads Ended when the campaign fails). Only if it
-                    // does not, fail here.
-                    tokio::time::sleep(END_GRACE).await;
-                }
-                return Err(self.vanished(r.epoch));
+                // The engine learns of end() from the election watch and of a lost
+                // lease from the session; either cancels this wait (so the state reads
+                // Ended, or the campaign requeues). Only if neither does, fail here.
+                return Err(match self.vanished(r.epoch).await {
+                    VanishCause::Ended => {
+                        tokio::time::sleep(END_GRACE).await;
+                        Error::ended()
+                    }
+                    VanishCause::LeaseGone => {
+                        tokio::time::sleep(END_GRACE).await;
+                        Error::new(ErrorKind::SessionLost, "the etcd lease of this candidate expired")
+                    }
+                    VanishCause::Deleted => Error::new(
+                        ErrorKind::Backend,
+                        format!("the candidate key {:?} was deleted by another client", self.key),
+                    ),
+                });
             };
             if pos == 0 {
                 return Ok(to_leader(&r.candidates[0]));
@@ -843,11 +939,15 @@ impl Entry for EtcdEntry {
             };
             backoff = Duration::from_millis(50);
             if !r.candidates.iter().any(|kv| self.mine(kv)) {
-                if r.epoch > self.epoch {
-                    // end(): the election watch reports Ended; give it the lead.
-                    tokio::time::sleep(END_GRACE).await;
-                }
-                return LostReason::Deleted;
+                return match self.vanished(r.epoch).await {
+                    VanishCause::Ended => {
+                        // The election watch reports Ended; give it the lead.
+                        tokio::time::sleep(END_GRACE).await;
+                        LostReason::Deleted
+                    }
+                    VanishCause::LeaseGone => LostReason::SessionLost,
+                    VanishCause::Deleted => LostReason::Deleted,
+                };
             }
             let keys = [(self.key.clone(), false)];
             let seen = match sh.open_watch(&keys, r.revision + 1).await {
@@ -881,8 +981,7 @@ impl Entry for EtcdEntry {
         if sh.lease.borrow().id != self.lease {
             return Ok(false);
         }
-        let mut kv = sh.client.kv_client();
-        let resp = sh.rpc("verify", kv.get(self.key.clone(), None)).await?;
+        let resp = sh.get("verify", &self.key).await?;
         Ok(resp.kvs().first().is_some_and(|kv| self.mine(kv) && kv.lease() == self.lease))
     }
 
