@@ -13,7 +13,9 @@ const QUIET: Duration = Duration::from_millis(1500);
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env")
+        panic!(
+            "{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env"
+        )
     })
 }
 
@@ -26,11 +28,9 @@ struct Proc {
 
 impl Proc {
     fn spawn(what: &str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{what}: cannot start: {e} (is etcdctl installed? tests/servers/install.sh etcd)"));
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("{what}: cannot start: {e} (is etcdctl installed? tests/servers/install.sh etcd)")
+        });
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {

@@ -14,7 +14,9 @@ const LIVE: Duration = Duration::from_secs(15);
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env")
+        panic!(
+            "{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env"
+        )
     })
 }
 

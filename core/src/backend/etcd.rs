@@ -257,7 +257,8 @@ impl EtcdBackend {
                     // their own keys.
                     let count = Some(ec::GetOptions::new().with_count_only());
                     if let Err(e) = client.kv_client().get(probe.clone(), count).await {
-                        let denied = matches!(&e, ec::Error::GRpcStatus(s) if s.message().contains("permission denied"));
+                        let denied =
+                            matches!(&e, ec::Error::GRpcStatus(s) if s.message().contains("permission denied"));
                         if !denied {
                             return Err(map_err("read", e));
                         }
@@ -279,10 +280,7 @@ impl EtcdBackend {
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Connection,
-                    format!(
-                        "could not reach etcd at {shown} within the connect timeout {:?}",
-                        options.connect_timeout
-                    ),
+                    format!("could not reach etcd at {shown} within the connect timeout {:?}", options.connect_timeout),
                 ))
             }
         };
@@ -506,8 +504,10 @@ impl EtcdShared {
     async fn read(&self, election: &str) -> Result<Read> {
         let prefix = self.prefix(election);
         let by_create = ec::GetOptions::new().with_prefix().with_sort(ec::SortTarget::Create, ec::SortOrder::Ascend);
-        let txn = ec::Txn::new()
-            .and_then(vec![ec::TxnOp::get(prefix.clone(), Some(by_create)), ec::TxnOp::get(self.epoch_key(election), None)]);
+        let txn = ec::Txn::new().and_then(vec![
+            ec::TxnOp::get(prefix.clone(), Some(by_create)),
+            ec::TxnOp::get(self.epoch_key(election), None),
+        ]);
         let resp = self.txn("read", txn).await?;
         let mut candidates = Vec::new();
         let mut epoch = 0;
@@ -566,7 +566,9 @@ impl EtcdShared {
     async fn delete_key(&self, key: &str, create_rev: i64) -> Result<()> {
         let del = ec::TxnOp::delete(key, None);
         let txn = if create_rev > 0 {
-            ec::Txn::new().when(vec![ec::Compare::create_revision(key, ec::CompareOp::Equal, create_rev)]).and_then(vec![del])
+            ec::Txn::new()
+                .when(vec![ec::Compare::create_revision(key, ec::CompareOp::Equal, create_rev)])
+                .and_then(vec![del])
         } else {
             ec::Txn::new().and_then(vec![del])
         };
@@ -732,8 +734,9 @@ impl Backend for EtcdBackend {
             };
             let mut ops = vec![ec::TxnOp::put(ekey.clone(), (epoch.max(r.epoch) + 1).to_string(), None)];
             ops.extend(r.candidates.iter().map(|c| ec::TxnOp::delete(c.key().to_vec(), None)));
-            let txn =
-                ec::Txn::new().when(vec![ec::Compare::mod_revision(ekey.clone(), ec::CompareOp::Equal, mod_rev)]).and_then(ops);
+            let txn = ec::Txn::new()
+                .when(vec![ec::Compare::mod_revision(ekey.clone(), ec::CompareOp::Equal, mod_rev)])
+                .and_then(ops);
             if sh.txn("end", txn).await?.succeeded() {
                 return Ok(());
             }
