@@ -999,3 +999,48 @@ impl Entry for EtcdEntry {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_direct_children_are_candidates() {
+        assert!(is_candidate(b"app/svc/694d8b3c1a2f", b"app/svc/"));
+        assert!(is_candidate(b"svc/694d_1", b"svc/"));
+        assert!(!is_candidate(b"svc/", b"svc/"), "the prefix itself");
+        assert!(!is_candidate(b"svc/x/694d", b"svc/"), "a nested election's candidate");
+        assert!(!is_candidate(b"svcx/694d", b"svc/"));
+        assert!(!is_candidate(b"\0ballot/epoch/svc", b"svc/"));
+    }
+
+    #[test]
+    fn epoch_key_is_outside_every_election_prefix() {
+        // The NUL byte never appears in a name, so no `<ns><name>/` is a prefix of it.
+        for ns in ["", "app/"] {
+            let epoch_key = format!("{ns}\0ballot/epoch/svc/x");
+            for name in ["svc", "svc/x", "app", "ballot"] {
+                assert!(!epoch_key.starts_with(&format!("{ns}{name}/")), "{epoch_key:?} under {name}");
+            }
+            assert!(epoch_key.starts_with(ns), "inside the namespace");
+        }
+    }
+
+    #[test]
+    fn grpc_errors_map_to_kinds() {
+        let st = |code, msg: &str| ec::Error::GRpcStatus(tonic::Status::new(code, msg));
+        let kind = |e| map_err("op", e).kind();
+        use tonic::Code;
+        assert_eq!(
+            kind(st(Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password")),
+            ErrorKind::Auth
+        );
+        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: user name is empty")), ErrorKind::Auth);
+        assert_eq!(kind(st(Code::PermissionDenied, "etcdserver: permission denied")), ErrorKind::Auth);
+        assert_eq!(kind(st(Code::Unauthenticated, "etcdserver: invalid auth token")), ErrorKind::Auth);
+        assert_eq!(kind(st(Code::Unavailable, "tcp connect error")), ErrorKind::Connection);
+        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: request is too large")), ErrorKind::Backend);
+        assert!(lease_gone(&st(Code::NotFound, "etcdserver: requested lease not found")));
+        assert!(!lease_gone(&st(Code::Unavailable, "tcp connect error")));
+    }
+}
