@@ -152,4 +152,13 @@ fn ballot_and_etcdctl_elect_share_one_election() {
     assert_eq!(etcdctl_observed_leader(&eps, &name), (c_key, "ballot-c".to_string()));
     c.signal(libc::SIGTERM);
     assert!(c.wait().success());
+
+    // `ballot end` leaves nothing that etcdctl would take for a candidate: the next
+    // `etcdctl elect` wins at once.
+    let out = ballot(&url).args(["end", &name]).output().unwrap();
+    assert!(out.status.success(), "ballot end: {}", String::from_utf8_lossy(&out.stderr));
+    let z = Proc::spawn("etcdctl elect z", etcdctl(&eps).args(["elect", &name, "etcd-z"]));
+    let z_key = z.line();
+    assert_eq!(z.line(), "etcd-z");
+    assert_eq!(etcdctl_observed_leader(&eps, &name), (z_key, "etcd-z".to_string()));
 }
