@@ -1026,6 +1026,31 @@ mod tests {
         }
     }
 
+    /// Against the real etcd of `tests/run.sh`: a watch that starts at a compacted
+    /// revision is cancelled by the server, and is taken as "read again", not as a
+    /// broken watch (etcd issue 7815).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watch_from_a_compacted_revision_means_read_again() {
+        let base = std::env::var("BALLOT_TEST_ETCD").unwrap_or_else(|_| {
+            panic!("BALLOT_TEST_ETCD is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py")
+        });
+        let ns = format!("compaction-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+        let url = BackendUrl::parse(&format!("{base}/{ns}")).unwrap();
+        let backend = EtcdBackend::connect(&url, &Options::default()).await.unwrap();
+        let sh = backend.shared.clone();
+        let mut c = sh.client.clone();
+        let put = c.put(format!("{ns}/svc/x"), "v", None).await.unwrap();
+        let rev = put.header().unwrap().revision();
+        c.put(format!("{ns}/svc/x"), "w", None).await.unwrap();
+        c.compact(rev + 1, None).await.unwrap();
+        let mut stream = sh.open_watch(&[(sh.prefix("svc"), true)], rev).await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(10), next_change(&mut stream, |_| false)).await.unwrap();
+        assert!(matches!(seen, Seen::Changed), "a compacted start revision must lead to a new read");
+        // And the election reads fine afterwards.
+        assert_eq!(backend.leader("svc").await.unwrap().map(|l| l.value), Some(b"w".to_vec()));
+        backend.close().await;
+    }
+
     #[test]
     fn grpc_errors_map_to_kinds() {
         let st = |code, msg: &str| ec::Error::GRpcStatus(tonic::Status::new(code, msg));
