@@ -1,4 +1,6 @@
 //! The `ballot` command: leader election from the shell.
+// The clap help text is written in doc comments, where `<hostname>` is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod demo;
 mod run;
