@@ -188,8 +188,53 @@ fn raft_leader(eps: &str) -> usize {
     panic!("no raft leader in: {status}");
 }
 
+/// Sends SIGCONT to a paused member when dropped, also when the test fails.
+struct Paused(u32);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+/// The cluster test runs in two phases on the one 3-member cluster: first each
+/// member is frozen in turn (the cluster keeps its quorum), then one is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_member_killed_election_carries_on() {
+async fn cluster_members_frozen_then_killed_election_carries_on() {
+    members_frozen_one_at_a_time_leadership_holds().await;
+    member_killed_election_carries_on().await;
+}
+
+/// A frozen member (SIGSTOP) keeps its TCP connections open, so a client that
+/// keeps sending to it hears nothing. The leader must keep its leadership while
+/// the other two members serve, whichever member is frozen (the raft leader too).
+async fn members_frozen_one_at_a_time_leadership_holds() {
+    let url = format!("{}/{}", env("BALLOT_TEST_ETCD_CLUSTER"), unique("ns"));
+    let n = unique("svc");
+    let c = connect(&url, 6).await;
+    let e = c.election(&n).unwrap();
+    let mut events = e.events();
+    let lead = e.campaign("steady").await.unwrap();
+    for i in 0..3 {
+        let pid: u32 = env(&format!("BALLOT_TEST_ETCD_CLUSTER_{i}_PID")).parse().unwrap();
+        signal(pid, "STOP");
+        let paused = Paused(pid);
+        // Longer than the TTL: a keepalive stuck on the frozen member would lose the lease.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        drop(paused);
+        wait_state(&e, State::Leader, LIVE).await;
+        assert!(lead.is_current(), "leadership held while member {i} was frozen");
+    }
+    let mut seen = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(50), events.next()).await {
+        seen.push(format!("{ev:?}"));
+    }
+    eprintln!("events while members were frozen: {seen:?}");
+    assert!(!seen.iter().any(|e| e.starts_with("Lost")), "leadership was lost: {seen:?}");
+    e.resign().await.unwrap();
+}
+
+async fn member_killed_election_carries_on() {
     let (url, eps) = (env("BALLOT_TEST_ETCD_CLUSTER"), env("BALLOT_TEST_ETCD_CLUSTER_ENDPOINTS"));
     let url = format!("{url}/{}", unique("ns"));
     let n = unique("svc");

@@ -115,6 +115,9 @@ impl fmt::Debug for EtcdBackend {
 
 struct EtcdShared {
     client: ec::Client,
+    /// The endpoints and options, for the keepalive's own per-member clients.
+    endpoints: Vec<String>,
+    copts: ec::ConnectOptions,
     /// The namespace with its trailing `/`, or empty.
     ns: String,
     /// The URL for messages (no password).
@@ -243,7 +246,8 @@ impl EtcdBackend {
         let deadline = Instant::now() + budget;
         let probe = format!("{ns}\0ballot/probe");
         let setup = async {
-            let client = ec::Client::connect(&endpoints, Some(copts)).await.map_err(|e| map_err("connect", e))?;
+            let client =
+                ec::Client::connect(&endpoints, Some(copts.clone())).await.map_err(|e| map_err("connect", e))?;
             // A dead member of a cluster refuses connections: retry, and the balanced
             // channel picks another member, until the connect budget is spent.
             let mut pause = Duration::from_millis(20);
@@ -289,6 +293,8 @@ impl EtcdBackend {
         let (lease, _) = watch::channel(LeaseState { id: lease_id, generation });
         let shared = Arc::new(EtcdShared {
             client,
+            endpoints,
+            copts,
             ns,
             shown,
             session,
@@ -325,9 +331,28 @@ async fn grant(client: &ec::Client, ttl: Duration) -> Result<i64> {
     Ok(resp.id())
 }
 
+/// A client bound to the endpoint `idx` alone, made on first use.
+///
+/// With several members, the keepalive talks to one member at a time and moves to
+/// the next one when it fails or stalls: the balanced channel would keep sending to
+/// a frozen (SIGSTOPped, partitioned) member whose TCP connection still looks fine,
+/// and the lease would be lost although the cluster is healthy.
+async fn member_client(sh: &EtcdShared, members: &mut [Option<ec::Client>], idx: usize) -> Option<ec::Client> {
+    if let Some(c) = &members[idx] {
+        return Some(c.clone());
+    }
+    let ep = [sh.endpoints[idx].clone()];
+    let made = tokio::time::timeout(sh.ttl / 3, ec::Client::connect(ep, Some(sh.copts.clone()))).await;
+    let c = made.ok()?.ok()?;
+    members[idx] = Some(c.clone());
+    Some(c)
+}
+
 /// Keeps the current lease alive, and replaces it when it is lost.
 async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
     let mut backoff = Duration::from_millis(100);
+    let mut members: Vec<Option<ec::Client>> = Vec::new();
+    let mut idx = 0;
     loop {
         let Some(sh) = weak.upgrade() else { return };
         if sh.closed.load(Ordering::SeqCst) {
@@ -361,8 +386,21 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         }
         let interval = sh.ttl / 3;
         let tracker = sh.session.clone();
-        let mut lc = sh.client.lease_client();
+        let n = sh.endpoints.len();
+        let client = if n > 1 {
+            members.resize(n, None);
+            member_client(&sh, &mut members, idx).await
+        } else {
+            Some(sh.client.clone())
+        };
         drop(sh);
+        let Some(client) = client else {
+            tracker.disconnected(cur.generation);
+            idx = (idx + 1) % n.max(1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let mut lc = client.lease_client();
         // Opening the stream sends the first keepalive and waits for its answer.
         let sent = Instant::now();
         let (mut keeper, mut stream) = match tokio::time::timeout(interval, lc.keep_alive(cur.id)).await {
@@ -377,6 +415,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             }
             Ok(Err(_)) | Err(_) => {
                 tracker.disconnected(cur.generation);
+                idx = (idx + 1) % n.max(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(interval.max(Duration::from_millis(100)));
                 continue;
@@ -395,6 +434,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             let sent = Instant::now();
             if keeper.keep_alive().await.is_err() {
                 tracker.disconnected(cur.generation);
+                idx = (idx + 1) % n.max(1);
                 break;
             }
             match tokio::time::timeout(interval, stream.message()).await {
@@ -411,6 +451,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
                 // late answer can never be credited to a later send) and reopen.
                 _ => {
                     tracker.disconnected(cur.generation);
+                    idx = (idx + 1) % n.max(1);
                     break;
                 }
             }
