@@ -162,3 +162,24 @@ fn ballot_and_etcdctl_elect_share_one_election() {
     assert_eq!(z.line(), "etcd-z");
     assert_eq!(etcdctl_observed_leader(&eps, &name), (z_key, "etcd-z".to_string()));
 }
+
+#[test]
+fn etcdctl_takes_over_from_a_crashed_ballot_leader_after_its_ttl() {
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let name = format!("crash-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+    let short = format!("{url}?ttl=2s");
+    let a = Proc::spawn("ballot campaign", ballot(&short).args(["campaign", &name, "ballot-a"]));
+    a.until(|l| l.starts_with("elected"));
+    let e = Proc::spawn("etcdctl elect", etcdctl(&eps).args(["elect", &name, "etcd-b"]));
+    e.quiet();
+    a.signal(libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    e.line();
+    assert_eq!(e.line(), "etcd-b");
+    let took = killed.elapsed();
+    eprintln!("etcdctl elected {took:?} after SIGKILL of the ballot leader (ttl 2s)");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(ballot_leader(&url, &name).0, "etcd-b");
+    e.signal(libc::SIGINT);
+    assert!(e.wait().success());
+}

@@ -53,6 +53,9 @@
 //!
 //! The client's lease is kept alive every TTL/3 on one keepalive stream, one
 //! request at a time; each answer is credited to the send time of its request.
+//! With several members the keepalive talks to one member at a time and moves on
+//! to the next when that one fails or stalls (a frozen member keeps its TCP
+//! connection open, and the balanced channel would keep choosing it).
 //! The session tracker turns that into `Suspended` and `Lost` with
 //! `deadline = send time of the last acknowledged keepalive + TTL - margin`. The TTL
 //! the server reports is ignored: an etcd leader change resets lease TTLs on the
