@@ -16,6 +16,7 @@ step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 
 # Servers that the test suites need; each backend adds its kinds here.
 SERVER_KINDS=()
+SERVER_KINDS+=(etcd etcd-cluster etcd-auth etcd-tls)
 SERVER_KINDS+=(zk zk-ensemble)
 # ZooKeeper expires a session up to one tick after its timeout: 1 s ticks keep the
 # failover bounds of the tests (TTL + 2 s) meaningful. Sessions may last 2..20 s.

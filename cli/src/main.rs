@@ -40,7 +40,7 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "ballot", version, about = "Leader election on etcd, ZooKeeper, Consul or the local host", after_help = AFTER_HELP)]
 struct Cli {
-    /// Backend URL. Default: $BALLOT_BACKEND, else `file://<temp dir>/ballot`.
+    /// Backend URL. Default: $BALLOT_BACKEND, else file://<temp dir>/ballot.
     #[arg(long, global = true, value_name = "URL")]
     backend: Option<String>,
 
@@ -70,7 +70,7 @@ enum Command {
     Run {
         /// Election name.
         election: String,
-        /// Value to campaign with (default: `<hostname>:<pid>`).
+        /// Value to campaign with (default: <hostname>:<pid>).
         #[arg(long)]
         value: Option<String>,
         /// Time between SIGTERM and SIGKILL when the command must stop.

@@ -18,6 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::session::SessionTracker;
 use crate::url::{BackendUrl, Scheme};
 
+#[cfg(feature = "etcd")]
+pub(crate) mod etcd;
 #[cfg(feature = "local")]
 pub(crate) mod local;
 #[cfg(feature = "zookeeper")]
@@ -105,6 +107,9 @@ pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<Arc<d
         Scheme::File => Ok(Arc::new(local::LocalBackend::open(url, options).await?)),
         #[cfg(feature = "zookeeper")]
         Scheme::Zk => Ok(Arc::new(zookeeper::ZkBackend::open(url, options).await?)),
+
+        #[cfg(feature = "etcd")]
+        Scheme::Etcd { .. } => Ok(Arc::new(etcd::EtcdBackend::connect(url, options).await?)),
         other => {
             let _ = options;
             Err(Error::new(

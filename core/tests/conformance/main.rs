@@ -55,6 +55,13 @@ macro_rules! backend_tests {
     };
 }
 
+/// A fresh namespace on the etcd server started by `tests/run.sh`.
+pub fn etcd_url() -> String {
+    let base = std::env::var("BALLOT_TEST_ETCD")
+        .unwrap_or_else(|_| panic!("BALLOT_TEST_ETCD is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env"));
+    format!("{base}/{}", unique("ns"))
+}
+
 backend_tests!(local, crate::local_url());
 backend_tests!(zookeeper, crate::zk_url());
 
@@ -66,6 +73,8 @@ pub fn zk_url() -> String {
     });
     format!("{base}/ballot-conformance/{}", unique("ns"))
 }
+
+backend_tests!(etcd, crate::etcd_url());
 
 /// Not a test: the candidate process that `killed_leader_process_is_replaced`
 /// starts (this same binary) and kills. It does nothing unless that test set

@@ -1,0 +1,1115 @@
+//! The etcd v3 backend (`etcd://`, `etcds://`).
+//!
+//! # Key layout
+//!
+//! `<ns>` is the URL's namespace followed by `/` (`etcd://h/app` gives `app/`), or
+//! nothing. For the election `<name>`:
+//!
+//! - **Candidates:** `<ns><name>/<lease id in lowercase hex>`, written with the
+//!   client's lease, holding the candidate's value. A second handle of the same
+//!   client in the same election uses `<ns><name>/<lease hex>_<n>`. This is the
+//!   layout of etcd's Go `concurrency.Election`, so `etcdctl elect <name>` and a
+//!   ballot election `<name>` (with no namespace) are the same election.
+//! - **Leader:** the candidate with the smallest create revision. Its create
+//!   revision is the `term`: revisions only grow, so terms strictly increase, also
+//!   across `end()`, restarts and reconnects.
+//! - **Epoch:** `<ns>\0ballot/epoch/<name>`, a decimal counter that `end()` bumps.
+//!   It is outside `<ns><name>/` because `etcdctl elect` takes every key under the
+//!   prefix for a candidate; the NUL byte (never part of a name) keeps it out of
+//!   every election's prefix, including those of nested names (`svc` and
+//!   `svc/x`). It stays inside `<ns>`, so a role granted on the namespace prefix
+//!   covers it. A user whose role covers only `<ns><name>/` cannot read it: give
+//!   the role the namespace prefix.
+//!
+//! Only the direct children of `<ns><name>/` count as candidates, so the keys of a
+//! nested election `<name>/x` never lead `<name>` in ballot (`etcdctl elect`, which
+//! looks at the whole prefix, does not make that distinction).
+//!
+//! # The recipe
+//!
+//! ballot does not use etcd's server-side Election RPC; it runs the Go recipe
+//! itself with transactions and watches:
+//!
+//! - **campaign:** one transaction puts the candidate key with the lease and reads
+//!   back its create revision. A waiting candidate then watches only the key just
+//!   before its own (no herd) *and its own key*: if its own key disappears (lease
+//!   expiry, `end()`, a foreign delete) it stops waiting instead of waiting forever
+//!   (etcd issue 19597).
+//! - **a failed or cancelled campaign** deletes its key before it lets go of it, in
+//!   the background when the caller's future is dropped (etcd issue 21128).
+//! - **proclaim** is a transaction that checks the key's create revision;
+//!   **resign** deletes the key under the same check.
+//! - **observe** reads the election and the epoch in one transaction at revision
+//!   `R`, watches both from `R + 1`, and reads again after every event. A watch
+//!   cancelled because `R + 1` was compacted is simply re-established after a new
+//!   read (etcd issue 7815): nothing is lost because every item is a fresh read.
+//! - **end()** bumps the epoch and deletes every candidate key in one transaction.
+//!   Each ballot participant sees the epoch change in its watch and ends. An
+//!   `etcdctl elect` campaigner whose key is deleted does not notice (the Go
+//!   recipe does not watch its own key), but the epoch key never looks like a
+//!   candidate to it.
+//!
+//! # The session
+//!
+//! The client's lease is kept alive every TTL/3 on one keepalive stream, one
+//! request at a time; each answer is credited to the send time of its request.
+//! With several members the keepalive talks to one member at a time and moves on
+//! to the next when that one fails or stalls (a frozen member keeps its TCP
+//! connection open, and the balanced channel would keep choosing it).
+//! The session tracker turns that into `Suspended` and `Lost` with
+//! `deadline = send time of the last acknowledged keepalive + TTL - margin`. The TTL
+//! the server reports is ignored: an etcd leader change resets lease TTLs on the
+//! server (etcd issue 9395), which must not extend our own idea of validity. When
+//! the lease is lost (locally or by the server's word) the backend revokes it
+//! (best effort) and grants a new one: a new session generation, under which the
+//! engine campaigns again.
+//!
+//! Auth tokens (`simple` tokens expire) are refreshed by the client on "invalid
+//! auth token" and the request is retried.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client as ec;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::{Backend, Entry, Snapshot, SnapshotStream};
+use crate::client::{Credentials, Options};
+use crate::election::{Leader, LostReason};
+use crate::error::{Error, ErrorKind, Result};
+use crate::session::{Health, SessionTracker};
+use crate::url::{BackendUrl, Scheme};
+
+/// Values up to 1 MiB (etcd's default request limit is 1.5 MiB).
+const MAX_VALUE: usize = 1 << 20;
+/// How long a failed cleanup (deleting a candidate key) keeps being retried.
+const CLEANUP_FOR: Duration = Duration::from_secs(120);
+/// How long an entry removed by `end()` waits for the election watch to end its
+/// participant before reporting the removal itself.
+const END_GRACE: Duration = Duration::from_secs(3);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The lease the backend holds now, and the session generation it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LeaseState {
+    id: i64,
+    generation: u64,
+}
+
+pub(crate) struct EtcdBackend {
+    shared: Arc<EtcdShared>,
+    keepalive: AbortHandle,
+}
+
+impl fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdBackend").field("url", &self.shared.shown).finish_non_exhaustive()
+    }
+}
+
+struct EtcdShared {
+    client: ec::Client,
+    /// The endpoints and options, for the keepalive's own per-member clients.
+    endpoints: Vec<String>,
+    copts: ec::ConnectOptions,
+    /// The namespace with its trailing `/`, or empty.
+    ns: String,
+    /// The URL for messages (no password).
+    shown: String,
+    session: Arc<SessionTracker>,
+    lease: watch::Sender<LeaseState>,
+    ttl: Duration,
+    /// Bound on one unary request.
+    op_timeout: Duration,
+    /// Candidate keys held by live entries of this client.
+    keys: Mutex<HashSet<String>>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for EtcdShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdShared").field("url", &self.shown).finish_non_exhaustive()
+    }
+}
+
+/// Maps an etcd-client error to a ballot error; `what` names the operation.
+fn map_err(what: &str, e: ec::Error) -> Error {
+    use tonic::Code;
+    let kind = match &e {
+        ec::Error::GRpcStatus(s) => {
+            let msg = s.message();
+            match s.code() {
+                Code::Unauthenticated | Code::PermissionDenied => ErrorKind::Auth,
+                Code::InvalidArgument | Code::FailedPrecondition
+                    if msg.contains("authentication failed")
+                        || msg.contains("user name is empty")
+                        || msg.contains("auth")
+                        || msg.contains("permission denied") =>
+                {
+                    ErrorKind::Auth
+                }
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorKind::Connection,
+                Code::Unknown if msg.contains("transport") || msg.contains("connect") => ErrorKind::Connection,
+                _ => ErrorKind::Backend,
+            }
+        }
+        ec::Error::TransportError(_) | ec::Error::IoError(_) => ErrorKind::Connection,
+        ec::Error::InvalidArgs(_) | ec::Error::InvalidUri(_) => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, format!("etcd {what}: {e}")).with_source(e)
+}
+
+/// Whether an error says that the lease does not exist any more.
+fn lease_gone(e: &ec::Error) -> bool {
+    match e {
+        ec::Error::GRpcStatus(s) => s.code() == tonic::Code::NotFound || s.message().contains("lease not found"),
+        ec::Error::LeaseKeepAliveError(m) => m.contains("not found"),
+        _ => false,
+    }
+}
+
+impl EtcdBackend {
+    /// Connects, grants the first lease and starts keeping it alive.
+    pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<EtcdBackend> {
+        let tls_scheme = matches!(url.scheme, Scheme::Etcd { tls: true });
+        let mut tls = options.tls.clone();
+        let url_tls = url.flag("tls")?;
+        for (k, slot) in [("ca", 0), ("cert", 1), ("key", 2)] {
+            if let Some(v) = url.option(k) {
+                let t = tls.get_or_insert_with(Default::default);
+                let p = Some(std::path::PathBuf::from(v));
+                match slot {
+                    0 => t.ca = p,
+                    1 => t.cert = p,
+                    _ => t.key = p,
+                }
+            }
+        }
+        let use_tls = tls_scheme || url_tls == Some(true) || (url_tls.is_none() && options.tls.is_some());
+        if url_tls == Some(false) && tls_scheme {
+            return Err(Error::invalid("etcds:// always uses TLS; tls=0 contradicts it"));
+        }
+        if !use_tls && tls.as_ref().is_some_and(|t| t.ca.is_some() || t.cert.is_some() || t.key.is_some()) {
+            return Err(Error::invalid("ca, cert and key need TLS: use etcds:// or tls=1"));
+        }
+        let mut copts = ec::ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout)
+            // etcd refuses HTTP/2 pings more often than every 5 s (GOAWAY).
+            .with_keep_alive(Duration::from_secs(6), Duration::from_secs(3))
+            .with_auto_token_refresh(true);
+        match (&url.user, &url.password, &options.credentials) {
+            (Some(u), Some(p), _) => copts = copts.with_user(u.clone(), p.0.clone()),
+            (Some(_), None, _) => {
+                return Err(Error::invalid("etcd:// URLs take user:password@; a user without a password was given"))
+            }
+            (None, _, Some(Credentials::Password { user, password })) => {
+                copts = copts.with_user(user.clone(), password.clone())
+            }
+            (None, _, Some(Credentials::Token(_))) => {
+                return Err(Error::invalid("etcd takes a user and password, not a token"));
+            }
+            _ => {}
+        }
+        if use_tls {
+            let t = tls.unwrap_or_default();
+            let mut cfg = ec::TlsOptions::new();
+            if let Some(ca) = &t.ca {
+                cfg = cfg.ca_certificate(ec::Certificate::from_pem(read_pem(ca, "ca")?));
+            } else {
+                cfg = cfg.with_enabled_roots();
+            }
+            match (&t.cert, &t.key) {
+                (Some(c), Some(k)) => {
+                    cfg = cfg.identity(ec::Identity::from_pem(read_pem(c, "cert")?, read_pem(k, "key")?));
+                }
+                (None, None) => {}
+                _ => return Err(Error::invalid("TLS client authentication needs both cert and key")),
+            }
+            copts = copts.with_tls(cfg);
+        }
+        let scheme = if use_tls { "https" } else { "http" };
+        let endpoints: Vec<String> = url.hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
+        let shown = url.to_string();
+        let ns = if url.path.is_empty() { String::new() } else { format!("{}/", url.path) };
+
+        // Report an unreachable cluster as `Connection` before the client's
+        // overall connect timeout turns it into `Timeout`.
+        let budget = options.connect_timeout.mul_f64(0.9);
+        let ttl = options.ttl;
+        let deadline = Instant::now() + budget;
+        let probe = format!("{ns}\0ballot/probe");
+        let setup = async {
+            let client =
+                ec::Client::connect(&endpoints, Some(copts.clone())).await.map_err(|e| map_err("connect", e))?;
+            // A dead member of a cluster refuses connections: retry, and the balanced
+            // channel picks another member, until the connect budget is spent.
+            let mut pause = Duration::from_millis(20);
+            loop {
+                let sent = Instant::now();
+                let attempt = async {
+                    let lease = grant(&client, ttl).await?;
+                    // Granting a lease needs no permission, so probe a read: it fails
+                    // for a server with auth on and no (or refused) credentials. A role
+                    // that does not cover the probed key is fine here; elections check
+                    // their own keys.
+                    let count = Some(ec::GetOptions::new().with_count_only());
+                    if let Err(e) = client.kv_client().get(probe.clone(), count).await {
+                        let denied =
+                            matches!(&e, ec::Error::GRpcStatus(s) if s.message().contains("permission denied"));
+                        if !denied {
+                            return Err(map_err("read", e));
+                        }
+                    }
+                    Ok(lease)
+                };
+                match attempt.await {
+                    Ok(lease) => return Ok::<_, Error>((client, sent, lease)),
+                    Err(e) if retryable(&e) && Instant::now() + pause < deadline => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let (client, sent, lease_id) = match tokio::time::timeout(budget, setup).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("could not reach etcd at {shown} within the connect timeout {:?}", options.connect_timeout),
+                ))
+            }
+        };
+        let session = SessionTracker::new(Some(ttl), options.safety_margin());
+        let generation = session.new_session(sent);
+        let (lease, _) = watch::channel(LeaseState { id: lease_id, generation });
+        let shared = Arc::new(EtcdShared {
+            client,
+            endpoints,
+            copts,
+            ns,
+            shown,
+            session,
+            lease,
+            ttl,
+            op_timeout: options.connect_timeout.max(ttl).max(Duration::from_secs(2)),
+            keys: Mutex::new(HashSet::new()),
+            closed: AtomicBool::new(false),
+        });
+        let task = tokio::spawn(keep_session(Arc::downgrade(&shared)));
+        Ok(EtcdBackend { shared, keepalive: task.abort_handle() })
+    }
+}
+
+impl Drop for EtcdBackend {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+    }
+}
+
+fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::io(ErrorKind::InvalidArgument, format_args!("reading TLS {what} {}", path.display()), e))
+}
+
+/// Grants a lease of `ttl` (rounded up to whole seconds, as etcd counts).
+async fn grant(client: &ec::Client, ttl: Duration) -> Result<i64> {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    let secs = i64::try_from(secs).map_err(|_| Error::invalid("ttl is too long for etcd"))?;
+    let resp = client.lease_client().grant(secs, None).await.map_err(|e| map_err("lease grant", e))?;
+    if resp.ttl() <= 0 {
+        return Err(Error::new(ErrorKind::Backend, format!("etcd granted a lease with TTL {}", resp.ttl())));
+    }
+    Ok(resp.id())
+}
+
+/// A client bound to the endpoint `idx` alone, made on first use.
+///
+/// With several members, the keepalive talks to one member at a time and moves to
+/// the next one when it fails or stalls: the balanced channel would keep sending to
+/// a frozen (SIGSTOPped, partitioned) member whose TCP connection still looks fine,
+/// and the lease would be lost although the cluster is healthy.
+async fn member_client(sh: &EtcdShared, members: &mut [Option<ec::Client>], idx: usize) -> Option<ec::Client> {
+    if let Some(c) = &members[idx] {
+        return Some(c.clone());
+    }
+    let ep = [sh.endpoints[idx].clone()];
+    let made = tokio::time::timeout(sh.ttl / 3, ec::Client::connect(ep, Some(sh.copts.clone()))).await;
+    let c = made.ok()?.ok()?;
+    members[idx] = Some(c.clone());
+    Some(c)
+}
+
+/// Keeps the current lease alive, and replaces it when it is lost.
+async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut members: Vec<Option<ec::Client>> = Vec::new();
+    let mut idx = 0;
+    loop {
+        let Some(sh) = weak.upgrade() else { return };
+        if sh.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let cur = *sh.lease.borrow();
+        let st = sh.session.status();
+        if st.generation != cur.generation || st.health == Health::Lost {
+            // The lease is dead to us (expired, or past its local deadline): make
+            // sure its keys go too, and start a new session.
+            let old = cur.id;
+            let client = sh.client.clone();
+            let t = sh.op_timeout;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(t, client.lease_client().revoke(old)).await;
+            });
+            let sent = Instant::now();
+            match tokio::time::timeout(sh.op_timeout, grant(&sh.client, sh.ttl)).await {
+                Ok(Ok(id)) => {
+                    let generation = sh.session.new_session(sent);
+                    sh.lease.send_replace(LeaseState { id, generation });
+                    backoff = Duration::from_millis(100);
+                }
+                _ => {
+                    drop(sh);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+            continue;
+        }
+        let interval = sh.ttl / 3;
+        let tracker = sh.session.clone();
+        let n = sh.endpoints.len();
+        let client = if n > 1 {
+            members.resize(n, None);
+            member_client(&sh, &mut members, idx).await
+        } else {
+            Some(sh.client.clone())
+        };
+        drop(sh);
+        let Some(client) = client else {
+            tracker.disconnected(cur.generation);
+            idx = (idx + 1) % n.max(1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let mut lc = client.lease_client();
+        // Opening the stream sends the first keepalive and waits for its answer.
+        let sent = Instant::now();
+        let (mut keeper, mut stream) = match tokio::time::timeout(interval, lc.keep_alive(cur.id)).await {
+            Ok(Ok(pair)) => {
+                tracker.acked(cur.generation, sent);
+                backoff = Duration::from_millis(100);
+                pair
+            }
+            Ok(Err(e)) if lease_gone(&e) => {
+                tracker.expired(cur.generation);
+                continue;
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracker.disconnected(cur.generation);
+                idx = (idx + 1) % n.max(1);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(interval.max(Duration::from_millis(100)));
+                continue;
+            }
+        };
+        let mut sessions = tracker.subscribe();
+        loop {
+            // Sleep one interval, but wake at once if the session is lost locally.
+            let woke_lost = tokio::select! {
+                _ = tokio::time::sleep(interval) => false,
+                _ = sessions.wait_for(|s| s.generation != cur.generation || s.health == Health::Lost) => true,
+            };
+            if woke_lost {
+                break;
+            }
+            let sent = Instant::now();
+            if keeper.keep_alive().await.is_err() {
+                tracker.disconnected(cur.generation);
+                idx = (idx + 1) % n.max(1);
+                break;
+            }
+            match tokio::time::timeout(interval, stream.message()).await {
+                Ok(Ok(Some(resp))) if resp.ttl() > 0 => tracker.acked(cur.generation, sent),
+                Ok(Ok(Some(_))) => {
+                    tracker.expired(cur.generation);
+                    break;
+                }
+                Ok(Err(e)) if lease_gone(&e) => {
+                    tracker.expired(cur.generation);
+                    break;
+                }
+                // A stream that ended, failed, or answers too slowly: drop it (so a
+                // late answer can never be credited to a later send) and reopen.
+                _ => {
+                    tracker.disconnected(cur.generation);
+                    idx = (idx + 1) % n.max(1);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One read of an election: its candidates by create revision, its epoch, and
+/// the revision the read saw.
+struct Read {
+    candidates: Vec<ec::KeyValue>,
+    epoch: u64,
+    revision: i64,
+}
+
+impl Read {
+    fn leader(&self) -> Option<Leader> {
+        self.candidates.first().map(to_leader)
+    }
+}
+
+fn to_leader(kv: &ec::KeyValue) -> Leader {
+    Leader::new(kv.value().to_vec(), kv.create_revision() as u64, String::from_utf8_lossy(kv.key()).into_owned())
+}
+
+fn parse_epoch(kv: Option<&ec::KeyValue>) -> u64 {
+    kv.and_then(|kv| std::str::from_utf8(kv.value()).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+fn header_revision(h: Option<&ec::ResponseHeader>) -> i64 {
+    h.map(|h| h.revision()).unwrap_or(0)
+}
+
+impl EtcdShared {
+    fn prefix(&self, election: &str) -> String {
+        format!("{}{election}/", self.ns)
+    }
+
+    fn epoch_key(&self, election: &str) -> String {
+        format!("{}\0ballot/epoch/{election}", self.ns)
+    }
+
+    /// Runs one unary request, bounded by the op timeout. Connection failures
+    /// (a dead member of a cluster, a refused connection) are retried within that
+    /// bound: the balanced channel then picks another member. Every request ballot
+    /// sends is safe to repeat.
+    async fn rpc<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ec::Error>>,
+    {
+        let deadline = Instant::now() + self.op_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let err = match tokio::time::timeout(left, call(self.client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => map_err(what, e),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Connection,
+                        format!("etcd {what}: no answer from {} within {:?}", self.shown, self.op_timeout),
+                    ))
+                }
+            };
+            if !retryable(&err) || Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    async fn txn(&self, what: &str, txn: ec::Txn) -> Result<ec::TxnResponse> {
+        self.rpc(what, |mut c| {
+            let t = txn.clone();
+            async move { c.txn(t).await }
+        })
+        .await
+    }
+
+    async fn get(&self, what: &str, key: &str) -> Result<ec::GetResponse> {
+        self.rpc(what, |mut c| {
+            let k = key.to_string();
+            async move { c.get(k, None).await }
+        })
+        .await
+    }
+
+    /// Reads the candidates and the epoch of `election` at one revision.
+    async fn read(&self, election: &str) -> Result<Read> {
+        let prefix = self.prefix(election);
+        let by_create = ec::GetOptions::new().with_prefix().with_sort(ec::SortTarget::Create, ec::SortOrder::Ascend);
+        let txn = ec::Txn::new().and_then(vec![
+            ec::TxnOp::get(prefix.clone(), Some(by_create)),
+            ec::TxnOp::get(self.epoch_key(election), None),
+        ]);
+        let resp = self.txn("read", txn).await?;
+        let mut candidates = Vec::new();
+        let mut epoch = 0;
+        for (i, r) in resp.op_responses().into_iter().enumerate() {
+            if let ec::TxnOpResponse::Get(mut g) = r {
+                if i == 0 {
+                    candidates =
+                        g.take_kvs().into_iter().filter(|kv| is_candidate(kv.key(), prefix.as_bytes())).collect();
+                } else {
+                    epoch = parse_epoch(g.kvs().first());
+                }
+            }
+        }
+        Ok(Read { candidates, epoch, revision: header_revision(resp.header()) })
+    }
+
+    /// Opens one watch stream on `keys` (exact keys, or prefixes when flagged) from
+    /// `start` on.
+    async fn open_watch(&self, keys: &[(String, bool)], start: i64) -> Result<ec::WatchStream> {
+        let opts = |prefix: bool| {
+            let o = ec::WatchOptions::new().with_start_revision(start);
+            Some(if prefix { o.with_prefix() } else { o })
+        };
+        let (first, rest) = keys.split_first().ok_or_else(|| Error::new(ErrorKind::Internal, "empty watch"))?;
+        let mut stream = self
+            .rpc("watch", |mut c| {
+                let (k, o) = (first.0.clone(), opts(first.1));
+                async move { c.watch(k, o).await }
+            })
+            .await?;
+        for (k, p) in rest {
+            stream.watch(k.clone(), opts(*p)).await.map_err(|e| map_err("watch", e))?;
+        }
+        Ok(stream)
+    }
+
+    /// Picks a candidate key for a new entry under `lease` and reserves it.
+    fn reserve_key(&self, election: &str, lease: i64) -> String {
+        let base = format!("{}{:x}", self.prefix(election), lease);
+        let mut keys = lock(&self.keys);
+        let mut key = base.clone();
+        let mut n = 1;
+        while keys.contains(&key) {
+            key = format!("{base}_{n}");
+            n += 1;
+        }
+        keys.insert(key.clone());
+        key
+    }
+
+    fn release_key(&self, key: &str) {
+        lock(&self.keys).remove(key);
+    }
+
+    /// Deletes `key` if it is still the one created at `create_rev` (0: any).
+    async fn delete_key(&self, key: &str, create_rev: i64) -> Result<()> {
+        let del = ec::TxnOp::delete(key, None);
+        let txn = if create_rev > 0 {
+            ec::Txn::new()
+                .when(vec![ec::Compare::create_revision(key, ec::CompareOp::Equal, create_rev)])
+                .and_then(vec![del])
+        } else {
+            ec::Txn::new().and_then(vec![del])
+        };
+        self.txn("delete", txn).await.map(|_| ())
+    }
+
+    /// Deletes `key` now, retrying in the background on failure, and frees its
+    /// reservation once it is gone (or its lease is, which takes the key along).
+    async fn remove_key(self: &Arc<Self>, key: String, create_rev: i64, lease: i64) -> Result<()> {
+        match self.delete_key(&key, create_rev).await {
+            Ok(()) => {
+                self.release_key(&key);
+                Ok(())
+            }
+            Err(e) => {
+                let sh = self.clone();
+                tokio::spawn(async move {
+                    let until = Instant::now() + CLEANUP_FOR;
+                    let mut pause = Duration::from_millis(200);
+                    while Instant::now() < until && sh.lease.borrow().id == lease && !sh.closed.load(Ordering::SeqCst) {
+                        tokio::time::sleep(pause).await;
+                        if sh.delete_key(&key, create_rev).await.is_ok() {
+                            break;
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                    sh.release_key(&key);
+                });
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether `key` is a direct child of `prefix` (a candidate of that election).
+fn is_candidate(key: &[u8], prefix: &[u8]) -> bool {
+    key.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && !rest.contains(&b'/'))
+}
+
+/// What a watch said.
+enum Seen {
+    /// Something changed (or the watch broke): read again.
+    Changed,
+    /// The stream failed; the error says why.
+    Failed(Error),
+}
+
+/// Waits for the next event (or cancellation) on a watch stream.
+async fn next_change(stream: &mut ec::WatchStream, mut relevant: impl FnMut(&ec::Event) -> bool) -> Seen {
+    loop {
+        match stream.message().await {
+            Ok(Some(resp)) => {
+                if resp.canceled() || resp.compact_revision() > 0 {
+                    // Compacted or cancelled by the server: a fresh read starts over.
+                    return Seen::Changed;
+                }
+                if resp.events().iter().any(&mut relevant) {
+                    return Seen::Changed;
+                }
+            }
+            Ok(None) => return Seen::Failed(Error::new(ErrorKind::Connection, "etcd closed the watch stream")),
+            Err(e) => return Seen::Failed(map_err("watch", e)),
+        }
+    }
+}
+
+fn retryable(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    fn session(&self) -> &Arc<SessionTracker> {
+        &self.shared.session
+    }
+
+    fn max_value_len(&self) -> usize {
+        MAX_VALUE
+    }
+
+    async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
+        let sh = &self.shared;
+        let lease = *sh.lease.borrow();
+        let st = sh.session.status();
+        if st.generation != lease.generation || st.health == Health::Lost {
+            return Err(Error::new(ErrorKind::SessionLost, "the etcd lease is being replaced"));
+        }
+        let key = sh.reserve_key(election, lease.id);
+        // Until the entry exists, a failure or a dropped future must not leave the
+        // key behind (it would lead some day with nobody acting on it).
+        let mut guard = KeyGuard { shared: sh.clone(), key: key.clone(), lease: lease.id, armed: true };
+        let txn = ec::Txn::new().and_then(vec![
+            ec::TxnOp::put(key.clone(), value.to_vec(), Some(ec::PutOptions::new().with_lease(lease.id))),
+            ec::TxnOp::get(key.clone(), None),
+            ec::TxnOp::get(sh.epoch_key(election), None),
+        ]);
+        let resp = match sh.txn("campaign", txn).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.message().contains("lease not found") {
+                    sh.session.expired(lease.generation);
+                    return Err(Error::new(ErrorKind::SessionLost, format!("the etcd lease expired: {e}")));
+                }
+                return Err(e);
+            }
+        };
+        let ops = resp.op_responses();
+        let created = match ops.get(1) {
+            Some(ec::TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.create_revision()),
+            _ => None,
+        };
+        let epoch = match ops.get(2) {
+            Some(ec::TxnOpResponse::Get(g)) => parse_epoch(g.kvs().first()),
+            _ => 0,
+        };
+        let Some(create_rev) = created else {
+            return Err(Error::new(ErrorKind::Backend, format!("etcd did not return the key {key:?} just written")));
+        };
+        guard.armed = false;
+        Ok(Arc::new(EtcdEntry {
+            shared: sh.clone(),
+            election: election.to_string(),
+            key,
+            lease: lease.id,
+            generation: lease.generation,
+            create_rev,
+            epoch,
+            gone: AtomicBool::new(false),
+        }))
+    }
+
+    async fn leader(&self, election: &str) -> Result<Option<Leader>> {
+        Ok(self.shared.read(election).await?.leader())
+    }
+
+    async fn watch(&self, election: &str) -> Result<SnapshotStream> {
+        let sh = self.shared.clone();
+        let first = sh.read(election).await?;
+        let (tx, mut rx) = mpsc::channel::<Result<Snapshot>>(16);
+        let snap = Snapshot { leader: first.leader(), epoch: first.epoch };
+        let _ = tx.send(Ok(snap)).await;
+        let name = election.to_string();
+        tokio::spawn(async move {
+            let tx2 = tx.clone();
+            tokio::select! {
+                _ = watch_loop(sh, name, first.revision, tx) => {}
+                _ = tx2.closed() => {}
+            }
+        });
+        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+    }
+
+    async fn end(&self, election: &str) -> Result<()> {
+        let sh = &self.shared;
+        let ekey = sh.epoch_key(election);
+        for _ in 0..16 {
+            let r = sh.read(election).await?;
+            // The epoch key's mod revision, for the compare-and-swap.
+            let cur = sh.get("read epoch", &ekey).await?;
+            let (epoch, mod_rev) = match cur.kvs().first() {
+                Some(kv) => (parse_epoch(Some(kv)), kv.mod_revision()),
+                None => (0, 0),
+            };
+            let mut ops = vec![ec::TxnOp::put(ekey.clone(), (epoch.max(r.epoch) + 1).to_string(), None)];
+            ops.extend(r.candidates.iter().map(|c| ec::TxnOp::delete(c.key().to_vec(), None)));
+            let txn = ec::Txn::new()
+                .when(vec![ec::Compare::mod_revision(ekey.clone(), ec::CompareOp::Equal, mod_rev)])
+                .and_then(ops);
+            if sh.txn("end", txn).await?.succeeded() {
+                return Ok(());
+            }
+        }
+        Err(Error::new(ErrorKind::Backend, format!("end({election:?}) kept racing with other end() calls")))
+    }
+
+    async fn close(&self) {
+        let sh = &self.shared;
+        if sh.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.keepalive.abort();
+        let id = sh.lease.borrow().id;
+        let mut lc = sh.client.lease_client();
+        let _ = tokio::time::timeout(Duration::from_secs(2), lc.revoke(id)).await;
+        sh.session.expired(sh.lease.borrow().generation);
+    }
+}
+
+/// Re-reads `election` after every change and sends a snapshot when it differs.
+async fn watch_loop(sh: Arc<EtcdShared>, election: String, mut revision: i64, tx: mpsc::Sender<Result<Snapshot>>) {
+    let keys = [(sh.prefix(&election), true), (sh.epoch_key(&election), false)];
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let seen = match sh.open_watch(&keys, revision + 1).await {
+            Ok(mut stream) => next_change(&mut stream, |_| true).await,
+            Err(e) => Seen::Failed(e),
+        };
+        if let Seen::Failed(e) = seen {
+            if !retryable(&e) {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        match sh.read(&election).await {
+            Ok(r) => {
+                revision = r.revision;
+                backoff = Duration::from_millis(50);
+                if tx.send(Ok(Snapshot { leader: r.leader(), epoch: r.epoch })).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if retryable(&e) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Deletes a candidate key that never became an entry.
+struct KeyGuard {
+    shared: Arc<EtcdShared>,
+    key: String,
+    lease: i64,
+    armed: bool,
+}
+
+impl Drop for KeyGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (sh, key, lease) = (self.shared.clone(), std::mem::take(&mut self.key), self.lease);
+        crate::runtime::spawn_detached(async move {
+            let _ = sh.remove_key(key, 0, lease).await;
+        });
+    }
+}
+
+struct EtcdEntry {
+    shared: Arc<EtcdShared>,
+    election: String,
+    key: String,
+    lease: i64,
+    generation: u64,
+    create_rev: i64,
+    /// The epoch when the key was written: a later one means `end()` removed it.
+    epoch: u64,
+    gone: AtomicBool,
+}
+
+impl fmt::Debug for EtcdEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdEntry").field("key", &self.key).field("create_rev", &self.create_rev).finish()
+    }
+}
+
+impl EtcdEntry {
+    fn mine(&self, kv: &ec::KeyValue) -> bool {
+        kv.key() == self.key.as_bytes() && kv.create_revision() == self.create_rev
+    }
+
+    /// Whether the server says our lease is gone (expired or revoked).
+    async fn lease_is_gone(&self) -> bool {
+        let r = self
+            .shared
+            .rpc("lease time-to-live", |mut c| {
+                let id = self.lease;
+                async move { c.lease_time_to_live(id, None).await }
+            })
+            .await;
+        match r {
+            Ok(resp) => resp.ttl() <= 0,
+            Err(e) => e.message().contains("not found"),
+        }
+    }
+
+    /// Why our key disappeared: `end()`, our lease's end (the session is then
+    /// marked expired, so the engine requeues under a new lease), or another client.
+    async fn vanished(&self, epoch_now: u64) -> VanishCause {
+        if epoch_now > self.epoch {
+            VanishCause::Ended
+        } else if self.lease_is_gone().await {
+            self.shared.session.expired(self.generation);
+            VanishCause::LeaseGone
+        } else {
+            VanishCause::Deleted
+        }
+    }
+}
+
+enum VanishCause {
+    Ended,
+    LeaseGone,
+    Deleted,
+}
+
+#[async_trait]
+impl Entry for EtcdEntry {
+    async fn wait_won(&self) -> Result<Leader> {
+        let sh = &self.shared;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let r = match sh.read(&self.election).await {
+                Ok(r) => r,
+                Err(e) if retryable(&e) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(pos) = r.candidates.iter().position(|kv| self.mine(kv)) else {
+                // The engine learns of end() from the election watch and of a lost
+                // lease from the session; either cancels this wait (so the state reads
+                // Ended, or the campaign requeues). Only if neither does, fail here.
+                return Err(match self.vanished(r.epoch).await {
+                    VanishCause::Ended => {
+                        tokio::time::sleep(END_GRACE).await;
+                        Error::ended()
+                    }
+                    VanishCause::LeaseGone => {
+                        tokio::time::sleep(END_GRACE).await;
+                        Error::new(ErrorKind::SessionLost, "the etcd lease of this candidate expired")
+                    }
+                    VanishCause::Deleted => Error::new(
+                        ErrorKind::Backend,
+                        format!("the candidate key {:?} was deleted by another client", self.key),
+                    ),
+                });
+            };
+            if pos == 0 {
+                return Ok(to_leader(&r.candidates[0]));
+            }
+            // Watch only the key just before ours, and our own key.
+            let pred = String::from_utf8_lossy(r.candidates[pos - 1].key()).into_owned();
+            let keys = [(pred, false), (self.key.clone(), false)];
+            let seen = match sh.open_watch(&keys, r.revision + 1).await {
+                Ok(mut s) => next_change(&mut s, |ev| ev.event_type() == ec::EventType::Delete).await,
+                Err(e) => Seen::Failed(e),
+            };
+            match seen {
+                Seen::Changed => backoff = Duration::from_millis(50),
+                Seen::Failed(e) if retryable(&e) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Seen::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn lost(&self) -> LostReason {
+        let sh = &self.shared;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let r = match sh.read(&self.election).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The session tracker judges connectivity; keep looking.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(50);
+            if !r.candidates.iter().any(|kv| self.mine(kv)) {
+                return match self.vanished(r.epoch).await {
+                    VanishCause::Ended => {
+                        // The election watch reports Ended; give it the lead.
+                        tokio::time::sleep(END_GRACE).await;
+                        LostReason::Deleted
+                    }
+                    VanishCause::LeaseGone => LostReason::SessionLost,
+                    VanishCause::Deleted => LostReason::Deleted,
+                };
+            }
+            let keys = [(self.key.clone(), false)];
+            let seen = match sh.open_watch(&keys, r.revision + 1).await {
+                Ok(mut s) => next_change(&mut s, |ev| ev.event_type() == ec::EventType::Delete).await,
+                Err(e) => Seen::Failed(e),
+            };
+            if let Seen::Failed(_) = seen {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+
+    async fn proclaim(&self, value: &[u8]) -> Result<()> {
+        let sh = &self.shared;
+        let txn = ec::Txn::new()
+            .when(vec![ec::Compare::create_revision(self.key.clone(), ec::CompareOp::Equal, self.create_rev)])
+            .and_then(vec![ec::TxnOp::put(
+                self.key.clone(),
+                value.to_vec(),
+                Some(ec::PutOptions::new().with_lease(self.lease)),
+            )]);
+        if !sh.txn("proclaim", txn).await?.succeeded() {
+            return Err(Error::new(ErrorKind::NotLeader, format!("the leader key {:?} is gone", self.key)));
+        }
+        Ok(())
+    }
+
+    async fn verify(&self) -> Result<bool> {
+        let sh = &self.shared;
+        if sh.lease.borrow().id != self.lease {
+            return Ok(false);
+        }
+        let resp = sh.get("verify", &self.key).await?;
+        Ok(resp.kvs().first().is_some_and(|kv| self.mine(kv) && kv.lease() == self.lease))
+    }
+
+    async fn withdraw(&self) -> Result<()> {
+        if self.gone.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let r = self.shared.remove_key(self.key.clone(), self.create_rev, self.lease).await;
+        if r.is_ok() {
+            self.gone.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_direct_children_are_candidates() {
+        assert!(is_candidate(b"app/svc/694d8b3c1a2f", b"app/svc/"));
+        assert!(is_candidate(b"svc/694d_1", b"svc/"));
+        assert!(!is_candidate(b"svc/", b"svc/"), "the prefix itself");
+        assert!(!is_candidate(b"svc/x/694d", b"svc/"), "a nested election's candidate");
+        assert!(!is_candidate(b"svcx/694d", b"svc/"));
+        assert!(!is_candidate(b"\0ballot/epoch/svc", b"svc/"));
+    }
+
+    #[test]
+    fn epoch_key_is_outside_every_election_prefix() {
+        // The NUL byte never appears in a name, so no `<ns><name>/` is a prefix of it.
+        for ns in ["", "app/"] {
+            let epoch_key = format!("{ns}\0ballot/epoch/svc/x");
+            for name in ["svc", "svc/x", "app", "ballot"] {
+                assert!(!epoch_key.starts_with(&format!("{ns}{name}/")), "{epoch_key:?} under {name}");
+            }
+            assert!(epoch_key.starts_with(ns), "inside the namespace");
+        }
+    }
+
+    /// Against the real etcd of `tests/run.sh`: a watch that starts at a compacted
+    /// revision is cancelled by the server, and is taken as "read again", not as a
+    /// broken watch (etcd issue 7815).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watch_from_a_compacted_revision_means_read_again() {
+        let base = std::env::var("BALLOT_TEST_ETCD").unwrap_or_else(|_| {
+            panic!("BALLOT_TEST_ETCD is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py")
+        });
+        let ns = format!("compaction-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+        let url = BackendUrl::parse(&format!("{base}/{ns}")).unwrap();
+        let backend = EtcdBackend::connect(&url, &Options::default()).await.unwrap();
+        let sh = backend.shared.clone();
+        let mut c = sh.client.clone();
+        let put = c.put(format!("{ns}/svc/x"), "v", None).await.unwrap();
+        let rev = put.header().unwrap().revision();
+        c.put(format!("{ns}/svc/x"), "w", None).await.unwrap();
+        c.compact(rev + 1, None).await.unwrap();
+        let mut stream = sh.open_watch(&[(sh.prefix("svc"), true)], rev).await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(10), next_change(&mut stream, |_| false)).await.unwrap();
+        assert!(matches!(seen, Seen::Changed), "a compacted start revision must lead to a new read");
+        // And the election reads fine afterwards.
+        assert_eq!(backend.leader("svc").await.unwrap().map(|l| l.value), Some(b"w".to_vec()));
+        backend.close().await;
+    }
+
+    #[test]
+    fn grpc_errors_map_to_kinds() {
+        let st = |code, msg: &str| ec::Error::GRpcStatus(tonic::Status::new(code, msg));
+        let kind = |e| map_err("op", e).kind();
+        use tonic::Code;
+        assert_eq!(
+            kind(st(Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password")),
+            ErrorKind::Auth
+        );
+        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: user name is empty")), ErrorKind::Auth);
+        assert_eq!(kind(st(Code::PermissionDenied, "etcdserver: permission denied")), ErrorKind::Auth);
+        assert_eq!(kind(st(Code::Unauthenticated, "etcdserver: invalid auth token")), ErrorKind::Auth);
+        assert_eq!(kind(st(Code::Unavailable, "tcp connect error")), ErrorKind::Connection);
+        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: request is too large")), ErrorKind::Backend);
+        assert!(lease_gone(&st(Code::NotFound, "etcdserver: requested lease not found")));
+        assert!(!lease_gone(&st(Code::Unavailable, "tcp connect error")));
+    }
+}
