@@ -142,7 +142,7 @@ impl SessionTracker {
             if i.generation != generation || i.lost {
                 return;
             }
-            if i.last_ack_sent.map_or(true, |prev| sent_at > prev) {
+            if i.last_ack_sent.is_none_or(|prev| sent_at > prev) {
                 i.last_ack_sent = Some(sent_at);
             }
             i.disconnected = false;

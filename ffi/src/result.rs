@@ -165,7 +165,7 @@ impl From<Failure> for ballot_error {
 /// Ownership: the string is static; do not free it. Thread: any. Never fails.
 #[no_mangle]
 pub extern "C" fn ballot_result_str(code: u32) -> *const c_char {
-    ffi_boundary_value!(b"unknown\0".as_ptr().cast(), { ballot_result::name(code).as_ptr().cast() })
+    ffi_boundary_value!(c"unknown".as_ptr(), { ballot_result::name(code).as_ptr().cast() })
 }
 
 /// The message of an error: one line naming the code and the cause, for example
