@@ -20,13 +20,35 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The directory with the libballot.so that cargo built for this test run
+/// The directory with a libballot.so built from the current sources
 /// (`target/<profile>`, two levels above this test binary in `deps/`).
+///
+/// `cargo test` builds the test binaries but does not refresh the cdylib that C
+/// programs link against, so the first caller runs `cargo build -p ballot-ffi`
+/// (same target directory and profile); otherwise the C programs could test a
+/// stale library.
 fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
-    assert!(dir.join("libballot.so").exists(), "no libballot.so in {}", dir.display());
-    dir
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "-p", "ballot-ffi", "--locked"]).current_dir(repo());
+            if dir.file_name().is_some_and(|p| p == "release") {
+                cmd.arg("--release");
+            }
+            if let Some(target) = dir.parent() {
+                cmd.env("CARGO_TARGET_DIR", target);
+            }
+            let started = Instant::now();
+            let status = cmd.status().expect("running cargo build -p ballot-ffi");
+            assert!(status.success(), "cargo build -p ballot-ffi failed");
+            eprintln!("libballot.so rebuilt or confirmed current in {:?}", started.elapsed());
+            assert!(dir.join("libballot.so").exists(), "no libballot.so in {}", dir.display());
+            dir
+        })
+        .clone()
 }
 
 fn scratch() -> PathBuf {
