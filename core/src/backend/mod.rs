@@ -18,6 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::session::SessionTracker;
 use crate::url::{BackendUrl, Scheme};
 
+#[cfg(feature = "consul")]
+pub(crate) mod consul;
 #[cfg(feature = "local")]
 pub(crate) mod local;
 
@@ -95,6 +97,8 @@ pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<Arc<d
     match url.scheme {
         #[cfg(feature = "local")]
         Scheme::File => Ok(Arc::new(local::LocalBackend::open(url, options).await?)),
+        #[cfg(feature = "consul")]
+        Scheme::Consul { .. } => Ok(Arc::new(consul::ConsulBackend::connect(url, options).await?)),
         other => {
             let _ = options;
             Err(Error::new(
