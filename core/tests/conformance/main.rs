@@ -56,6 +56,17 @@ macro_rules! backend_tests {
 }
 
 backend_tests!(local, crate::local_url());
+backend_tests!(consul, crate::consul_url());
+
+/// A fresh namespace on the Consul agent of `BALLOT_TEST_CONSUL`. The suite's 5 s
+/// TTL is below Consul's 10 s minimum, so the URL sets 10 s; no lock delay, so a
+/// killed leader is replaced as soon as Consul drops its session.
+pub fn consul_url() -> String {
+    let base = std::env::var("BALLOT_TEST_CONSUL").unwrap_or_else(|_| {
+        panic!("BALLOT_TEST_CONSUL is not set: start Consul with tests/servers/harness.py (tests/run.sh does)")
+    });
+    format!("{base}/{}?lock_delay=0s&ttl=10s", unique("ns"))
+}
 
 /// Not a test: the candidate process that `killed_leader_process_is_replaced`
 /// starts (this same binary) and kills. It does nothing unless that test set
