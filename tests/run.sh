@@ -15,7 +15,7 @@ T0=$(date +%s)
 step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 
 # Servers that the test suites need; each backend adds its kinds here.
-SERVER_KINDS=()
+SERVER_KINDS=(consul consul-acl)
 
 step "toolchain"
 if ! command -v cargo >/dev/null 2>&1; then

@@ -44,7 +44,10 @@ impl KvPair {
         match &self.value {
             None => Ok(Vec::new()),
             Some(v) => base64::engine::general_purpose::STANDARD.decode(v).map_err(|e| {
-                Error::new(ErrorKind::Backend, format!("Consul sent a value for {:?} that is not base64: {e}", self.key))
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("Consul sent a value for {:?} that is not base64: {e}", self.key),
+                )
             }),
         }
     }
@@ -73,6 +76,12 @@ pub(super) fn op_index(verb: &str, key: &str, index: u64) -> Value {
 pub(super) fn op_set(key: &str, value: &[u8], flags: u64) -> Value {
     let v = base64::engine::general_purpose::STANDARD.encode(value);
     json!({ "KV": { "Verb": "set", "Key": key, "Value": v, "Flags": flags } })
+}
+
+/// A `lock` (with `session`) or `unlock` transaction operation.
+pub(super) fn op_lock(verb: &str, key: &str, value: &[u8], flags: u64, session: &str) -> Value {
+    let v = base64::engine::general_purpose::STANDARD.encode(value);
+    json!({ "KV": { "Verb": verb, "Key": key, "Value": v, "Flags": flags, "Session": session } })
 }
 
 /// A client of one Consul agent.

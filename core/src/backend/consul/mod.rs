@@ -15,9 +15,10 @@
 //!   own. A release therefore wakes one acquirer, whatever the number of waiters.
 //!   The leader keeps its candidate key until it resigns, and deletes it only
 //!   after releasing `.lock`, so its successor finds the lock free.
-//! - `.term`: `<session> <create index> <lock index> <term>`, written by a ballot
-//!   leader right after it acquires `.lock`, in a transaction that checks `.lock`
-//!   is unchanged.
+//! - `.term`: `<session> <nonce>`: the session of the last ballot leader, written
+//!   in the same transaction that acquires `.lock` (the transaction also checks
+//!   `.epoch`). The nonce makes every write a change, so that Consul gives it a
+//!   new index even when one session wins the same election again.
 //! - `.epoch`: the number of `end()` calls.
 //!
 //! **Sessions.** A client has one session (TTL from the options, at least Consul's
@@ -34,13 +35,16 @@
 //! grow, and each leader acquires after its predecessor, so terms strictly
 //! increase, also when `.lock` is deleted and created again (for example by
 //! `consul lock`'s cleanup), across `end()`, and across agent restarts that keep
-//! their data. A `proclaim` changes the `ModifyIndex`, so the acquisition index is
-//! kept in `.term`; readers take the term from `.term` when it names the current
-//! holder's session and the current `.lock`'s create index and lock index (which
-//! together identify one acquisition), and from `.lock`'s `ModifyIndex`
-//! otherwise. A `consul lock` holder never rewrites `.lock`, so its term is the
-//! index of its acquisition too. (A non-ballot holder that rewrites `.lock` while
-//! holding it moves its own term up; terms still increase.)
+//! their data. A `proclaim` changes `.lock`'s `ModifyIndex`, so the acquisition
+//! index is kept as `.term`'s `ModifyIndex`: a ballot leader acquires `.lock` and
+//! writes its session into `.term` in one transaction, so both get the same Raft
+//! index, and `.term` is not written again during that tenure. Readers take the
+//! term from `.term` when it names the holder's session (session IDs are never
+//! reused, and every ballot acquisition rewrites `.term`), and from `.lock`'s
+//! `ModifyIndex` otherwise. A `consul lock` holder never rewrites `.lock`, so its
+//! term is the index of its acquisition too. (A non-ballot holder that rewrites
+//! `.lock` while holding it, or someone deleting `.term` under a ballot leader,
+//! moves the term that readers see up during that tenure; terms still increase.)
 //!
 //! **end()** increments `.epoch` and deletes and re-creates `.lock` (unheld) in one
 //! transaction: the leader, a `consul lock` holder included, loses the lock, and
@@ -56,7 +60,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use self::api::{next_index, op, op_index, op_set, Api, KvPair, TxnOutcome};
+use self::api::{next_index, op, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
 use super::{Backend, Entry, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
@@ -364,21 +368,32 @@ fn parse_epoch(p: Option<&KvPair>) -> Result<u64> {
 fn leader_of(lock: Option<&KvPair>, term: Option<&KvPair>) -> Result<Option<Leader>> {
     let Some(lock) = lock else { return Ok(None) };
     let Some(holder) = lock.holder() else { return Ok(None) };
-    let recorded = term.and_then(|t| t.value().ok()).and_then(|v| {
-        let s = String::from_utf8(v).ok()?;
-        let mut it = s.split(' ');
-        let (sess, create, lock_index, term) = (it.next()?, it.next()?, it.next()?, it.next()?);
-        let matches = sess == holder
-            && create.parse::<u64>().ok()? == lock.create_index
-            && lock_index.parse::<u64>().ok()? == lock.lock_index;
-        if matches {
-            term.parse::<u64>().ok()
-        } else {
-            None
-        }
-    });
+    // `.term` is written in the transaction that acquired the lock, so when it
+    // names the holder, its modify index is the index of that acquisition.
+    let names_holder = |t: &&KvPair| t.value().is_ok_and(|v| v.split(|b| *b == b' ').next() == Some(holder.as_bytes()));
+    let recorded = term.filter(names_holder).map(|t| t.modify_index);
     let term = recorded.unwrap_or(lock.modify_index);
     Ok(Some(Leader::new(lock.value()?, term, holder.to_string())))
+}
+
+impl ConsulBackend {
+    /// Waits (up to the TTL) for a session newer than `generation`.
+    async fn next_session(&self, generation: u64) -> Result<Sess> {
+        let mut rx = self.inner.tracker.subscribe();
+        let wait = async {
+            loop {
+                if let Some(s) = self.inner.current().filter(|s| s.generation > generation) {
+                    return Ok(s);
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::closed());
+                }
+            }
+        };
+        tokio::time::timeout(self.inner.ttl, wait)
+            .await
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::SessionLost, "no new Consul session could be created")))
+    }
 }
 
 impl Inner {
@@ -423,24 +438,33 @@ impl Backend for ConsulBackend {
     async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
         let inner = &self.inner;
         let prefix = inner.prefix(election);
-        let sess = inner
-            .current()
-            .ok_or_else(|| Error::new(ErrorKind::SessionLost, "the Consul session is being replaced"))?;
         let (epoch_kv, _) = inner.api.kv_get(&format!("{prefix}/.epoch"), None).await?;
         let epoch = parse_epoch(epoch_kv.as_ref())?;
         let n = inner.seq.fetch_add(1, Ordering::Relaxed);
-        let key = format!("{prefix}/.candidates/{}.{n}", sess.id);
-        match inner.api.kv_acquire(&key, &sess.id, 0, b"").await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(Error::new(ErrorKind::SessionLost, "Consul refused to register the candidate key"));
+        let mut tries = 0;
+        let (sess, key) = loop {
+            let sess = match inner.current() {
+                Some(s) => s,
+                None => self.next_session(0).await?,
+            };
+            let key = format!("{prefix}/.candidates/{}.{n}", sess.id);
+            match inner.api.kv_acquire(&key, &sess.id, 0, b"").await {
+                Ok(true) => break (sess, key),
+                Ok(false) => {
+                    return Err(Error::new(ErrorKind::Backend, "Consul refused to register the candidate key"));
+                }
+                // Consul invalidated the session before our renewal noticed (for
+                // example, it was destroyed by an operator): report it, wait for the
+                // replacement and register under that one. The engine then sees the
+                // new generation and joins again under it.
+                Err(e) if e.message().contains("nvalid session") && tries < 3 => {
+                    tries += 1;
+                    inner.tracker.expired(sess.generation);
+                    self.next_session(sess.generation).await?;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) if e.message().contains("nvalid session") => {
-                inner.tracker.expired(sess.generation);
-                return Err(Error::new(ErrorKind::SessionLost, format!("the Consul session is gone: {e}")));
-            }
-            Err(e) => return Err(e),
-        }
+        };
         Ok(Arc::new(ConsulEntry {
             inner: inner.clone(),
             lock_key: format!("{prefix}/.lock"),
@@ -608,39 +632,6 @@ impl ConsulEntry {
         *attempts().entry(self.prefix.clone()).or_insert(0) += 1;
     }
 
-    /// Records the term of a fresh acquisition. `Ok(None)`: the lock was taken away
-    /// meanwhile.
-    async fn finalize(&self) -> Result<Option<Leader>> {
-        let term_key = format!("{}/.term", self.prefix);
-        let epoch_key = format!("{}/.epoch", self.prefix);
-        for _ in 0..10 {
-            if self.withdrawn.load(Ordering::SeqCst) {
-                return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
-            }
-            let (l, _) = self.inner.api.kv_get(&self.lock_key, None).await?;
-            let Some(l) = l.filter(|l| l.holder() == Some(self.sess.id.as_str())) else { return Ok(None) };
-            let record = format!("{} {} {} {}", self.sess.id, l.create_index, l.lock_index, l.modify_index);
-            let ops = vec![
-                op_index("check-index", &self.lock_key, l.modify_index),
-                match self.epoch_index {
-                    Some(i) => op_index("check-index", &epoch_key, i),
-                    None => op("check-not-exists", &epoch_key),
-                },
-                op_set(&term_key, record.as_bytes(), 0),
-            ];
-            match self.inner.api.txn(ops).await? {
-                TxnOutcome::Applied(_) => {
-                    return Ok(Some(Leader::new(l.value()?, l.modify_index, self.sess.id.clone())));
-                }
-                TxnOutcome::RolledBack(errors) if errors.iter().any(|(i, _)| *i == 1) => {
-                    return Err(Error::ended());
-                }
-                TxnOutcome::RolledBack(_) => continue,
-            }
-        }
-        Err(Error::new(ErrorKind::Backend, "the lock key kept changing while recording the term"))
-    }
-
     async fn release(&self) -> Result<bool> {
         self.inner.api.kv_release(&self.lock_key, &self.sess.id, LOCK_FLAGS).await
     }
@@ -712,38 +703,54 @@ impl ConsulEntry {
             return Ok(None);
         }
         self.count_attempt();
+        let nonce = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let value = lock(&self.value).clone();
-        match self.inner.api.kv_acquire(&self.lock_key, &self.sess.id, LOCK_FLAGS, &value).await {
-            Ok(true) => match self.finalize().await {
-                Ok(Some(l)) if !self.withdrawn.load(Ordering::SeqCst) => Ok(Some(l)),
-                Ok(Some(_)) => {
-                    let _ = self.release().await;
-                    self.inner.unclaim(&self.prefix, self.id);
-                    Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"))
-                }
-                Ok(None) => {
-                    self.inner.unclaim(&self.prefix, self.id);
-                    Ok(None)
-                }
-                Err(e) => {
-                    let _ = self.release().await;
-                    self.inner.unclaim(&self.prefix, self.id);
-                    Err(e)
-                }
+        let epoch_key = format!("{}/.epoch", self.prefix);
+        // One transaction: the epoch is still the one we joined under, the lock is
+        // acquired (Consul enforces lock delays here too), and `.term` names our
+        // session at the acquisition's index.
+        let ops = vec![
+            match self.epoch_index {
+                Some(i) => op_index("check-index", &epoch_key, i),
+                None => op("check-not-exists", &epoch_key),
             },
-            Ok(false) => {
-                // Taken by someone outside the queue (`consul lock`), or a lock delay
-                // after an invalidated session is in force.
+            op_lock("lock", &self.lock_key, &value, LOCK_FLAGS, &self.sess.id),
+            // Unique per attempt: Consul does not bump the index of a write that
+            // changes nothing, and one session may win the same election again.
+            op_set(&format!("{}/.term", self.prefix), format!("{} {}", self.sess.id, nonce).as_bytes(), 0),
+            op("get", &self.lock_key),
+        ];
+        let outcome = self.inner.api.txn(ops).await;
+        let won = match outcome {
+            Ok(TxnOutcome::Applied(kvs)) => kvs.into_iter().rev().find(|p| p.key == self.lock_key),
+            Ok(TxnOutcome::RolledBack(errors)) => {
                 self.inner.unclaim(&self.prefix, self.id);
+                if errors.iter().any(|(i, _)| *i == 0) {
+                    return Err(Error::ended());
+                }
+                // Held by someone outside the queue (`consul lock`), or a lock delay
+                // after an invalidated session is in force.
                 tokio::time::sleep(*backoff).await;
                 *backoff = (*backoff * 2).min(MAX_BACKOFF);
-                Ok(None)
+                return Ok(None);
             }
             Err(e) => {
+                // If the answer was lost after Consul applied it, the lock is held by
+                // our session with no entry claiming it: the next look releases it.
                 self.inner.unclaim(&self.prefix, self.id);
-                Err(e)
+                return Err(e);
             }
+        };
+        let Some(l) = won.filter(|l| l.holder() == Some(self.sess.id.as_str())) else {
+            self.inner.unclaim(&self.prefix, self.id);
+            return Err(Error::new(ErrorKind::Backend, "Consul applied the acquisition but did not return the lock"));
+        };
+        if self.withdrawn.load(Ordering::SeqCst) {
+            let _ = self.release().await;
+            self.inner.unclaim(&self.prefix, self.id);
+            return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
         }
+        Ok(Some(Leader::new(l.value()?, l.modify_index, self.sess.id.clone())))
     }
 }
 
@@ -813,23 +820,22 @@ impl Entry for ConsulEntry {
 
     async fn withdraw(&self) -> Result<()> {
         self.withdrawn.store(true, Ordering::SeqCst);
-        let mut first_err = None;
         if self.inner.unclaim(&self.prefix, self.id) {
-            // Release before deleting the candidate key: the successor wakes on that
-            // deletion and must find the lock free.
-            if let Err(e) = self.release().await {
+            // The release and the removal of the candidate key in one transaction:
+            // the successor wakes on that removal and must find the lock free.
+            let ops = vec![op_lock("unlock", &self.lock_key, b"", LOCK_FLAGS, &self.sess.id), op("delete", &self.key)];
+            match self.inner.api.txn(ops).await {
+                Ok(TxnOutcome::Applied(_)) => return Ok(()),
+                // Not held any more (taken away, or the session is gone).
+                Ok(TxnOutcome::RolledBack(_)) => {}
                 // A session that was replaced is destroyed, which releases its locks.
-                if self.inner.current().as_ref() == Some(&self.sess) {
-                    first_err = Some(e);
+                Err(e) if self.inner.current().as_ref() == Some(&self.sess) => {
+                    let _ = self.inner.api.kv_delete(&self.key, None).await;
+                    return Err(e);
                 }
+                Err(_) => {}
             }
         }
-        if let Err(e) = self.inner.api.kv_delete(&self.key, None).await {
-            first_err.get_or_insert(e);
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.inner.api.kv_delete(&self.key, None).await.map(|_| ())
     }
 }
