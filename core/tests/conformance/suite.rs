@@ -107,7 +107,9 @@ pub async fn leader_from_a_non_candidate(url: &str) {
     let (a, reader) = (connect(url).await, connect(url).await);
     let r = reader.election(&n).unwrap();
     assert_eq!(r.leader().await.unwrap(), None, "no leader before anyone campaigns");
-    let lead = a.election(&n).unwrap().campaign(b"\x00binary\xff").await.unwrap();
+    // Keep the handle: dropping the last clone withdraws the candidate (resigns).
+    let ea = a.election(&n).unwrap();
+    let lead = ea.campaign(b"\x00binary\xff").await.unwrap();
     let l = r.leader().await.unwrap().expect("leader visible to another client");
     assert_eq!(l.value, b"\x00binary\xff");
     assert_eq!((l.term, l.key.as_str()), (lead.term(), lead.key()));
