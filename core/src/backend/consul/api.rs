@@ -85,10 +85,17 @@ pub(super) fn op_lock(verb: &str, key: &str, value: &[u8], flags: u64, session: 
 }
 
 /// A client of one Consul agent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Api {
     http: reqwest::Client,
     base: String,
+}
+
+impl std::fmt::Debug for Api {
+    /// Only the agent's address: the client's default headers hold the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("base", &self.base).finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]

@@ -542,13 +542,7 @@ impl WatchState {
             let block = if self.first { None } else { Some((self.index, WAIT)) };
             let started = Instant::now();
             match self.inner.api.kv_get(&lock_key, block).await {
-                Ok((_, idx)) => {
-                    let new = next_index(self.index, idx);
-                    if !self.first && new == self.index && started.elapsed() < MIN_GAP {
-                        tokio::time::sleep(MIN_GAP).await;
-                    }
-                    self.index = new;
-                }
+                Ok((_, idx)) => self.index = next_index(self.index, idx),
                 Err(e) if self.first => return Err(e),
                 Err(e) => {
                     pause_or_fail(e, &mut backoff).await?;
@@ -563,11 +557,16 @@ impl WatchState {
                     continue;
                 }
             };
-            self.first = false;
+            let first = std::mem::replace(&mut self.first, false);
             backoff = Duration::from_millis(100);
             if self.last.as_ref() != Some(&snap) {
                 self.last = Some(snap.clone());
                 return Ok(snap);
+            }
+            // Nothing changed for us. While `.lock` does not exist, its index is
+            // the whole store's, so any write anywhere wakes the query: rate-limit.
+            if !first && started.elapsed() < MIN_GAP {
+                tokio::time::sleep(MIN_GAP).await;
             }
         }
     }
