@@ -838,3 +838,45 @@ impl Entry for ConsulEntry {
         self.inner.api.kv_delete(&self.key, None).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str, session: &str, create: u64, modify: u64) -> KvPair {
+        let v = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, value);
+        serde_json::from_value(serde_json::json!({
+            "Key": key, "Value": v, "Session": session, "Flags": LOCK_FLAGS,
+            "CreateIndex": create, "ModifyIndex": modify, "LockIndex": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn term_comes_from_term_key_only_when_it_names_the_holder() {
+        // A ballot leader that proclaimed: .lock was rewritten at 40, acquired at 30.
+        let lock = kv("e/.lock", "v2", "sess-a", 12, 40);
+        let term = kv("e/.term", "sess-a 7", "", 5, 30);
+        let l = leader_of(Some(&lock), Some(&term)).unwrap().unwrap();
+        assert_eq!((l.term, l.value.as_slice(), l.key.as_str()), (30, &b"v2"[..], "sess-a"));
+        // A `consul lock` holder: .term names an earlier ballot leader.
+        let lock = kv("e/.lock", "", "sess-go", 12, 55);
+        let l = leader_of(Some(&lock), Some(&term)).unwrap().unwrap();
+        assert_eq!(l.term, 55);
+        // A session id that merely starts like the holder's does not match.
+        let lock = kv("e/.lock", "", "sess", 12, 60);
+        assert_eq!(leader_of(Some(&lock), Some(&term)).unwrap().unwrap().term, 60);
+        // Released or absent: no leader.
+        let free = kv("e/.lock", "", "", 12, 70);
+        assert_eq!(leader_of(Some(&free), Some(&term)).unwrap(), None);
+        assert_eq!(leader_of(None, Some(&term)).unwrap(), None);
+    }
+
+    #[test]
+    fn epoch_parses_or_names_the_key() {
+        assert_eq!(parse_epoch(None).unwrap(), 0);
+        assert_eq!(parse_epoch(Some(&kv("e/.epoch", "3", "", 1, 2))).unwrap(), 3);
+        let err = parse_epoch(Some(&kv("e/.epoch", "x", "", 1, 2))).unwrap_err();
+        assert!(err.to_string().contains("e/.epoch"), "{err}");
+    }
+}
