@@ -591,6 +591,7 @@ struct ConsulEntry {
 /// What one candidate sees of its election.
 struct View {
     lock: Option<KvPair>,
+    term: Option<KvPair>,
     epoch: u64,
     /// Live and dead candidate keys, oldest first.
     candidates: Vec<KvPair>,
@@ -600,10 +601,12 @@ impl ConsulEntry {
     async fn view(&self) -> Result<View> {
         let (all, _) = self.inner.api.kv_list(&format!("{}/.", self.prefix)).await?;
         let cand_prefix = format!("{}/.candidates/", self.prefix);
-        let mut v = View { lock: None, epoch: 0, candidates: Vec::new() };
+        let mut v = View { lock: None, term: None, epoch: 0, candidates: Vec::new() };
         for p in all {
             if p.key == self.lock_key {
                 v.lock = Some(p);
+            } else if p.key == format!("{}/.term", self.prefix) {
+                v.term = Some(p);
             } else if p.key == format!("{}/.epoch", self.prefix) {
                 v.epoch = parse_epoch(Some(&p))?;
             } else if let Some(rest) = p.key.strip_prefix(&cand_prefix) {
@@ -670,6 +673,11 @@ impl ConsulEntry {
                 self.block_on(&p.key, p.modify_index).await.map(|_| None)
             } else {
                 match &v.lock {
+                    Some(l) if l.holder() == Some(self.sess.id.as_str()) && self.inner.holds(&self.prefix, self.id) => {
+                        // Won by an earlier call whose future was dropped after the
+                        // acquisition went through.
+                        leader_of(Some(l), v.term.as_ref())
+                    }
                     Some(l) if l.holder().is_some() => {
                         if l.holder() == Some(self.sess.id.as_str())
                             && !self.inner.claimed_by_other(&self.prefix, self.id)
