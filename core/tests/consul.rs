@@ -199,13 +199,21 @@ struct ConsulLock {
 }
 
 impl ConsulLock {
+    /// On the plain agent.
     fn start(name: &str) -> ConsulLock {
+        ConsulLock::start_on(name, &env("BALLOT_TEST_CONSUL_HTTP_ADDR"), None)
+    }
+
+    /// On the agent at `addr`, with an ACL token if given.
+    fn start_on(name: &str, addr: &str, token: Option<&str>) -> ConsulLock {
         let stop = std::env::temp_dir().join(unique("consul-lock-stop"));
         let cmd = format!("echo LOCKED; while [ ! -e '{}' ]; do sleep 0.05; done", stop.display());
-        let mut child = tokio::process::Command::new("consul")
-            .args(["lock", name, &cmd])
-            .env("CONSUL_HTTP_ADDR", env("BALLOT_TEST_CONSUL_HTTP_ADDR"))
-            .env_remove("CONSUL_HTTP_TOKEN")
+        let mut command = tokio::process::Command::new("consul");
+        command.args(["lock", name, &cmd]).env("CONSUL_HTTP_ADDR", addr).env_remove("CONSUL_HTTP_TOKEN");
+        if let Some(t) = token {
+            command.env("CONSUL_HTTP_TOKEN", t);
+        }
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -264,6 +272,29 @@ async fn consul_lock_and_ballot_exclude_each_other() {
     let holder2 = e.leader().await.unwrap().expect("consul lock holds");
     assert!(holder2.term > lead.term());
     lock.finish().await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_lock_waits_for_ballot_under_acls() {
+    let addr = env("BALLOT_TEST_CONSUL_ACL_HTTP_ADDR");
+    let token = env("BALLOT_TEST_CONSUL_ACL_TOKEN");
+    let name = unique("interop-acl");
+    let c = connect(&format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL_ACL_URL"))).await;
+    let e = c.election(&name).unwrap();
+    let lead = e.campaign("ballot").await.unwrap();
+    let mut lock = ConsulLock::start_on(&name, &addr, Some(&token));
+    assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
+    e.resign().await.unwrap();
+    assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
+    let holder = e.leader().await.unwrap().expect("consul lock holds");
+    assert!(holder.term > lead.term());
+    let e2 = e.clone();
+    let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
+    assert!(tokio::time::timeout(Duration::from_millis(1000), &mut campaign).await.is_err(), "ballot won a held lock");
+    lock.finish().await;
+    let again = live("ballot after consul lock", campaign).await.unwrap().unwrap();
+    assert!(again.term() > holder.term);
     c.close().await.unwrap();
 }
 
