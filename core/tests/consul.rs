@@ -2,6 +2,7 @@
 //! starts (`consul` and `consul-acl`): interop with the real `consul lock`, the
 //! herd-free queue with 50 waiters, terms across a deleted lock key, ACL tokens,
 //! lock delay, and a leader whose renewals fail.
+#![cfg(feature = "consul")]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -56,7 +56,9 @@ macro_rules! backend_tests {
 }
 
 backend_tests!(local, crate::local_url());
+#[cfg(feature = "consul")]
 backend_tests!(consul, crate::consul_url());
+#[cfg(feature = "consul")]
 backend_tests!(consul_acl, crate::consul_acl_url());
 
 /// A fresh namespace on the Consul agent of `BALLOT_TEST_CONSUL`. The suite's 5 s

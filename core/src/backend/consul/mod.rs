@@ -120,6 +120,16 @@ pub(crate) struct ConsulBackend {
 impl Drop for ConsulBackend {
     fn drop(&mut self) {
         self.keeper.abort();
+        // Nothing uses the session any more: destroying it frees its locks now
+        // rather than when Consul expires it (up to 2 x TTL later).
+        if !self.inner.closed.swap(true, Ordering::SeqCst) {
+            if let Some(s) = lock(&self.inner.session).take() {
+                let api = self.inner.api.clone();
+                crate::runtime::spawn_detached(async move {
+                    let _ = api.session_destroy(&s.id).await;
+                });
+            }
+        }
     }
 }
 
