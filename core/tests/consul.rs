@@ -96,6 +96,9 @@ async fn url_checks_and_token_never_shown() {
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{u}: {err}");
         assert!(err.to_string().contains(needle), "{u}: {err}");
     }
+    // Nothing listens on port 1.
+    let err = Client::connect("consul://127.0.0.1:1?lock_delay=0s", Options::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
     // Options::with_ttl below 10 s is refused too.
     let err = Client::connect(&base, Options::default().with_ttl(Duration::from_secs(9))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -306,9 +309,21 @@ async fn term_increases_when_the_lock_key_is_deleted_and_recreated() {
     let c = connect(&url).await;
     let e = c.election("svc").unwrap();
     let mut terms = Vec::new();
+    let lock_entry = || async {
+        let (st, text) = http(reqwest::Method::GET, &format!("/v1/kv/{ns}/svc/.lock"), None, None).await;
+        assert_eq!(st, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (v[0]["LockIndex"].as_u64().unwrap(), v[0]["ModifyIndex"].as_u64().unwrap(), v[0]["Flags"].as_u64().unwrap())
+    };
     for round in 0..3 {
         let lead = e.campaign(format!("r{round}")).await.unwrap();
+        let (lock_index, modify_index, flags) = lock_entry().await;
+        assert_eq!(flags, 0x2ddc_cbc0_58a5_0c18, "the flags of consul lock's key");
+        assert_eq!(lead.term(), modify_index, "the term is the index of the acquisition");
         e.proclaim(format!("r{round}b")).await.unwrap();
+        let (lock_index2, modify_index2, _) = lock_entry().await;
+        assert_eq!(lock_index2, lock_index, "proclaim re-acquires: the lock index stays");
+        assert!(modify_index2 > modify_index, "proclaim rewrote the key");
         // A reader in another client sees the same term after proclaim.
         let r = connect(&url).await;
         let seen = r.election("svc").unwrap().leader().await.unwrap().unwrap();
