@@ -227,7 +227,7 @@ impl Api {
         let what = "creating a Consul session";
         let body = json!({
             "Name": "ballot",
-            "TTL": format!("{}s", ttl.as_secs()),
+            "TTL": format!("{}ms", ttl.as_millis()),
             "LockDelay": format!("{}ms", lock_delay.as_millis()),
             "Behavior": "release",
         });
