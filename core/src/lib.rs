@@ -54,6 +54,11 @@ pub use election::{Election, Event, Events, Leader, Leadership, LostReason, Obse
 pub use error::{Error, ErrorKind, Result};
 pub use url::MAX_NAME_LEN;
 
+/// For tests only: acquire attempts of the Consul backend on one election key.
+#[cfg(feature = "consul")]
+#[doc(hidden)]
+pub use backend::consul::acquire_attempts as __consul_acquire_attempts;
+
 /// The version of this library (the workspace version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -261,7 +261,8 @@ impl fmt::Display for BackendUrl {
             return f.write_str(&self.path);
         }
         if let Some(u) = &self.user {
-            f.write_str(u)?;
+            // A bare userinfo is a Consul ACL token: a secret.
+            f.write_str(if matches!(self.scheme, Scheme::Consul { .. }) { "***" } else { u })?;
         }
         if self.password.is_some() {
             f.write_str(":***")?;
@@ -412,6 +413,9 @@ mod tests {
         let z = BackendUrl::parse("zk://[::1]:2181/chroot?session_timeout=6s").unwrap();
         assert_eq!(z.hosts[0].host, "::1");
         assert_eq!(BackendUrl::parse("consuls://tok@h").unwrap().password, None);
+        let c = BackendUrl::parse("consul://s3cr3t-token@h:8500/ns?lock_delay=0s").unwrap();
+        assert_eq!(c.user.as_deref(), Some("s3cr3t-token"));
+        assert_eq!(c.to_string(), "consul://***@h:8500/ns");
     }
 
     #[test]

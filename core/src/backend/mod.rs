@@ -20,6 +20,8 @@ use crate::url::{BackendUrl, Scheme};
 
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd;
+#[cfg(feature = "consul")]
+pub(crate) mod consul;
 #[cfg(feature = "local")]
 pub(crate) mod local;
 #[cfg(feature = "zookeeper")]
@@ -110,6 +112,8 @@ pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<Arc<d
 
         #[cfg(feature = "etcd")]
         Scheme::Etcd { .. } => Ok(Arc::new(etcd::EtcdBackend::connect(url, options).await?)),
+        #[cfg(feature = "consul")]
+        Scheme::Consul { .. } => Ok(Arc::new(consul::ConsulBackend::connect(url, options).await?)),
         other => {
             let _ = options;
             Err(Error::new(

@@ -76,6 +76,21 @@ pub fn zk_url() -> String {
 
 backend_tests!(etcd, crate::etcd_url());
 
+#[cfg(feature = "consul")]
+backend_tests!(consul, crate::consul_url());
+#[cfg(feature = "consul")]
+backend_tests!(consul_acl, crate::consul_acl_url());
+
+/// A fresh namespace on the Consul agent of `BALLOT_TEST_CONSUL`. The suite's 5 s
+/// TTL is below Consul's 10 s minimum, so the URL sets 10 s; no lock delay, so a
+/// killed leader is replaced as soon as Consul drops its session.
+pub fn consul_url() -> String {
+    let base = std::env::var("BALLOT_TEST_CONSUL").unwrap_or_else(|_| {
+        panic!("BALLOT_TEST_CONSUL is not set: start Consul with tests/servers/harness.py (tests/run.sh does)")
+    });
+    format!("{base}/{}?lock_delay=0s&ttl=10s", unique("ns"))
+}
+
 /// Not a test: the candidate process that `killed_leader_process_is_replaced`
 /// starts (this same binary) and kills. It does nothing unless that test set
 /// `BALLOT_CHILD_URL`.
@@ -83,4 +98,15 @@ backend_tests!(etcd, crate::etcd_url());
 #[ignore = "helper process, started by killed_leader_process_is_replaced"]
 fn child_candidate() {
     suite::child_candidate_main();
+}
+
+/// Like [`consul_url`], on the agent with ACLs on (default deny), with the token
+/// of `BALLOT_TEST_CONSUL_ACL_URL` (key and session write).
+pub fn consul_acl_url() -> String {
+    let base = std::env::var("BALLOT_TEST_CONSUL_ACL_URL").unwrap_or_else(|_| {
+        panic!(
+            "BALLOT_TEST_CONSUL_ACL_URL is not set: start consul-acl with tests/servers/harness.py (tests/run.sh does)"
+        )
+    });
+    format!("{base}/{}?lock_delay=0s&ttl=10s", unique("ns"))
 }

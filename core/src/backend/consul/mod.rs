@@ -1,0 +1,900 @@
+//! The Consul backend (`consul://[token@]host:port[/ns]?lock_delay=15s`, `consuls://` for TLS).
+//!
+//! It speaks Consul's HTTP API to one agent. Every key of election `NAME` lives
+//! under `<ns>/NAME/` (or `NAME/` without a namespace):
+//!
+//! - `.lock`: the lock key, with Flags `0x2ddccbc058a50c18`, acquired with the
+//!   leader's session. This is the key and flag value that Consul's `api.Lock`
+//!   and `consul lock NAME` use, so they and ballot exclude each other. Its value
+//!   is the leader's value; a `proclaim` re-acquires it with a new value (the
+//!   lock index stays the same).
+//! - `.candidates/<session>.<n>`: one key per waiting ballot candidate, acquired
+//!   with its session so that it dies with the session. Candidates queue in the
+//!   order of these keys' create indexes. Only the head of the queue watches and
+//!   acquires `.lock`; every other candidate blocks on the key just before its
+//!   own. A release therefore wakes one acquirer, whatever the number of waiters.
+//!   The leader keeps its candidate key until it resigns, and deletes it only
+//!   after releasing `.lock`, so its successor finds the lock free.
+//! - `.term`: `<session> <nonce>`: the session of the last ballot leader, written
+//!   in the same transaction that acquires `.lock` (the transaction also checks
+//!   `.epoch`). The nonce makes every write a change, so that Consul gives it a
+//!   new index even when one session wins the same election again.
+//! - `.epoch`: the number of `end()` calls.
+//!
+//! **Sessions.** A client has one session (TTL from the options, at least Consul's
+//! bound of 10 s; `Behavior=release`; the configured lock delay), renewed every
+//! TTL/3. A renewal that fails leaves the session suspended; a 404 means Consul
+//! invalidated it. Either way the local deadline (send time of the last
+//! acknowledged renewal + TTL - margin) comes before Consul may invalidate the
+//! session (Consul keeps a session for TTL to 2 x TTL after the last renewal).
+//! A lost session is destroyed (best effort) and replaced by a new one, which
+//! starts a new generation.
+//!
+//! **The term** is the Raft index at which the leader acquired `.lock`, that is,
+//! the `ModifyIndex` of `.lock` right after the acquisition. Raft indexes only
+//! grow, and each leader acquires after its predecessor, so terms strictly
+//! increase, also when `.lock` is deleted and created again (for example by
+//! `consul lock`'s cleanup), across `end()`, and across agent restarts that keep
+//! their data. A `proclaim` changes `.lock`'s `ModifyIndex`, so the acquisition
+//! index is kept as `.term`'s `ModifyIndex`: a ballot leader acquires `.lock` and
+//! writes its session into `.term` in one transaction, so both get the same Raft
+//! index, and `.term` is not written again during that tenure. Readers take the
+//! term from `.term` when it names the holder's session (session IDs are never
+//! reused, and every ballot acquisition rewrites `.term`), and from `.lock`'s
+//! `ModifyIndex` otherwise. A `consul lock` holder never rewrites `.lock`, so its
+//! term is the index of its acquisition too. (A non-ballot holder that rewrites
+//! `.lock` while holding it, or someone deleting `.term` under a ballot leader,
+//! moves the term that readers see up during that tenure; terms still increase.)
+//!
+//! **end()** increments `.epoch` and deletes and re-creates `.lock` (unheld) in one
+//! transaction: the leader, a `consul lock` holder included, loses the lock, and
+//! everyone watching `.lock` wakes up and sees the new epoch.
+
+mod api;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use self::api::{next_index, op, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
+use super::{Backend, Entry, Snapshot, SnapshotStream};
+use crate::client::{Credentials, Options};
+use crate::election::{Leader, LostReason};
+use crate::error::{Error, ErrorKind, Result};
+use crate::session::{Health, SessionTracker};
+use crate::url::{BackendUrl, Scheme};
+
+/// The Flags of `api.Lock`'s and `consul lock`'s lock key.
+pub(crate) const LOCK_FLAGS: u64 = 0x2ddc_cbc0_58a5_0c18;
+/// Consul's limit on a value.
+const MAX_VALUE: usize = 512 * 1024;
+/// Consul's bounds on a session TTL.
+const MIN_TTL: Duration = Duration::from_secs(10);
+const MAX_TTL: Duration = Duration::from_secs(86_400);
+/// Consul's default lock delay, and its upper bound.
+const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
+const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
+/// How long one blocking query waits at most.
+const WAIT: Duration = Duration::from_secs(30);
+/// A blocking query that returned at once without a change is not repeated
+/// sooner than this (Consul asks clients to rate-limit their loops).
+const MIN_GAP: Duration = Duration::from_millis(50);
+/// The longest back-off between retries after an error or a refused acquire.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Acquire attempts on `.lock`, per election key (`<ns>/<name>`), in this process.
+fn attempts() -> MutexGuard<'static, HashMap<String, u64>> {
+    static A: OnceLock<Mutex<HashMap<String, u64>>> = OnceLock::new();
+    A.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// For tests: how many times ballot candidates in this process tried to acquire
+/// the lock of the election whose key prefix is `election_key` (`<ns>/<name>`, or
+/// `<name>` without a namespace).
+#[doc(hidden)]
+pub fn acquire_attempts(election_key: &str) -> u64 {
+    attempts().get(election_key).copied().unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One Consul session and the tracker generation it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sess {
+    id: String,
+    generation: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConsulBackend {
+    inner: Arc<Inner>,
+    keeper: tokio::task::AbortHandle,
+}
+
+impl Drop for ConsulBackend {
+    fn drop(&mut self) {
+        self.keeper.abort();
+        // Nothing uses the session any more: destroying it frees its locks now
+        // rather than when Consul expires it (up to 2 x TTL later).
+        if !self.inner.closed.swap(true, Ordering::SeqCst) {
+            if let Some(s) = lock(&self.inner.session).take() {
+                let api = self.inner.api.clone();
+                crate::runtime::spawn_detached(async move {
+                    let _ = api.session_destroy(&s.id).await;
+                });
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    api: Api,
+    /// The namespace with a trailing `/`, or empty.
+    ns: String,
+    tracker: Arc<SessionTracker>,
+    ttl: Duration,
+    lock_delay: Duration,
+    session: Mutex<Option<Sess>>,
+    seq: AtomicU64,
+    /// Which entry of this client holds (or is acquiring) the lock of an election,
+    /// with its session generation. Entries of one client share a session, and
+    /// Consul lets a session re-acquire what it holds, so this keeps two handles
+    /// of one client from both believing they lead.
+    holders: Mutex<HashMap<String, (u64, u64)>>,
+    closed: AtomicBool,
+}
+
+impl Inner {
+    fn prefix(&self, election: &str) -> String {
+        format!("{}{}", self.ns, election)
+    }
+
+    fn current(&self) -> Option<Sess> {
+        lock(&self.session).clone()
+    }
+
+    fn claim(&self, prefix: &str, id: u64, generation: u64) -> bool {
+        let mut h = lock(&self.holders);
+        match h.get(prefix) {
+            Some(&(other, g)) if other != id && g >= generation => false,
+            _ => {
+                h.insert(prefix.to_string(), (id, generation));
+                true
+            }
+        }
+    }
+
+    fn holds(&self, prefix: &str, id: u64) -> bool {
+        lock(&self.holders).get(prefix).is_some_and(|&(i, _)| i == id)
+    }
+
+    fn claimed_by_other(&self, prefix: &str, id: u64) -> bool {
+        lock(&self.holders).get(prefix).is_some_and(|&(i, _)| i != id)
+    }
+
+    fn unclaim(&self, prefix: &str, id: u64) -> bool {
+        let mut h = lock(&self.holders);
+        if h.get(prefix).is_some_and(|&(i, _)| i == id) {
+            h.remove(prefix);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Retries transient errors with a growing pause; returns the error when it is
+/// not worth retrying (refused credentials).
+async fn pause_or_fail(e: Error, backoff: &mut Duration) -> Result<()> {
+    if e.kind() == ErrorKind::Auth {
+        return Err(e);
+    }
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    Ok(())
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(ErrorKind::InvalidArgument, format_args!("reading {what}"), e))
+}
+
+impl ConsulBackend {
+    pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<ConsulBackend> {
+        let ttl = options.ttl();
+        if ttl < MIN_TTL {
+            return Err(Error::invalid(format!(
+                "ttl {ttl:?} is below Consul's minimum session TTL of 10s; use ttl=10s or more"
+            )));
+        }
+        if ttl > MAX_TTL {
+            return Err(Error::invalid(format!("ttl {ttl:?} is above Consul's maximum session TTL of 24h")));
+        }
+        let lock_delay = url.duration("lock_delay")?.unwrap_or(DEFAULT_LOCK_DELAY);
+        if lock_delay > MAX_LOCK_DELAY {
+            return Err(Error::invalid(format!("lock_delay {lock_delay:?} is above Consul's maximum of 60s")));
+        }
+        let [host] = url.hosts.as_slice() else {
+            return Err(Error::invalid(
+                "consul:// URLs name one agent (host:port); Consul's agents forward to the servers",
+            ));
+        };
+        let token = match &options.credentials {
+            Some(Credentials::Token(t)) => Some(t.clone()),
+            Some(Credentials::Password { .. }) => {
+                return Err(Error::invalid(
+                    "consul:// takes an ACL token (consul://TOKEN@host:port), not a user and password",
+                ))
+            }
+            None => std::env::var("CONSUL_HTTP_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        let tls_opts = options.tls.clone().unwrap_or_default();
+        let ca = url.option("ca").map(std::path::PathBuf::from).or(tls_opts.ca);
+        let cert = url.option("cert").map(std::path::PathBuf::from).or(tls_opts.cert);
+        let key = url.option("key").map(std::path::PathBuf::from).or(tls_opts.key);
+        let tls = matches!(url.scheme, Scheme::Consul { tls: true })
+            || url.flag("tls")?.unwrap_or(false)
+            || options.tls.is_some();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60));
+        if tls {
+            builder = builder.use_rustls_tls().https_only(true);
+            if let Some(ca) = &ca {
+                let pem = read_file(ca, "the CA file")?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| Error::invalid(format!("the CA file {} is not PEM: {e}", ca.display())))?;
+                for c in certs {
+                    builder = builder.add_root_certificate(c);
+                }
+            }
+            match (&cert, &key) {
+                (Some(c), Some(k)) => {
+                    let mut pem = read_file(c, "the client certificate")?;
+                    pem.push(b'\n');
+                    pem.extend(read_file(k, "the client key")?);
+                    let id = reqwest::Identity::from_pem(&pem)
+                        .map_err(|e| Error::invalid(format!("client certificate or key is not usable: {e}")))?;
+                    builder = builder.identity(id);
+                }
+                (None, None) => {}
+                _ => return Err(Error::invalid("TLS client authentication needs both cert= and key=")),
+            }
+        } else if ca.is_some() || cert.is_some() || key.is_some() {
+            return Err(Error::invalid("ca=, cert= and key= need TLS: use consuls:// or tls=1"));
+        }
+        let base = format!("{}://{}", if tls { "https" } else { "http" }, host);
+        let api = Api::new(base, token.as_deref(), builder)?;
+        let tracker = SessionTracker::new(Some(ttl), options.safety_margin());
+        let sent = Instant::now();
+        let id = api.session_create(ttl, lock_delay).await?;
+        let generation = tracker.new_session(sent);
+        let ns = if url.path.is_empty() { String::new() } else { format!("{}/", url.path) };
+        let inner = Arc::new(Inner {
+            api,
+            ns,
+            tracker,
+            ttl,
+            lock_delay,
+            session: Mutex::new(Some(Sess { id, generation })),
+            seq: AtomicU64::new(0),
+            holders: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
+        let keeper = tokio::spawn(keep_session(Arc::downgrade(&inner))).abort_handle();
+        Ok(ConsulBackend { inner, keeper })
+    }
+}
+
+/// Renews the session every TTL/3 and replaces it when it is lost.
+async fn keep_session(weak: Weak<Inner>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let sess = inner.current();
+        let st = inner.tracker.status();
+        let lost = match &sess {
+            Some(s) => st.generation != s.generation || st.health == Health::Lost,
+            None => true,
+        };
+        if lost {
+            if let Some(old) = sess {
+                // The server may still hold it (a local deadline passes first):
+                // destroying it releases its locks now instead of at Consul's expiry.
+                let api = inner.api.clone();
+                tokio::spawn(async move {
+                    let _ = api.session_destroy(&old.id).await;
+                });
+                *lock(&inner.session) = None;
+            }
+            let sent = Instant::now();
+            match inner.api.session_create(inner.ttl, inner.lock_delay).await {
+                Ok(id) => {
+                    let mut slot = lock(&inner.session);
+                    let generation = inner.tracker.new_session(sent);
+                    *slot = Some(Sess { id, generation });
+                    backoff = Duration::from_millis(200);
+                }
+                Err(_) => {
+                    drop(inner);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            continue;
+        }
+        let Some(sess) = sess else { continue };
+        let ttl = inner.ttl;
+        let sent = Instant::now();
+        let next = match inner.api.session_renew(&sess.id, ttl / 3).await {
+            Ok(true) => {
+                inner.tracker.acked(sess.generation, sent);
+                ttl / 3
+            }
+            Ok(false) => {
+                inner.tracker.expired(sess.generation);
+                Duration::ZERO
+            }
+            Err(_) => {
+                inner.tracker.disconnected(sess.generation);
+                (ttl / 10).min(Duration::from_secs(1))
+            }
+        };
+        let mut rx = inner.tracker.subscribe();
+        drop(inner);
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            _ = rx.wait_for(|s| s.generation != sess.generation || s.health == Health::Lost) => {}
+        }
+    }
+}
+
+/// The election's keys other than the candidates, read at one index.
+#[derive(Debug, Default)]
+struct Meta {
+    lock: Option<KvPair>,
+    term: Option<KvPair>,
+    epoch: Option<KvPair>,
+}
+
+fn parse_epoch(p: Option<&KvPair>) -> Result<u64> {
+    let Some(p) = p else { return Ok(0) };
+    let v = p.value()?;
+    std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
+        Error::new(ErrorKind::Backend, format!("the Consul key {:?} does not hold a number; it is not ballot's", p.key))
+    })
+}
+
+/// The leader a lock key and a term key describe (see the module docs).
+fn leader_of(lock: Option<&KvPair>, term: Option<&KvPair>) -> Result<Option<Leader>> {
+    let Some(lock) = lock else { return Ok(None) };
+    let Some(holder) = lock.holder() else { return Ok(None) };
+    // `.term` is written in the transaction that acquired the lock, so when it
+    // names the holder, its modify index is the index of that acquisition.
+    let names_holder = |t: &&KvPair| t.value().is_ok_and(|v| v.split(|b| *b == b' ').next() == Some(holder.as_bytes()));
+    let recorded = term.filter(names_holder).map(|t| t.modify_index);
+    let term = recorded.unwrap_or(lock.modify_index);
+    Ok(Some(Leader::new(lock.value()?, term, holder.to_string())))
+}
+
+impl ConsulBackend {
+    /// Waits (up to the TTL) for a session newer than `generation`.
+    async fn next_session(&self, generation: u64) -> Result<Sess> {
+        let mut rx = self.inner.tracker.subscribe();
+        let wait = async {
+            loop {
+                if let Some(s) = self.inner.current().filter(|s| s.generation > generation) {
+                    return Ok(s);
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::closed());
+                }
+            }
+        };
+        tokio::time::timeout(self.inner.ttl, wait)
+            .await
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::SessionLost, "no new Consul session could be created")))
+    }
+}
+
+impl Inner {
+    async fn meta(&self, prefix: &str) -> Result<Meta> {
+        let keys = [format!("{prefix}/.lock"), format!("{prefix}/.term"), format!("{prefix}/.epoch")];
+        let ops = keys.iter().map(|k| op("get-tree", k)).collect();
+        let found = match self.api.txn(ops).await? {
+            TxnOutcome::Applied(found) => found,
+            TxnOutcome::RolledBack(errors) => {
+                return Err(Error::new(ErrorKind::Backend, format!("reading the election failed: {errors:?}")))
+            }
+        };
+        let mut m = Meta::default();
+        for p in found {
+            if p.key == keys[0] {
+                m.lock = Some(p);
+            } else if p.key == keys[1] {
+                m.term = Some(p);
+            } else if p.key == keys[2] {
+                m.epoch = Some(p);
+            }
+        }
+        Ok(m)
+    }
+
+    async fn snapshot(&self, prefix: &str) -> Result<Snapshot> {
+        let m = self.meta(prefix).await?;
+        Ok(Snapshot { leader: leader_of(m.lock.as_ref(), m.term.as_ref())?, epoch: parse_epoch(m.epoch.as_ref())? })
+    }
+}
+
+#[async_trait]
+impl Backend for ConsulBackend {
+    fn session(&self) -> &Arc<SessionTracker> {
+        &self.inner.tracker
+    }
+
+    fn max_value_len(&self) -> usize {
+        MAX_VALUE
+    }
+
+    async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
+        let inner = &self.inner;
+        let prefix = inner.prefix(election);
+        let (epoch_kv, _) = inner.api.kv_get(&format!("{prefix}/.epoch"), None).await?;
+        let epoch = parse_epoch(epoch_kv.as_ref())?;
+        let n = inner.seq.fetch_add(1, Ordering::Relaxed);
+        let mut tries = 0;
+        let (sess, key) = loop {
+            let sess = match inner.current() {
+                Some(s) => s,
+                None => self.next_session(0).await?,
+            };
+            let key = format!("{prefix}/.candidates/{}.{n}", sess.id);
+            match inner.api.kv_acquire(&key, &sess.id, 0, b"").await {
+                Ok(true) => break (sess, key),
+                Ok(false) => {
+                    return Err(Error::new(ErrorKind::Backend, "Consul refused to register the candidate key"));
+                }
+                // Consul invalidated the session before our renewal noticed (for
+                // example, it was destroyed by an operator): report it, wait for the
+                // replacement and register under that one. The engine then sees the
+                // new generation and joins again under it.
+                Err(e) if e.message().contains("nvalid session") && tries < 3 => {
+                    tries += 1;
+                    inner.tracker.expired(sess.generation);
+                    self.next_session(sess.generation).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(Arc::new(ConsulEntry {
+            inner: inner.clone(),
+            lock_key: format!("{prefix}/.lock"),
+            prefix,
+            key,
+            sess,
+            id: n,
+            value: Mutex::new(value.to_vec()),
+            epoch,
+            epoch_index: epoch_kv.map(|p| p.modify_index),
+            withdrawn: AtomicBool::new(false),
+        }))
+    }
+
+    async fn leader(&self, election: &str) -> Result<Option<Leader>> {
+        Ok(self.inner.snapshot(&self.inner.prefix(election)).await?.leader)
+    }
+
+    async fn watch(&self, election: &str) -> Result<SnapshotStream> {
+        let prefix = self.inner.prefix(election);
+        let st = WatchState { inner: self.inner.clone(), prefix, index: 0, last: None, first: true };
+        let stream = futures_util::stream::unfold(st, |mut st| async move {
+            let item = st.next().await;
+            Some((item, st))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn end(&self, election: &str) -> Result<()> {
+        let prefix = self.inner.prefix(election);
+        let (epoch_key, lock_key) = (format!("{prefix}/.epoch"), format!("{prefix}/.lock"));
+        for _ in 0..20 {
+            let (e, _) = self.inner.api.kv_get(&epoch_key, None).await?;
+            let n = parse_epoch(e.as_ref())?;
+            let check = match &e {
+                Some(p) => op_index("check-index", &epoch_key, p.modify_index),
+                None => op("check-not-exists", &epoch_key),
+            };
+            let ops = vec![
+                check,
+                op_set(&epoch_key, (n + 1).to_string().as_bytes(), 0),
+                op("delete", &lock_key),
+                op_set(&lock_key, b"", LOCK_FLAGS),
+            ];
+            if let TxnOutcome::Applied(_) = self.inner.api.txn(ops).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::new(ErrorKind::Backend, "end(): the election's epoch kept changing under concurrent end() calls"))
+    }
+
+    async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.keeper.abort();
+        let sess = lock(&self.inner.session).take();
+        if let Some(s) = sess {
+            let _ = self.inner.api.session_destroy(&s.id).await;
+        }
+    }
+}
+
+struct WatchState {
+    inner: Arc<Inner>,
+    prefix: String,
+    index: u64,
+    last: Option<Snapshot>,
+    first: bool,
+}
+
+impl WatchState {
+    async fn next(&mut self) -> Result<Snapshot> {
+        let lock_key = format!("{}/.lock", self.prefix);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let block = if self.first { None } else { Some((self.index, WAIT)) };
+            let started = Instant::now();
+            match self.inner.api.kv_get(&lock_key, block).await {
+                Ok((_, idx)) => self.index = next_index(self.index, idx),
+                Err(e) if self.first => return Err(e),
+                Err(e) => {
+                    pause_or_fail(e, &mut backoff).await?;
+                    continue;
+                }
+            }
+            let snap = match self.inner.snapshot(&self.prefix).await {
+                Ok(s) => s,
+                Err(e) if self.first => return Err(e),
+                Err(e) => {
+                    pause_or_fail(e, &mut backoff).await?;
+                    continue;
+                }
+            };
+            let first = std::mem::replace(&mut self.first, false);
+            backoff = Duration::from_millis(100);
+            if self.last.as_ref() != Some(&snap) {
+                self.last = Some(snap.clone());
+                return Ok(snap);
+            }
+            // Nothing changed for us. While `.lock` does not exist, its index is
+            // the whole store's, so any write anywhere wakes the query: rate-limit.
+            if !first && started.elapsed() < MIN_GAP {
+                tokio::time::sleep(MIN_GAP).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConsulEntry {
+    inner: Arc<Inner>,
+    prefix: String,
+    lock_key: String,
+    /// This candidate's key under `.candidates/`.
+    key: String,
+    sess: Sess,
+    id: u64,
+    value: Mutex<Vec<u8>>,
+    /// The epoch when the candidate joined, and the modify index of `.epoch` then.
+    epoch: u64,
+    epoch_index: Option<u64>,
+    withdrawn: AtomicBool,
+}
+
+/// What one candidate sees of its election.
+struct View {
+    lock: Option<KvPair>,
+    term: Option<KvPair>,
+    epoch: u64,
+    /// Live and dead candidate keys, oldest first.
+    candidates: Vec<KvPair>,
+}
+
+impl ConsulEntry {
+    async fn view(&self) -> Result<View> {
+        let (all, _) = self.inner.api.kv_list(&format!("{}/.", self.prefix)).await?;
+        let cand_prefix = format!("{}/.candidates/", self.prefix);
+        let mut v = View { lock: None, term: None, epoch: 0, candidates: Vec::new() };
+        for p in all {
+            if p.key == self.lock_key {
+                v.lock = Some(p);
+            } else if p.key == format!("{}/.term", self.prefix) {
+                v.term = Some(p);
+            } else if p.key == format!("{}/.epoch", self.prefix) {
+                v.epoch = parse_epoch(Some(&p))?;
+            } else if let Some(rest) = p.key.strip_prefix(&cand_prefix) {
+                // Keys of a nested election named `.candidates/...` are not candidates.
+                if !rest.contains('/') && !rest.starts_with('.') {
+                    v.candidates.push(p);
+                }
+            }
+        }
+        v.candidates.sort_by_key(|c| c.create_index);
+        Ok(v)
+    }
+
+    /// Blocks until `key` changes from `index` (or the wait passes), rate-limited.
+    async fn block_on(&self, key: &str, index: u64) -> Result<()> {
+        let started = Instant::now();
+        let (now, _) = self.inner.api.kv_get(key, Some((next_index(0, index), WAIT))).await?;
+        if now.is_some_and(|p| p.modify_index == index) && started.elapsed() < MIN_GAP {
+            tokio::time::sleep(MIN_GAP).await;
+        }
+        Ok(())
+    }
+
+    fn count_attempt(&self) {
+        *attempts().entry(self.prefix.clone()).or_insert(0) += 1;
+    }
+
+    async fn release(&self) -> Result<bool> {
+        self.inner.api.kv_release(&self.lock_key, &self.sess.id, LOCK_FLAGS).await
+    }
+
+    async fn wait_won_inner(&self) -> Result<Leader> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if self.withdrawn.load(Ordering::SeqCst) {
+                return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
+            }
+            let v = match self.view().await {
+                Ok(v) => v,
+                Err(e) => {
+                    pause_or_fail(e, &mut backoff).await?;
+                    continue;
+                }
+            };
+            if v.epoch != self.epoch {
+                return Err(Error::ended());
+            }
+            let Some(pos) = v.candidates.iter().position(|c| c.key == self.key) else {
+                return Err(Error::new(ErrorKind::SessionLost, "the candidate's key in Consul is gone"));
+            };
+            if v.candidates[pos].holder() != Some(self.sess.id.as_str()) {
+                return Err(Error::new(ErrorKind::SessionLost, "the candidate's session in Consul is gone"));
+            }
+            // Dead keys just before ours (their sessions ended) are ours to clear.
+            let mut pred = None;
+            for c in v.candidates[..pos].iter().rev() {
+                if c.holder().is_some() {
+                    pred = Some(c);
+                    break;
+                }
+                let _ = self.inner.api.kv_delete(&c.key, Some(c.modify_index)).await;
+            }
+            let step = if let Some(p) = pred {
+                self.block_on(&p.key, p.modify_index).await.map(|_| None)
+            } else {
+                match &v.lock {
+                    Some(l) if l.holder() == Some(self.sess.id.as_str()) && self.inner.holds(&self.prefix, self.id) => {
+                        // Won by an earlier call whose future was dropped after the
+                        // acquisition went through.
+                        leader_of(Some(l), v.term.as_ref())
+                    }
+                    Some(l) if l.holder().is_some() => {
+                        if l.holder() == Some(self.sess.id.as_str())
+                            && !self.inner.claimed_by_other(&self.prefix, self.id)
+                            && !self.inner.holds(&self.prefix, self.id)
+                        {
+                            // Held by our session but by none of our entries: left
+                            // over by a withdrawal whose release failed.
+                            self.release().await.map(|_| None)
+                        } else {
+                            self.block_on(&self.lock_key, l.modify_index).await.map(|_| None)
+                        }
+                    }
+                    _ => self.try_acquire(&mut backoff).await,
+                }
+            };
+            match step {
+                Ok(Some(l)) => return Ok(l),
+                Ok(None) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::Ended | ErrorKind::Cancelled) => return Err(e),
+                Err(e) => pause_or_fail(e, &mut backoff).await?,
+            }
+        }
+    }
+
+    /// One acquire attempt by the head of the queue.
+    async fn try_acquire(&self, backoff: &mut Duration) -> Result<Option<Leader>> {
+        if !self.inner.claim(&self.prefix, self.id, self.sess.generation) {
+            // Another handle of this client is acquiring; look again shortly.
+            tokio::time::sleep(MIN_GAP).await;
+            return Ok(None);
+        }
+        self.count_attempt();
+        let nonce = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let value = lock(&self.value).clone();
+        let epoch_key = format!("{}/.epoch", self.prefix);
+        // One transaction: the epoch is still the one we joined under, the lock is
+        // acquired (Consul enforces lock delays here too), and `.term` names our
+        // session at the acquisition's index.
+        let ops = vec![
+            match self.epoch_index {
+                Some(i) => op_index("check-index", &epoch_key, i),
+                None => op("check-not-exists", &epoch_key),
+            },
+            op_lock("lock", &self.lock_key, &value, LOCK_FLAGS, &self.sess.id),
+            // Unique per attempt: Consul does not bump the index of a write that
+            // changes nothing, and one session may win the same election again.
+            op_set(&format!("{}/.term", self.prefix), format!("{} {}", self.sess.id, nonce).as_bytes(), 0),
+            op("get", &self.lock_key),
+        ];
+        let outcome = self.inner.api.txn(ops).await;
+        let won = match outcome {
+            Ok(TxnOutcome::Applied(kvs)) => kvs.into_iter().rev().find(|p| p.key == self.lock_key),
+            Ok(TxnOutcome::RolledBack(errors)) => {
+                self.inner.unclaim(&self.prefix, self.id);
+                if errors.iter().any(|(i, _)| *i == 0) {
+                    return Err(Error::ended());
+                }
+                // Held by someone outside the queue (`consul lock`), or a lock delay
+                // after an invalidated session is in force.
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                return Ok(None);
+            }
+            Err(e) => {
+                // If the answer was lost after Consul applied it, the lock is held by
+                // our session with no entry claiming it: the next look releases it.
+                self.inner.unclaim(&self.prefix, self.id);
+                return Err(e);
+            }
+        };
+        let Some(l) = won.filter(|l| l.holder() == Some(self.sess.id.as_str())) else {
+            self.inner.unclaim(&self.prefix, self.id);
+            return Err(Error::new(ErrorKind::Backend, "Consul applied the acquisition but did not return the lock"));
+        };
+        if self.withdrawn.load(Ordering::SeqCst) {
+            let _ = self.release().await;
+            self.inner.unclaim(&self.prefix, self.id);
+            return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
+        }
+        Ok(Some(Leader::new(l.value()?, l.modify_index, self.sess.id.clone())))
+    }
+}
+
+#[async_trait]
+impl Entry for ConsulEntry {
+    async fn wait_won(&self) -> Result<Leader> {
+        self.wait_won_inner().await
+    }
+
+    async fn lost(&self) -> LostReason {
+        let mut index = 0;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            let block = if index == 0 { None } else { Some((index, WAIT)) };
+            match self.inner.api.kv_get(&self.lock_key, block).await {
+                Ok((l, idx)) => {
+                    let mine = l.as_ref().is_some_and(|l| l.holder() == Some(self.sess.id.as_str()))
+                        && self.inner.holds(&self.prefix, self.id);
+                    if !mine {
+                        // end() takes the lock away too; then the engine ends this
+                        // participant when it sees the new epoch, which is not a loss.
+                        let epoch = self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None).await;
+                        if let Ok((e, _)) = epoch {
+                            if parse_epoch(e.as_ref()).is_ok_and(|e| e != self.epoch) {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                        return LostReason::Deleted;
+                    }
+                    let new = next_index(index, idx);
+                    if new == index && started.elapsed() < MIN_GAP {
+                        tokio::time::sleep(MIN_GAP).await;
+                    }
+                    index = new;
+                    backoff = Duration::from_millis(100);
+                }
+                Err(_) => {
+                    // Session health covers outages; keep looking.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn proclaim(&self, value: &[u8]) -> Result<()> {
+        let not_leader = || Error::new(ErrorKind::NotLeader, "this candidate does not hold the Consul lock");
+        if !self.inner.holds(&self.prefix, self.id) {
+            return Err(not_leader());
+        }
+        // Re-acquiring by the holder replaces the value and keeps the lock index.
+        if !self.inner.api.kv_acquire(&self.lock_key, &self.sess.id, LOCK_FLAGS, value).await? {
+            return Err(not_leader());
+        }
+        *lock(&self.value) = value.to_vec();
+        Ok(())
+    }
+
+    async fn verify(&self) -> Result<bool> {
+        if self.inner.current().as_ref() != Some(&self.sess) || !self.inner.holds(&self.prefix, self.id) {
+            return Ok(false);
+        }
+        let (l, _) = self.inner.api.kv_get(&self.lock_key, None).await?;
+        Ok(l.is_some_and(|l| l.holder() == Some(self.sess.id.as_str())))
+    }
+
+    async fn withdraw(&self) -> Result<()> {
+        self.withdrawn.store(true, Ordering::SeqCst);
+        if self.inner.unclaim(&self.prefix, self.id) {
+            // The release and the removal of the candidate key in one transaction:
+            // the successor wakes on that removal and must find the lock free.
+            let ops = vec![op_lock("unlock", &self.lock_key, b"", LOCK_FLAGS, &self.sess.id), op("delete", &self.key)];
+            match self.inner.api.txn(ops).await {
+                Ok(TxnOutcome::Applied(_)) => return Ok(()),
+                // Not held any more (taken away, or the session is gone).
+                Ok(TxnOutcome::RolledBack(_)) => {}
+                // A session that was replaced is destroyed, which releases its locks.
+                Err(e) if self.inner.current().as_ref() == Some(&self.sess) => {
+                    let _ = self.inner.api.kv_delete(&self.key, None).await;
+                    return Err(e);
+                }
+                Err(_) => {}
+            }
+        }
+        self.inner.api.kv_delete(&self.key, None).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str, session: &str, create: u64, modify: u64) -> KvPair {
+        let v = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, value);
+        serde_json::from_value(serde_json::json!({
+            "Key": key, "Value": v, "Session": session, "Flags": LOCK_FLAGS,
+            "CreateIndex": create, "ModifyIndex": modify, "LockIndex": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn term_comes_from_term_key_only_when_it_names_the_holder() {
+        // A ballot leader that proclaimed: .lock was rewritten at 40, acquired at 30.
+        let lock = kv("e/.lock", "v2", "sess-a", 12, 40);
+        let term = kv("e/.term", "sess-a 7", "", 5, 30);
+        let l = leader_of(Some(&lock), Some(&term)).unwrap().unwrap();
+        assert_eq!((l.term, l.value.as_slice(), l.key.as_str()), (30, &b"v2"[..], "sess-a"));
+        // A `consul lock` holder: .term names an earlier ballot leader.
+        let lock = kv("e/.lock", "", "sess-go", 12, 55);
+        let l = leader_of(Some(&lock), Some(&term)).unwrap().unwrap();
+        assert_eq!(l.term, 55);
+        // A session id that merely starts like the holder's does not match.
+        let lock = kv("e/.lock", "", "sess", 12, 60);
+        assert_eq!(leader_of(Some(&lock), Some(&term)).unwrap().unwrap().term, 60);
+        // Released or absent: no leader.
+        let free = kv("e/.lock", "", "", 12, 70);
+        assert_eq!(leader_of(Some(&free), Some(&term)).unwrap(), None);
+        assert_eq!(leader_of(None, Some(&term)).unwrap(), None);
+    }
+
+    #[test]
+    fn epoch_parses_or_names_the_key() {
+        assert_eq!(parse_epoch(None).unwrap(), 0);
+        assert_eq!(parse_epoch(Some(&kv("e/.epoch", "3", "", 1, 2))).unwrap(), 3);
+        let err = parse_epoch(Some(&kv("e/.epoch", "x", "", 1, 2))).unwrap_err();
+        assert!(err.to_string().contains("e/.epoch"), "{err}");
+    }
+}

@@ -1,0 +1,544 @@
+//! Consul-specific behaviour, against the real agents that `tests/servers/harness.py`
+//! starts (`consul` and `consul-acl`): interop with the real `consul lock`, the
+//! herd-free queue with 50 waiters, terms across a deleted lock key, ACL tokens,
+//! lock delay, and a leader whose renewals fail.
+#![cfg(feature = "consul")]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ballot::{Client, Election, ErrorKind, Event, LostReason, Options, State};
+use futures_util::StreamExt;
+use tokio::io::AsyncBufReadExt;
+
+const LIVE: Duration = Duration::from_secs(15);
+
+fn env(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: start Consul with tests/servers/harness.py (tests/run.sh does)"))
+}
+
+fn unique(tag: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{tag}-{}-{}-{nanos:x}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `http://host:port` of the plain agent.
+fn http_base() -> String {
+    format!("http://{}", env("BALLOT_TEST_CONSUL_HTTP_ADDR"))
+}
+
+async fn connect(url: &str) -> Client {
+    Client::connect(url, Options::default()).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+async fn live<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(LIVE, f).await.unwrap_or_else(|_| panic!("{what}: not done within {LIVE:?}"))
+}
+
+/// Keys under `prefix` on the plain agent.
+async fn keys(prefix: &str) -> Vec<String> {
+    let r = reqwest::get(format!("{}/v1/kv/{prefix}?keys", http_base())).await.unwrap();
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Vec::new();
+    }
+    r.json().await.unwrap()
+}
+
+async fn http(method: reqwest::Method, path: &str, token: Option<&str>, body: Option<String>) -> (u16, String) {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", http_base_for(token.is_some())));
+    if let Some(t) = token {
+        req = req.header("X-Consul-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn http_base_for(acl: bool) -> String {
+    if acl {
+        format!("http://{}", env("BALLOT_TEST_CONSUL_ACL_HTTP_ADDR"))
+    } else {
+        http_base()
+    }
+}
+
+async fn wait_for_event(events: &mut ballot::Events, what: &str, f: impl Fn(&Event) -> bool) -> Instant {
+    live(what, async {
+        while let Some(e) = events.next().await {
+            if f(&e) {
+                return Instant::now();
+            }
+        }
+        panic!("{what}: the event stream ended");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn url_checks_and_token_never_shown() {
+    let base = env("BALLOT_TEST_CONSUL");
+    for (u, needle) in [
+        (format!("{base}?ttl=5s"), "minimum session TTL of 10s"),
+        (format!("{base}?lock_delay=61s"), "lock_delay"),
+        (format!("{base}?lock_delay=soon"), "lock_delay"),
+        (format!("{base}?session_timeout=6s"), "unknown option"),
+        (format!("{base}?ca=/nonexistent"), "need TLS"),
+        ("consul://user:pw@127.0.0.1:1".to_string(), "token"),
+        ("consul://127.0.0.1:1,127.0.0.1:2".to_string(), "one agent"),
+    ] {
+        let err = Client::connect(&u, Options::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{u}: {err}");
+        assert!(err.to_string().contains(needle), "{u}: {err}");
+    }
+    // Nothing listens on port 1.
+    let err = Client::connect("consul://127.0.0.1:1?lock_delay=0s", Options::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    // Options::with_ttl below 10 s is refused too.
+    let err = Client::connect(&base, Options::default().with_ttl(Duration::from_secs(9))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    // A token in the URL is not shown, on success or failure. (ACLs are off on this
+    // agent, so any token is accepted.)
+    let secret = "0b6b2a6e-not-shown-anywhere";
+    let hostport = env("BALLOT_TEST_CONSUL_HTTP_ADDR");
+    let c = connect(&format!("consul://{secret}@{hostport}?lock_delay=0s")).await;
+    assert!(!c.url().contains(secret), "{}", c.url());
+    assert!(!format!("{c:?} {:?}", c.options()).contains(secret));
+    let err = Client::connect(
+        &format!("consul://{secret}@127.0.0.1:1?bogus=1"),
+        Options::default().with_connect_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.to_string().contains(secret), "{err}");
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn acl_wrong_token_is_auth_and_right_token_works() {
+    let acl = env("BALLOT_TEST_CONSUL_ACL_HTTP_ADDR");
+    let good = env("BALLOT_TEST_CONSUL_ACL_TOKEN");
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    let err = Client::connect(&format!("consul://{wrong}@{acl}?lock_delay=0s"), Options::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(!err.to_string().contains(wrong), "{err}");
+    // Without any token, default deny refuses the session.
+    let err = Client::connect(&format!("consul://{acl}?lock_delay=0s"), Options::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    // A token that may create sessions but only read keys: campaign is refused.
+    let master = env("BALLOT_TEST_CONSUL_ACL_MASTER_TOKEN");
+    let policy = unique("ro");
+    let rules = "key_prefix \"\" { policy = \"read\" }\nsession_prefix \"\" { policy = \"write\" }";
+    let body = serde_json::json!({ "Name": policy, "Rules": rules }).to_string();
+    let (st, text) = http(reqwest::Method::PUT, "/v1/acl/policy", Some(&master), Some(body)).await;
+    assert_eq!(st, 200, "{text}");
+    let body = serde_json::json!({ "Policies": [{ "Name": policy }] }).to_string();
+    let (st, text) = http(reqwest::Method::PUT, "/v1/acl/token", Some(&master), Some(body)).await;
+    assert_eq!(st, 200, "{text}");
+    let ro: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ro = ro["SecretID"].as_str().unwrap().to_string();
+    let c = connect(&format!("consul://{ro}@{acl}?lock_delay=0s")).await;
+    let err = c.election(&unique("svc")).unwrap().campaign("x").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    c.close().await.unwrap();
+    // The harness's token (key and session write) runs a whole election.
+    let c = connect(&format!("consul://{good}@{acl}/{}?lock_delay=0s", unique("ns"))).await;
+    let e = c.election("svc").unwrap();
+    let lead = e.campaign("a").await.unwrap();
+    e.proclaim("b").await.unwrap();
+    let l = e.leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term), (&b"b"[..], lead.term()));
+    e.end().await.unwrap();
+    assert_eq!(e.state(), State::Ended);
+    c.close().await.unwrap();
+}
+
+/// Run in a child process by `token_from_consul_http_token`, so that the parent's
+/// environment is never changed while other tests run.
+#[test]
+#[ignore = "helper process, started by token_from_consul_http_token"]
+fn env_token_child() {
+    let Ok(url) = std::env::var("BALLOT_CHILD_CONSUL_URL") else { return };
+    let c = ballot::blocking::Client::connect(&url, Options::default()).unwrap();
+    let e = c.election(&unique("svc")).unwrap();
+    let lead = e.campaign(b"env", Some(LIVE)).unwrap();
+    println!("CHILD elected term={}", lead.term());
+    c.close().unwrap();
+}
+
+#[tokio::test]
+async fn token_from_consul_http_token() {
+    let acl = env("BALLOT_TEST_CONSUL_ACL_HTTP_ADDR");
+    let run = |token: String| {
+        let url = format!("consul://{acl}?lock_delay=0s");
+        async move {
+            let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "env_token_child", "--ignored", "--nocapture", "--test-threads=1"])
+                .env("BALLOT_CHILD_CONSUL_URL", url)
+                .env("CONSUL_HTTP_TOKEN", token)
+                .output()
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+        }
+    };
+    let ok = run(env("BALLOT_TEST_CONSUL_ACL_TOKEN")).await;
+    assert!(ok.contains("CHILD elected term="), "{ok}");
+    let bad = run("11111111-2222-4333-8444-555555555555".into()).await;
+    assert!(bad.contains("Auth") || bad.contains("auth"), "{bad}");
+    assert!(!bad.contains("11111111-2222"), "the token was printed: {bad}");
+}
+
+/// A child process that runs `consul lock NAME CMD` on the plain agent; CMD prints
+/// LOCKED and runs until `stop` exists.
+struct ConsulLock {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stop: std::path::PathBuf,
+}
+
+impl ConsulLock {
+    /// On the plain agent.
+    fn start(name: &str) -> ConsulLock {
+        ConsulLock::start_on(name, &env("BALLOT_TEST_CONSUL_HTTP_ADDR"), None)
+    }
+
+    /// On the agent at `addr`, with an ACL token if given.
+    fn start_on(name: &str, addr: &str, token: Option<&str>) -> ConsulLock {
+        let stop = std::env::temp_dir().join(unique("consul-lock-stop"));
+        let cmd = format!("echo LOCKED; while [ ! -e '{}' ]; do sleep 0.05; done", stop.display());
+        let mut command = tokio::process::Command::new("consul");
+        command.args(["lock", name, &cmd]).env("CONSUL_HTTP_ADDR", addr).env_remove("CONSUL_HTTP_TOKEN");
+        if let Some(t) = token {
+            command.env("CONSUL_HTTP_TOKEN", t);
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot run `consul` (tests/servers/install.sh consul installs it)");
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        ConsulLock { child, lines, stop }
+    }
+
+    /// Whether the child printed LOCKED within `within`.
+    async fn locked_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, async {
+            while let Some(l) = self.lines.next_line().await.unwrap() {
+                if l.contains("LOCKED") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    async fn finish(mut self) {
+        std::fs::write(&self.stop, b"").unwrap();
+        let st = live("consul lock exits", self.child.wait()).await.unwrap();
+        assert!(st.success(), "consul lock exited with {st}");
+        let _ = std::fs::remove_file(&self.stop);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_lock_and_ballot_exclude_each_other() {
+    // No namespace: `consul lock NAME` and ballot's `NAME` are the same lock.
+    let url = format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL"));
+    let name = unique("interop");
+    let c = connect(&url).await;
+    let e = c.election(&name).unwrap();
+
+    // consul lock first: ballot waits until its child exits.
+    let mut lock = ConsulLock::start(&name);
+    assert!(lock.locked_within(LIVE).await, "consul lock never ran its child");
+    let holder = e.leader().await.unwrap().expect("the consul lock holder is the leader");
+    let e2 = e.clone();
+    let mut campaign = tokio::spawn(async move { e2.campaign("ballot").await });
+    assert!(tokio::time::timeout(Duration::from_millis(1500), &mut campaign).await.is_err(), "ballot won a held lock");
+    assert_eq!(e.state(), State::Campaigning);
+    lock.finish().await;
+    let lead = live("ballot after consul lock", campaign).await.unwrap().unwrap();
+    assert!(lead.term() > holder.term, "term {} after the consul lock holder's {}", lead.term(), holder.term);
+
+    // ballot first: consul lock's child does not start until ballot resigns.
+    let mut lock = ConsulLock::start(&name);
+    assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
+    e.resign().await.unwrap();
+    assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
+    let holder2 = e.leader().await.unwrap().expect("consul lock holds");
+    assert!(holder2.term > lead.term());
+    lock.finish().await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_lock_waits_for_ballot_under_acls() {
+    let addr = env("BALLOT_TEST_CONSUL_ACL_HTTP_ADDR");
+    let token = env("BALLOT_TEST_CONSUL_ACL_TOKEN");
+    let name = unique("interop-acl");
+    let c = connect(&format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL_ACL_URL"))).await;
+    let e = c.election(&name).unwrap();
+    let lead = e.campaign("ballot").await.unwrap();
+    let mut lock = ConsulLock::start_on(&name, &addr, Some(&token));
+    assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
+    e.resign().await.unwrap();
+    assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
+    let holder = e.leader().await.unwrap().expect("consul lock holds");
+    assert!(holder.term > lead.term());
+    let e2 = e.clone();
+    let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
+    assert!(tokio::time::timeout(Duration::from_millis(1000), &mut campaign).await.is_err(), "ballot won a held lock");
+    lock.finish().await;
+    let again = live("ballot after consul lock", campaign).await.unwrap().unwrap();
+    assert!(again.term() > holder.term);
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn term_increases_when_the_lock_key_is_deleted_and_recreated() {
+    let ns = unique("ns");
+    let url = format!("{}/{ns}?lock_delay=0s", env("BALLOT_TEST_CONSUL"));
+    let c = connect(&url).await;
+    let e = c.election("svc").unwrap();
+    let mut terms = Vec::new();
+    let lock_entry = || async {
+        let (st, text) = http(reqwest::Method::GET, &format!("/v1/kv/{ns}/svc/.lock"), None, None).await;
+        assert_eq!(st, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (v[0]["LockIndex"].as_u64().unwrap(), v[0]["ModifyIndex"].as_u64().unwrap(), v[0]["Flags"].as_u64().unwrap())
+    };
+    for round in 0..3 {
+        let lead = e.campaign(format!("r{round}")).await.unwrap();
+        let (lock_index, modify_index, flags) = lock_entry().await;
+        assert_eq!(flags, 0x2ddc_cbc0_58a5_0c18, "the flags of consul lock's key");
+        assert_eq!(lead.term(), modify_index, "the term is the index of the acquisition");
+        e.proclaim(format!("r{round}b")).await.unwrap();
+        let (lock_index2, modify_index2, _) = lock_entry().await;
+        assert_eq!(lock_index2, lock_index, "proclaim re-acquires: the lock index stays");
+        assert!(modify_index2 > modify_index, "proclaim rewrote the key");
+        // A reader in another client sees the same term after proclaim.
+        let r = connect(&url).await;
+        let seen = r.election("svc").unwrap().leader().await.unwrap().unwrap();
+        assert_eq!((seen.term, seen.value), (lead.term(), format!("r{round}b").into_bytes()));
+        r.close().await.unwrap();
+        terms.push(lead.term());
+        e.resign().await.unwrap();
+        // Delete every key of the election, as a cleanup by another tool would.
+        let (st, _) = http(reqwest::Method::DELETE, &format!("/v1/kv/{ns}/svc?recurse"), None, None).await;
+        assert_eq!(st, 200);
+        assert!(keys(&format!("{ns}/svc/")).await.is_empty());
+    }
+    assert!(terms.windows(2).all(|w| w[0] < w[1]), "terms must strictly increase: {terms:?}");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_waiters_one_acquire_attempt_per_handoff_in_arrival_order() {
+    const N: usize = 50;
+    let ns = unique("ns");
+    let url = format!("{}/{ns}?lock_delay=0s", env("BALLOT_TEST_CONSUL"));
+    let key = format!("{ns}/herd");
+    let mut elections: Vec<Election> = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..=N {
+        let c = connect(&url).await;
+        elections.push(c.election("herd").unwrap());
+        clients.push(c);
+    }
+    elections[0].campaign("0").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (i, e) in elections.iter().enumerate().skip(1) {
+        let (e, tx) = (e.clone(), tx.clone());
+        tokio::spawn(async move {
+            let lead = e.campaign(i.to_string()).await;
+            let _ = tx.send((i, lead.map(|l| l.term())));
+        });
+        // Arrival order: wait until this candidate's key is registered.
+        live("candidate registered", async {
+            while keys(&format!("{key}/.candidates/")).await.len() < i + 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+    let mut per_handoff = Vec::new();
+    let mut last_term = 0;
+    let started = Instant::now();
+    for expected in 1..=N {
+        let before = ballot::__consul_acquire_attempts(&key);
+        elections[expected - 1].resign().await.unwrap();
+        let (winner, term) = live("next winner", rx.recv()).await.unwrap();
+        let term = term.unwrap();
+        assert_eq!(winner, expected, "candidates must win in the order they arrived");
+        assert!(term > last_term);
+        last_term = term;
+        per_handoff.push(ballot::__consul_acquire_attempts(&key) - before);
+    }
+    let total: u64 = per_handoff.iter().sum();
+    eprintln!("{N} handoffs in {:?}; acquire attempts per handoff: {per_handoff:?}", started.elapsed());
+    assert!(per_handoff.iter().all(|&n| n == 1), "each handoff must cost one acquire attempt: {per_handoff:?}");
+    assert_eq!(total, N as u64);
+    for c in clients {
+        c.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroyed_session_is_lost_lock_delay_holds_and_a_new_session_requeues() {
+    let url = format!("{}/{}?lock_delay=3s", env("BALLOT_TEST_CONSUL"), unique("ns"));
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let mut a_events = ea.events();
+    let lead = ea.campaign("a").await.unwrap();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Invalidate a's session behind its back: Consul releases the lock and starts
+    // the lock delay.
+    let (st, text) = http(reqwest::Method::PUT, &format!("/v1/session/destroy/{}", lead.key()), None, None).await;
+    assert_eq!(st, 200, "{text}");
+    let destroyed = Instant::now();
+    wait_for_event(&mut a_events, "a lost", |e| matches!(e, Event::Lost { .. })).await;
+    let lb = live("b wins", waiting).await.unwrap().unwrap();
+    let waited = destroyed.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2_500),
+        "b won {waited:?} after the invalidation, inside the 3s lock delay"
+    );
+    assert!(lb.term() > lead.term());
+    // a requeued on a new session (its renewal got 404) and wins after b resigns.
+    live("a campaigning again", async {
+        while ea.state() != State::Campaigning {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    eb.resign().await.unwrap();
+    let again = live("a wins again", async {
+        loop {
+            wait_for_event(&mut a_events, "a elected", |e| matches!(e, Event::Elected { .. })).await;
+            if ea.state() == State::Leader {
+                return ea.leader().await.unwrap().unwrap();
+            }
+        }
+    })
+    .await;
+    assert_ne!(again.key, lead.key(), "a new session after the old one was destroyed");
+    assert!(again.term > lb.term());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A loopback TCP proxy to the agent that the test can cut: then every open
+/// connection is dropped and new ones are refused until it is restored.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    cut_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);
+        let cut2 = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = listener.accept().await else { return };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: connection closed
+                }
+                let upstream = upstream.clone();
+                let mut rx = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                        _ = rx.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut, cut_tx }
+    }
+
+    fn set_cut(&self, on: bool) {
+        self.cut.store(on, Ordering::SeqCst);
+        self.cut_tx.send_replace(on);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_whose_renewals_fail_steps_down_before_the_session_can_expire() {
+    let ns = unique("ns");
+    let proxy = Proxy::start(env("BALLOT_TEST_CONSUL_HTTP_ADDR")).await;
+    let ttl = Duration::from_secs(10);
+    let a_url = format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s&ttl=10s", proxy.port);
+    let b_url = format!("{}/{ns}?lock_delay=0s&ttl=10s", env("BALLOT_TEST_CONSUL"));
+    let (a, b) = (connect(&a_url).await, connect(&b_url).await);
+    let margin = a.options().safety_margin();
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let mut a_events = ea.events();
+    let lead = ea.campaign("a").await.unwrap();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set_cut(true);
+    let cut_at = Instant::now();
+    let suspended = wait_for_event(&mut a_events, "a suspended", |e| matches!(e, Event::Suspended)).await;
+    let lost = live("a lost", async {
+        loop {
+            let e = a_events.next().await.expect("events ended");
+            if let Event::Lost { reason } = e {
+                return (Instant::now(), reason);
+            }
+        }
+    })
+    .await;
+    assert_ne!(ea.state(), State::Leader);
+    // The last acknowledged renewal was sent before the cut, so the local deadline
+    // is at most cut + TTL - margin.
+    let lost_after = lost.0 - cut_at;
+    assert!(suspended <= lost.0);
+    assert_eq!(lost.1, LostReason::SessionLost);
+    assert!(lost_after <= ttl - margin + Duration::from_millis(500), "lost {lost_after:?} after the cut");
+    let lb = tokio::time::timeout(ttl * 2 + Duration::from_secs(5), waiting)
+        .await
+        .expect("b must win once Consul invalidates a's session")
+        .unwrap()
+        .unwrap();
+    let b_won_after = cut_at.elapsed();
+    eprintln!(
+        "renewals cut: a suspended after {:?}, lost after {lost_after:?}; b won after {b_won_after:?}",
+        suspended - cut_at
+    );
+    assert!(lost_after < b_won_after, "a stepped down before b could win");
+    assert!(lb.term() > lead.term());
+    // Restored: a gets a new session, queues again, and wins after b resigns.
+    proxy.set_cut(false);
+    live("a campaigning again", async {
+        while ea.state() != State::Campaigning {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    eb.resign().await.unwrap();
+    live("a leads again", async {
+        while ea.state() != State::Leader {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
