@@ -18,10 +18,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::session::SessionTracker;
 use crate::url::{BackendUrl, Scheme};
 
-#[cfg(feature = "etcd")]
-pub(crate) mod etcd;
 #[cfg(feature = "consul")]
 pub(crate) mod consul;
+#[cfg(feature = "etcd")]
+pub(crate) mod etcd;
 #[cfg(feature = "local")]
 pub(crate) mod local;
 #[cfg(feature = "zookeeper")]
