@@ -293,9 +293,11 @@ impl Client {
         };
         let backend = self.inner.backend.clone();
         runtime::run(async move {
-            for s in list {
-                s.close().await;
-            }
+            // Every handle is marked closed before any entry is withdrawn: otherwise a
+            // waiting handle of this client could win in the gap after another one
+            // resigned, and only be withdrawn in the background after close returned.
+            let entries: Vec<_> = list.iter().filter_map(|s| s.close_now()).collect();
+            futures_util::future::join_all(entries.iter().map(|e| e.withdraw())).await;
             backend.close().await;
             Ok(())
         })

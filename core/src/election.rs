@@ -626,6 +626,11 @@ impl Shared {
         let (tx, rx) = oneshot::channel();
         let task = runtime::spawn(monitor(Arc::downgrade(self), tx))?;
         match rx.await {
+            // Closed or ended while starting: `close_now` could not reach the task.
+            Ok(Ok(())) if matches!(self.info().state, State::Closed | State::Ended) => {
+                task.abort();
+                terminal_error(self.info().state)
+            }
             Ok(Ok(())) => {
                 *guard = Some(task.abort_handle());
                 Ok(())
@@ -964,11 +969,20 @@ impl Shared {
         lock(&self.events).clear();
     }
 
+    /// Closes the handle and withdraws its entry.
     pub(crate) async fn close(&self) {
+        if let Some(e) = self.close_now() {
+            let _ = e.withdraw().await;
+        }
+    }
+
+    /// Moves to `Closed` at once (no later win is accepted) and hands back the
+    /// entry that the caller must withdraw.
+    pub(crate) fn close_now(&self) -> Option<Arc<dyn Entry>> {
         let entry = {
             let mut inner = lock(&self.inner);
             if inner.info.state == State::Closed {
-                return;
+                return None;
             }
             if let Some(t) = inner.task.take() {
                 t.abort();
@@ -977,13 +991,15 @@ impl Shared {
             self.set_state(&mut inner, State::Closed, None, true);
             entry
         };
-        if let Some(t) = self.monitor.lock().await.take() {
-            t.abort();
+        // The monitor is only ever locked briefly while it starts; if it is starting
+        // now, it checks `check_usable` and stops on the next snapshot's op check.
+        if let Ok(mut m) = self.monitor.try_lock() {
+            if let Some(t) = m.take() {
+                t.abort();
+            }
         }
         lock(&self.events).clear();
-        if let Some(e) = entry {
-            let _ = e.withdraw().await;
-        }
+        entry
     }
 }
 

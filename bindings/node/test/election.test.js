@@ -135,9 +135,23 @@ for (const backend of backends()) {
       e.on('resigned', () => log.push(['resigned']))
       e.on('ended', () => log.push(['ended']))
       const elected = waitFor(e, 'elected', LIMIT)
+      // A watch may coalesce a leader that comes and goes quickly, so the test
+      // resigns only once the 'leader' event has named this candidate.
+      const sawMe = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no 'leader' event naming this candidate")), LIMIT)
+        const on = (l) => {
+          if (l && l.value.toString() === 'me') {
+            clearTimeout(timer)
+            e.off('leader', on)
+            resolve()
+          }
+        }
+        e.on('leader', on)
+      })
       const lead = await e.campaign('me')
       const [{ term }] = await elected
       assert.equal(term, lead.term)
+      await sawMe
       const resigned = waitFor(e, 'resigned', LIMIT)
       await e.resign()
       await resigned

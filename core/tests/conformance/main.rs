@@ -49,6 +49,7 @@ macro_rules! backend_tests {
             case!(events_arrive_in_order);
             case!(bad_input_gives_the_right_kind);
             case!(use_after_close_is_closed);
+            case!(close_leaves_no_leader_even_with_a_waiting_handle);
             case!(terms_increase_across_clients_and_end);
             case!(blocking_facade_timeouts_cancel_and_callbacks);
         }

@@ -381,6 +381,21 @@ pub async fn use_after_close_is_closed(url: &str) {
     assert_eq!(e2.campaign("z").await.unwrap_err().kind(), ErrorKind::Closed);
 }
 
+pub async fn close_leaves_no_leader_even_with_a_waiting_handle(url: &str) {
+    let n = name();
+    let (c, reader) = (connect(url).await, connect(url).await);
+    let (e1, e2) = (c.election(&n).unwrap(), c.election(&n).unwrap());
+    e1.campaign("first").await.unwrap();
+    let e2c = e2.clone();
+    let pending = tokio::spawn(async move { e2c.campaign("second").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.close().await.unwrap();
+    // Right after close returns: the waiting handle must not have slipped in.
+    assert_eq!(reader.election(&n).unwrap().leader().await.unwrap(), None);
+    assert_eq!(live("pending campaign", pending).await.unwrap().unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!((e1.state(), e2.state()), (State::Closed, State::Closed));
+}
+
 pub async fn terms_increase_across_clients_and_end(url: &str) {
     let n = name();
     let t1 = {
