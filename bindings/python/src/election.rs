@@ -491,9 +491,11 @@ impl Observer {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Leader>> {
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        // Not `Option<Leader>`: pyo3 would end the iteration at the first "no
+        // leader" item, which is a value here, not the end.
         match self.next_item(py, None)? {
-            Some(l) => Ok(l),
+            Some(l) => Ok(l.into_pyobject(py)?.into_any().unbind()),
             None => Err(PyStopIteration::new_err(())),
         }
     }
