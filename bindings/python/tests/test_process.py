@@ -1,0 +1,137 @@
+"""Processes: a killed leader process is replaced (multiprocessing, spawn), Ctrl-C
+during campaign withdraws the candidate, and a client does not cross fork()."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import ballot
+from helpers import campaign_and_report, connect, eventually, lead_until_killed, ttl_for
+
+
+def test_killed_leader_process_is_replaced(backend: str, name: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    elected_a, elected_b = ctx.Event(), ctx.Event()
+    term_b = ctx.Value("q", 0)
+    a = ctx.Process(target=lead_until_killed, args=(backend, name, "proc-a", elected_a), daemon=True)
+    b = ctx.Process(target=campaign_and_report, args=(backend, name, "proc-b", elected_b, term_b), daemon=True)
+    a.start()
+    try:
+        assert elected_a.wait(60), "process a was not elected"
+        with connect(backend) as c:
+            first = c.election(name).leader()
+            assert first is not None and first.value == b"proc-a"
+            b.start()
+            time.sleep(0.5)
+            assert not elected_b.is_set(), "b must wait while a leads"
+            assert a.pid is not None
+            os.kill(a.pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            # A killed leader's session ends by the backend's expiry: the TTL bounds it.
+            assert elected_b.wait(ttl_for(backend) + 15), "process b did not take over"
+            took = time.monotonic() - t0
+            assert term_b.value > first.term
+            print(f"takeover after SIGKILL: {took * 1000:.0f} ms on {backend.split(':')[0]}")
+            b.join(30)
+            assert b.exitcode == 0
+    finally:
+        for p in (a, b):
+            if p.is_alive():
+                p.kill()
+            if p.pid is not None:
+                p.join(10)
+
+
+CTRL_C_CHILD = textwrap.dedent(
+    """
+    import sys, ballot
+    url, name, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    e = ballot.connect(url, ttl=ttl).election(name)
+    print("campaigning", flush=True)
+    try:
+        e.campaign(b"interrupted", timeout=120)
+        print("elected?!", flush=True)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt state=" + e.state, flush=True)
+    """
+)
+
+
+def test_ctrl_c_during_campaign_withdraws(backend: str, name: str) -> None:
+    with connect(backend) as c:
+        leader = c.election(name)
+        leader.campaign(b"holder")
+        child = subprocess.Popen(
+            [sys.executable, "-c", CTRL_C_CHILD, backend, name, str(ttl_for(backend))],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "campaigning"
+            time.sleep(1.0)  # let it join the queue
+            child.send_signal(signal.SIGINT)
+            out, _ = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+        assert out.strip() == "KeyboardInterrupt state=idle", out
+        assert child.returncode == 0
+        # The interrupted candidate is gone: when the holder resigns nobody leads.
+        leader.resign()
+        time.sleep(0.5)
+        assert leader.leader() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_fork_child_refuses_the_parents_client(backend: str, name: str) -> None:
+    with connect(backend) as c:
+        e = c.election(name)
+        e.campaign(b"parent")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: report through the pipe, never return into pytest
+            code = 1
+            try:
+                os.close(r)
+                msg = "no error"
+                try:
+                    e.leader()
+                except ballot.ClosedError as exc:
+                    msg = "ClosedError: " + str(exc)
+                # Clients made after fork work in the child.
+                own = ballot.connect(backend, ttl=ttl_for(backend)).election(name + "-child")
+                lead = own.campaign(b"child", timeout=30)
+                own.resign()
+                os.write(w, f"{msg}\nterm={lead.term}\n".encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung")
+            time.sleep(0.05)
+        with os.fdopen(r) as f:
+            report = f.read()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report
+        assert "ClosedError:" in report and "create clients after fork" in report, report
+        assert "term=" in report
+        # The parent's client is untouched.
+        now = eventually(lambda: e.leader(), 5, "the parent's leadership")
+        assert now.value == b"parent"
