@@ -55,6 +55,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rust tests"
 cargo test --workspace --locked
 
+step "python: build the package and run pytest + mypy --strict"
+bash bindings/python/test.sh
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 

@@ -21,7 +21,7 @@ def connect(url: str) -> ballot.Client:
     return ballot.connect(url, ttl=ttl_for(url), connect_timeout=10)
 
 
-def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
+def eventually(check: Callable[[], Optional[T]], timeout: float, what: str) -> T:
     """Polls ``check`` until it returns something truthy, at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -367,3 +367,13 @@ def test_leader_value_type() -> None:
 def test_ttl_helper_is_accepted(backend: str) -> None:
     with ballot.connect(backend, ttl=ttl_for(backend)) as c:
         assert c.url
+
+
+def test_readme_example_is_the_checked_example() -> None:
+    """The README's Python block is examples/quickstart.py, which mypy --strict checks
+    and tests/run.sh runs in a fresh venv."""
+    root = pathlib.Path(__file__).resolve().parents[3]
+    section = (root / "README.md").read_text(encoding="utf-8").split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    example = (root / "bindings/python/examples/quickstart.py").read_text(encoding="utf-8")
+    assert block == example.split("\n", 1)[1].lstrip("\n")

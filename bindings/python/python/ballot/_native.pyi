@@ -11,7 +11,6 @@ from ballot._errors import BallotError
 __version__: str
 
 Value = Union[bytes, bytearray, str]
-State = Literal["idle", "campaigning", "leader", "suspended", "ended", "closed"]
 EventKind = Literal[
     "elected", "suspended", "reconnected", "lost", "resigned", "leader_changed", "ended", "error", "unknown"
 ]
@@ -166,7 +165,9 @@ class Election:
     @property
     def name(self) -> str: ...
     @property
-    def state(self) -> State: ...
+    def state(self) -> str:
+        """"idle", "campaigning", "leader", "suspended", "ended" or "closed". A plain
+        ``str`` (not a Literal) because it changes under the caller's feet."""
     def campaign(self, value: Value, timeout: Optional[float] = None) -> Leadership:
         """Campaigns and blocks until elected. ``TimeoutError`` after ``timeout``
         seconds; Ctrl-C raises KeyboardInterrupt. Both withdraw the candidate."""
