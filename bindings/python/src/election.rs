@@ -257,11 +257,7 @@ impl Election {
     /// A context manager: campaigns on enter (returning the `Leadership`) and
     /// resigns on exit.
     #[pyo3(signature = (value, timeout=None))]
-    fn leadership(
-        slf: Bound<'_, Self>,
-        value: &Bound<'_, PyAny>,
-        timeout: Option<f64>,
-    ) -> PyResult<LeadershipContext> {
+    fn leadership(slf: Bound<'_, Self>, value: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<LeadershipContext> {
         let py = slf.py();
         let v = value_bytes(value)?;
         convert_timeout_check(py, timeout)?;
@@ -382,9 +378,10 @@ impl Election {
     fn leader_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            Ok(async_check(e.leader().await)?.map(Leader::from))
-        })
+        pyo3_async_runtimes::tokio::future_into_py(
+            py,
+            async move { Ok(async_check(e.leader().await)?.map(Leader::from)) },
+        )
     }
 
     /// `end()` for asyncio.
@@ -539,11 +536,9 @@ impl AsyncObserver {
             }
             match stream.lock().await.next().await {
                 Some(Ok(l)) => Ok(l.map(Leader::from)),
-                Some(Err(e)) if !matches!(e.kind(), ErrorKind::Ended | ErrorKind::Closed) => Err(async_check::<()>(
-                    Err(e),
-                )
-                .err()
-                .unwrap_or_else(|| PyStopAsyncIteration::new_err(()))),
+                Some(Err(e)) if !matches!(e.kind(), ErrorKind::Ended | ErrorKind::Closed) => {
+                    Err(Python::attach(|py| py_err(py, &e)))
+                }
                 _ => {
                     done.store(true, Ordering::SeqCst);
                     Err(PyStopAsyncIteration::new_err(()))

@@ -96,7 +96,9 @@ fn options(
     let mut o = ballot::Options::default().with_auto_requeue(auto_requeue);
     let secs = |what: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
         match v {
-            Some(s) if !s.is_finite() => Err(convert::invalid(py, format!("{what} must be a finite number of seconds"))),
+            Some(s) if !s.is_finite() => {
+                Err(convert::invalid(py, format!("{what} must be a finite number of seconds")))
+            }
             _ => timeout(py, what, v),
         }
     };
