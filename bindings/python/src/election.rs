@@ -347,7 +347,7 @@ impl Election {
         let v = value_bytes(value)?;
         let t = crate::convert::timeout(py, "timeout", timeout)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::aio::future_into_py(py, async move {
             let r = match t {
                 None => e.campaign(v).await,
                 Some(t) => match tokio::time::timeout(t, e.campaign(v)).await {
@@ -364,38 +364,35 @@ impl Election {
         self.guard.check(py)?;
         let v = value_bytes(value)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { async_check(e.proclaim(v).await) })
+        crate::aio::future_into_py(py, async move { async_check(e.proclaim(v).await) })
     }
 
     /// `resign()` for asyncio.
     fn resign_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { async_check(e.resign().await) })
+        crate::aio::future_into_py(py, async move { async_check(e.resign().await) })
     }
 
     /// `leader()` for asyncio.
     fn leader_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(
-            py,
-            async move { Ok(async_check(e.leader().await)?.map(Leader::from)) },
-        )
+        crate::aio::future_into_py(py, async move { Ok(async_check(e.leader().await)?.map(Leader::from)) })
     }
 
     /// `end()` for asyncio.
     fn end_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { async_check(e.end().await) })
+        crate::aio::future_into_py(py, async move { async_check(e.end().await) })
     }
 
     /// `close()` for asyncio.
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
         let e = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::aio::future_into_py(py, async move {
             e.close().await;
             Ok(())
         })
@@ -530,7 +527,7 @@ impl AsyncObserver {
         self.guard.check(py)?;
         let stream = self.stream.clone();
         let done = self.done.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::aio::future_into_py(py, async move {
             if done.load(Ordering::SeqCst) {
                 return Err(PyStopAsyncIteration::new_err(()));
             }

@@ -7,6 +7,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod aio;
 mod convert;
 mod election;
 
@@ -50,7 +51,7 @@ impl Client {
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
         let c = self.inner.as_async().clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { async_check(c.close().await) })
+        crate::aio::future_into_py(py, async move { async_check(c.close().await) })
     }
 
     /// The backend URL, with any password replaced by `***`.
@@ -144,7 +145,7 @@ fn connect_async<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let o = options(py, ttl, safety_margin, connect_timeout, auto_requeue)?;
     let url = url.unwrap_or_else(ballot::default_backend_url);
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    crate::aio::future_into_py(py, async move {
         // The core's async connect does the work on the library runtime; the
         // blocking facade wraps the result so both APIs share one client type.
         let inner = async_check(ballot::Client::connect(&url, o).await.map(blocking::Client::from_async))?;
@@ -171,12 +172,6 @@ fn _error_kinds() -> Vec<(&'static str, &'static str)> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // The asyncio bridge only awaits futures whose work runs on the library
-    // runtime, so one worker thread is enough.
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(1).thread_name("ballot-asyncio").enable_all();
-    pyo3_async_runtimes::tokio::init(builder);
-
     m.add("__version__", ballot::VERSION)?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(connect_async, m)?)?;

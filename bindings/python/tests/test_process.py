@@ -3,6 +3,7 @@ during campaign withdraws the candidate, and a client does not cross fork()."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -135,3 +136,36 @@ def test_fork_child_refuses_the_parents_client(backend: str, name: str) -> None:
         # The parent's client is untouched.
         now = eventually(lambda: e.leader(), 5, "the parent's leadership")
         assert now.value == b"parent"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_asyncio_in_a_forked_child(backend: str, name: str) -> None:
+    async def lead(value: bytes) -> int:
+        client = await ballot.connect_async(backend, ttl=ttl_for(backend))
+        try:
+            e = client.election(name)
+            lead = await e.campaign_async(value, timeout=30)
+            await e.resign_async()
+            return lead.term
+        finally:
+            await client.close_async()
+
+    first = asyncio.run(lead(b"parent"))  # the parent's runtimes exist before the fork
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if asyncio.run(lead(b"child")) > first else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("asyncio in the forked child hung")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
