@@ -219,9 +219,29 @@ impl Election {
     }
 }
 
+/// Every subscription alive, so that interpreter exit can stop them all first.
+static LIVE_SUBS: Mutex<Vec<std::sync::Weak<Mutex<Option<blocking::Subscription>>>>> = Mutex::new(Vec::new());
+
+/// Set once Python runs its `atexit` handlers: callbacks are no longer called.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Registered with `atexit`: stops every callback before the interpreter is torn
+/// down, because a library thread taking the GIL during finalization can crash the
+/// process. Waits (without the GIL) for running callbacks to return.
+#[pyfunction]
+pub(crate) fn _stop_callbacks(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    let subs: Vec<blocking::Subscription> = {
+        let mut live = lock(&LIVE_SUBS);
+        live.drain(..).filter_map(|w| w.upgrade()).filter_map(|slot| lock(&slot).take()).collect()
+    };
+    py.detach(move || drop(subs));
+}
+
 impl Drop for Election {
     fn drop(&mut self) {
-        let subs = std::mem::take(&mut *lock(&self.subs));
+        let subs: Vec<blocking::Subscription> =
+            std::mem::take(&mut *lock(&self.subs)).into_iter().filter_map(|slot| lock(&slot).take()).collect();
         if subs.is_empty() {
             return;
         }
@@ -322,6 +342,9 @@ impl Election {
         let sub = check(
             py,
             self.inner.on_event(move |ev| {
+                if EXITING.load(Ordering::SeqCst) {
+                    return;
+                }
                 Python::attach(|py| {
                     let r = Event::new(py, ev).and_then(|pyev| cb.call1(py, (pyev,)));
                     if let Err(err) = r {
@@ -332,6 +355,11 @@ impl Election {
         )?;
         let slot: SubSlot = Arc::new(Mutex::new(Some(sub)));
         lock(&self.subs).push(slot.clone());
+        {
+            let mut live = lock(&LIVE_SUBS);
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&slot));
+        }
         Ok(Subscription { slot })
     }
 
