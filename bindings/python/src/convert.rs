@@ -131,6 +131,10 @@ impl ForkGuard {
         ForkGuard { pid: std::process::id() }
     }
 
+    pub(crate) fn is_own_process(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
     pub(crate) fn check(&self, py: Python<'_>) -> PyResult<()> {
         let now = std::process::id();
         if now == self.pid {
@@ -147,6 +151,44 @@ impl ForkGuard {
                 ),
             ),
         ))
+    }
+}
+
+/// A core handle owned by the process that made it. In a forked child the handle
+/// is leaked instead of dropped: dropping it there would withdraw, resign or
+/// unlock on behalf of the parent (a child shares the parent's lock files and
+/// sessions), taking the parent's leadership away.
+pub(crate) struct Owned<T> {
+    value: std::mem::ManuallyDrop<T>,
+    guard: ForkGuard,
+}
+
+impl<T> Owned<T> {
+    pub(crate) fn new(value: T, guard: ForkGuard) -> Owned<T> {
+        Owned { value: std::mem::ManuallyDrop::new(value), guard }
+    }
+
+    /// The process check of this handle.
+    pub(crate) fn guard(&self) -> ForkGuard {
+        self.guard
+    }
+}
+
+impl<T> std::ops::Deref for Owned<T> {
+    type Target = T;
+    /// Callers check the process first (`ForkGuard::check`) before any call that
+    /// reaches the runtime.
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        if self.guard.is_own_process() {
+            // SAFETY: `value` is dropped exactly once, here, and never used after.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.value) }
+        }
     }
 }
 

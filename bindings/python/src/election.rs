@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::async_check;
-use crate::convert::{check, interruptible, invalid, py_err, timeout, value_bytes, ForkGuard};
+use crate::convert::{check, interruptible, invalid, py_err, timeout, value_bytes, ForkGuard, Owned};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -57,7 +57,7 @@ impl Leader {
 /// Proof of a won campaign: `term`, `key`, `value`, and `is_current()`.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Leadership {
-    inner: ballot::Leadership,
+    inner: Owned<ballot::Leadership>,
 }
 
 #[pymethods]
@@ -174,14 +174,14 @@ type SubSlot = Arc<Mutex<Option<blocking::Subscription>>>;
 /// A handle on one election. Thread-safe; methods that wait release the GIL.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Election {
-    inner: blocking::Election,
+    inner: Owned<blocking::Election>,
     guard: ForkGuard,
     subs: Mutex<Vec<SubSlot>>,
 }
 
 impl Election {
     pub(crate) fn new(inner: blocking::Election, guard: ForkGuard) -> Election {
-        Election { inner, guard, subs: Mutex::new(Vec::new()) }
+        Election { inner: Owned::new(inner, guard), guard, subs: Mutex::new(Vec::new()) }
     }
 
     fn do_campaign(&self, py: Python<'_>, value: &Bound<'_, PyAny>, secs: Option<f64>) -> PyResult<Leadership> {
@@ -197,7 +197,7 @@ impl Election {
                 let _ = e.resign();
             },
         )?;
-        Ok(Leadership { inner })
+        Ok(Leadership { inner: Owned::new(inner, self.guard) })
     }
 
     fn do_resign_on_exit(&self, py: Python<'_>) -> PyResult<()> {
@@ -240,6 +240,12 @@ pub(crate) fn _stop_callbacks(py: Python<'_>) {
 
 impl Drop for Election {
     fn drop(&mut self) {
+        if !self.guard.is_own_process() {
+            // A forked child: leak, as `Owned` does (the subscriptions belong to
+            // the parent's event thread, which the child does not have).
+            std::mem::forget(std::mem::take(&mut *lock(&self.subs)));
+            return;
+        }
         let subs: Vec<blocking::Subscription> =
             std::mem::take(&mut *lock(&self.subs)).into_iter().filter_map(|slot| lock(&slot).take()).collect();
         if subs.is_empty() {
@@ -326,7 +332,11 @@ impl Election {
     /// no leader). Iteration stops when the election is ended or closed.
     fn observe(&self, py: Python<'_>) -> PyResult<Observer> {
         self.guard.check(py)?;
-        Ok(Observer { inner: Mutex::new(self.inner.observe()), guard: self.guard, terminal: Mutex::new(None) })
+        Ok(Observer {
+            inner: Owned::new(Mutex::new(self.inner.observe()), self.guard),
+            guard: self.guard,
+            terminal: Mutex::new(None),
+        })
     }
 
     /// Calls `callback(event)` for every event of this handle, in order, on a
@@ -360,7 +370,7 @@ impl Election {
             live.retain(|w| w.strong_count() > 0);
             live.push(Arc::downgrade(&slot));
         }
-        Ok(Subscription { slot })
+        Ok(Subscription { slot: Owned::new(slot, self.guard) })
     }
 
     /// `campaign()` for asyncio. Cancelling the task withdraws the candidate.
@@ -375,6 +385,7 @@ impl Election {
         let v = value_bytes(value)?;
         let t = crate::convert::timeout(py, "timeout", timeout)?;
         let e = self.inner.as_async().clone();
+        let guard = self.guard;
         crate::aio::future_into_py(py, async move {
             let r = match t {
                 None => e.campaign(v).await,
@@ -383,7 +394,7 @@ impl Election {
                     Err(_) => Err(Error::new(ErrorKind::Timeout, format!("the campaign did not win within {t:?}"))),
                 },
             };
-            Ok(Leadership { inner: async_check(r)? })
+            Ok(Leadership { inner: Owned::new(async_check(r)?, guard) })
         })
     }
 
@@ -430,7 +441,7 @@ impl Election {
     fn observe_async(&self, py: Python<'_>) -> PyResult<AsyncObserver> {
         self.guard.check(py)?;
         Ok(AsyncObserver {
-            stream: Arc::new(tokio::sync::Mutex::new(self.inner.as_async().observe())),
+            stream: Owned::new(Arc::new(tokio::sync::Mutex::new(self.inner.as_async().observe())), self.guard),
             done: Arc::new(AtomicBool::new(false)),
             guard: self.guard,
         })
@@ -476,7 +487,7 @@ impl LeadershipContext {
 /// timeout; it raises `EndedError`/`ClosedError` where iteration stops.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Observer {
-    inner: Mutex<blocking::Observer>,
+    inner: Owned<Mutex<blocking::Observer>>,
     guard: ForkGuard,
     terminal: Mutex<Option<Error>>,
 }
@@ -540,7 +551,7 @@ impl Observer {
 /// An async iterator over leader changes (`async for leader in e.observe_async()`).
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct AsyncObserver {
-    stream: Arc<tokio::sync::Mutex<ballot::Observe>>,
+    stream: Owned<Arc<tokio::sync::Mutex<ballot::Observe>>>,
     done: Arc<AtomicBool>,
     guard: ForkGuard,
 }
@@ -553,7 +564,7 @@ impl AsyncObserver {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.guard.check(py)?;
-        let stream = self.stream.clone();
+        let stream = Arc::clone(&self.stream);
         let done = self.done.clone();
         crate::aio::future_into_py(py, async move {
             if done.load(Ordering::SeqCst) {
@@ -576,18 +587,20 @@ impl AsyncObserver {
 /// An `on_event` registration.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Subscription {
-    slot: SubSlot,
+    slot: Owned<SubSlot>,
 }
 
 #[pymethods]
 impl Subscription {
     /// Stops the callback. Outside the callback, waits until a running call has
     /// returned. Idempotent.
-    fn cancel(&self, py: Python<'_>) {
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        self.slot.guard().check(py)?;
         let sub = lock(&self.slot).take();
         if let Some(sub) = sub {
             py.detach(move || sub.cancel());
         }
+        Ok(())
     }
 
     /// Whether `cancel()` was called.

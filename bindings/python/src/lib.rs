@@ -16,7 +16,7 @@ use std::time::Duration;
 use ballot::blocking;
 use pyo3::prelude::*;
 
-use crate::convert::{check, py_err, timeout, ForkGuard};
+use crate::convert::{check, py_err, timeout, ForkGuard, Owned};
 use crate::election::{AsyncObserver, Election, Event, Leader, Leadership, LeadershipContext, Observer, Subscription};
 
 /// A connection to one backend with one session, kept alive by the library.
@@ -25,7 +25,7 @@ use crate::election::{AsyncObserver, Election, Event, Leader, Leadership, Leader
 /// from the parent raises `ClosedError` in the child.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Client {
-    inner: blocking::Client,
+    inner: Owned<blocking::Client>,
     guard: ForkGuard,
 }
 
@@ -129,7 +129,8 @@ fn connect(
     let o = options(py, ttl, safety_margin, connect_timeout, auto_requeue)?;
     let url = url.unwrap_or_else(ballot::default_backend_url);
     let inner = check(py, py.detach(move || blocking::Client::connect(&url, o)))?;
-    Ok(Client { inner, guard: ForkGuard::new() })
+    let guard = ForkGuard::new();
+    Ok(Client { inner: Owned::new(inner, guard), guard })
 }
 
 /// `connect()` for asyncio.
@@ -149,7 +150,8 @@ fn connect_async<'py>(
         // The core's async connect does the work on the library runtime; the
         // blocking facade wraps the result so both APIs share one client type.
         let inner = async_check(ballot::Client::connect(&url, o).await.map(blocking::Client::from_async))?;
-        Ok(Client { inner, guard: ForkGuard::new() })
+        let guard = ForkGuard::new();
+        Ok(Client { inner: Owned::new(inner, guard), guard })
     })
 }
 

@@ -4,6 +4,7 @@ during campaign withdraws the candidate, and a client does not cross fork()."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -169,3 +170,27 @@ def test_asyncio_in_a_forked_child(backend: str, name: str) -> None:
             pytest.fail("asyncio in the forked child hung")
         time.sleep(0.05)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_dropping_inherited_handles_leaves_the_parent_leading(backend: str, name: str) -> None:
+    with connect(backend) as c:
+        e = c.election(name)
+        e.campaign(b"parent")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                # What a child's interpreter exit does to objects it inherited.
+                del e
+                gc.collect()
+                time.sleep(0.5)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.5)
+        assert e.state == "leader"
+        now = e.leader()
+        assert now is not None and now.value == b"parent"
+        rival = c.election(name)
+        with pytest.raises(ballot.TimeoutError):
+            rival.campaign(b"rival", timeout=1)
