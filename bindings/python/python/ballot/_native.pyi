@@ -139,7 +139,8 @@ class Subscription:
     @property
     def cancelled(self) -> bool: ...
     def cancel(self) -> None:
-        """Stops the callback; waits for a running call unless called from inside it."""
+        """Stops the callback; waits for a running call unless called from inside it.
+        Callbacks stay registered until this is called or the election is gone."""
 
 @final
 class Observer:
@@ -160,7 +161,11 @@ class AsyncObserver:
 
 @final
 class Election:
-    """A handle on one election. Thread-safe; waiting calls release the GIL."""
+    """A handle on one election. Thread-safe; waiting calls release the GIL.
+
+    Dropping the last reference withdraws the candidate (resigning if it leads)
+    in the background. A handle inherited through ``fork()`` raises ``ClosedError``
+    in the child and is never withdrawn from there."""
 
     @property
     def name(self) -> str: ...
