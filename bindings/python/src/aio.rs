@@ -6,7 +6,8 @@
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use ballot::{Error, ErrorKind};
 use pyo3::prelude::*;
@@ -41,6 +42,48 @@ fn runtime() -> ballot::Result<&'static Runtime> {
     Ok(rt)
 }
 
+/// Bridge tasks alive. Such a task takes the GIL to hand its result to the event
+/// loop, and the loop may see the result (and the interpreter start exiting)
+/// while the task is still inside that call: exit waits for them first.
+static LIVE: Mutex<usize> = Mutex::new(0);
+static LIVE_DONE: Condvar = Condvar::new();
+
+struct LiveTask;
+
+impl LiveTask {
+    fn new() -> LiveTask {
+        *LIVE.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        LiveTask
+    }
+}
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        let mut n = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            LIVE_DONE.notify_all();
+        }
+    }
+}
+
+/// Waits (the caller has released the GIL) until no bridge task is alive, at most
+/// `limit`. Called at interpreter exit.
+pub(crate) fn wait_idle(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut n = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    while *n > 0 {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        n = match LIVE_DONE.wait_timeout(n, deadline - now) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+    }
+}
+
 struct Bridge;
 
 tokio::task_local! {
@@ -57,8 +100,12 @@ impl GenericRuntime for Bridge {
     {
         // `future_into_py` below built the runtime for this process before any
         // spawn; a failure to build it was reported there as InternalError.
+        let live = LiveTask::new();
         match runtime() {
-            Ok(rt) => rt.spawn(fut),
+            Ok(rt) => rt.spawn(async move {
+                fut.await;
+                drop(live);
+            }),
             Err(e) => panic!("{e}"),
         }
     }
@@ -67,8 +114,12 @@ impl GenericRuntime for Bridge {
     where
         F: FnOnce() + Send + 'static,
     {
+        let live = LiveTask::new();
         match runtime() {
-            Ok(rt) => rt.spawn_blocking(f),
+            Ok(rt) => rt.spawn_blocking(move || {
+                f();
+                drop(live);
+            }),
             Err(e) => panic!("{e}"),
         }
     }

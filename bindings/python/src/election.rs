@@ -225,17 +225,22 @@ static LIVE_SUBS: Mutex<Vec<std::sync::Weak<Mutex<Option<blocking::Subscription>
 /// Set once Python runs its `atexit` handlers: callbacks are no longer called.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
-/// Registered with `atexit`: stops every callback before the interpreter is torn
-/// down, because a library thread taking the GIL during finalization can crash the
-/// process. Waits (without the GIL) for running callbacks to return.
+/// Registered with `atexit`: stops every callback and lets asyncio bridge tasks
+/// finish before the interpreter is torn down, because a library thread taking or
+/// holding the GIL during finalization can crash the process. Waits without the
+/// GIL for running callbacks to return.
 #[pyfunction]
-pub(crate) fn _stop_callbacks(py: Python<'_>) {
+pub(crate) fn _at_exit(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);
     let subs: Vec<blocking::Subscription> = {
         let mut live = lock(&LIVE_SUBS);
         live.drain(..).filter_map(|w| w.upgrade()).filter_map(|slot| lock(&slot).take()).collect()
     };
-    py.detach(move || drop(subs));
+    py.detach(move || {
+        drop(subs);
+        // Bounded: a task stuck elsewhere must not keep the process from exiting.
+        crate::aio::wait_idle(Duration::from_secs(2));
+    });
 }
 
 impl Drop for Election {

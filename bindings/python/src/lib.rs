@@ -175,7 +175,7 @@ fn _error_kinds() -> Vec<(&'static str, &'static str)> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", ballot::VERSION)?;
-    let stop = wrap_pyfunction!(election::_stop_callbacks, m)?;
+    let stop = wrap_pyfunction!(election::_at_exit, m)?;
     m.py().import("atexit")?.call_method1("register", (stop,))?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(connect_async, m)?)?;

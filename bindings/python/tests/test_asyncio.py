@@ -4,6 +4,9 @@ and cancellation."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from typing import Optional
 
 import pytest
@@ -113,3 +116,31 @@ async def test_async_errors(backend: str, name: str) -> None:
         await client.close_async()
     with pytest.raises(ballot.InvalidArgumentError):
         await ballot.connect_async("bogus://x")
+
+
+EXIT_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, ballot
+    async def main():
+        c = await ballot.connect_async(sys.argv[1], ttl=float(sys.argv[2]))
+        e = c.election(sys.argv[3])
+        await e.campaign_async(b"x")
+        await e.resign_async()
+        await c.close_async()
+    asyncio.run(main())
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_interpreter_exits_cleanly_after_asyncio(backend: str, name: str) -> None:
+    # The last result reaches the loop while the bridge thread is still inside the
+    # call that delivered it; exit must not tear the interpreter down under it.
+    for i in range(8):
+        r = subprocess.run(
+            [sys.executable, "-c", EXIT_CHILD, backend, str(ttl_for(backend)), f"{name}-{i}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0 and r.stdout.strip() == "exiting", (r.returncode, r.stdout, r.stderr)
