@@ -295,6 +295,20 @@ impl Election {
         Ok(LeadershipContext { election: slf.unbind(), value: v, timeout })
     }
 
+    /// `leadership()` for asyncio: `async with e.leadership_async(value) as lead:`
+    /// campaigns on enter and resigns on exit.
+    #[pyo3(signature = (value, timeout=None))]
+    fn leadership_async(
+        slf: Bound<'_, Self>,
+        value: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<AsyncLeadershipContext> {
+        let py = slf.py();
+        let v = value_bytes(value)?;
+        convert_timeout_check(py, timeout)?;
+        Ok(AsyncLeadershipContext { election: slf.unbind(), value: v, timeout })
+    }
+
     /// Replaces the leader's value; the term does not change. `NotLeaderError`
     /// unless leading.
     fn proclaim(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -485,6 +499,48 @@ impl LeadershipContext {
     ) -> PyResult<bool> {
         self.election.get().do_resign_on_exit(py)?;
         Ok(false)
+    }
+}
+
+/// Returned by `Election.leadership_async(value)`: campaigns on enter, resigns on
+/// exit.
+#[pyclass(module = "ballot", frozen)]
+pub(crate) struct AsyncLeadershipContext {
+    election: Py<Election>,
+    value: Vec<u8>,
+    timeout: Option<f64>,
+}
+
+#[pymethods]
+impl AsyncLeadershipContext {
+    fn __aenter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = PyBytes::new(py, &self.value);
+        self.election.get().campaign_async(py, v.as_any(), self.timeout)
+    }
+
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _ty: Option<&Bound<'py, PyAny>>,
+        _value: Option<&Bound<'py, PyAny>>,
+        _tb: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let el = self.election.get();
+        let own = el.guard.is_own_process();
+        let e = el.inner.as_async().clone();
+        crate::aio::future_into_py(py, async move {
+            if own && matches!(e.state(), ballot::State::Leader | ballot::State::Suspended | ballot::State::Campaigning)
+            {
+                match e.resign().await {
+                    // Lost, ended or closed meanwhile: there is nothing left to give up.
+                    Err(err) if !matches!(err.kind(), ErrorKind::NotLeader | ErrorKind::Ended | ErrorKind::Closed) => {
+                        return Err(Python::attach(|py| py_err(py, &err)));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(false)
+        })
     }
 }
 

@@ -17,7 +17,10 @@ use ballot::blocking;
 use pyo3::prelude::*;
 
 use crate::convert::{check, py_err, timeout, ForkGuard, Owned};
-use crate::election::{AsyncObserver, Election, Event, Leader, Leadership, LeadershipContext, Observer, Subscription};
+use crate::election::{
+    AsyncLeadershipContext, AsyncObserver, Election, Event, Leader, Leadership, LeadershipContext, Observer,
+    Subscription,
+};
 
 /// A connection to one backend with one session, kept alive by the library.
 ///
@@ -189,6 +192,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Event>()?;
     m.add_class::<Observer>()?;
     m.add_class::<AsyncObserver>()?;
+    m.add_class::<AsyncLeadershipContext>()?;
     m.add_class::<Subscription>()?;
     Ok(())
 }

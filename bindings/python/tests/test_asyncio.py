@@ -118,6 +118,22 @@ async def test_async_errors(backend: str, name: str) -> None:
         await ballot.connect_async("bogus://x")
 
 
+@pytest.mark.asyncio
+async def test_leadership_async_context_manager(backend: str, name: str) -> None:
+    client = await aconnect(backend)
+    try:
+        e = client.election(name)
+        async with e.leadership_async("me", timeout=30) as lead:
+            assert e.state == "leader" and lead.value == b"me"
+        assert e.state == "idle"
+        with pytest.raises(RuntimeError, match="inside"):
+            async with e.leadership_async(b"me"):
+                raise RuntimeError("inside")
+        assert e.state == "idle" and await e.leader_async() is None
+    finally:
+        await client.close_async()
+
+
 EXIT_CHILD = textwrap.dedent(
     """
     import asyncio, sys, ballot

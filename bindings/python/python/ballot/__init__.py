@@ -30,6 +30,7 @@ from ballot._errors import (
     TimeoutError,
 )
 from ballot._native import (
+    AsyncLeadershipContext,
     AsyncObserver,
     Client,
     Election,
@@ -46,6 +47,7 @@ from ballot._native import (
 )
 
 __all__ = [
+    "AsyncLeadershipContext",
     "AsyncObserver",
     "AuthError",
     "BackendError",

@@ -111,6 +111,18 @@ class LeadershipContext:
     ) -> bool: ...
 
 @final
+class AsyncLeadershipContext:
+    """Returned by ``Election.leadership_async()``: campaigns on enter, resigns on exit."""
+
+    def __aenter__(self) -> Awaitable[Leadership]: ...
+    def __aexit__(
+        self,
+        ty: Optional[type[BaseException]],
+        value: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Awaitable[bool]: ...
+
+@final
 class Event:
     """One event of an election handle."""
 
@@ -204,6 +216,9 @@ class Election:
 
     def campaign_async(self, value: Value, timeout: Optional[float] = None) -> Awaitable[Leadership]:
         """``campaign()`` for asyncio; cancelling the task withdraws the candidate."""
+
+    def leadership_async(self, value: Value, timeout: Optional[float] = None) -> AsyncLeadershipContext:
+        """``async with e.leadership_async(value) as lead:`` campaigns on enter and resigns on exit."""
 
     def proclaim_async(self, value: Value) -> Awaitable[None]: ...
     def resign_async(self) -> Awaitable[None]: ...
