@@ -45,39 +45,47 @@ fn runtime() -> ballot::Result<&'static Runtime> {
 /// Bridge tasks alive. Such a task takes the GIL to hand its result to the event
 /// loop, and the loop may see the result (and the interpreter start exiting)
 /// while the task is still inside that call: exit waits for them first.
-static LIVE: Mutex<usize> = Mutex::new(0);
+/// Keyed by process: a forked child inherits the parent's count but none of
+/// its tasks.
+static LIVE: Mutex<(u32, usize)> = Mutex::new((0, 0));
 static LIVE_DONE: Condvar = Condvar::new();
 
 struct LiveTask;
 
 impl LiveTask {
     fn new() -> LiveTask {
-        *LIVE.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let pid = std::process::id();
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        if live.0 != pid {
+            *live = (pid, 0);
+        }
+        live.1 += 1;
         LiveTask
     }
 }
 
 impl Drop for LiveTask {
     fn drop(&mut self) {
-        let mut n = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-        *n = n.saturating_sub(1);
-        if *n == 0 {
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.1 = live.1.saturating_sub(1);
+        if live.1 == 0 {
             LIVE_DONE.notify_all();
         }
     }
 }
 
-/// Waits (the caller has released the GIL) until no bridge task is alive, at most
-/// `limit`. Called at interpreter exit.
+/// Waits (the caller has released the GIL) until no bridge task of this process
+/// is alive, at most `limit`. Called at interpreter exit.
 pub(crate) fn wait_idle(limit: Duration) {
+    let pid = std::process::id();
     let deadline = Instant::now() + limit;
-    let mut n = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    while *n > 0 {
+    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    while live.0 == pid && live.1 > 0 {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
-        n = match LIVE_DONE.wait_timeout(n, deadline - now) {
+        live = match LIVE_DONE.wait_timeout(live, deadline - now) {
             Ok((g, _)) => g,
             Err(p) => p.into_inner().0,
         };

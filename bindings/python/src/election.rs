@@ -220,7 +220,8 @@ impl Election {
 }
 
 /// Every subscription alive, so that interpreter exit can stop them all first.
-static LIVE_SUBS: Mutex<Vec<std::sync::Weak<Mutex<Option<blocking::Subscription>>>>> = Mutex::new(Vec::new());
+/// Each with the process that made it: a forked child inherits the list.
+static LIVE_SUBS: Mutex<Vec<(u32, std::sync::Weak<Mutex<Option<blocking::Subscription>>>)>> = Mutex::new(Vec::new());
 
 /// Set once Python runs its `atexit` handlers: callbacks are no longer called.
 static EXITING: AtomicBool = AtomicBool::new(false);
@@ -232,10 +233,18 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 #[pyfunction]
 pub(crate) fn _at_exit(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);
-    let subs: Vec<blocking::Subscription> = {
-        let mut live = lock(&LIVE_SUBS);
-        live.drain(..).filter_map(|w| w.upgrade()).filter_map(|slot| lock(&slot).take()).collect()
-    };
+    let pid = std::process::id();
+    let mut subs: Vec<blocking::Subscription> = Vec::new();
+    for (owner, weak) in lock(&LIVE_SUBS).drain(..) {
+        let Some(sub) = weak.upgrade().and_then(|slot| lock(&slot).take()) else { continue };
+        if owner == pid {
+            subs.push(sub);
+        } else {
+            // Inherited through fork(): the parent's, and its event thread is not
+            // here to be waited for. Leak it, as every inherited handle is.
+            std::mem::forget(sub);
+        }
+    }
     py.detach(move || {
         drop(subs);
         // Bounded: a task stuck elsewhere must not keep the process from exiting.
@@ -386,8 +395,8 @@ impl Election {
         lock(&self.subs).push(slot.clone());
         {
             let mut live = lock(&LIVE_SUBS);
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&slot));
+            live.retain(|(_, w)| w.strong_count() > 0);
+            live.push((std::process::id(), Arc::downgrade(&slot)));
         }
         Ok(Subscription { slot: Owned::new(slot, self.guard) })
     }

@@ -194,3 +194,43 @@ def test_a_forked_child_dropping_inherited_handles_leaves_the_parent_leading(bac
         rival = c.election(name)
         with pytest.raises(ballot.TimeoutError):
             rival.campaign(b"rival", timeout=1)
+
+
+FORK_EXIT_CHILD = textwrap.dedent(
+    """
+    import os, sys, threading, time, ballot
+    c = ballot.connect(sys.argv[1], ttl=float(sys.argv[2]))
+    e = c.election(sys.argv[3])
+    busy = threading.Event()
+    def cb(ev):
+        busy.set()
+        time.sleep(0.5)  # a callback is running in the parent at fork time
+    e.on_event(cb)
+    e.campaign(b"parent")
+    busy.wait(10)
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a normal interpreter exit: atexit handlers and finalizers run
+    _, status = os.waitpid(pid, 0)
+    took = time.monotonic() - t0
+    leader = e.leader()
+    print(f"child={os.waitstatus_to_exitcode(status)} took={took:.2f} state={e.state} "
+          f"leader={leader.value.decode() if leader else None}", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_exits_normally_without_touching_the_parent(backend: str, name: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", FORK_EXIT_CHILD, backend, str(ttl_for(backend)), name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    fields = dict(kv.split("=", 1) for kv in r.stdout.split())
+    assert fields["child"] == "0", r.stdout
+    assert float(fields["took"]) < 2.0, f"the child's exit waited on the parent's threads: {r.stdout}"
+    assert fields["state"] == "leader" and fields["leader"] == "parent", r.stdout
