@@ -170,6 +170,7 @@ impl Event {
 }
 
 type SubSlot = Arc<Mutex<Option<blocking::Subscription>>>;
+type WeakSlot = std::sync::Weak<Mutex<Option<blocking::Subscription>>>;
 
 /// A handle on one election. Thread-safe; methods that wait release the GIL.
 #[pyclass(module = "ballot", frozen)]
@@ -221,7 +222,7 @@ impl Election {
 
 /// Every subscription alive, so that interpreter exit can stop them all first.
 /// Each with the process that made it: a forked child inherits the list.
-static LIVE_SUBS: Mutex<Vec<(u32, std::sync::Weak<Mutex<Option<blocking::Subscription>>>)>> = Mutex::new(Vec::new());
+static LIVE_SUBS: Mutex<Vec<(u32, WeakSlot)>> = Mutex::new(Vec::new());
 
 /// Set once Python runs its `atexit` handlers: callbacks are no longer called.
 static EXITING: AtomicBool = AtomicBool::new(false);
