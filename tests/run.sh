@@ -104,6 +104,9 @@ echo "node $(node --version), npm $(npm --version)"
     node --test test/
 )
 
+step "python: build the package and run pytest + mypy --strict"
+bash bindings/python/test.sh
+
 step "docs"
 # The CLI is a binary whose doc comments are its --help text, not API docs.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --exclude ballot-cli --no-deps --locked --quiet

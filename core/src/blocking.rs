@@ -128,6 +128,13 @@ impl Client {
         Ok(Client { inner, dispatcher: Arc::new(Dispatcher::default()) })
     }
 
+    /// Wraps an async client (for example one connected with `.await` from an
+    /// async caller). Both share the session; the blocking side gets its own event
+    /// thread on first `on_event`.
+    pub fn from_async(client: crate::Client) -> Client {
+        Client { inner: client, dispatcher: Arc::new(Dispatcher::default()) }
+    }
+
     /// A handle on election `name`; see [`crate::Client::election`].
     pub fn election(&self, name: &str) -> Result<Election> {
         Ok(Election { inner: self.inner.election(name)?, dispatcher: self.dispatcher.clone() })

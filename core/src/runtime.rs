@@ -6,14 +6,18 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
 
-static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+/// The runtime and the process it was built in. A forked child inherits the
+/// memory of the parent's runtime but none of its threads, so it must not use it:
+/// the first use in a child builds a new one (the old one is leaked, since dropping
+/// it would try to join threads that do not exist in the child).
+static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
 thread_local! {
     static ON_LIBRARY_RUNTIME: Cell<bool> = const { Cell::new(false) };
@@ -23,21 +27,25 @@ thread_local! {
 /// every blocking file-system call goes to the blocking pool.
 const WORKERS: usize = 2;
 
-/// The runtime's handle, building the runtime on first use.
+/// The runtime's handle, building the runtime on first use in this process.
 pub(crate) fn handle() -> Result<Handle> {
-    let rt = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKERS)
-            .thread_name("ballot-rt")
-            .enable_all()
-            .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match rt {
-        Ok(rt) => Ok(rt.handle().clone()),
-        Err(e) => Err(Error::new(ErrorKind::Internal, format!("could not start the ballot runtime: {e}"))),
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, rt)) = *slot {
+        if owner == pid {
+            return Ok(rt.handle().clone());
+        }
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .thread_name("ballot-rt")
+        .enable_all()
+        .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("could not start the ballot runtime: {e}")))?;
+    let rt: &'static Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt.handle().clone())
 }
 
 /// Whether the current thread belongs to the library runtime.

@@ -1,0 +1,77 @@
+"""ballot: leader election over etcd, ZooKeeper, Consul and a local backend.
+
+>>> import ballot
+>>> client = ballot.connect()                      # the local backend
+>>> e = client.election("svc")
+>>> with e.leadership(b"node-1") as lead:          # campaign; resign on exit
+...     print("leading with term", lead.term)
+
+Blocking calls release the GIL, and Ctrl-C during ``campaign`` withdraws the
+candidate. Callbacks given to ``on_event`` run on a library thread with the GIL
+taken. The asyncio counterparts end in ``_async``.
+
+Fork: create clients after ``fork()``, in the process that uses them. A client
+made before a fork raises ``ClosedError`` when used in the child.
+"""
+
+from ballot._errors import (
+    AuthError,
+    BackendError,
+    BallotError,
+    CancelledError,
+    ClosedError,
+    ConnectionError,
+    EndedError,
+    InternalError,
+    InvalidArgumentError,
+    NoLeaderError,
+    NotLeaderError,
+    SessionLostError,
+    TimeoutError,
+)
+from ballot._native import (
+    AsyncLeadershipContext,
+    AsyncObserver,
+    Client,
+    Election,
+    Event,
+    Leader,
+    Leadership,
+    LeadershipContext,
+    Observer,
+    Subscription,
+    __version__,
+    connect,
+    connect_async,
+    default_backend_url,
+)
+
+__all__ = [
+    "AsyncLeadershipContext",
+    "AsyncObserver",
+    "AuthError",
+    "BackendError",
+    "BallotError",
+    "CancelledError",
+    "Client",
+    "ClosedError",
+    "ConnectionError",
+    "Election",
+    "EndedError",
+    "Event",
+    "InternalError",
+    "InvalidArgumentError",
+    "Leader",
+    "Leadership",
+    "LeadershipContext",
+    "NoLeaderError",
+    "NotLeaderError",
+    "Observer",
+    "SessionLostError",
+    "Subscription",
+    "TimeoutError",
+    "__version__",
+    "connect",
+    "connect_async",
+    "default_backend_url",
+]

@@ -1,0 +1,162 @@
+"""The asyncio API: several candidates in one event loop, async observe, timeouts
+and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from typing import Optional
+
+import pytest
+
+import ballot
+from helpers import ttl_for
+
+
+async def aconnect(url: str) -> ballot.Client:
+    return await ballot.connect_async(url, ttl=ttl_for(url), connect_timeout=10)
+
+
+@pytest.mark.asyncio
+async def test_several_candidates_in_one_loop(backend: str, name: str) -> None:
+    client = await aconnect(backend)
+    try:
+        elections = [client.election(name) for _ in range(3)]
+        watcher = client.election(name)
+        seen: list[Optional[ballot.Leader]] = []
+
+        async def watch() -> None:
+            async for leader in watcher.observe_async():
+                seen.append(leader)
+
+        watch_task = asyncio.ensure_future(watch())
+        order: list[tuple[int, int]] = []
+        loop_ran = 0
+
+        async def candidate(i: int) -> None:
+            e = elections[i]
+            lead = await e.campaign_async(f"cand-{i}", timeout=60)
+            order.append((i, lead.term))
+            assert e.state == "leader"
+            got = await e.leader_async()
+            assert got is not None and got.value == f"cand-{i}".encode()
+            await asyncio.sleep(0.1)
+            await e.resign_async()
+
+        async def ticker() -> None:
+            nonlocal loop_ran
+            while len(order) < 3:
+                loop_ran += 1
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(asyncio.gather(*(candidate(i) for i in range(3)), ticker()), 60)
+        assert sorted(i for i, _ in order) == [0, 1, 2], "each candidate leads once"
+        terms = [t for _, t in order]
+        assert terms == sorted(terms) and len(set(terms)) == 3, order
+        assert loop_ran > 5, "the event loop was blocked while candidates waited"
+        for _ in range(100):
+            if any(x is not None and x.term == terms[-1] for x in seen):
+                break
+            await asyncio.sleep(0.05)
+        observed = [x.term for x in seen if x is not None]
+        assert observed == sorted(observed) and observed[-1] == terms[-1], seen
+        await watcher.end_async()
+        await asyncio.wait_for(watch_task, 10)  # the async iterator stops at end()
+    finally:
+        await client.close_async()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_campaign_async_withdraws(backend: str, name: str) -> None:
+    client = await aconnect(backend)
+    try:
+        holder, waiter = client.election(name), client.election(name)
+        await holder.campaign_async(b"holder")
+        task = asyncio.ensure_future(waiter.campaign_async(b"waiter"))
+        for _ in range(200):
+            if waiter.state == "campaigning":
+                break
+            await asyncio.sleep(0.01)
+        assert waiter.state == "campaigning"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):
+            if waiter.state == "idle":
+                break
+            await asyncio.sleep(0.01)
+        assert waiter.state == "idle"
+        await holder.resign_async()
+        await asyncio.sleep(0.5)
+        assert await holder.leader_async() is None, "the cancelled candidate left an entry"
+    finally:
+        await client.close_async()
+
+
+@pytest.mark.asyncio
+async def test_async_errors(backend: str, name: str) -> None:
+    client = await aconnect(backend)
+    try:
+        holder, other = client.election(name), client.election(name)
+        await holder.campaign_async(b"holder")
+        with pytest.raises(ballot.TimeoutError):
+            await other.campaign_async(b"other", timeout=0.3)
+        with pytest.raises(ballot.NotLeaderError):
+            await other.proclaim_async(b"x")
+        with pytest.raises(ballot.InvalidArgumentError):
+            await other.campaign_async(b"")
+        with pytest.raises(ballot.InvalidArgumentError):
+            other.campaign_async(3.5)  # type: ignore[arg-type]
+        await holder.proclaim_async("v2")
+        got = await other.leader_async()
+        assert got is not None and got.value == b"v2"
+    finally:
+        await client.close_async()
+    with pytest.raises(ballot.InvalidArgumentError):
+        await ballot.connect_async("bogus://x")
+
+
+@pytest.mark.asyncio
+async def test_leadership_async_context_manager(backend: str, name: str) -> None:
+    client = await aconnect(backend)
+    try:
+        e = client.election(name)
+        async with e.leadership_async("me", timeout=30) as lead:
+            assert e.state == "leader" and lead.value == b"me"
+        assert e.state == "idle"
+        with pytest.raises(RuntimeError, match="inside"):
+            async with e.leadership_async(b"me"):
+                raise RuntimeError("inside")
+        assert e.state == "idle" and await e.leader_async() is None
+    finally:
+        await client.close_async()
+
+
+EXIT_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, ballot
+    async def main():
+        c = await ballot.connect_async(sys.argv[1], ttl=float(sys.argv[2]))
+        e = c.election(sys.argv[3])
+        await e.campaign_async(b"x")
+        await e.resign_async()
+        await c.close_async()
+    asyncio.run(main())
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_interpreter_exits_cleanly_after_asyncio(backend: str, name: str) -> None:
+    # The last result reaches the loop while the bridge thread is still inside the
+    # call that delivered it; exit must not tear the interpreter down under it.
+    for i in range(8):
+        r = subprocess.run(
+            [sys.executable, "-c", EXIT_CHILD, backend, str(ttl_for(backend)), f"{name}-{i}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0 and r.stdout.strip() == "exiting", (r.returncode, r.stdout, r.stderr)

@@ -1,0 +1,236 @@
+"""Processes: a killed leader process is replaced (multiprocessing, spawn), Ctrl-C
+during campaign withdraws the candidate, and a client does not cross fork()."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import ballot
+from helpers import campaign_and_report, connect, eventually, lead_until_killed, ttl_for
+
+
+def test_killed_leader_process_is_replaced(backend: str, name: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    elected_a, elected_b = ctx.Event(), ctx.Event()
+    term_b = ctx.Value("q", 0)
+    a = ctx.Process(target=lead_until_killed, args=(backend, name, "proc-a", elected_a), daemon=True)
+    b = ctx.Process(target=campaign_and_report, args=(backend, name, "proc-b", elected_b, term_b), daemon=True)
+    a.start()
+    try:
+        assert elected_a.wait(60), "process a was not elected"
+        with connect(backend) as c:
+            first = c.election(name).leader()
+            assert first is not None and first.value == b"proc-a"
+            b.start()
+            time.sleep(0.5)
+            assert not elected_b.is_set(), "b must wait while a leads"
+            assert a.pid is not None
+            os.kill(a.pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            # A killed leader's session ends by the backend's expiry: the TTL bounds it.
+            assert elected_b.wait(ttl_for(backend) + 15), "process b did not take over"
+            took = time.monotonic() - t0
+            assert term_b.value > first.term
+            print(f"takeover after SIGKILL: {took * 1000:.0f} ms on {backend.split(':')[0]}")
+            b.join(30)
+            assert b.exitcode == 0
+    finally:
+        for p in (a, b):
+            if p.is_alive():
+                p.kill()
+            if p.pid is not None:
+                p.join(10)
+
+
+CTRL_C_CHILD = textwrap.dedent(
+    """
+    import sys, ballot
+    url, name, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    e = ballot.connect(url, ttl=ttl).election(name)
+    print("campaigning", flush=True)
+    try:
+        e.campaign(b"interrupted", timeout=120)
+        print("elected?!", flush=True)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt state=" + e.state, flush=True)
+    """
+)
+
+
+def test_ctrl_c_during_campaign_withdraws(backend: str, name: str) -> None:
+    with connect(backend) as c:
+        leader = c.election(name)
+        leader.campaign(b"holder")
+        child = subprocess.Popen(
+            [sys.executable, "-c", CTRL_C_CHILD, backend, name, str(ttl_for(backend))],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "campaigning"
+            time.sleep(1.0)  # let it join the queue
+            child.send_signal(signal.SIGINT)
+            out, _ = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+        assert out.strip() == "KeyboardInterrupt state=idle", out
+        assert child.returncode == 0
+        # The interrupted candidate is gone: when the holder resigns nobody leads.
+        leader.resign()
+        time.sleep(0.5)
+        assert leader.leader() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_fork_child_refuses_the_parents_client(backend: str, name: str) -> None:
+    with connect(backend) as c:
+        e = c.election(name)
+        e.campaign(b"parent")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: report through the pipe, never return into pytest
+            code = 1
+            try:
+                os.close(r)
+                msg = "no error"
+                try:
+                    e.leader()
+                except ballot.ClosedError as exc:
+                    msg = "ClosedError: " + str(exc)
+                # Clients made after fork work in the child.
+                own = ballot.connect(backend, ttl=ttl_for(backend)).election(name + "-child")
+                lead = own.campaign(b"child", timeout=30)
+                own.resign()
+                os.write(w, f"{msg}\nterm={lead.term}\n".encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung")
+            time.sleep(0.05)
+        with os.fdopen(r) as f:
+            report = f.read()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report
+        assert "ClosedError:" in report and "create clients after fork" in report, report
+        assert "term=" in report
+        # The parent's client is untouched.
+        now = eventually(lambda: e.leader(), 5, "the parent's leadership")
+        assert now.value == b"parent"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_asyncio_in_a_forked_child(backend: str, name: str) -> None:
+    async def lead(value: bytes) -> int:
+        client = await ballot.connect_async(backend, ttl=ttl_for(backend))
+        try:
+            e = client.election(name)
+            lead = await e.campaign_async(value, timeout=30)
+            await e.resign_async()
+            return lead.term
+        finally:
+            await client.close_async()
+
+    first = asyncio.run(lead(b"parent"))  # the parent's runtimes exist before the fork
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if asyncio.run(lead(b"child")) > first else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("asyncio in the forked child hung")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_dropping_inherited_handles_leaves_the_parent_leading(backend: str, name: str) -> None:
+    with connect(backend) as c:
+        e = c.election(name)
+        e.campaign(b"parent")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                # What a child's interpreter exit does to objects it inherited.
+                del e
+                gc.collect()
+                time.sleep(0.5)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.5)
+        assert e.state == "leader"
+        now = e.leader()
+        assert now is not None and now.value == b"parent"
+        rival = c.election(name)
+        with pytest.raises(ballot.TimeoutError):
+            rival.campaign(b"rival", timeout=1)
+
+
+FORK_EXIT_CHILD = textwrap.dedent(
+    """
+    import os, sys, threading, time, ballot
+    c = ballot.connect(sys.argv[1], ttl=float(sys.argv[2]))
+    e = c.election(sys.argv[3])
+    busy = threading.Event()
+    def cb(ev):
+        busy.set()
+        time.sleep(0.5)  # a callback is running in the parent at fork time
+    e.on_event(cb)
+    e.campaign(b"parent")
+    busy.wait(10)
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a normal interpreter exit: atexit handlers and finalizers run
+    _, status = os.waitpid(pid, 0)
+    took = time.monotonic() - t0
+    leader = e.leader()
+    print(f"child={os.waitstatus_to_exitcode(status)} took={took:.2f} state={e.state} "
+          f"leader={leader.value.decode() if leader else None}", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_exits_normally_without_touching_the_parent(backend: str, name: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", FORK_EXIT_CHILD, backend, str(ttl_for(backend)), name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    fields = dict(kv.split("=", 1) for kv in r.stdout.split())
+    assert fields["child"] == "0", r.stdout
+    assert float(fields["took"]) < 2.0, f"the child's exit waited on the parent's threads: {r.stdout}"
+    assert fields["state"] == "leader" and fields["leader"] == "parent", r.stdout
