@@ -184,7 +184,23 @@ impl Election {
     ) -> Result<Leadership> {
         let e = self.inner.clone();
         let v = value.to_vec();
-        wait(async move { e.campaign(v).await }, timeout, cancel)
+        let r = wait(async move { e.campaign(v).await }, timeout, cancel);
+        if let Err(err) = &r {
+            if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Cancelled) {
+                // The withdrawal runs in the background; finish it before returning, so
+                // a caller that exits right after (Ctrl-C in Python) leaves no entry.
+                let s = self.inner.shared().clone();
+                let _ = wait(
+                    async move {
+                        s.settle(Duration::from_secs(5)).await;
+                        Ok(())
+                    },
+                    None,
+                    None,
+                );
+            }
+        }
+        r
     }
 
     /// See [`crate::Election::proclaim`].

@@ -239,6 +239,8 @@ pub(crate) struct Shared {
     view_tx: watch::Sender<View>,
     events: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
     monitor: tokio::sync::Mutex<Option<AbortHandle>>,
+    /// Background withdrawals in flight, and a wake-up when one finishes.
+    withdrawing: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
 }
 
 struct Inner {
@@ -266,6 +268,7 @@ impl Election {
             view_tx: watch::channel(View::default()).0,
             events: Mutex::new(Vec::new()),
             monitor: tokio::sync::Mutex::new(None),
+            withdrawing: Arc::default(),
         });
         Election { handle: Arc::new(Handle { shared }) }
     }
@@ -607,11 +610,33 @@ impl Shared {
         }
     }
 
-    fn withdraw_later(entry: Option<Arc<dyn Entry>>) {
+    /// Withdraws `entry` in the background (from places that cannot await);
+    /// [`settle`](Self::settle) waits for these.
+    fn withdraw_later(&self, entry: Option<Arc<dyn Entry>>) {
         if let Some(e) = entry {
+            let pending = self.withdrawing.clone();
+            pending.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             runtime::spawn_detached(async move {
                 let _ = e.withdraw().await;
+                pending.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                pending.1.notify_waiters();
             });
+        }
+    }
+
+    /// Waits (at most `limit`) until background withdrawals of this handle are done,
+    /// so that a caller that gives up on a campaign and then exits leaves nothing
+    /// behind for the session's expiry to clean up.
+    pub(crate) async fn settle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.withdrawing.1.notified();
+            if self.withdrawing.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -717,7 +742,7 @@ impl Shared {
                 let mut inner = lock(&self.inner);
                 if inner.info.op != op {
                     drop(inner);
-                    Self::withdraw_later(Some(entry));
+                    self.withdraw_later(Some(entry));
                     return Err(self.op_error());
                 }
                 inner.entry = Some(entry.clone());
@@ -733,6 +758,11 @@ impl Shared {
                 // An end() or resign() withdraws the entry, which fails the wait;
                 // report why the op ended, not the withdrawal.
                 WaitOutcome::Won(Err(_)) if self.info().op != op => return Err(self.op_error()),
+                // The backend saw the end() before this handle's watch did.
+                WaitOutcome::Won(Err(e)) if e.kind() == ErrorKind::Ended => {
+                    self.end_locally();
+                    return Err(e);
+                }
                 WaitOutcome::Won(Err(e)) => {
                     self.take_entry_if(op, &entry);
                     let _ = entry.withdraw().await;
@@ -740,7 +770,7 @@ impl Shared {
                 }
                 WaitOutcome::SessionGone => {
                     self.take_entry_if(op, &entry);
-                    Self::withdraw_later(Some(entry));
+                    self.withdraw_later(Some(entry));
                     if !self.client.options.auto_requeue {
                         return Err(Error::new(
                             ErrorKind::SessionLost,
@@ -764,7 +794,7 @@ impl Shared {
         let mut inner = lock(&self.inner);
         if inner.info.op != op {
             drop(inner);
-            Self::withdraw_later(Some(entry));
+            self.withdraw_later(Some(entry));
             return Err(self.op_error());
         }
         inner.entry = Some(entry.clone());
@@ -841,7 +871,7 @@ impl Shared {
                 return;
             }
             let entry = inner.entry.take();
-            Self::withdraw_later(entry);
+            self.withdraw_later(entry);
             inner.task = None; // this is the running task; it returns right after
             self.set_state(&mut inner, State::Idle, None, true);
             let requeue = if self.client.options.auto_requeue {
@@ -863,7 +893,7 @@ impl Shared {
                         let mut inner = lock(&s.inner);
                         if inner.info.op == op2 {
                             let entry = inner.entry.take();
-                            Self::withdraw_later(entry);
+                            s.withdraw_later(entry);
                             s.set_state(&mut inner, State::Idle, None, true);
                             drop(inner);
                             s.emit(Event::Error(e));
@@ -959,7 +989,7 @@ impl Shared {
             self.set_state(&mut inner, State::Ended, None, true);
             entry
         };
-        Self::withdraw_later(entry);
+        self.withdraw_later(entry);
         if let Ok(mut m) = self.monitor.try_lock() {
             if let Some(t) = m.take() {
                 t.abort();
@@ -1049,7 +1079,7 @@ impl Drop for CampaignGuard {
         if resigned {
             self.shared.emit(Event::Resigned);
         }
-        Shared::withdraw_later(entry);
+        self.shared.withdraw_later(entry);
     }
 }
 

@@ -100,6 +100,14 @@ def test_events_in_order_on_a_library_thread(backend: str, name: str) -> None:
         rec = Recorder()
         sub = e.on_event(rec)
         lead = e.campaign(b"me")
+        # A watch may coalesce a leader that comes and goes quickly: resign only once
+        # the leader_changed event has named this candidate.
+        eventually(
+            lambda: any(ev.kind == "leader_changed" and ev.leader is not None and ev.leader.term == lead.term
+                        for ev in rec.events),
+            10,
+            "the leader_changed event naming this candidate",
+        )
         e.resign()
         eventually(lambda: "resigned" in rec.kinds(), 10, "the resigned event")
         kinds = rec.kinds()

@@ -109,6 +109,18 @@ fn sorted_latches(children: Vec<String>) -> Vec<(i64, String)> {
     v
 }
 
+/// The epoch of the election at `dir` (0 before any `end()`).
+async fn read_epoch(client: &zk::Client, dir: &str) -> Result<u64> {
+    loop {
+        match client.get_data(&format!("{dir}/{EPOCH_MARKER}")).await {
+            Ok((data, _)) => return parse_epoch(&data),
+            Err(zk::Error::NoNode) => return Ok(0),
+            Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
+            Err(e) => return Err(zk_err(format_args!("reading {dir}/{EPOCH_MARKER}"), e)),
+        }
+    }
+}
+
 fn parse_epoch(data: &[u8]) -> Result<u64> {
     std::str::from_utf8(data).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
         Error::new(ErrorKind::Backend, format!("zookeeper: {EPOCH_MARKER} does not hold a decimal epoch"))
@@ -455,6 +467,8 @@ impl Backend for ZkBackend {
         let protected = prefix[dir.len() + 1..prefix.len() - LATCH.len()].to_string();
         // Until the node is known, dropping this future must not leave it behind in a
         // session that lives on: the guard deletes it by its protected name.
+        // Read before the node exists: an end() after this read ends this candidate.
+        let epoch = read_epoch(&client, &dir).await?;
         let mut guard = CreateGuard { client: Some(client.clone()), dir: dir.clone(), protected: protected.clone() };
         let mut attempts = 0;
         let seq = loop {
@@ -503,6 +517,7 @@ impl Backend for ZkBackend {
             path: format!("{dir}/{name}"),
             dir,
             name,
+            epoch,
             withdrawn: AtomicBool::new(false),
         }))
     }
@@ -626,6 +641,8 @@ struct ZkEntry {
     /// The node's name within `dir`.
     name: String,
     path: String,
+    /// The election's epoch when the node was made.
+    epoch: u64,
     withdrawn: AtomicBool,
 }
 
@@ -665,7 +682,13 @@ impl Entry for ZkEntry {
                 // Lowest: claim only if the node is still ours (CURATOR-696).
                 match client.get_data(&self.path).await {
                     Ok((data, stat)) if stat.ephemeral_owner == self.conn.session_id => {
-                        return Ok(Leader::new(data, stat.czxid as u64, self.path.clone()))
+                        // The predecessor may have stepped down because of an end(): a
+                        // candidate of the ended round must not win. The session saw the
+                        // deletion, so this read sees the epoch written before it.
+                        if read_epoch(&client, &self.dir).await? > self.epoch {
+                            return Err(Error::new(ErrorKind::Ended, "the election was ended by end()"));
+                        }
+                        return Ok(Leader::new(data, stat.czxid as u64, self.path.clone()));
                     }
                     Ok(_) | Err(zk::Error::NoNode) => return Err(self.gone()),
                     Err(e) if transient(&e) => {
