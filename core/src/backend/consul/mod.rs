@@ -458,8 +458,15 @@ impl Backend for ConsulBackend {
                 None => self.next_session(0).await?,
             };
             let key = format!("{prefix}/.candidates/{}.{n}", sess.id);
+            // If this future is dropped while the request is in flight (a campaign
+            // cancelled, or a requeue aborted by end()), the key may exist with nobody
+            // to withdraw it, and it would hold up every later candidate of this session.
+            let mut guard = OrphanGuard { inner: Some(inner.clone()), key: key.clone() };
             match inner.api.kv_acquire(&key, &sess.id, 0, b"").await {
-                Ok(true) => break (sess, key),
+                Ok(true) => {
+                    guard.inner = None;
+                    break (sess, key);
+                }
                 Ok(false) => {
                     return Err(Error::new(ErrorKind::Backend, "Consul refused to register the candidate key"));
                 }
@@ -578,6 +585,23 @@ impl WatchState {
             if !first && started.elapsed() < MIN_GAP {
                 tokio::time::sleep(MIN_GAP).await;
             }
+        }
+    }
+}
+
+/// Deletes a candidate key whose registration was abandoned midway.
+struct OrphanGuard {
+    inner: Option<Arc<Inner>>,
+    key: String,
+}
+
+impl Drop for OrphanGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let key = std::mem::take(&mut self.key);
+            crate::runtime::spawn_detached(async move {
+                let _ = inner.api.kv_delete(&key, None).await;
+            });
         }
     }
 }
