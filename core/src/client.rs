@@ -292,7 +292,9 @@ impl Client {
             l.iter().filter_map(Weak::upgrade).collect()
         };
         let backend = self.inner.backend.clone();
-        runtime::run(async move {
+        // To completion even if the caller stops waiting: `closed` is already set, so
+        // a second close() would not redo this work.
+        runtime::run_to_completion(async move {
             // Every handle is marked closed before any entry is withdrawn: otherwise a
             // waiting handle of this client could win in the gap after another one
             // resigned, and only be withdrawn in the background after close returned.

@@ -350,9 +350,14 @@ impl Election {
     /// `NotLeader` when neither leading nor campaigning; `Ended`, `Closed`; a
     /// backend error if the record could not be removed (the session's expiry
     /// removes it later).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops only the waiting: the resignation completes in the
+    /// background, so the record never outlives the handle's wish to lead.
     pub async fn resign(&self) -> Result<()> {
         let s = self.handle.shared.clone();
-        runtime::run(async move { s.resign().await }).await
+        runtime::run_to_completion(async move { s.resign().await }).await
     }
 
     /// Reads the current leader from the backend.
@@ -364,7 +369,7 @@ impl Election {
         let s = self.handle.shared.clone();
         runtime::run(async move {
             s.check_usable()?;
-            s.backend().leader(&s.name).await
+            s.bounded("reading the leader", s.backend().leader(&s.name)).await
         })
         .await
     }
@@ -384,7 +389,7 @@ impl Election {
                 State::Ended => return Ok(()),
                 _ => {}
             }
-            s.backend().end(&s.name).await?;
+            s.bounded("ending the election", s.backend().end(&s.name)).await?;
             s.end_locally();
             Ok(())
         })
@@ -425,7 +430,7 @@ impl Election {
     /// every later operation fail with `Closed`. Idempotent.
     pub async fn close(&self) {
         let s = self.handle.shared.clone();
-        let _ = runtime::run(async move {
+        let _ = runtime::run_to_completion(async move {
             s.close().await;
             Ok(())
         })
@@ -581,6 +586,19 @@ impl Shared {
     fn emit(&self, ev: Event) {
         let mut subs = lock(&self.events);
         subs.retain(|tx| tx.send(ev.clone()).is_ok());
+    }
+
+    /// Bounds a one-shot backend request (a backend may retry inside while its
+    /// servers are unreachable): the larger of the TTL and the connect timeout.
+    async fn bounded<T>(&self, what: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let o = &self.client.options;
+        let limit = o.ttl.max(o.connect_timeout);
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(Error::new(ErrorKind::Timeout, format!("{what}: no answer from the backend within {limit:?}")))
+            }
+        }
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -839,6 +857,14 @@ impl Shared {
                     }
                 }
                 (Health::Healthy, State::Suspended) => match entry.verify().await {
+                    // The check may have taken long: only a session that is still the
+                    // same and healthy now lets leadership come back.
+                    Ok(true)
+                        if tracker.status()
+                            != crate::session::SessionStatus { generation, health: Health::Healthy } =>
+                    {
+                        continue;
+                    }
                     Ok(true) => {
                         let mut inner = lock(&self.inner);
                         if inner.info.op == op && inner.info.state == State::Suspended {
@@ -1096,6 +1122,10 @@ async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>) {
             Ok(mut stream) => {
                 while let Some(item) = stream.next().await {
                     let Some(s) = shared.upgrade() else { return };
+                    // close_now/end_locally may not have reached this task to abort it.
+                    if matches!(s.info().state, State::Closed | State::Ended) {
+                        return;
+                    }
                     match item {
                         Ok(snap) => {
                             s.on_snapshot(snap);

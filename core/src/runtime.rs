@@ -94,6 +94,22 @@ where
     }
 }
 
+/// Runs `fut` on the library runtime to its end, even if the caller stops waiting.
+///
+/// For operations that must not stop halfway (resign, close): dropping the returned
+/// future only stops the waiting, never the work, so a cancelled `resign()` still
+/// removes the leader's record instead of leaving it to the session's expiry.
+pub(crate) async fn run_to_completion<F, T>(fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match spawn(fut)?.await {
+        Ok(r) => r,
+        Err(e) => Err(Error::new(ErrorKind::Internal, format!("a ballot task failed: {e}"))),
+    }
+}
+
 struct AbortOnDrop<T>(JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {

@@ -230,6 +230,12 @@ impl Api {
             "TTL": format!("{}ms", ttl.as_millis()),
             "LockDelay": format!("{}ms", lock_delay.as_millis()),
             "Behavior": "release",
+            // No health checks: by default Consul ties a session to the node's
+            // serfHealth check and invalidates it the moment that check fails, which
+            // could let another candidate win (after lock_delay) long before our own
+            // TTL-based deadline says so. Only the TTL may end the session.
+            "Checks": [],
+            "NodeChecks": [],
         });
         let body = serde_json::to_vec(&body).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let (status, _, body) =
