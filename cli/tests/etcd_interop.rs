@@ -1,6 +1,7 @@
 //! `ballot` and etcd's own `etcdctl elect` on one election, against the real etcd
 //! that `tests/run.sh` starts: they exclude each other, each shows the other's
 //! leader, and each takes over when the other leader goes away.
+#![cfg(feature = "etcd")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
