@@ -10,11 +10,12 @@
 //! Blocking calls must not be made from inside a ballot runtime task; they return
 //! an `Internal` error there instead of deadlocking.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -23,10 +24,6 @@ use tokio::sync::watch;
 use crate::election::{Event, Leader, Leadership, Observe, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{runtime, Options};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Cancels blocking calls from another thread. Cloning gives another handle on the
 /// same token. Once cancelled, it stays cancelled; make a new one for new calls.

@@ -11,9 +11,10 @@
 //! Any state --end() by anyone--> Ended (terminal)      Any state --close--> Closed (terminal)
 //! ```
 
+use crate::sync::lock;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -539,12 +540,6 @@ fn terminal_error(st: State) -> Result<()> {
         State::Closed => Err(Error::closed()),
         _ => Ok(()),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the data consistent, so a panic elsewhere
-    // (which poisons) does not make it unusable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What ended a wait for the win.

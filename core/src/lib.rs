@@ -47,6 +47,7 @@ mod election;
 mod error;
 mod runtime;
 mod session;
+mod sync;
 mod url;
 
 pub use client::{default_backend_url, Client, Credentials, Options, TlsOptions};

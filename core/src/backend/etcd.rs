@@ -67,10 +67,11 @@
 //! Auth tokens (`simple` tokens expire) are refreshed by the client on "invalid
 //! auth token" and the request is retried.
 
+use crate::sync::lock;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -93,10 +94,6 @@ const CLEANUP_FOR: Duration = Duration::from_secs(120);
 /// How long an entry removed by `end()` waits for the election watch to end its
 /// participant before reporting the removal itself.
 const END_GRACE: Duration = Duration::from_secs(3);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The lease the backend holds now, and the session generation it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,13 +18,14 @@
 //! A reader treats the leader named in `state` as current only while `leader.lock`
 //! is held, so the record of a crashed leader is never reported as leading.
 
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,10 +45,6 @@ const MAX_VALUE: usize = 1 << 20;
 const POLL_NOTIFIED: Duration = Duration::from_millis(250);
 /// How often a watcher re-reads when inotify is unavailable.
 const POLL_UNNOTIFIED: Duration = Duration::from_millis(20);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[derive(Debug)]
 pub(crate) struct LocalBackend {

@@ -39,8 +39,9 @@
 //!
 //! A missing chroot is created (persistent, with the ACL above) at connect.
 
+use crate::sync::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -64,10 +65,6 @@ pub(crate) const EPOCH_MARKER: &str = "~ballot-epoch";
 const LATCH: &str = "latch-";
 /// Pause before retrying after a transient error (connection loss).
 const RETRY: Duration = Duration::from_millis(100);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Maps a ZooKeeper error to ballot's kinds; `what` names the operation.
 fn zk_err(what: impl std::fmt::Display, e: zk::Error) -> Error {

@@ -52,6 +52,7 @@
 
 mod api;
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -98,10 +99,6 @@ fn attempts() -> MutexGuard<'static, HashMap<String, u64>> {
 #[doc(hidden)]
 pub fn acquire_attempts(election_key: &str) -> u64 {
     attempts().get(election_key).copied().unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One Consul session and the tracker generation it belongs to.
