@@ -240,8 +240,53 @@ pub(crate) struct Shared {
     view_tx: watch::Sender<View>,
     events: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
     monitor: tokio::sync::Mutex<Option<AbortHandle>>,
-    /// Background withdrawals in flight, and a wake-up when one finishes.
-    withdrawing: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
+    /// Background joins and withdrawals in flight.
+    withdrawing: Pending,
+}
+
+/// The pauses between attempts of an automatic requeue that failed on a
+/// transient error.
+const REQUEUE_PAUSE_MIN: Duration = Duration::from_millis(200);
+const REQUEUE_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// Whether an automatic requeue tries again after an error of this kind: the
+/// server or the session may come back; refused credentials, an ended election
+/// or a closed handle do not.
+fn requeue_retries(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::SessionLost | ErrorKind::Backend)
+}
+
+/// Background tasks of one handle in flight, and a wake-up when one finishes.
+type Pending = Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>;
+
+/// Runs `fut` as a detached task counted in `pending` (which `Shared::settle` waits on).
+fn in_background(pending: &Pending, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    let pending = pending.clone();
+    pending.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    runtime::spawn_detached(async move {
+        fut.await;
+        pending.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        pending.1.notify_waiters();
+    });
+}
+
+/// The receiving end of a [`Shared::join_detached`] task.
+struct Joining {
+    rx: oneshot::Receiver<Result<Arc<dyn Entry>>>,
+    pending: Pending,
+}
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        // An entry sent before the close is ours to withdraw; after it, the join
+        // task's send fails and the task withdraws the entry itself.
+        self.rx.close();
+        if let Ok(Ok(entry)) = self.rx.try_recv() {
+            in_background(&self.pending, async move {
+                let _ = entry.withdraw().await;
+            });
+        }
+    }
 }
 
 struct Inner {
@@ -627,14 +672,32 @@ impl Shared {
     /// [`settle`](Self::settle) waits for these.
     fn withdraw_later(&self, entry: Option<Arc<dyn Entry>>) {
         if let Some(e) = entry {
-            let pending = self.withdrawing.clone();
-            pending.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            runtime::spawn_detached(async move {
+            in_background(&self.withdrawing, async move {
                 let _ = e.withdraw().await;
-                pending.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                pending.1.notify_waiters();
             });
         }
+    }
+
+    /// Starts `backend.join` as its own task and returns the receiving end of its
+    /// outcome.
+    ///
+    /// A join is a request that may be applied by the server after the caller gave
+    /// up on it: dropping the request future would leave a candidate entry that a
+    /// clean-up sent in parallel can overtake (seen on Consul: the orphan key then
+    /// held up every later candidate of the election). Here the request always runs
+    /// to completion, and an entry that nobody received is withdrawn right after it.
+    /// The task counts as a background withdrawal, so [`settle`](Self::settle)
+    /// waits for it.
+    fn join_detached(&self, backend: &Arc<dyn Backend>, value: &[u8]) -> Joining {
+        let (tx, rx) = oneshot::channel();
+        let (backend, name, value) = (backend.clone(), self.name.clone(), value.to_vec());
+        in_background(&self.withdrawing, async move {
+            let joined = backend.join(&name, &value).await;
+            if let Err(Ok(unwanted)) = tx.send(joined) {
+                let _ = unwanted.withdraw().await;
+            }
+        });
+        Joining { rx, pending: self.withdrawing.clone() }
     }
 
     /// Waits (at most `limit`) until background withdrawals of this handle are done,
@@ -747,8 +810,9 @@ impl Shared {
                     _ = op_changed(&mut states, op) => return Err(self.op_error()),
                 }
             };
+            let mut joining = self.join_detached(&backend, value);
             let entry = tokio::select! {
-                r = backend.join(&self.name, value) => r?,
+                r = &mut joining.rx => r.unwrap_or_else(|_| Err(Error::new(ErrorKind::Internal, "the join task stopped")))?,
                 _ = op_changed(&mut states, op) => return Err(self.op_error()),
             };
             {
@@ -906,18 +970,32 @@ impl Shared {
         if let Some(op2) = requeue {
             let s = self.clone();
             let task = runtime::spawn(async move {
-                match s.acquire(op2, &value).await {
-                    Ok((entry, leader, generation)) => {
-                        let _ = s.won(op2, entry, leader, generation);
-                    }
-                    Err(e) => {
-                        let mut inner = lock(&s.inner);
-                        if inner.info.op == op2 {
-                            let entry = inner.entry.take();
-                            s.withdraw_later(entry);
-                            s.set_state(&mut inner, State::Idle, None, true);
-                            drop(inner);
+                let mut pause = REQUEUE_PAUSE_MIN;
+                loop {
+                    match s.acquire(op2, &value).await {
+                        Ok((entry, leader, generation)) => {
+                            let _ = s.won(op2, entry, leader, generation);
+                            return;
+                        }
+                        // Nobody waits on a requeue to hear its error: a server that
+                        // cannot be reached for a while (the cause of many losses)
+                        // must not drop the handle out of the election for good.
+                        // The error is reported and the campaign goes on.
+                        Err(e) if requeue_retries(e.kind()) && s.info().op == op2 => {
                             s.emit(Event::Error(e));
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(REQUEUE_PAUSE_MAX);
+                        }
+                        Err(e) => {
+                            let mut inner = lock(&s.inner);
+                            if inner.info.op == op2 {
+                                let entry = inner.entry.take();
+                                s.withdraw_later(entry);
+                                s.set_state(&mut inner, State::Idle, None, true);
+                                drop(inner);
+                                s.emit(Event::Error(e));
+                            }
+                            return;
                         }
                     }
                 }

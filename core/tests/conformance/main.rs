@@ -46,6 +46,7 @@ macro_rules! backend_tests {
             case!(end_reaches_every_participant);
             case!(cancelled_campaign_leaves_no_entry);
             case!(timeout_around_campaign_withdraws);
+            case!(campaign_given_up_at_any_moment_leaves_nothing);
             case!(events_arrive_in_order);
             case!(bad_input_gives_the_right_kind);
             case!(use_after_close_is_closed);

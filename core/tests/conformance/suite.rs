@@ -269,6 +269,28 @@ pub async fn cancelled_campaign_leaves_no_entry(url: &str) {
     assert_eq!(lead.value(), b"b2");
 }
 
+/// A campaign may be given up at any moment, also while its entry is being
+/// written. Whatever the server applies after that is withdrawn: it neither wins
+/// later nor holds up the candidates that come after it (a Consul candidate key
+/// registered after its clean-up had run once blocked the queue for good).
+pub async fn campaign_given_up_at_any_moment_leaves_nothing(url: &str) {
+    let n = name();
+    let (a, b, c) = (connect(url).await, connect(url).await, connect(url).await);
+    let (ea, eb) = (a.election(&n).unwrap(), b.election(&n).unwrap());
+    ea.campaign("a").await.unwrap();
+    for micros in (0..12_000).step_by(500) {
+        let r = tokio::time::timeout(Duration::from_micros(micros), eb.campaign("b")).await;
+        assert!(r.is_err(), "b cannot win while a leads");
+        assert_eq!(eb.state(), State::Idle);
+    }
+    ea.resign().await.unwrap();
+    tokio::time::sleep(SHORT).await;
+    assert_eq!(ea.leader().await.unwrap(), None, "a given-up candidate must not win later");
+    let ec = c.election(&n).unwrap();
+    let lead = live("a later candidate of another client wins", ec.campaign("c")).await.unwrap();
+    assert_eq!(lead.value(), b"c");
+}
+
 pub async fn timeout_around_campaign_withdraws(url: &str) {
     let n = name();
     let (a, b) = (connect(url).await, connect(url).await);
