@@ -104,6 +104,11 @@ impl Options {
 
     /// Whether a leader that lost its leadership (for example because its session
     /// expired) joins the election again with its last value (default true).
+    ///
+    /// Such a campaign keeps going through transient failures (`Connection`,
+    /// `Timeout`, `SessionLost`, `Backend`): each one is reported as an
+    /// `Event::Error` and retried after a pause that grows from 200 ms to 5 s. Any
+    /// other error ends it, reported the same way, and the handle is `Idle`.
     pub fn with_auto_requeue(mut self, on: bool) -> Self {
         self.auto_requeue = on;
         self
