@@ -244,6 +244,11 @@ pub(crate) struct Shared {
     withdrawing: Pending,
 }
 
+/// The pauses before a candidate joins again after its backend reported the
+/// session lost under it.
+const SESSION_RETRY_MIN: Duration = Duration::from_millis(20);
+const SESSION_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// The pauses between attempts of an automatic requeue that failed on a
 /// transient error.
 const REQUEUE_PAUSE_MIN: Duration = Duration::from_millis(200);
@@ -740,6 +745,9 @@ impl Shared {
                 task.abort();
                 Err(e)
             }
+            // close() or end() stops the watch task; say so rather than report
+            // an internal error.
+            Err(_) if matches!(self.info().state, State::Closed | State::Ended) => terminal_error(self.info().state),
             Err(_) => Err(Error::new(ErrorKind::Internal, "the election watch stopped before its first snapshot")),
         }
     }
@@ -796,6 +804,8 @@ impl Shared {
     async fn acquire(self: &Arc<Self>, op: u64, value: &[u8]) -> Result<(Arc<dyn Entry>, Leader, u64)> {
         let backend = self.backend().clone();
         let tracker = backend.session().clone();
+        let requeue = self.client.options.auto_requeue;
+        let mut pause = SESSION_RETRY_MIN;
         loop {
             let mut states = self.state_tx.subscribe();
             let mut sessions = tracker.subscribe();
@@ -811,9 +821,21 @@ impl Shared {
                 }
             };
             let mut joining = self.join_detached(&backend, value);
-            let entry = tokio::select! {
-                r = &mut joining.rx => r.unwrap_or_else(|_| Err(Error::new(ErrorKind::Internal, "the join task stopped")))?,
+            let joined = tokio::select! {
+                r = &mut joining.rx => r.unwrap_or_else(|_| Err(Error::new(ErrorKind::Internal, "the join task stopped"))),
                 _ = op_changed(&mut states, op) => return Err(self.op_error()),
+            };
+            let entry = match joined {
+                Ok(entry) => entry,
+                // The session went, or is being replaced, under the join (the
+                // tracker can read healthy a moment before the backend has the new
+                // session ready, and a server that lost its data has none of ours).
+                // With auto-requeue that is the same as losing it while waiting.
+                Err(e) if e.kind() == ErrorKind::SessionLost && requeue => {
+                    self.pause_before_rejoin(&mut pause, &mut states, op).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             {
                 let mut inner = lock(&self.inner);
@@ -840,6 +862,13 @@ impl Shared {
                     self.end_locally();
                     return Err(e);
                 }
+                // The backend found the entry or its session gone (for example,
+                // a server restarted without its data): join again.
+                WaitOutcome::Won(Err(e)) if e.kind() == ErrorKind::SessionLost && requeue => {
+                    self.take_entry_if(op, &entry);
+                    self.withdraw_later(Some(entry));
+                    self.pause_before_rejoin(&mut pause, &mut states, op).await?;
+                }
                 WaitOutcome::Won(Err(e)) => {
                     self.take_entry_if(op, &entry);
                     let _ = entry.withdraw().await;
@@ -857,6 +886,23 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Sleeps before joining again after a `SessionLost` from the backend, with a
+    /// pause that doubles up to a second, so that a session that keeps failing does
+    /// not become a busy loop. Fails when the op ends meanwhile.
+    async fn pause_before_rejoin(
+        &self,
+        pause: &mut Duration,
+        states: &mut watch::Receiver<StateInfo>,
+        op: u64,
+    ) -> Result<()> {
+        tokio::select! {
+            _ = tokio::time::sleep(*pause) => {}
+            _ = op_changed(states, op) => return Err(self.op_error()),
+        }
+        *pause = (*pause * 2).min(SESSION_RETRY_MAX);
+        Ok(())
     }
 
     fn take_entry_if(&self, op: u64, entry: &Arc<dyn Entry>) {

@@ -372,8 +372,13 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             let sent = Instant::now();
             match tokio::time::timeout(sh.op_timeout, grant(&sh.client, sh.ttl)).await {
                 Ok(Ok(id)) => {
-                    let generation = sh.session.new_session(sent);
-                    sh.lease.send_replace(LeaseState { id, generation });
+                    // The tracker's new generation and the lease are published
+                    // under the lease's write lock, so that a join that sees the
+                    // new generation healthy also reads the new lease.
+                    sh.lease.send_modify(|l| {
+                        let generation = sh.session.new_session(sent);
+                        *l = LeaseState { id, generation };
+                    });
                     backoff = Duration::from_millis(100);
                 }
                 _ => {
@@ -692,8 +697,9 @@ impl Backend for EtcdBackend {
 
     async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
         let sh = &self.shared;
-        let lease = *sh.lease.borrow();
+        // The status first: a new generation is published together with its lease.
         let st = sh.session.status();
+        let lease = *sh.lease.borrow();
         if st.generation != lease.generation || st.health == Health::Lost {
             return Err(Error::new(ErrorKind::SessionLost, "the etcd lease is being replaced"));
         }

@@ -379,7 +379,14 @@ pub async fn use_after_close_is_closed(url: &str) {
     let n = name();
     let e = c.election(&n).unwrap();
     e.campaign("x").await.unwrap();
+    // A campaign of a new handle, still starting its watch when the client closes.
+    let starting = tokio::spawn({
+        let e2 = c.election(&n).unwrap();
+        async move { e2.campaign("w").await }
+    });
+    tokio::task::yield_now().await;
     c.close().await.unwrap();
+    assert_eq!(live("the starting campaign", starting).await.unwrap().unwrap_err().kind(), ErrorKind::Closed);
     assert_eq!(e.state(), State::Closed);
     assert_eq!(c.election(&n).unwrap_err().kind(), ErrorKind::Closed);
     assert_eq!(e.campaign("y").await.unwrap_err().kind(), ErrorKind::Closed);
