@@ -79,6 +79,10 @@ BACKENDS = {
     "consul": {
         "kind": "consul", "env": "BALLOT_TEST_CONSUL", "scheme": "consul", "ttl_ms": 10000,
         "query": "?lock_delay=0s",
+        # `consul agent -dev` keeps its state in memory: a restart wipes every key,
+        # session and index, so terms start again from small numbers. DESIGN.md
+        # promises increasing terms only across restarts with persisted data.
+        "wipes": True,
         "faults": {"kill": 2, "term": 2, "pause": 1, "blackhole": 1, "reset": 2, "expire": 2, "restart": 2,
                    "crash": 1},
         "skipped": {},
@@ -234,6 +238,11 @@ class Store:
             pass
         finally:
             w.close()
+
+    def reset(self, why: str) -> None:
+        """Forgets the highest term: the backend's data was wiped (a new epoch)."""
+        self.max_term = 0
+        self.f.write(json.dumps({"t": now_ns(), "reset": why}) + "\n")
 
     def close(self) -> None:
         if self.server is not None:
@@ -476,7 +485,12 @@ class Run:
                 took = await self.harness("restart-member", self.cfg["kind"], str(i))
             heal = self.ev("heal", n=n)["t"]
             rec.update(t0=t0, heal=heal, member=i)
+            if self.cfg.get("wipes"):
+                rec["wipe"] = True
+                self.store.reset(f"fault {n}: {kind} wiped the server's data")
             desc = f" member {i} (restart took {took:.1f}s)"
+            if self.cfg.get("wipes"):
+                desc += "; data wiped: terms and the fence start again"
         else:
             raise RuntimeError(f"fault {kind} on {self.b}: no target")
         rec["anchor"] = rec["heal"] if kind in ("restart", "crash") or (kind == "pause" and self.b == "local") \
@@ -721,6 +735,8 @@ def check(out: str) -> dict:
     eff.sort(key=lambda x: x[2])
     # Rule 1: no two processes believe they lead at overlapping times.
     max_overlap = 0
+    expire_overlaps: list[float] = []
+    exempt = (meta["ttl_ms"] + 1000) * 1_000_000
     for i, (p1, t1, s1, e1) in enumerate(eff):
         for p2, t2, s2, e2 in eff[i + 1:]:
             if s2 >= e1:
@@ -728,6 +744,12 @@ def check(out: str) -> dict:
             if p1 == p2:
                 continue
             ov = min(e1, e2) - s2
+            if any(fl["kind"] == "expire" and fl.get("target") in (p1, p2) and fl["t0"] <= s2 <= fl["heal"] + exempt
+                   for fl in meta["faults"] if "t0" in fl):
+                # The server ended the target's session on our request: another candidate
+                # may win at once, before the target can know. Only the fence protects here.
+                expire_overlaps.append(ov / 1e6)
+                continue
             max_overlap = max(max_overlap, ov)
             if ov > tol:
                 violations.append(f"overlap {ov / 1e6:.1f} ms: {p1} (term {t1}) and {p2} (term {t2}) "
@@ -736,7 +758,12 @@ def check(out: str) -> dict:
     leads.sort()
     max_term, holder = -1, None
     holders: dict[int, str] = {}
+    # A fault that wiped the server's data starts a new epoch of terms at its start.
+    wipes = sorted(fl["t0"] for fl in meta["faults"] if fl.get("wipe"))
     for t, pid, term in leads:
+        while wipes and t >= wipes[0]:
+            wipes.pop(0)
+            max_term, holder, holders = -1, None, {}
         if term in holders and holders[term] != pid:
             violations.append(f"term {term} held by {holders[term]} and by {pid} (t={t})")
         holders.setdefault(term, pid)
@@ -754,6 +781,9 @@ def check(out: str) -> dict:
         by_proc.setdefault((pid, term), []).append((s, e))
     refused = 0
     for w in store:
+        if "reset" in w:
+            smax = 0
+            continue
         if not w["ok"]:
             refused += 1
             continue
@@ -812,8 +842,9 @@ def check(out: str) -> dict:
             violations.append(f"fault {fl['n']} ({fl['kind']}): leader again {took / 1e6:.0f} ms after the fault, "
                               f"{(rec_at - fl['anchor']) / 1e6:.0f} ms after its anchor; bound {meta['bound_ms']} ms")
     return {"backend": meta["backend"], "violations": violations, "per_kind": per_kind, "refused": refused,
-            "accepted": sum(1 for w in store if w["ok"]), "max_overlap_ms": max_overlap / 1e6,
-            "leaderships": len(leads), "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
+            "accepted": sum(1 for w in store if w.get("ok")),
+            "wipes": sum(1 for fl in faults if fl.get("wipe")), "max_overlap_ms": max_overlap / 1e6,
+            "leaderships": len(leads), "expire_overlaps": expire_overlaps, "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
             "faults": len(faults)}
 
 
@@ -824,7 +855,7 @@ def summary(res: dict, wall: float | None = None) -> str:
     if wall is not None:
         head += f", wall {wall:.0f}s"
     lines.append(head)
-    lines.append(f"   {'fault':<10} {'n':>4} {'no change':>9} {'p50 ms':>8} {'max ms':>8} {'over bound':>10}")
+    lines.append(f"   {'fault':<10} {'n':>4} {'no gap':>9} {'p50 ms':>8} {'max ms':>8} {'over bound':>10}")
     for k in FAULT_KINDS:
         if k in res["per_kind"]:
             d = res["per_kind"][k]
@@ -836,11 +867,71 @@ def summary(res: dict, wall: float | None = None) -> str:
     lines.append(f"   leaderships {res['leaderships']}, store writes accepted {res['accepted']}, "
                  f"stale writes fenced off {res['refused']}, max belief overlap {res['max_overlap_ms']:.1f} ms, "
                  f"failover bound {res['bound_ms']} ms")
+    if res.get("wipes"):
+        lines.append(f"   {res['wipes']} fault(s) wiped the server's data (consul -dev): terms and the fence "
+                     f"started a new epoch after each")
+    if res.get("expire_overlaps"):
+        eo = res["expire_overlaps"]
+        lines.append(f"   expire faults: {len(eo)} overlap(s) of the revoked leader with its successor, max "
+                     f"{max(eo):.1f} ms (exempt: the server ended the session itself; the fence refused "
+                     f"{res['refused']} stale write(s))")
     for v in res["violations"][:20]:
         lines.append(f"   VIOLATION: {v}")
     if len(res["violations"]) > 20:
         lines.append(f"   ... and {len(res['violations']) - 20} more")
     return "\n".join(lines)
+
+
+def selftest() -> int:
+    """The checker against made-up logs: a clean history passes, and each rule fires
+    on a history that breaks it."""
+    ms = 1_000_000
+
+    def write(d: str, name: str, recs: list[dict]) -> None:
+        with open(os.path.join(d, name), "w") as f:
+            for r in recs:
+                f.write(json.dumps(r) + "\n")
+
+    def history(d: str, b_start: int, b_term: int, a_writes_late: bool) -> None:
+        # a leads term 5 from 0 to 1000 ms, is killed at 1000 ms; b leads b_term from b_start.
+        write(d, "c0.0.jsonl", [{"t": 0, "id": "c0.0", "ev": "start"},
+                                {"t": 10 * ms, "id": "c0.0", "ev": "lead", "term": 5}])
+        write(d, "c1.0.jsonl", [{"t": 0, "id": "c1.0", "ev": "start"},
+                                {"t": b_start, "id": "c1.0", "ev": "lead", "term": b_term},
+                                {"t": 5000 * ms, "id": "c1.0", "ev": "unlead", "term": b_term, "why": "sigterm"},
+                                {"t": 5001 * ms, "id": "c1.0", "ev": "exit"}])
+        write(d, "driver.jsonl", [{"t": 1000 * ms, "ev": "fault", "n": 1, "kind": "kill"},
+                                  {"t": 1000 * ms, "ev": "kill", "proc": "c0.0"},
+                                  {"t": 5000 * ms, "ev": "stop_all"}, {"t": 5002 * ms, "ev": "end"}])
+        st = [{"t": 500 * ms, "id": "c0.0", "term": 5, "seq": 1, "ok": True},
+              {"t": 2000 * ms, "id": "c1.0", "term": b_term, "seq": 1, "ok": True}]
+        if a_writes_late:
+            st.append({"t": 1500 * ms, "id": "c0.0", "term": 5, "seq": 2, "ok": True})
+        write(d, "store.jsonl", sorted(st, key=lambda r: r["t"]))
+        faults = [{"n": 1, "kind": "kill", "t0": 1000 * ms, "heal": 1000 * ms, "anchor": 1000 * ms,
+                   "target": "c0.0"}]
+        with open(os.path.join(d, "faults.json"), "w") as f:
+            json.dump({"backend": "selftest", "seed": 0, "tolerance_ms": 100, "bound_ms": 2000, "ttl_ms": 1000,
+                       "margin_ms": 200, "expiry_ms": 1000, "skipped": {}, "faults": faults}, f)
+
+    cases = [
+        ("clean", dict(b_start=1200 * ms, b_term=7, a_writes_late=False), []),
+        ("overlap", dict(b_start=800 * ms, b_term=7, a_writes_late=False), ["overlap"]),
+        ("term back", dict(b_start=1200 * ms, b_term=4, a_writes_late=False),
+         ["term went back", "stale term"]),
+        ("write outside belief", dict(b_start=1200 * ms, b_term=7, a_writes_late=True),
+         ["outside its belief"]),
+        ("slow failover", dict(b_start=3500 * ms, b_term=7, a_writes_late=False), ["bound"]),
+    ]
+    bad = 0
+    for name, kw, expect in cases:
+        with tempfile.TemporaryDirectory(prefix="ballot-chaos-selftest-") as d:
+            history(d, **kw)
+            got = check(d)["violations"]
+            ok = all(any(e in v for v in got) for e in expect) and (expect or not got)
+            bad += not ok
+            say(f"checker selftest {name}: {'ok' if ok else 'WRONG'} ({len(got)} violation(s): {got[:2]})")
+    return 1 if bad else 0
 
 
 # ---------------------------------------------------------------------------
@@ -921,6 +1012,8 @@ def main() -> int:
     p = sub.add_parser("check")
     p.add_argument("dir")
     p.set_defaults(func=lambda a: (say(summary(r := check(a.dir))), 1 if r["violations"] else 0)[1])
+    p = sub.add_parser("selftest", help="run the checker on made-up histories")
+    p.set_defaults(func=lambda a: selftest())
     args = ap.parse_args()
     if getattr(args, "candidates", 5) < 5:
         ap.error("--candidates must be at least 5")

@@ -20,4 +20,5 @@ fi
 echo "==> chaos: build the candidate (cargo build -p ballot-chaos)"
 cargo build -q -p ballot-chaos --locked
 BIN="${CARGO_TARGET_DIR:-target}/debug/ballot-chaos"
+python3 tests/chaos/chaos.py selftest
 exec python3 tests/chaos/chaos.py run --bin "$BIN" "$@"
