@@ -736,6 +736,7 @@ def check(out: str) -> dict:
     # Rule 1: no two processes believe they lead at overlapping times.
     max_overlap = 0
     expire_overlaps: list[float] = []
+    wipe_overlaps: list[float] = []
     exempt = (meta["ttl_ms"] + 1000) * 1_000_000
     for i, (p1, t1, s1, e1) in enumerate(eff):
         for p2, t2, s2, e2 in eff[i + 1:]:
@@ -749,6 +750,11 @@ def check(out: str) -> dict:
                 # The server ended the target's session on our request: another candidate
                 # may win at once, before the target can know. Only the fence protects here.
                 expire_overlaps.append(ov / 1e6)
+                continue
+            if any(fl.get("wipe") and fl["t0"] <= s2 <= fl["heal"] + exempt for fl in meta["faults"] if "t0" in fl):
+                # The server forgot every session (consul -dev restart): another candidate may
+                # win as soon as it is back, before the old leader's next renewal tells it.
+                wipe_overlaps.append(ov / 1e6)
                 continue
             max_overlap = max(max_overlap, ov)
             if ov > tol:
@@ -844,7 +850,8 @@ def check(out: str) -> dict:
     return {"backend": meta["backend"], "violations": violations, "per_kind": per_kind, "refused": refused,
             "accepted": sum(1 for w in store if w.get("ok")),
             "wipes": sum(1 for fl in faults if fl.get("wipe")), "max_overlap_ms": max_overlap / 1e6,
-            "leaderships": len(leads), "expire_overlaps": expire_overlaps, "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
+            "leaderships": len(leads), "expire_overlaps": expire_overlaps,
+            "wipe_overlaps": wipe_overlaps, "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
             "faults": len(faults)}
 
 
@@ -868,8 +875,10 @@ def summary(res: dict, wall: float | None = None) -> str:
                  f"stale writes fenced off {res['refused']}, max belief overlap {res['max_overlap_ms']:.1f} ms, "
                  f"failover bound {res['bound_ms']} ms")
     if res.get("wipes"):
+        wo = res.get("wipe_overlaps") or [0.0]
         lines.append(f"   {res['wipes']} fault(s) wiped the server's data (consul -dev): terms and the fence "
-                     f"started a new epoch after each")
+                     f"started a new epoch after each; {len(res.get('wipe_overlaps') or [])} overlap(s) of the "
+                     f"old leader with a new one after a wipe, max {max(wo):.1f} ms (exempt, outside the contract)")
     if res.get("expire_overlaps"):
         eo = res["expire_overlaps"]
         lines.append(f"   expire faults: {len(eo)} overlap(s) of the revoked leader with its successor, max "
