@@ -576,6 +576,7 @@ class Run:
                 t_fault = time.monotonic()
                 rec = await self.fault(n, kind)
                 faults.append(rec)
+                self.save(faults)
                 new = await self.wait_leader(self.bound_ms / 1000 + 10)
                 took = (now_ns() - rec.get("t0", now_ns())) / 1e6
                 who = f"{new.id} term {new.term}" if new else "NONE"
@@ -599,11 +600,17 @@ class Run:
             self.store.close()
             self.ev("end")
             self.events.close()
-        with open(os.path.join(self.out, "faults.json"), "w") as f:
+            self.save(faults)
+        return faults
+
+    def save(self, faults: list[dict]) -> None:
+        """faults.json: what the checker needs besides the logs (written after every fault)."""
+        tmp = os.path.join(self.out, "faults.json.tmp")
+        with open(tmp, "w") as f:
             json.dump({"backend": self.b, "seed": self.args.seed, "tolerance_ms": self.args.tolerance_ms,
                        "bound_ms": self.bound_ms, "ttl_ms": self.ttl_ms, "margin_ms": self.margin_ms,
-                       "expiry_ms": self.expiry_ms, "skipped": cfg["skipped"], "faults": faults}, f, indent=1)
-        return faults
+                       "expiry_ms": self.expiry_ms, "skipped": self.cfg["skipped"], "faults": faults}, f, indent=1)
+        os.replace(tmp, os.path.join(self.out, "faults.json"))
 
 
 # ---------------------------------------------------------------------------
@@ -804,6 +811,19 @@ def check(out: str) -> dict:
         ivs = by_proc.get((w["id"], w["term"]), [])
         if not any(s <= w["t"] <= e + tol for s, e in ivs):
             violations.append(f"write of {w['id']} term {w['term']} at t={w['t']} outside its belief of leading")
+    # Rule 5: with auto-requeue on, a candidate stays in the election until it resigns:
+    # its handle never goes Idle by itself, and campaign() never fails with SessionLost.
+    dropped = 0
+    for pid, recs in logs.items():
+        for r in recs:
+            if r["ev"] == "dropped":
+                dropped += 1
+                violations.append(f"{pid} dropped out of the election at t={r['t']} (handle Idle with "
+                                  f"auto-requeue on); last error: {r.get('last_error')}")
+            elif r["ev"] == "campaign_error" and r.get("kind") == "SessionLost":
+                dropped += 1
+                violations.append(f"{pid}: campaign() failed with SessionLost at t={r['t']} although "
+                                  f"auto-requeue is on: {r.get('error')}")
     # Rule 4: after every fault a leader exists again within the bound.
     merged: list[list[int]] = []
     for _, _, s, e in eff:
@@ -859,7 +879,7 @@ def check(out: str) -> dict:
             "accepted": sum(1 for w in store if w.get("ok")),
             "wipes": sum(1 for fl in faults if fl.get("wipe")), "max_overlap_ms": max_overlap / 1e6,
             "leaderships": len(leads), "expire_overlaps": expire_overlaps,
-            "wipe_overlaps": wipe_overlaps, "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
+            "wipe_overlaps": wipe_overlaps, "dropped": dropped, "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
             "faults": len(faults)}
 
 
@@ -892,6 +912,8 @@ def summary(res: dict, wall: float | None = None) -> str:
         lines.append(f"   expire faults: {len(eo)} overlap(s) of the revoked leader with its successor, max "
                      f"{max(eo):.1f} ms (exempt: the server ended the session itself; the fence refused "
                      f"{res['refused']} stale write(s))")
+    if res.get("dropped"):
+        lines.append(f"   candidates dropped out of the election (auto-requeue gave up): {res['dropped']}")
     for v in res["violations"][:20]:
         lines.append(f"   VIOLATION: {v}")
     if len(res["violations"]) > 20:
@@ -909,7 +931,7 @@ def selftest() -> int:
             for r in recs:
                 f.write(json.dumps(r) + "\n")
 
-    def history(d: str, b_start: int, b_term: int, a_writes_late: bool) -> None:
+    def history(d: str, b_start: int, b_term: int, a_writes_late: bool, dropped: bool = False) -> None:
         # a leads term 5 from 0 to 1000 ms, is killed at 1000 ms; b leads b_term from b_start.
         write(d, "c0.0.jsonl", [{"t": 0, "id": "c0.0", "ev": "start"},
                                 {"t": 10 * ms, "id": "c0.0", "ev": "lead", "term": 5}])
@@ -917,6 +939,8 @@ def selftest() -> int:
                                 {"t": b_start, "id": "c1.0", "ev": "lead", "term": b_term},
                                 {"t": 5000 * ms, "id": "c1.0", "ev": "unlead", "term": b_term, "why": "sigterm"},
                                 {"t": 5001 * ms, "id": "c1.0", "ev": "exit"}])
+        write(d, "c2.0.jsonl", [{"t": 0, "id": "c2.0", "ev": "start"}]
+              + ([{"t": 3000 * ms, "id": "c2.0", "ev": "dropped", "last_error": "x"}] if dropped else []))
         write(d, "driver.jsonl", [{"t": 1000 * ms, "ev": "fault", "n": 1, "kind": "kill"},
                                   {"t": 1000 * ms, "ev": "kill", "proc": "c0.0"},
                                   {"t": 5000 * ms, "ev": "stop_all"}, {"t": 5002 * ms, "ev": "end"}])
@@ -938,6 +962,7 @@ def selftest() -> int:
          ["term went back", "stale term"]),
         ("write outside belief", dict(b_start=1200 * ms, b_term=7, a_writes_late=True),
          ["outside its belief"]),
+        ("dropped", dict(b_start=1200 * ms, b_term=7, a_writes_late=False, dropped=True), ["dropped out"]),
         ("slow failover", dict(b_start=3500 * ms, b_term=7, a_writes_late=False), ["bound"]),
     ]
     bad = 0

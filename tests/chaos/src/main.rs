@@ -155,6 +155,8 @@ struct Candidate {
     belief: Belief,
     store: Store,
     seq: u64,
+    /// The last `Event::Error`, quoted when the handle drops out of the election.
+    last_error: Option<String>,
 }
 
 impl Candidate {
@@ -220,6 +222,7 @@ impl Candidate {
             }
             Event::Error(e) => {
                 self.log.write("event", json!({ "kind": "error", "error": e.to_string() }));
+                self.last_error = Some(e.to_string());
             }
             other => {
                 self.log.write("event", json!({ "kind": format!("{other:?}") }));
@@ -307,7 +310,7 @@ async fn run(args: Args, mut log: Log) -> ExitCode {
     };
     let mut events = election.events();
     let store = Store { addr: args.store.clone(), conn: None };
-    let mut cand = Candidate { id: args.id.clone(), log, belief: Belief::None, store, seq: 0 };
+    let mut cand = Candidate { id: args.id.clone(), log, belief: Belief::None, store, seq: 0, last_error: None };
     let mut campaign = Box::pin(election.campaign(args.id.as_bytes()));
     let mut campaigning = true;
     let mut retry_at: Option<Instant> = None;
@@ -338,6 +341,14 @@ async fn run(args: Args, mut log: Log) -> ExitCode {
             },
             _ = tick.tick() => {
                 cand.tick(&election).await;
+                // With auto-requeue on (the default), a handle that has not resigned is
+                // never Idle: it leads or campaigns. If it is, ballot gave up on it;
+                // the checker counts that, and the candidate joins again by itself.
+                if !campaigning && retry_at.is_none() && election.state() == State::Idle {
+                    cand.unlead("dropped", false);
+                    cand.log.write("dropped", json!({ "last_error": cand.last_error.take() }));
+                    retry_at = Some(Instant::now());
+                }
                 if let Some(at) = retry_at {
                     let state = election.state();
                     if Instant::now() >= at && matches!(state, State::Idle) {
