@@ -577,6 +577,10 @@ class Run:
                 rec = await self.fault(n, kind)
                 faults.append(rec)
                 self.save(faults)
+                if rec.get("wipe"):
+                    # Every old session is gone, but a client learns it only at its next
+                    # renewal (TTL/3): until then the old leader still believes it leads.
+                    await asyncio.sleep(self.ttl_ms / 3000 + 1)
                 new = await self.wait_leader(self.bound_ms / 1000 + 10)
                 took = (now_ns() - rec.get("t0", now_ns())) / 1e6
                 who = f"{new.id} term {new.term}" if new else "NONE"
