@@ -751,6 +751,7 @@ def check(out: str) -> dict:
     eff.sort(key=lambda x: x[2])
     # Rule 1: no two processes believe they lead at overlapping times.
     max_overlap = 0
+    worst = ""
     expire_overlaps: list[float] = []
     wipe_overlaps: list[float] = []
     exempt = (meta["ttl_ms"] + 1000) * 1_000_000
@@ -772,7 +773,11 @@ def check(out: str) -> dict:
                 # win as soon as it is back, before the old leader's next renewal tells it.
                 wipe_overlaps.append(ov / 1e6)
                 continue
-            max_overlap = max(max_overlap, ov)
+            if ov > max_overlap:
+                max_overlap = ov
+                paused = [q for q in (p1, p2) if pauses.get(q)]
+                worst = f"{p1} (term {t1}) / {p2} (term {t2}) at t={s2}" + \
+                    (f"; {', '.join(paused)} had been paused" if paused else "")
             if ov > tol:
                 violations.append(f"overlap {ov / 1e6:.1f} ms: {p1} (term {t1}) and {p2} (term {t2}) "
                                   f"both believed they led at t={s2}")
@@ -881,7 +886,7 @@ def check(out: str) -> dict:
                               f"{(rec_at - fl['anchor']) / 1e6:.0f} ms after its anchor; bound {meta['bound_ms']} ms")
     return {"backend": meta["backend"], "violations": violations, "per_kind": per_kind, "refused": refused,
             "accepted": sum(1 for w in store if w.get("ok")),
-            "wipes": sum(1 for fl in faults if fl.get("wipe")), "max_overlap_ms": max_overlap / 1e6,
+            "wipes": sum(1 for fl in faults if fl.get("wipe")), "max_overlap_ms": max_overlap / 1e6, "worst_overlap": worst,
             "leaderships": len(leads), "expire_overlaps": expire_overlaps,
             "wipe_overlaps": wipe_overlaps, "dropped": dropped, "bound_ms": meta["bound_ms"], "skipped": meta["skipped"],
             "faults": len(faults)}
@@ -906,6 +911,8 @@ def summary(res: dict, wall: float | None = None) -> str:
     lines.append(f"   leaderships {res['leaderships']}, store writes accepted {res['accepted']}, "
                  f"stale writes fenced off {res['refused']}, max belief overlap {res['max_overlap_ms']:.1f} ms, "
                  f"failover bound {res['bound_ms']} ms")
+    if res.get("worst_overlap"):
+        lines.append(f"   largest overlap (within the tolerance): {res['worst_overlap']}")
     if res.get("wipes"):
         wo = res.get("wipe_overlaps") or [0.0]
         lines.append(f"   {res['wipes']} fault(s) wiped the server's data (consul -dev): terms and the fence "
