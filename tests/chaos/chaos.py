@@ -762,16 +762,16 @@ def check(out: str) -> dict:
             if p1 == p2:
                 continue
             ov = min(e1, e2) - s2
+            if any(fl.get("wipe") and fl["t0"] <= s2 <= fl["heal"] + exempt for fl in meta["faults"] if "t0" in fl):
+                # The server forgot every session (consul -dev restart): another candidate may
+                # win as soon as it is back, before the old leader's next renewal tells it.
+                wipe_overlaps.append(ov / 1e6)
+                continue
             if any(fl["kind"] == "expire" and fl.get("target") in (p1, p2) and fl["t0"] <= s2 <= fl["heal"] + exempt
                    for fl in meta["faults"] if "t0" in fl):
                 # The server ended the target's session on our request: another candidate
                 # may win at once, before the target can know. Only the fence protects here.
                 expire_overlaps.append(ov / 1e6)
-                continue
-            if any(fl.get("wipe") and fl["t0"] <= s2 <= fl["heal"] + exempt for fl in meta["faults"] if "t0" in fl):
-                # The server forgot every session (consul -dev restart): another candidate may
-                # win as soon as it is back, before the old leader's next renewal tells it.
-                wipe_overlaps.append(ov / 1e6)
                 continue
             if ov > max_overlap:
                 max_overlap = ov
