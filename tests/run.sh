@@ -98,6 +98,10 @@ echo "node $(node --version), npm $(npm --version)"
 step "python: build the package and run pytest + mypy --strict"
 bash bindings/python/test.sh
 
+step "chaos suite: 20 faults per backend on local, etcd, zk, consul (tests/chaos)"
+# Last among the tests: it restarts members of the shared servers.
+bash tests/chaos/run.sh --ci
+
 step "docs"
 # The CLI is a binary whose doc comments are its --help text, not API docs.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --exclude ballot-cli --no-deps --locked --quiet
