@@ -54,8 +54,9 @@
 //! The client's lease is kept alive every TTL/3 on one keepalive stream, one
 //! request at a time; each answer is credited to the send time of its request.
 //! With several members the keepalive talks to one member at a time and moves on
-//! to the next when that one fails or stalls (a frozen member keeps its TCP
-//! connection open, and the balanced channel would keep choosing it).
+//! to the next when that one fails or stalls, that is, does not answer within half
+//! an interval (TTL/6, at least 500 ms); a frozen member keeps its TCP connection
+//! open, and the balanced channel would keep choosing it.
 //! The session tracker turns that into `Suspended` and `Lost` with
 //! `deadline = send time of the last acknowledged keepalive + TTL - margin`. The TTL
 //! the server reports is ignored: an etcd leader change resets lease TTLs on the
@@ -348,11 +349,25 @@ async fn member_client(sh: &EtcdShared, members: &mut [Option<ec::Client>], idx:
     Some(c)
 }
 
+/// Counts a member that failed or stalled; reports the session disconnected once
+/// every one of the `n` members has, in a row.
+fn missed(tracker: &SessionTracker, generation: u64, misses: &mut usize, n: usize) {
+    *misses += 1;
+    if *misses >= n.max(1) {
+        tracker.disconnected(generation);
+    }
+}
+
 /// Keeps the current lease alive, and replaces it when it is lost.
 async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
     let mut backoff = Duration::from_millis(100);
     let mut members: Vec<Option<ec::Client>> = Vec::new();
     let mut idx = 0;
+    // Members that failed or stalled in a row. One member out of several is no
+    // reason to suspend: the next one is tried at once, and only when every member
+    // has failed in turn is the session reported disconnected. (A renewal that is
+    // overdue suspends the session anyway, and the deadline still applies.)
+    let mut misses = 0usize;
     loop {
         let Some(sh) = weak.upgrade() else { return };
         if sh.closed.load(Ordering::SeqCst) {
@@ -400,18 +415,24 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         };
         drop(sh);
         let Some(client) = client else {
-            tracker.disconnected(cur.generation);
+            missed(&tracker, cur.generation, &mut misses, n);
             idx = (idx + 1) % n.max(1);
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
         let mut lc = client.lease_client();
+        // How long an answer may take before the member counts as stalled. Half an
+        // interval leaves time, before the local deadline, to reach another member
+        // and for the cluster to elect a new raft leader when the stalled member
+        // was the leader.
+        let stall = (interval / 2).max(Duration::from_millis(500));
         // Opening the stream sends the first keepalive and waits for its answer.
         let sent = Instant::now();
-        let (mut keeper, mut stream) = match tokio::time::timeout(interval, lc.keep_alive(cur.id)).await {
+        let (mut keeper, mut stream) = match tokio::time::timeout(stall, lc.keep_alive(cur.id)).await {
             Ok(Ok(pair)) => {
                 tracker.acked(cur.generation, sent);
                 backoff = Duration::from_millis(100);
+                misses = 0;
                 pair
             }
             Ok(Err(e)) if lease_gone(&e) => {
@@ -419,7 +440,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
                 continue;
             }
             Ok(Err(_)) | Err(_) => {
-                tracker.disconnected(cur.generation);
+                missed(&tracker, cur.generation, &mut misses, n);
                 idx = (idx + 1) % n.max(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(interval.max(Duration::from_millis(100)));
@@ -438,12 +459,15 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             }
             let sent = Instant::now();
             if keeper.keep_alive().await.is_err() {
-                tracker.disconnected(cur.generation);
+                missed(&tracker, cur.generation, &mut misses, n);
                 idx = (idx + 1) % n.max(1);
                 break;
             }
-            match tokio::time::timeout(interval, stream.message()).await {
-                Ok(Ok(Some(resp))) if resp.ttl() > 0 => tracker.acked(cur.generation, sent),
+            match tokio::time::timeout(stall, stream.message()).await {
+                Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                    tracker.acked(cur.generation, sent);
+                    misses = 0;
+                }
                 Ok(Ok(Some(_))) => {
                     tracker.expired(cur.generation);
                     break;
@@ -455,7 +479,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
                 // A stream that ended, failed, or answers too slowly: drop it (so a
                 // late answer can never be credited to a later send) and reopen.
                 _ => {
-                    tracker.disconnected(cur.generation);
+                    missed(&tracker, cur.generation, &mut misses, n);
                     idx = (idx + 1) % n.max(1);
                     break;
                 }
