@@ -391,6 +391,45 @@ async fn fifty_waiters_one_acquire_attempt_per_handoff_in_arrival_order() {
     }
 }
 
+/// A waiting candidate whose session Consul dropped (an operator destroyed it, or
+/// the agent lost its data) stays in the election with auto-requeue on: its
+/// campaign joins again under a new session instead of failing with SessionLost
+/// (found by the chaos suite after Consul agent restarts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_candidate_whose_session_is_destroyed_keeps_campaigning() {
+    let ns = unique("ns");
+    let url = format!("{}/{ns}?lock_delay=0s", env("BALLOT_TEST_CONSUL"));
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let lead = ea.campaign("a").await.unwrap();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    let candidates = format!("{ns}/svc/.candidates/");
+    let b_session = live("b registered", async {
+        loop {
+            let found = keys(&candidates).await.into_iter().find_map(|k| {
+                let s = k.strip_prefix(&candidates)?.split('.').next()?.to_string();
+                (s != lead.key()).then_some(s)
+            });
+            if let Some(s) = found {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (st, text) = http(reqwest::Method::PUT, &format!("/v1/session/destroy/{b_session}"), None, None).await;
+    assert_eq!(st, 200, "{text}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "b's campaign ended: {:?}", waiting.await);
+    assert_eq!(eb.state(), State::Campaigning);
+    ea.resign().await.unwrap();
+    let lb = live("b wins after a resigns", waiting).await.unwrap().unwrap();
+    assert_eq!(lb.value(), b"b");
+    assert_ne!(lb.key(), b_session, "b won under a new session");
+    assert!(lb.term() > lead.term());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroyed_session_is_lost_lock_delay_holds_and_a_new_session_requeues() {
     let url = format!("{}/{}?lock_delay=3s", env("BALLOT_TEST_CONSUL"), unique("ns"));
