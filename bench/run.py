@@ -76,7 +76,7 @@ def ensure_python_deps() -> None:
 # ---------------------------------------------------------------- profiles
 
 FULL = dict(rounds=200, warmup=5, proc_rounds=200, scale=[2, 10, 100, 1000], scale_rounds=100,
-            scale_rounds_big=50, failover=20, fp_elections=10000, fp_clients=100)
+            scale_rounds_big=20, failover=20, fp_elections=10000, fp_clients=100)
 QUICK = dict(rounds=20, warmup=2, proc_rounds=8, scale=[2, 10], scale_rounds=10, scale_rounds_big=10,
              failover=2, fp_elections=200, fp_clients=10)
 SETTLE_MS = {"local": 20, "etcd": 20, "zk": 20, "consul": 50}
@@ -176,7 +176,7 @@ class Bench:
         self.peers = [sys.executable, os.path.join(BENCH, "peers", "peers.py")]
         self.local_dir = os.path.join(servers.dir, "local")
         self.r: dict = {"handoff": {}, "floor": {}, "peers": {}, "scale": {}, "failover": {}, "footprint": {},
-                        "errors": []}
+                        "surfaces": {}, "errors": []}
 
     # URLs and addresses
     def url(self, b: str, extra: str = "") -> str:
@@ -266,8 +266,9 @@ class Bench:
                 self.r["scale"][b][str(n)] = run_json(
                     [self.driver, "handoff", "--url", self.url(b), "--election", f"bench-scale-{b}-{n}",
                      "--rounds", str(rounds), "--warmup", "3", "--waiters", str(n - 1),
-                     "--settle-ms", str(SETTLE_MS[b]), "--timeout-s", "120", *self.counter(b)],
-                    900, f"scale {b} N={n}")
+                     "--settle-ms", str(SETTLE_MS[b]), "--timeout-s", "120", "--budget-s", "240",
+                     *self.counter(b)],
+                    600, f"scale {b} N={n}")
 
     # 5
     def failover(self) -> None:
@@ -341,6 +342,32 @@ class Bench:
                         p.wait(timeout=5)
         return {"samples_ms": samples, "wall_s": round(time.monotonic() - t_start, 1)}
 
+    # 7
+    def surfaces(self) -> None:
+        """The same handoff through the C ABI, Python and Node, next to Rust (section 1's figures)."""
+        argv = {}
+        try:
+            argv = build_surfaces(self.s.dir)
+        except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            self.r["errors"].append(f"surfaces: build failed: {e}")
+            log(f"surfaces: build FAILED: {e}")
+        for b in BACKENDS:
+            self.r["surfaces"][b] = {}
+            # Rust again, in this section, so that the surfaces compare within minutes of each other.
+            self.r["surfaces"][b]["Rust"] = run_json(
+                [self.driver, "handoff", "--url", self.url(b), "--election", f"bench-surface-rust-{b}",
+                 "--rounds", str(self.p["rounds"]), "--warmup", str(self.p["warmup"]), "--settle-ms",
+                 str(SETTLE_MS[b])], 600, f"surface {b}: Rust")
+            for name, cmd in argv.items():
+                rounds, warm, settle = str(self.p["rounds"]), str(self.p["warmup"]), str(SETTLE_MS[b])
+                election = f"bench-surface-{name.split()[0].lower()}-{b}"
+                if name.startswith("Python"):
+                    full = [*cmd, "--url", self.url(b), "--rounds", rounds, "--warmup", warm, "--settle-ms", settle,
+                            "--election", election]
+                else:
+                    full = [*cmd, self.url(b), rounds, warm, settle, election]
+                self.r["surfaces"][b][name] = run_json(full, 900, f"surface {b}: {name}")
+
     # 6
     def footprint(self) -> None:
         p = self.p
@@ -352,6 +379,16 @@ class Bench:
                                           str(p["fp_clients"]), "--elections", str(p["fp_clients"])], 900,
                                          f"footprint {b} {p['fp_clients']} clients"),
             }
+            if b == "consul":
+                # Consul limits HTTP connections per client address (http_max_conns_per_client, 200 by
+                # default), and each ballot election keeps blocking queries open: measure what fits.
+                small = str(min(50, p["fp_clients"]))
+                self.r["footprint"][b]["one client, fewer"] = run_json(
+                    [self.driver, "footprint", "--url", self.url(b), "--clients", "1", "--elections", small], 900,
+                    f"footprint {b} 1 client, {small} elections")
+                self.r["footprint"][b]["many clients, fewer"] = run_json(
+                    [self.driver, "footprint", "--url", self.url(b), "--clients", small, "--elections", small], 900,
+                    f"footprint {b} {small} clients")
 
 
 # ---------------------------------------------------------------- report
@@ -402,6 +439,9 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
         f"- Load average at start {r['load_start']}, at end {r['load_end']}. **The machine is shared**: two other "
         "engineers build and test on the same 2 CPUs, so the tails (p99, max) carry their noise.",
         f"- Total time {r['total_s']:.0f} s.",
+        *[f"- Sections {', '.join(x['sections'])} come from a later run of the same command with `--only ... "
+          f"--merge`: {x['date']}, commit `{x['commit']}`, load average {x['load_start']} -> {x['load_end']}, "
+          f"{x['total_s']:.0f} s." for x in r.get("later_runs", [])],
         "- Percentiles are nearest-rank over the timed rounds; warm-up rounds are not counted.",
         "",
     ]
@@ -508,6 +548,8 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
                 s = sm(x)
                 q = (x or {}).get("requests") or {}
                 note = f" {err(x)}" if err(x) else ""
+                if x and x.get("truncated"):
+                    note += " (time budget spent: fewer rounds)"
                 L.append(f"| {NAMES[b]} | {n}{note} | {s['n']} | {fmt(s['p50'])} | {fmt(s['p99'])} | "
                          f"{fmt(q.get('per_handoff'))} | {fmt(q.get('raw_per_handoff'))} | {fmt(q.get('idle_per_s'))} |")
         L.append("")
@@ -554,7 +596,8 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
         data = [(NAMES[b], (r["failover"].get(b) or {}).get("samples_ms") or []) for b in BACKENDS]
         data = [(n, [v / 1e3 for v in xs]) for n, xs in data if xs]
         if data:
-            ax.boxplot([d[1] for d in data], labels=[d[0] for d in data])
+            ax.boxplot([d[1] for d in data])
+            ax.set_xticks(range(1, len(data) + 1), [d[0] for d in data])
             ax.set_yscale("log")
             ax.set_ylabel("failover after SIGKILL (s, log)")
             ax.grid(True, which="both", alpha=0.3)
@@ -581,6 +624,23 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
                 L.append(f"| {NAMES[b]} | {label} | {x['elections']} | {x['campaign_all_ms'] / 1e3:.1f} | "
                          f"{x['rss_kib_before'] / 1024:.1f} | {x['rss_kib_holding'] / 1024:.1f} | "
                          f"{x['hwm_kib'] / 1024:.1f} | {x['threads_before']} | {x['threads_holding']} |")
+        L.append("")
+
+    # 7 surfaces
+    if r.get("surfaces") and any(r["surfaces"].values()):
+        L += ["## Surfaces: the same handoff from C, Python and Node", "",
+              "Two candidates, each with its own client, in one process of that language; resign at t0, the "
+              "successor's campaign returns (C: its `ballot_election_campaign_async` callback; Python: "
+              "`campaign()` on a thread; Node: the `campaign()` promise) at t1. Rust is measured again in "
+              "this section, just before the others.", "",
+              "| backend | surface | n | p50 | p99 | max |", "|---|---|---:|---:|---:|---:|"]
+        for b in BACKENDS:
+            rows = list((r["surfaces"].get(b) or {}).items())
+            for name, x in rows:
+                s = sm(x)
+                note = f" ({err(x)})" if err(x) else ""
+                L.append(f"| {NAMES[b]} | {name}{note} | {s['n']} | {fmt(s['p50'])} | {fmt(s['p99'])} | "
+                         f"{fmt(s['max'])} |")
         L.append("")
 
     # where ballot loses
@@ -611,14 +671,53 @@ def build() -> None:
     log(f"built in {time.monotonic() - t:.0f} s")
 
 
+def build_surfaces(state_dir: str) -> dict:
+    """Builds libballot (C ABI), the Python wheel (into this venv) and the Node addon; returns the argv
+    prefix of each surface's handoff driver."""
+    out = {}
+    t = time.monotonic()
+    log("surfaces: building libballot, the C driver, the Python package and the Node addon")
+    subprocess.run(["nice", "-n", "10", "cargo", "build", "--release", "--locked", "-q", "-p", "ballot-ffi"],
+                   cwd=ROOT, check=True, timeout=3600)
+    lib = os.path.join(TARGET, "release")
+    exe = os.path.join(state_dir, "handoff-c")
+    subprocess.run(["cc", "-O2", "-Wall", "-I", os.path.join(ROOT, "include"),
+                    os.path.join(BENCH, "peers", "handoff.c"), "-L", lib, "-lballot", f"-Wl,-rpath,{lib}",
+                    "-lpthread", "-o", exe], check=True, timeout=300)
+    out["C ABI"] = [exe]
+    subprocess.run(["nice", "-n", "10", sys.executable, "-m", "pip", "install", "-q", "--force-reinstall",
+                    "--no-deps", os.path.join(ROOT, "bindings", "python")], check=True, timeout=3600)
+    out["Python binding"] = [sys.executable, os.path.join(BENCH, "peers", "peers.py"), "ballot-py"]
+    node = os.path.join(ROOT, "bindings", "node")
+    if shutil.which("node") and shutil.which("npm"):
+        if not os.path.isdir(os.path.join(node, "node_modules")):
+            # npm install may rewrite package-lock.json (see tests/run.sh); the bench must leave it as it is.
+            lock = os.path.join(node, "package-lock.json")
+            with open(lock, "rb") as fh:
+                saved = fh.read()
+            try:
+                subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=node, check=True, timeout=1800,
+                               stdout=subprocess.DEVNULL)
+            finally:
+                with open(lock, "wb") as fh:
+                    fh.write(saved)
+        subprocess.run(["nice", "-n", "10", "npm", "run", "build"], cwd=node, check=True, timeout=3600,
+                       stdout=subprocess.DEVNULL)
+        out["Node binding"] = ["node", os.path.join(BENCH, "peers", "handoff.js")]
+    log(f"surfaces: built in {time.monotonic() - t:.0f} s")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a couple of minutes; writes bench/quick/ by default")
     ap.add_argument("--out", help="output directory (default: bench/, or bench/quick/ with --quick)")
-    ap.add_argument("--only", nargs="*", choices=["handoff", "peers", "scale", "failover", "footprint"],
+    ap.add_argument("--only", nargs="*", choices=["handoff", "peers", "scale", "failover", "footprint", "surfaces"],
                     help="run only these sections")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already in CARGO_TARGET_DIR")
     ap.add_argument("--keep-servers", action="store_true", help="leave the servers running (debugging)")
+    ap.add_argument("--merge", action="store_true",
+                    help="start from OUT/results.json and replace only the sections run now (with --only)")
     args = ap.parse_args()
     ensure_python_deps()
     out_dir = args.out or (os.path.join(BENCH, "quick") if args.quick else BENCH)
@@ -640,7 +739,7 @@ def main() -> int:
     load_start = loadavg()
     t = time.monotonic()
     steps = [("handoff", b.handoff_and_floor), ("peers", b.peer_runs), ("scale", b.scale),
-             ("failover", b.failover), ("footprint", b.footprint)]
+             ("failover", b.failover), ("footprint", b.footprint), ("surfaces", b.surfaces)]
     for name, fn in steps:
         if b.want(name):
             log(f"== {name}")
@@ -649,6 +748,22 @@ def main() -> int:
     r["facts"] = machine_facts(servers)
     r["load_start"], r["load_end"] = load_start, loadavg()
     r["total_s"] = time.monotonic() - t
+    prev_path = os.path.join(out_dir, "results.json")
+    if args.merge and os.path.exists(prev_path):
+        with open(prev_path) as fh:
+            prev = json.load(fh)
+        ran = set(args.only or [])
+        keys = {"handoff": ["handoff", "floor"], "peers": ["peers"], "scale": ["scale"], "failover": ["failover"],
+                "footprint": ["footprint"], "surfaces": ["surfaces"]}
+        merged = dict(prev)
+        for sec in ran:
+            for k in keys[sec]:
+                merged[k] = r[k]
+        merged["errors"] = prev.get("errors", []) + r["errors"]
+        merged.setdefault("later_runs", []).append(
+            {"sections": sorted(ran), "date": r["facts"]["date"], "commit": r["facts"]["commit"],
+             "load_start": r["load_start"], "load_end": r["load_end"], "total_s": r["total_s"]})
+        r = merged
     r["profile"] = "quick" if args.quick else "full"
     analysis_path = os.path.join(BENCH, "ANALYSIS.md")
     if not args.quick and os.path.exists(analysis_path):

@@ -9,6 +9,7 @@ Progress goes to stderr. Every loop is bounded in count and in time.
     peers.py consul-py   --addr H:P    --rounds N   (PyPI py-consul: session + acquire)
     peers.py etcdctl     --endpoint URL --rounds N  (`etcdctl elect`, driven as processes)
     peers.py consul-lock --addr H:P    --rounds N   (`consul lock`, driven as processes)
+    peers.py ballot-py   --url URL     --rounds N   (ballot's own Python binding, for the surfaces table)
 
 The in-process peers (kazoo, py-consul) time both ends on one clock, as the
 ballot driver does: release at t0, the successor's wait returns at t1. The
@@ -155,6 +156,32 @@ def cmd_consul_py(a) -> dict:
     return {"what": "py-consul session+acquire handoff", "rounds": a.rounds, "samples_ms": samples}
 
 
+def cmd_ballot_py(a) -> dict:
+    import ballot
+
+    clients = [ballot.connect(a.url, ttl=10) for _ in range(2)]
+    elections = [c.election(a.election) for c in clients]
+
+    def candidate(idx, won, cmds, stop, max_terms):
+        e = elections[idx]
+        for _ in range(max_terms):
+            e.campaign(f"candidate-{idx}", timeout=WAIT * 10)
+            won.put((idx, time.perf_counter()))
+            cmds.get(timeout=WAIT * 10)
+            e.resign()
+            if cmds.get(timeout=WAIT * 10) == "stop":
+                return
+
+    try:
+        samples = in_process(a.rounds, a.warmup, a.settle_ms / 1e3, candidate)
+    finally:
+        for e in elections:
+            e.close()
+        for c in clients:
+            c.close()
+    return {"what": "ballot Python binding handoff", "rounds": a.rounds, "samples_ms": samples}
+
+
 class Proc:
     """A candidate process whose first stdout line means 'I lead'."""
 
@@ -265,8 +292,12 @@ def main() -> int:
     p.add_argument("--addr", required=True)
     p.add_argument("--startup-ms", type=float, default=600)
     common(p, "bench-consul-lock")
+    p = sub.add_parser("ballot-py")
+    p.add_argument("--url", required=True)
+    p.add_argument("--settle-ms", type=float, default=20)
+    common(p, "bench-ballot-py")
     a = ap.parse_args()
-    fn = {"kazoo": cmd_kazoo, "consul-py": cmd_consul_py, "etcdctl": cmd_etcdctl, "consul-lock": cmd_consul_lock}
+    fn = {"ballot-py": cmd_ballot_py, "kazoo": cmd_kazoo, "consul-py": cmd_consul_py, "etcdctl": cmd_etcdctl, "consul-lock": cmd_consul_lock}
     print(json.dumps(fn[a.cmd](a)))
     return 0
 

@@ -45,6 +45,10 @@ pub struct Args {
     /// Seconds for any single wait.
     #[arg(long, default_value_t = 60)]
     timeout_s: u64,
+    /// Seconds for the timed rounds in all: past it, no new round starts and the
+    /// rounds done so far are reported (`"truncated": true`).
+    #[arg(long, default_value_t = 3600)]
+    budget_s: u64,
 }
 
 type Won = (usize, Instant, Result<(), String>);
@@ -102,7 +106,13 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
     let mut c0 = (0.0, Instant::now());
     let total = a.warmup + a.rounds;
     let t_all = Instant::now();
+    let mut truncated = false;
     for round in 0..total {
+        if round > a.warmup && t_all.elapsed() > Duration::from_secs(a.budget_s) {
+            eprintln!("handoff: budget of {} s spent after {} timed rounds", a.budget_s, samples.len());
+            truncated = true;
+            break;
+        }
         if round == a.warmup {
             if let Some(c) = &counter {
                 c0 = (c.read().await?, Instant::now());
@@ -138,8 +148,8 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
             "raw": raw,
             "idle_per_s": idle,
             "seconds": secs,
-            "per_handoff": net / a.rounds as f64,
-            "raw_per_handoff": raw / a.rounds as f64,
+            "per_handoff": net / samples.len().max(1) as f64,
+            "raw_per_handoff": raw / samples.len().max(1) as f64,
         });
     }
     // Withdraw everyone; bounded, and errors here do not spoil the figures.
@@ -153,7 +163,8 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
         "what": "ballot handoff",
         "url": a.url,
         "candidates": n,
-        "rounds": a.rounds,
+        "rounds": samples.len(),
+        "truncated": truncated,
         "settle_ms": a.settle_ms,
         "samples_ms": samples,
         "resign_ms": resign_ms,
