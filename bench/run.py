@@ -430,9 +430,10 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
         L += ["**Quick mode** (`--quick`): a handful of rounds only, to keep the harness working. "
               "These figures mean nothing; see bench/RESULTS.md for a full run.", ""]
     L += [
-        "Written by `python3 bench/run.py` (see bench/README.md). Every figure below was measured in one run, "
+        "Written by `python3 bench/run.py` (see bench/README.md). Each section was measured in one run, "
         "ballot and the native clients against the same servers, started by `tests/servers/harness.py` on "
-        "loopback. Figures are measurements, not assertions.",
+        "loopback" + (" (the sections named below come from a later run)" if r.get("later_runs") else "")
+        + ". Figures are measurements, not assertions.",
         "",
         f"- Run: {f['date']}, commit `{f['commit']}`, {f['cpus']} CPUs, Linux {f['kernel']}; "
         f"etcd {f['etcd']}, ZooKeeper {f['zk']}, Consul {f['consul']}; release build.",
@@ -718,10 +719,21 @@ def main() -> int:
     ap.add_argument("--keep-servers", action="store_true", help="leave the servers running (debugging)")
     ap.add_argument("--merge", action="store_true",
                     help="start from OUT/results.json and replace only the sections run now (with --only)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="measure nothing: write RESULTS.md and the plots again from OUT/results.json")
     args = ap.parse_args()
     ensure_python_deps()
     out_dir = args.out or (os.path.join(BENCH, "quick") if args.quick else BENCH)
     os.makedirs(out_dir, exist_ok=True)
+    if args.report_only:
+        with open(os.path.join(out_dir, "results.json")) as fh:
+            r = json.load(fh)
+        analysis_path = os.path.join(BENCH, "ANALYSIS.md")
+        if r.get("profile") == "full" and os.path.exists(analysis_path):
+            with open(analysis_path) as fh:
+                r["analysis"] = fh.read().strip()
+        write_report(r, out_dir, r.get("profile") == "quick")
+        return 0
     if not args.no_build:
         build()
     servers = Servers(args.keep_servers)

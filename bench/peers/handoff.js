@@ -33,9 +33,10 @@ async function main() {
     leader = won.i;
     if (r >= WARMUP) samples.push(Number(won.t - t0) / 1e6);
   }
+  // The pending campaign ends with BALLOT_CLOSED when its handle closes.
+  pending.catch(() => {});
   for (const e of elections) await e.close();
   for (const c of clients) await c.close();
-  pending.catch(() => {});
   console.log(JSON.stringify({ what: 'ballot Node binding handoff', rounds: ROUNDS, samples_ms: samples }));
 }
 
