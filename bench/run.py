@@ -572,6 +572,7 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
         a1.set_yscale("log")
+        a2.set_yscale("log")
         fig.tight_layout()
         fig.savefig(os.path.join(plots, "scale.png"), dpi=110)
         plt.close(fig)
