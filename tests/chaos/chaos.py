@@ -335,6 +335,8 @@ class Run:
         argv = [self.args.bin, "--url", self.url(slot), "--election", self.election, "--id", p.id,
                 "--log", p.log, "--store", f"{HOST}:{self.store.port}", "--ttl-ms", str(self.ttl_ms),
                 "--margin-ms", str(self.margin_ms), "--tick-ms", "20", "--max-secs", str(self.max_secs)]
+        if self.args.unsafe:
+            argv.append("--unsafe-ignore-loss")
         errf = open(os.path.join(self.out, f"c{slot}.{inc}.stderr"), "ab")
         p.popen = await asyncio.create_subprocess_exec(*argv, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
                                                        start_new_session=True)
@@ -556,6 +558,11 @@ class Run:
                     self.proxies[slot].append(px)
         self.tailer = asyncio.create_task(self.tail())
         kinds = cfg["faults"]
+        if self.args.faults:
+            unknown = set(self.args.faults) - set(kinds)
+            if unknown:
+                raise RuntimeError(f"fault(s) {sorted(unknown)} do not apply to {self.b}; it has {sorted(kinds)}")
+            kinds = {k: w for k, w in kinds.items() if k in self.args.faults}
         say(f"[{self.b} {self.elapsed()}] election {self.election}; {self.args.candidates} candidates; "
             f"ttl {self.ttl_ms} ms, margin {self.margin_ms} ms, failover bound {self.bound_ms} ms; "
             f"faults: {', '.join(kinds)}")
@@ -1057,6 +1064,9 @@ def main() -> int:
     g.add_argument("--rounds", type=int, help="faults per backend (long mode)")
     p.add_argument("--seed", type=int)
     p.add_argument("--candidates", type=int, default=5)
+    p.add_argument("--faults", nargs="+", metavar="KIND", help="draw only these fault kinds")
+    p.add_argument("--unsafe", action="store_true",
+                   help="deliberately unsafe candidates that ignore Suspended and Lost (the checker must catch them)")
     p.add_argument("--out", help="log directory (default: a new temporary one)")
     p.add_argument("--slack", type=float, default=3.0, help="seconds added to the failover bound")
     p.add_argument("--tolerance-ms", type=float, default=100.0,

@@ -10,7 +10,9 @@
 # servers are used, and their members are restarted as faults. Otherwise the suite
 # starts its own through tests/servers/harness.py into its log directory and stops
 # them by PID when it ends, also on failure.
-# Exit status: 0 when every backend ran with no violation, 1 otherwise.
+# In CI mode it then checks that the checker catches deliberately unsafe candidates.
+# Exit status: 0 when every backend ran with no violation (and, in CI mode, the
+# unsafe candidates were caught), 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,4 +23,20 @@ echo "==> chaos: build the candidate (cargo build -p ballot-chaos)"
 cargo build -q -p ballot-chaos --locked
 BIN="${CARGO_TARGET_DIR:-target}/debug/ballot-chaos"
 python3 tests/chaos/chaos.py selftest
-exec python3 tests/chaos/chaos.py run --bin "$BIN" "$@"
+python3 tests/chaos/chaos.py run --bin "$BIN" "$@"
+
+# The suite must catch a bug, not only pass: in CI mode (not with --rounds), the
+# same driver runs candidates that ignore Suspended and Lost through pauses of the
+# leader past its TTL, and the checker must report their overlapping leadership.
+case " $* " in *" --rounds "*) exit 0 ;; esac
+echo "==> chaos: deliberately unsafe candidates (they ignore Suspended and Lost) must be caught"
+set +e
+caught=$(python3 tests/chaos/chaos.py run --bin "$BIN" --backend etcd --rounds 1 --faults pause --unsafe --seed 1 2>&1)
+rc=$?
+set -e
+printf '%s\n' "$caught" | grep -E "violations|both believed|FAILED|passed" | head -n 12
+if [ "$rc" -ne 1 ] || ! printf '%s\n' "$caught" | grep -q "both believed they led"; then
+    echo "error: the checker did not report the unsafe candidates' overlapping leadership (exit $rc)" >&2
+    exit 1
+fi
+echo "chaos: the checker caught the unsafe candidates, as it must"

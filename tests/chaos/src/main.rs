@@ -66,6 +66,11 @@ struct Args {
     /// Exit by itself after this many seconds.
     #[arg(long, default_value_t = 3600)]
     max_secs: u64,
+    /// Deliberately unsafe, to show that the checker catches it: keep believing in
+    /// a leadership through `Suspended` and `Lost`, and do not re-check `state()`
+    /// before leader work (only a resign or an end stops the belief).
+    #[arg(long)]
+    unsafe_ignore_loss: bool,
 }
 
 /// The host-wide monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds; the driver
@@ -157,6 +162,8 @@ struct Candidate {
     seq: u64,
     /// The last `Event::Error`, quoted when the handle drops out of the election.
     last_error: Option<String>,
+    /// `--unsafe-ignore-loss`.
+    ignore_loss: bool,
 }
 
 impl Candidate {
@@ -175,6 +182,9 @@ impl Candidate {
 
     /// Stops believing it leads; `suspended` keeps the term for a `Reconnected`.
     fn unlead(&mut self, why: &str, suspended: bool) {
+        if self.ignore_loss && (why == "suspended" || why.starts_with("lost:") || why.starts_with("state:")) {
+            return;
+        }
         let next = match (self.belief, suspended) {
             (Belief::Leader(t), true) | (Belief::Suspended(t), true) => Belief::Suspended(t),
             _ => Belief::None,
@@ -234,7 +244,7 @@ impl Candidate {
     async fn tick(&mut self, election: &Election) {
         let Belief::Leader(term) = self.belief else { return };
         let state = election.state();
-        if state != State::Leader {
+        if state != State::Leader && !self.ignore_loss {
             self.unlead(&format!("state:{state}"), state == State::Suspended);
             return;
         }
@@ -310,7 +320,15 @@ async fn run(args: Args, mut log: Log) -> ExitCode {
     };
     let mut events = election.events();
     let store = Store { addr: args.store.clone(), conn: None };
-    let mut cand = Candidate { id: args.id.clone(), log, belief: Belief::None, store, seq: 0, last_error: None };
+    let mut cand = Candidate {
+        id: args.id.clone(),
+        log,
+        belief: Belief::None,
+        store,
+        seq: 0,
+        last_error: None,
+        ignore_loss: args.unsafe_ignore_loss,
+    };
     let mut campaign = Box::pin(election.campaign(args.id.as_bytes()));
     let mut campaigning = true;
     let mut retry_at: Option<Instant> = None;
