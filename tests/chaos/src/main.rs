@@ -172,6 +172,11 @@ impl Candidate {
         let state = election.state();
         if state != State::Leader {
             self.log.write("lead_refused", json!({ "term": term, "why": why, "state": state.as_str() }));
+            // Elected, then suspended before this event was handled: the
+            // `Reconnected` that may follow gives this term back.
+            if state == State::Suspended {
+                self.belief = Belief::Suspended(term);
+            }
             return;
         }
         if self.belief != Belief::Leader(term) {
