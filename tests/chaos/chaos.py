@@ -426,16 +426,12 @@ class Run:
         if kind in ("blackhole", "reset") and (target is None or self.rng.random() < 0.25):
             others = [p for p in self.procs.values() if p is not target]
             target = self.rng.choice(others)
-        if kind == "kill" and target is not None:
+        if kind in ("kill", "term") and target is not None:
+            # SIGKILL, or SIGTERM (the candidate resigns); a new incarnation replaces it.
+            sig, reap_s = (signal.SIGKILL, 10) if kind == "kill" else (signal.SIGTERM, 8)
             t0 = self.ev("fault", n=n, kind=kind, target=target.id)["t"]
-            self.signal_proc(target, signal.SIGKILL, "kill")
-            await self.reap(target, 10)
-            await self.spawn(target.slot)
-            rec.update(t0=t0, heal=t0, target=target.id)
-        elif kind == "term" and target is not None:
-            t0 = self.ev("fault", n=n, kind=kind, target=target.id)["t"]
-            self.signal_proc(target, signal.SIGTERM, "term")
-            await self.reap(target, 8)
+            self.signal_proc(target, sig, kind)
+            await self.reap(target, reap_s)
             await self.spawn(target.slot)
             rec.update(t0=t0, heal=t0, target=target.id)
         elif kind == "pause" and target is not None:
