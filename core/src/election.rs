@@ -239,9 +239,23 @@ pub(crate) struct Shared {
     state_tx: watch::Sender<StateInfo>,
     view_tx: watch::Sender<View>,
     events: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
-    monitor: tokio::sync::Mutex<Option<AbortHandle>>,
+    /// The running watch of the election, and whether it follows the leader too
+    /// (`Watch::Full`) or only the epoch (`Watch::Epoch`).
+    monitor: tokio::sync::Mutex<Option<(AbortHandle, Watch)>>,
     /// Background joins and withdrawals in flight.
     withdrawing: Pending,
+}
+
+/// How much of an election a handle watches.
+///
+/// A candidate only needs to learn of `end()`; following the leader costs every
+/// watcher a notification and, on most servers, a read per handoff, which makes a
+/// handoff O(N) in the number of candidates. So the leader is followed only once
+/// someone asked for it with `observe()` or `events()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Watch {
+    Epoch,
+    Full,
 }
 
 /// The pauses before a candidate joins again after its backend reported the
@@ -363,7 +377,7 @@ impl Election {
                 s.check_usable()?;
                 s.check_value(&v)?;
                 // Fixes the epoch this participant belongs to before it joins.
-                s.ensure_monitor().await
+                s.ensure_monitor(Watch::Epoch).await
             })
             .await?;
         }
@@ -469,7 +483,7 @@ impl Election {
             lock(&s.events).push(tx);
             let s2 = s.clone();
             runtime::spawn_detached(async move {
-                if let Err(e) = s2.ensure_monitor().await {
+                if let Err(e) = s2.ensure_monitor(Watch::Full).await {
                     s2.emit(Event::Error(e));
                 }
             });
@@ -543,7 +557,7 @@ impl ObserveState {
         if self.view.is_none() {
             let started = runtime::run({
                 let s = s.clone();
-                async move { s.ensure_monitor().await }
+                async move { s.ensure_monitor(Watch::Full).await }
             })
             .await;
             if let Err(e) = started {
@@ -721,16 +735,17 @@ impl Shared {
         }
     }
 
-    /// Starts the watch of the election (once) and waits for its first snapshot,
-    /// which fixes the epoch this handle belongs to.
-    async fn ensure_monitor(self: &Arc<Self>) -> Result<()> {
+    /// Starts the watch of the election (once, or again to widen it from the epoch
+    /// to the leader) and waits for its first snapshot, which fixes the epoch this
+    /// handle belongs to.
+    async fn ensure_monitor(self: &Arc<Self>, want: Watch) -> Result<()> {
         let mut guard = self.monitor.lock().await;
-        if guard.is_some() {
+        if guard.as_ref().is_some_and(|(_, has)| *has >= want) {
             return Ok(());
         }
         self.check_usable()?;
         let (tx, rx) = oneshot::channel();
-        let task = runtime::spawn(monitor(Arc::downgrade(self), tx))?;
+        let task = runtime::spawn(monitor(Arc::downgrade(self), tx, want))?;
         match rx.await {
             // Closed or ended while starting: `close_now` could not reach the task.
             Ok(Ok(())) if matches!(self.info().state, State::Closed | State::Ended) => {
@@ -738,7 +753,11 @@ impl Shared {
                 terminal_error(self.info().state)
             }
             Ok(Ok(())) => {
-                *guard = Some(task.abort_handle());
+                // The narrower watch stops only now, so that no epoch change falls
+                // between the two.
+                if let Some((old, _)) = guard.replace((task.abort_handle(), want)) {
+                    old.abort();
+                }
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -752,14 +771,22 @@ impl Shared {
         }
     }
 
-    fn on_snapshot(&self, snap: Snapshot) {
+    /// Ends this handle when `epoch` is later than the one it belongs to; returns
+    /// whether it did.
+    fn on_epoch(&self, epoch: u64) -> bool {
         let ended = {
             let mut inner = lock(&self.inner);
-            let base = *inner.epoch_base.get_or_insert(snap.epoch);
-            snap.epoch > base
+            let base = *inner.epoch_base.get_or_insert(epoch);
+            epoch > base
         };
         if ended {
             self.end_locally();
+        }
+        ended
+    }
+
+    fn on_snapshot(&self, snap: Snapshot) {
+        if self.on_epoch(snap.epoch) {
             return;
         }
         let mut changed = None;
@@ -1136,7 +1163,7 @@ impl Shared {
         };
         self.withdraw_later(entry);
         if let Ok(mut m) = self.monitor.try_lock() {
-            if let Some(t) = m.take() {
+            if let Some((t, _)) = m.take() {
                 t.abort();
             }
         }
@@ -1169,7 +1196,7 @@ impl Shared {
         // The monitor is only ever locked briefly while it starts; if it is starting
         // now, it checks `check_usable` and stops on the next snapshot's op check.
         if let Ok(mut m) = self.monitor.try_lock() {
-            if let Some(t) = m.take() {
+            if let Some((t, _)) = m.take() {
                 t.abort();
             }
         }
@@ -1228,8 +1255,8 @@ impl Drop for CampaignGuard {
     }
 }
 
-/// The watch loop of one election handle.
-async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>) {
+/// The watch loop of one election handle: the whole election, or only its epoch.
+async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>, what: Watch) {
     let mut first = Some(first);
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -1237,7 +1264,11 @@ async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>) {
         let backend = s.backend().clone();
         let name = s.name.clone();
         drop(s);
-        match backend.watch(&name).await {
+        let opened = match what {
+            Watch::Full => backend.watch(&name).await.map(|w| w.map(|r| r.map(Seen::Snapshot)).boxed()),
+            Watch::Epoch => backend.watch_epoch(&name).await.map(|w| w.map(|r| r.map(Seen::Epoch)).boxed()),
+        };
+        match opened {
             Ok(mut stream) => {
                 while let Some(item) = stream.next().await {
                     let Some(s) = shared.upgrade() else { return };
@@ -1246,8 +1277,13 @@ async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>) {
                         return;
                     }
                     match item {
-                        Ok(snap) => {
-                            s.on_snapshot(snap);
+                        Ok(seen) => {
+                            match seen {
+                                Seen::Snapshot(snap) => s.on_snapshot(snap),
+                                Seen::Epoch(epoch) => {
+                                    s.on_epoch(epoch);
+                                }
+                            }
                             backoff = Duration::from_millis(50);
                             if let Some(tx) = first.take() {
                                 let _ = tx.send(Ok(()));
@@ -1277,4 +1313,10 @@ async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// One item of a monitor's watch.
+enum Seen {
+    Snapshot(Snapshot),
+    Epoch(u64),
 }

@@ -81,7 +81,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::{Backend, Entry, Snapshot, SnapshotStream};
+use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
@@ -502,6 +502,14 @@ impl Read {
     }
 }
 
+/// One candidate's place in its election (see `EtcdShared::position`).
+struct Position {
+    own: Option<ec::KeyValue>,
+    pred: Option<ec::KeyValue>,
+    epoch: u64,
+    revision: i64,
+}
+
 fn to_leader(kv: &ec::KeyValue) -> Leader {
     Leader::new(kv.value().to_vec(), kv.create_revision() as u64, String::from_utf8_lossy(kv.key()).into_owned())
 }
@@ -592,6 +600,53 @@ impl EtcdShared {
             }
         }
         Ok(Read { candidates, epoch, revision: header_revision(resp.header()) })
+    }
+
+    /// Reads, at one revision, what a candidate needs to know about itself: its own
+    /// key, the candidate just before it (the one with the largest smaller create
+    /// revision), and the epoch. Unlike `read` its size does not grow with the
+    /// number of candidates, so a handoff costs the same with 2 or 1,000 of them.
+    async fn position(&self, election: &str, key: &str, create_rev: i64) -> Result<Position> {
+        let prefix = self.prefix(election);
+        // Keys of nested elections ("svc/x/...") share the prefix and are skipped:
+        // a few extra rows keep that from needing a second read, and the full read
+        // covers the case where every row was one.
+        const ROWS: i64 = 8;
+        let before = ec::GetOptions::new()
+            .with_prefix()
+            .with_max_create_revision(create_rev - 1)
+            .with_sort(ec::SortTarget::Create, ec::SortOrder::Descend)
+            .with_limit(ROWS);
+        let txn = ec::Txn::new().and_then(vec![
+            ec::TxnOp::get(key, None),
+            ec::TxnOp::get(self.epoch_key(election), None),
+            ec::TxnOp::get(prefix.clone(), Some(before)),
+        ]);
+        let resp = self.txn("read", txn).await?;
+        let revision = header_revision(resp.header());
+        let mut own = None;
+        let mut epoch = 0;
+        let mut pred = None;
+        let mut unsure = false;
+        for (i, r) in resp.op_responses().into_iter().enumerate() {
+            let ec::TxnOpResponse::Get(mut g) = r else { continue };
+            match i {
+                0 => own = g.take_kvs().into_iter().next(),
+                1 => epoch = parse_epoch(g.kvs().first()),
+                _ => {
+                    let more = g.more();
+                    pred = g.take_kvs().into_iter().find(|kv| is_candidate(kv.key(), prefix.as_bytes()));
+                    unsure = pred.is_none() && more;
+                }
+            }
+        }
+        if unsure {
+            let r = self.read(election).await?;
+            pred = r.candidates.into_iter().take_while(|kv| kv.create_revision() < create_rev).last();
+            // Watching from the older revision of the two can only wake early.
+            return Ok(Position { own, pred, epoch: r.epoch, revision });
+        }
+        Ok(Position { own, pred, epoch, revision })
     }
 
     /// Opens one watch stream on `keys` (exact keys, or prefixes when flagged) from
@@ -792,6 +847,23 @@ impl Backend for EtcdBackend {
         Ok(Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))))
     }
 
+    async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
+        let sh = self.shared.clone();
+        let key = sh.epoch_key(election);
+        let first = sh.get("reading the epoch", &key).await?;
+        let (tx, mut rx) = mpsc::channel::<Result<u64>>(4);
+        let _ = tx.send(Ok(parse_epoch(first.kvs().first()))).await;
+        let revision = header_revision(first.header());
+        tokio::spawn(async move {
+            let tx2 = tx.clone();
+            tokio::select! {
+                _ = epoch_loop(sh, key, revision, tx) => {}
+                _ = tx2.closed() => {}
+            }
+        });
+        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+    }
+
     async fn end(&self, election: &str) -> Result<()> {
         let sh = &self.shared;
         let ekey = sh.epoch_key(election);
@@ -857,6 +929,59 @@ async fn watch_loop(sh: Arc<EtcdShared>, election: String, mut revision: i64, tx
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Follows the epoch key alone. Candidates coming and going do not touch it, so a
+/// handoff costs this watch nothing; the key is read again only after the watch
+/// stream broke.
+async fn epoch_loop(sh: Arc<EtcdShared>, key: String, mut revision: i64, tx: mpsc::Sender<Result<u64>>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let failed = match sh.open_watch(&[(key.clone(), false)], revision + 1).await {
+            Ok(mut stream) => loop {
+                match stream.message().await {
+                    // Compacted past our revision or cancelled: read the key again.
+                    Ok(Some(resp)) if resp.canceled() || resp.compact_revision() > 0 => break None,
+                    Ok(Some(resp)) => {
+                        backoff = Duration::from_millis(50);
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            revision = revision.max(kv.mod_revision());
+                            if ev.event_type() == ec::EventType::Put
+                                && tx.send(Ok(parse_epoch(Some(kv)))).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(map_err("watching the epoch", e)),
+                }
+            },
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failed {
+            if !retryable(&e) {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+        match sh.get("reading the epoch", &key).await {
+            Ok(r) => {
+                revision = header_revision(r.header());
+                if tx.send(Ok(parse_epoch(r.kvs().first()))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if retryable(&e) => {}
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -949,7 +1074,7 @@ impl Entry for EtcdEntry {
         let sh = &self.shared;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let r = match sh.read(&self.election).await {
+            let r = match sh.position(&self.election, &self.key, self.create_rev).await {
                 Ok(r) => r,
                 Err(e) if retryable(&e) => {
                     tokio::time::sleep(backoff).await;
@@ -958,7 +1083,7 @@ impl Entry for EtcdEntry {
                 }
                 Err(e) => return Err(e),
             };
-            let Some(pos) = r.candidates.iter().position(|kv| self.mine(kv)) else {
+            let Some(own) = r.own.as_ref().filter(|kv| self.mine(kv)) else {
                 // The engine learns of end() from the election watch and of a lost
                 // lease from the session; either cancels this wait (so the state reads
                 // Ended, or the campaign requeues). Only if neither does, fail here.
@@ -977,11 +1102,11 @@ impl Entry for EtcdEntry {
                     ),
                 });
             };
-            if pos == 0 {
-                return Ok(to_leader(&r.candidates[0]));
-            }
+            let Some(pred) = &r.pred else {
+                return Ok(to_leader(own));
+            };
             // Watch only the key just before ours, and our own key.
-            let pred = String::from_utf8_lossy(r.candidates[pos - 1].key()).into_owned();
+            let pred = String::from_utf8_lossy(pred.key()).into_owned();
             let keys = [(pred, false), (self.key.clone(), false)];
             let seen = match sh.open_watch(&keys, r.revision + 1).await {
                 Ok(mut s) => next_change(&mut s, |ev| ev.event_type() == ec::EventType::Delete).await,
@@ -1002,7 +1127,7 @@ impl Entry for EtcdEntry {
         let sh = &self.shared;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let r = match sh.read(&self.election).await {
+            let r = match sh.position(&self.election, &self.key, self.create_rev).await {
                 Ok(r) => r,
                 Err(_) => {
                     // The session tracker judges connectivity; keep looking.
@@ -1012,7 +1137,7 @@ impl Entry for EtcdEntry {
                 }
             };
             backoff = Duration::from_millis(50);
-            if !r.candidates.iter().any(|kv| self.mine(kv)) {
+            if !r.own.as_ref().is_some_and(|kv| self.mine(kv)) {
                 return match self.vanished(r.epoch).await {
                     VanishCause::Ended => {
                         // The election watch reports Ended; give it the lead.

@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
-use super::{Backend, Entry, Snapshot, SnapshotStream};
+use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::Options;
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
@@ -45,6 +45,11 @@ const MAX_VALUE: usize = 1 << 20;
 const POLL_NOTIFIED: Duration = Duration::from_millis(250);
 /// How often a watcher re-reads when inotify is unavailable.
 const POLL_UNNOTIFIED: Duration = Duration::from_millis(20);
+/// The same two for a watch of the epoch alone. Only `end()` changes it, always by
+/// renaming `state` (which inotify reports), and a campaign holds such a watch for
+/// every election, so polling is only a safety net.
+const EPOCH_POLL_NOTIFIED: Duration = Duration::from_secs(10);
+const EPOCH_POLL_UNNOTIFIED: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct LocalBackend {
@@ -292,15 +297,24 @@ impl Backend for LocalBackend {
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
-        let dir = self.election_dir(election);
-        let d = dir.clone();
-        blocking(move || ensure_dir(&d)).await??;
-        let sub = Notifier::subscribe(&self.shared, &dir);
-        let poll = if sub.is_some() { POLL_NOTIFIED } else { POLL_UNNOTIFIED };
-        let st = WatchState { dir, sub, poll, last: None, first: true };
+        let st = self.watch_state(election, POLL_NOTIFIED, POLL_UNNOTIFIED).await?;
         let stream = futures_util::stream::unfold(st, |mut st| async move {
             let item = st.next().await;
             Some((item, st))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
+        let st = self.watch_state(election, EPOCH_POLL_NOTIFIED, EPOCH_POLL_UNNOTIFIED).await?;
+        let stream = futures_util::stream::unfold((st, None), |(mut st, last)| async move {
+            loop {
+                match st.next().await {
+                    Ok(snap) if Some(snap.epoch) == last => continue,
+                    Ok(snap) => return Some((Ok(snap.epoch), (st, Some(snap.epoch)))),
+                    Err(e) => return Some((Err(e), (st, last))),
+                }
+            }
         });
         Ok(Box::pin(stream))
     }
@@ -319,6 +333,19 @@ impl Backend for LocalBackend {
     }
 
     async fn close(&self) {}
+}
+
+impl LocalBackend {
+    /// A watch of `election` that re-reads on every notification of its directory,
+    /// and otherwise every `notified` (or `unnotified` without inotify).
+    async fn watch_state(&self, election: &str, notified: Duration, unnotified: Duration) -> Result<WatchState> {
+        let dir = self.election_dir(election);
+        let d = dir.clone();
+        blocking(move || ensure_dir(&d)).await??;
+        let sub = Notifier::subscribe(&self.shared, &dir);
+        let poll = if sub.is_some() { notified } else { unnotified };
+        Ok(WatchState { dir, sub, poll, last: None, first: true })
+    }
 }
 
 struct WatchState {

@@ -30,6 +30,9 @@ pub(crate) mod zookeeper;
 /// A boxed stream of snapshots of one election.
 pub(crate) type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot>> + Send>>;
 
+/// A boxed stream of the epochs of one election.
+pub(crate) type EpochStream = Pin<Box<dyn Stream<Item = Result<u64>> + Send>>;
+
 /// What a watcher sees of one election at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Snapshot {
@@ -70,6 +73,17 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// (coalescing is allowed). Transient errors are retried inside; an `Err` item
     /// means the watch is broken and the engine will call `watch` again.
     async fn watch(&self, election: &str) -> Result<SnapshotStream>;
+
+    /// Watches only the epoch of `election`: the first item is the epoch now, then
+    /// one item per `end()` (repeats are allowed). Errors as for `watch`. A campaign
+    /// keeps this open, so it must cost nothing while candidates come and go: the
+    /// default follows the whole election, and a backend that can watch the epoch
+    /// alone overrides it.
+    async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
+        use futures_util::StreamExt;
+        let snaps = self.watch(election).await?;
+        Ok(snaps.map(|r| r.map(|s| s.epoch)).boxed())
+    }
 
     /// Ends the current round of `election` for every participant (bumps its epoch)
     /// and clears its leader. Terms keep increasing afterwards.

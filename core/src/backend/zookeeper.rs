@@ -49,7 +49,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
-use super::{Backend, Entry, Snapshot, SnapshotStream};
+use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
@@ -181,6 +181,9 @@ struct ZkShared {
     orphans: Mutex<Vec<(u64, String)>>,
     closed: AtomicBool,
     supervisor: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Whether the server answers multi-reads (ZooKeeper 3.6+); cleared on the first
+    /// refusal.
+    multi_read: AtomicBool,
 }
 
 /// The ZooKeeper backend: one session, replaced when it is lost.
@@ -311,6 +314,7 @@ impl ZkBackend {
             orphans: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             supervisor: Mutex::new(None),
+            multi_read: AtomicBool::new(true),
         });
         let task = tokio::spawn(supervise(Arc::downgrade(&shared), conn));
         *lock(&shared.supervisor) = Some(task.abort_handle());
@@ -541,6 +545,16 @@ impl Backend for ZkBackend {
         Ok(Box::pin(stream))
     }
 
+    async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
+        let marker = format!("{}/{EPOCH_MARKER}", election_dir(election)?);
+        let st = EpochWatchState { shared: self.shared.clone(), marker, last: None, wait: None };
+        let stream = futures_util::stream::unfold(st, |mut st| async move {
+            let item = st.next().await;
+            Some((item, st))
+        });
+        Ok(Box::pin(stream))
+    }
+
     async fn end(&self, election: &str) -> Result<()> {
         let dir = election_dir(election)?;
         let marker = format!("{dir}/{EPOCH_MARKER}");
@@ -643,7 +657,66 @@ struct ZkEntry {
     withdrawn: AtomicBool,
 }
 
+/// What a waiting candidate reads of its election in one request.
+struct Place {
+    children: Vec<String>,
+    /// Our own node's data and stat, if it exists.
+    own: Option<(Vec<u8>, zk::Stat)>,
+    epoch: u64,
+}
+
 impl ZkEntry {
+    /// Reads the queue, our own node and the epoch in one round trip (a ZooKeeper
+    /// 3.6+ multi-read, which is also one consistent snapshot), or in three on an
+    /// older server. A handoff waits on this read, so it is worth the round trips.
+    async fn place(&self, client: &zk::Client) -> std::result::Result<Place, zk::Error> {
+        let marker = format!("{}/{EPOCH_MARKER}", self.dir);
+        let bad_epoch = || zk::Error::UnexpectedError(format!("bad {EPOCH_MARKER}"));
+        if self.shared.multi_read.load(Ordering::Relaxed) {
+            let mut r = client.new_multi_reader();
+            r.add_get_children(&self.dir)?;
+            r.add_get_data(&self.path)?;
+            r.add_get_data(&marker)?;
+            match r.commit().await {
+                Ok(res) => {
+                    let mut res = res.into_iter();
+                    let children = match res.next() {
+                        Some(zk::MultiReadResult::Children { children }) => children,
+                        Some(zk::MultiReadResult::Error { err }) => return Err(err),
+                        _ => return Err(zk::Error::UnexpectedError("multi-read: no children".into())),
+                    };
+                    let own = match res.next() {
+                        Some(zk::MultiReadResult::Data { data, stat }) => Some((data, stat)),
+                        Some(zk::MultiReadResult::Error { err: zk::Error::NoNode }) => None,
+                        Some(zk::MultiReadResult::Error { err }) => return Err(err),
+                        _ => return Err(zk::Error::UnexpectedError("multi-read: no data".into())),
+                    };
+                    let epoch = match res.next() {
+                        Some(zk::MultiReadResult::Data { data, .. }) => parse_epoch(&data).map_err(|_| bad_epoch())?,
+                        Some(zk::MultiReadResult::Error { err: zk::Error::NoNode }) => 0,
+                        Some(zk::MultiReadResult::Error { err }) => return Err(err),
+                        _ => return Err(zk::Error::UnexpectedError("multi-read: no epoch".into())),
+                    };
+                    return Ok(Place { children, own, epoch });
+                }
+                Err(zk::Error::Unimplemented) => self.shared.multi_read.store(false, Ordering::Relaxed),
+                Err(e) => return Err(e),
+            }
+        }
+        let children = client.list_children(&self.dir).await?;
+        let own = match client.get_data(&self.path).await {
+            Ok(x) => Some(x),
+            Err(zk::Error::NoNode) => None,
+            Err(e) => return Err(e),
+        };
+        let epoch = match client.get_data(&marker).await {
+            Ok((data, _)) => parse_epoch(&data).map_err(|_| bad_epoch())?,
+            Err(zk::Error::NoNode) => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(Place { children, own, epoch })
+    }
+
     fn client(&self) -> Result<zk::Client> {
         if self.withdrawn.load(Ordering::SeqCst) {
             return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
@@ -664,36 +737,31 @@ impl Entry for ZkEntry {
     async fn wait_won(&self) -> Result<Leader> {
         loop {
             let client = self.client()?;
-            let children = match client.list_children(&self.dir).await {
-                Ok(c) => c,
+            let place = match self.place(&client).await {
+                Ok(p) => p,
                 Err(e) if transient(&e) => {
                     tokio::time::sleep(RETRY).await;
                     continue;
                 }
                 Err(zk::Error::NoNode) => return Err(self.gone()),
-                Err(e) => return Err(zk_err(format_args!("listing {}", self.dir), e)),
+                Err(e) => return Err(zk_err(format_args!("reading {}", self.dir), e)),
             };
-            let sorted = sorted_latches(children);
+            let sorted = sorted_latches(place.children);
             let Some(idx) = sorted.iter().position(|(_, n)| *n == self.name) else { return Err(self.gone()) };
             if idx == 0 {
                 // Lowest: claim only if the node is still ours (CURATOR-696).
-                match client.get_data(&self.path).await {
-                    Ok((data, stat)) if stat.ephemeral_owner == self.conn.session_id => {
+                return match place.own {
+                    Some((data, stat)) if stat.ephemeral_owner == self.conn.session_id => {
                         // The predecessor may have stepped down because of an end(): a
-                        // candidate of the ended round must not win. The session saw the
-                        // deletion, so this read sees the epoch written before it.
-                        if read_epoch(&client, &self.dir).await? > self.epoch {
+                        // candidate of the ended round must not win. The read is one
+                        // snapshot, so it sees the epoch written before that deletion.
+                        if place.epoch > self.epoch {
                             return Err(Error::new(ErrorKind::Ended, "the election was ended by end()"));
                         }
-                        return Ok(Leader::new(data, stat.czxid as u64, self.path.clone()));
+                        Ok(Leader::new(data, stat.czxid as u64, self.path.clone()))
                     }
-                    Ok(_) | Err(zk::Error::NoNode) => return Err(self.gone()),
-                    Err(e) if transient(&e) => {
-                        tokio::time::sleep(RETRY).await;
-                        continue;
-                    }
-                    Err(e) => return Err(zk_err(format_args!("reading {}", self.path), e)),
-                }
+                    _ => Err(self.gone()),
+                };
             }
             let pred = format!("{}/{}", self.dir, sorted[idx - 1].1);
             match client.get_and_watch_data(&pred).await {
@@ -835,6 +903,63 @@ impl WatchState {
     }
 }
 
+/// Resolves once the connection of `generation` has been replaced (a watch set on
+/// it will never fire then).
+fn replaced(shared: &ZkShared, generation: u64) -> Wakeup {
+    let mut conn_rx = shared.conn_tx.subscribe();
+    conn_rx.borrow_and_update();
+    Box::pin(async move {
+        let _ = conn_rx.wait_for(|g| *g != generation).await;
+    })
+}
+
+/// Follows the epoch marker alone: one data (or existence) watch that only `end()`
+/// fires, so candidates coming and going cost it nothing.
+struct EpochWatchState {
+    shared: Arc<ZkShared>,
+    marker: String,
+    last: Option<u64>,
+    wait: Option<Wakeup>,
+}
+
+impl EpochWatchState {
+    async fn next(&mut self) -> Result<u64> {
+        loop {
+            if let Some(w) = self.wait.take() {
+                w.await;
+            }
+            let (conn, client) = self.shared.live().await?;
+            let replaced = replaced(&self.shared, conn.generation);
+            let read = match client.get_and_watch_data(&self.marker).await {
+                Ok((data, _, w)) => Ok(Some((parse_epoch(&data)?, w))),
+                Err(zk::Error::NoNode) => match client.check_and_watch_stat(&self.marker).await {
+                    Ok((None, w)) => Ok(Some((0, w))),
+                    Ok((Some(_), _)) => Ok(None), // created in between: read it
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(Some((epoch, w))) => {
+                    self.wait = Some(Box::pin(async move {
+                        tokio::select! {
+                            _ = w.changed() => {}
+                            _ = replaced => {}
+                        }
+                    }));
+                    if self.last != Some(epoch) {
+                        self.last = Some(epoch);
+                        return Ok(epoch);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if transient(&e) || session_over(&e) => tokio::time::sleep(RETRY).await,
+                Err(e) => return Err(zk_err(format_args!("watching {}", self.marker), e)),
+            }
+        }
+    }
+}
+
 /// Reads one snapshot of the election at `dir` and sets the watches that wake the
 /// next read.
 async fn read_election(
@@ -843,11 +968,7 @@ async fn read_election(
     client: &zk::Client,
     generation: u64,
 ) -> std::result::Result<Read, zk::Error> {
-    let mut conn_rx = shared.conn_tx.subscribe();
-    conn_rx.borrow_and_update();
-    let replaced: Wakeup = Box::pin(async move {
-        let _ = conn_rx.wait_for(|g| *g != generation).await;
-    });
+    let replaced = replaced(shared, generation);
     let (children, cw) = match client.list_and_watch_children(dir).await {
         Ok(x) => x,
         Err(zk::Error::NoNode) => {

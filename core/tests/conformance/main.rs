@@ -53,6 +53,7 @@ macro_rules! backend_tests {
             case!(close_leaves_no_leader_even_with_a_waiting_handle);
             case!(terms_increase_across_clients_and_end);
             case!(blocking_facade_timeouts_cancel_and_callbacks);
+            case!(following_the_leader_starts_on_demand);
         }
     };
 }

@@ -497,3 +497,63 @@ pub async fn blocking_facade_timeouts_cancel_and_callbacks(url: &str) {
     .await
     .unwrap();
 }
+
+/// A campaign watches only the epoch; `events()` and `observe()` asked for later,
+/// on a handle that already campaigns or leads, still follow every leader change,
+/// and `end()` still reaches handles that never asked.
+pub async fn following_the_leader_starts_on_demand(url: &str) {
+    let n = name();
+    let (a, b, o, d) = (connect(url).await, connect(url).await, connect(url).await, connect(url).await);
+    let (ea, eb, eo, ed) =
+        (a.election(&n).unwrap(), b.election(&n).unwrap(), o.election(&n).unwrap(), d.election(&n).unwrap());
+    let lead_a = ea.campaign("a").await.unwrap();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Widened while leading: the current leader comes first.
+    let mut ev = ea.events();
+    async fn leader_change(ev: &mut ballot::Events, value: &[u8]) -> u64 {
+        live("LeaderChanged", async {
+            while let Some(x) = ev.next().await {
+                if let Event::LeaderChanged(Some(l)) = x {
+                    if l.value == value {
+                        return l.term;
+                    }
+                }
+            }
+            panic!("events ended before the leader {value:?}");
+        })
+        .await
+    }
+    assert_eq!(leader_change(&mut ev, b"a").await, lead_a.term());
+    // Widened while campaigning, and by a non-candidate that observes.
+    let mut changes = eo.observe();
+    let first = live("observe", changes.next()).await.unwrap().unwrap().expect("a leader");
+    assert_eq!(first.value, b"a");
+    ea.resign().await.unwrap();
+    let lead_b = live("b wins", waiting).await.unwrap().unwrap();
+    assert!(lead_b.term() > lead_a.term());
+    assert_eq!(leader_change(&mut ev, b"b").await, lead_b.term());
+    loop {
+        let l = live("observe b", changes.next()).await.unwrap().unwrap();
+        if l.is_some_and(|l| l.value == b"b") {
+            break;
+        }
+    }
+    // b leads without ever watching the leader: end() must still reach it.
+    ed.end().await.unwrap();
+    live("b ends", async {
+        while eb.state() != State::Ended {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(!lead_b.is_current());
+    assert_eq!(eb.campaign("again").await.unwrap_err().kind(), ErrorKind::Ended);
+    live("a ends", async {
+        while ea.state() != State::Ended {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

@@ -62,7 +62,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use self::api::{next_index, op, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
-use super::{Backend, Entry, Snapshot, SnapshotStream};
+use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
@@ -507,6 +507,22 @@ impl Backend for ConsulBackend {
         Ok(Box::pin(stream))
     }
 
+    async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
+        let key = format!("{}/.epoch", self.inner.prefix(election));
+        // A blocking query on a key that does not exist returns on any write to
+        // the store (its index is the store's), which would wake every candidate at
+        // every handoff: make the key exist, at epoch 0 unless someone is quicker.
+        if self.inner.api.kv_get(&key, None).await?.0.is_none() {
+            self.inner.api.txn(vec![op("check-not-exists", &key), op_set(&key, b"0", 0)]).await?;
+        }
+        let st = EpochWatchState { inner: self.inner.clone(), key, index: 0, last: None };
+        let stream = futures_util::stream::unfold(st, |mut st| async move {
+            let item = st.next().await;
+            Some((item, st))
+        });
+        Ok(Box::pin(stream))
+    }
+
     async fn end(&self, election: &str) -> Result<()> {
         let prefix = self.inner.prefix(election);
         let (epoch_key, lock_key) = (format!("{prefix}/.epoch"), format!("{prefix}/.lock"));
@@ -581,6 +597,42 @@ impl WatchState {
             // the whole store's, so any write anywhere wakes the query: rate-limit.
             if !first && started.elapsed() < MIN_GAP {
                 tokio::time::sleep(MIN_GAP).await;
+            }
+        }
+    }
+}
+
+/// Follows `.epoch` alone with blocking queries; only `end()` writes it.
+struct EpochWatchState {
+    inner: Arc<Inner>,
+    key: String,
+    index: u64,
+    last: Option<u64>,
+}
+
+impl EpochWatchState {
+    async fn next(&mut self) -> Result<u64> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let first = self.last.is_none();
+            let block = if first { None } else { Some((self.index, WAIT)) };
+            let started = Instant::now();
+            let epoch = match self.inner.api.kv_get(&self.key, block).await {
+                Ok((p, idx)) => {
+                    self.index = next_index(self.index, idx);
+                    parse_epoch(p.as_ref())
+                }
+                Err(e) => Err(e),
+            };
+            match epoch {
+                Ok(epoch) if self.last != Some(epoch) => {
+                    self.last = Some(epoch);
+                    return Ok(epoch);
+                }
+                Ok(_) if started.elapsed() < MIN_GAP => tokio::time::sleep(MIN_GAP).await,
+                Ok(_) => {}
+                Err(e) if first => return Err(e),
+                Err(e) => pause_or_fail(e, &mut backoff).await?,
             }
         }
     }
