@@ -26,6 +26,11 @@ thread_local! {
 /// Worker threads of the library runtime. Two is enough: the work is I/O-bound and
 /// every blocking file-system call goes to the blocking pool.
 const WORKERS: usize = 2;
+/// The cap on threads for blocking work: short file-system calls of the local
+/// backend and name resolution. Nothing blocks there for long (waiting for a lock
+/// has its own thread per election), so a few suffice, and a process holding
+/// thousands of elections does not grow hundreds of threads (tokio's default is 512).
+const BLOCKING: usize = 4;
 
 /// The runtime's handle, building the runtime on first use in this process.
 pub(crate) fn handle() -> Result<Handle> {
@@ -38,6 +43,7 @@ pub(crate) fn handle() -> Result<Handle> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
+        .max_blocking_threads(BLOCKING)
         .thread_name("ballot-rt")
         .enable_all()
         .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
