@@ -627,7 +627,11 @@ def build_consul(inst: dict, taken: set[int], opts) -> None:
     kind = inst["kind"]
     # http, serf lan (tcp+udp), serf wan (tcp+udp), server rpc, grpc
     serf_lan, serf_wan, http_p, server_p, grpc_p = free_ports(5, taken, udp=2)
-    cfg = {"disable_update_check": True, "ports": {"https": -1}}
+    # Every test and benchmark candidate connects from 127.0.0.1, where a real
+    # deployment's come from many hosts: the agent's limit of 200 HTTP connections
+    # per client address would cap a 1,000-candidate benchmark, not ballot.
+    cfg = {"disable_update_check": True, "ports": {"https": -1},
+           "limits": {"http_max_conns_per_client": 8192}}
     if opts.consul_session_ttl_min:
         cfg["session_ttl_min"] = opts.consul_session_ttl_min
     if kind == "consul-acl":
