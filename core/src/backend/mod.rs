@@ -22,6 +22,8 @@ use crate::url::{BackendUrl, Scheme};
 pub(crate) mod consul;
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd;
+#[cfg(feature = "etcd")]
+mod etcd_hub;
 #[cfg(feature = "local")]
 pub(crate) mod local;
 #[cfg(feature = "zookeeper")]
