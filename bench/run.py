@@ -111,8 +111,19 @@ class Servers:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# Every measurement that failed in this run, for --strict.
+FAILED: list[str] = []
+
+
 def run_json(argv: list[str], timeout: float, what: str) -> dict:
     """Runs a measurement process; returns its JSON, or {"error": ...} when it failed."""
+    out = _run_json(argv, timeout, what)
+    if "error" in out:
+        FAILED.append(f"{what}: {out['error']}")
+    return out
+
+
+def _run_json(argv: list[str], timeout: float, what: str) -> dict:
     t = time.monotonic()
     log(f"{what}: running")
     try:
@@ -718,6 +729,8 @@ def main() -> int:
                     help="run only these sections")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already in CARGO_TARGET_DIR")
     ap.add_argument("--keep-servers", action="store_true", help="leave the servers running (debugging)")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit with status 1 when any measurement or build failed (the test command uses it)")
     ap.add_argument("--merge", action="store_true",
                     help="start from OUT/results.json and replace only the sections run now (with --only)")
     ap.add_argument("--report-only", action="store_true",
@@ -786,7 +799,13 @@ def main() -> int:
         json.dump(r, fh, indent=1)
     write_report(r, out_dir, args.quick)
     servers.stop()
-    log("done")
+    problems = FAILED + b.r["errors"]
+    if args.strict and problems:
+        log(f"FAILED: {len(problems)} problem(s) in this run:")
+        for p in problems:
+            log(f"  - {p}")
+        return 1
+    log(f"done in {time.monotonic() - t:.0f} s; report in {os.path.join(out_dir, 'RESULTS.md')}")
     return 0
 
 
