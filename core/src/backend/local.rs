@@ -9,6 +9,9 @@
 //! - `state`: term, epoch, leader key and value; replaced atomically (write a
 //!   temporary file, `fdatasync`, `rename`). The term is persisted and only grows.
 //! - `state.lock`: a short-held `flock` serialising read-modify-write of `state`.
+//! - `ended`: rewritten by `end()` after it bumped the epoch in `state`. A campaign
+//!   watches only the epoch, and this doorbell lets it ignore the `state` changes
+//!   of every handoff.
 //!
 //! Waiting candidates of one process share one thread per election that blocks in
 //! `flock(LOCK_EX)`: the kernel wakes it when the leader releases or dies, so there
@@ -38,6 +41,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::session::SessionTracker;
 use crate::url::BackendUrl;
 
+/// The file `end()` writes after bumping the epoch in `state`, so that epoch
+/// watchers wake on it alone.
+const ENDED: &str = "ended";
+
 /// The local backend stores values up to 1 MiB.
 const MAX_VALUE: usize = 1 << 20;
 /// How often a watcher re-reads an election whose directory is notified by
@@ -60,8 +67,6 @@ pub(crate) struct LocalBackend {
 struct LocalShared {
     dir: PathBuf,
     session: Arc<SessionTracker>,
-    queues: Mutex<HashMap<PathBuf, Arc<LockQueue>>>,
-    notifier: Mutex<Option<Notifier>>,
     id_prefix: String,
     seq: AtomicU64,
 }
@@ -84,8 +89,6 @@ impl LocalBackend {
             shared: Arc::new(LocalShared {
                 dir,
                 session,
-                queues: Mutex::new(HashMap::new()),
-                notifier: Mutex::new(None),
                 id_prefix: format!("{}.{:x}", std::process::id(), nanos & 0xffff_ffff),
                 seq: AtomicU64::new(0),
             }),
@@ -276,10 +279,7 @@ impl Backend for LocalBackend {
         let d = dir.clone();
         blocking(move || ensure_dir(&d)).await??;
         let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-        let queue = {
-            let mut qs = lock(&self.shared.queues);
-            qs.entry(dir.clone()).or_insert_with(|| Arc::new(LockQueue::new(dir.join("leader.lock")))).clone()
-        };
+        let queue = LockQueue::of(&dir);
         Ok(Arc::new(LocalEntry {
             dir,
             key: format!("{}-{n}", self.shared.id_prefix),
@@ -297,7 +297,7 @@ impl Backend for LocalBackend {
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
-        let st = self.watch_state(election, POLL_NOTIFIED, POLL_UNNOTIFIED).await?;
+        let st = self.watch_state(election, Doorbell::State, POLL_NOTIFIED, POLL_UNNOTIFIED).await?;
         let stream = futures_util::stream::unfold(st, |mut st| async move {
             let item = st.next().await;
             Some((item, st))
@@ -306,7 +306,7 @@ impl Backend for LocalBackend {
     }
 
     async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
-        let st = self.watch_state(election, EPOCH_POLL_NOTIFIED, EPOCH_POLL_UNNOTIFIED).await?;
+        let st = self.watch_state(election, Doorbell::Ended, EPOCH_POLL_NOTIFIED, EPOCH_POLL_UNNOTIFIED).await?;
         let stream = futures_util::stream::unfold((st, None), |(mut st, last)| async move {
             loop {
                 match st.next().await {
@@ -323,11 +323,17 @@ impl Backend for LocalBackend {
         let dir = self.election_dir(election);
         blocking(move || {
             ensure_dir(&dir)?;
+            let mut epoch = 0;
             State::update(&dir, |st| {
                 st.epoch += 1;
                 st.leader = None;
+                epoch = st.epoch;
                 Ok(())
-            })
+            })?;
+            // The doorbell of the epoch watchers: they read `state` only when this
+            // changes, not at every handoff. The epoch itself lives in `state`.
+            std::fs::write(dir.join(ENDED), format!("{epoch}\n"))
+                .map_err(|e| io_err("ringing the end doorbell", &dir, e))
         })
         .await?
     }
@@ -338,11 +344,17 @@ impl Backend for LocalBackend {
 impl LocalBackend {
     /// A watch of `election` that re-reads on every notification of its directory,
     /// and otherwise every `notified` (or `unnotified` without inotify).
-    async fn watch_state(&self, election: &str, notified: Duration, unnotified: Duration) -> Result<WatchState> {
+    async fn watch_state(
+        &self,
+        election: &str,
+        bell: Doorbell,
+        notified: Duration,
+        unnotified: Duration,
+    ) -> Result<WatchState> {
         let dir = self.election_dir(election);
         let d = dir.clone();
         blocking(move || ensure_dir(&d)).await??;
-        let sub = Notifier::subscribe(&self.shared, &dir);
+        let sub = Notifier::subscribe(&dir, bell);
         let poll = if sub.is_some() { notified } else { unnotified };
         Ok(WatchState { dir, sub, poll, last: None, first: true })
     }
@@ -379,9 +391,42 @@ impl WatchState {
 }
 
 /// Watched directories: a change counter for each and how many subscribe to it.
-type WatchedDirs = Arc<Mutex<HashMap<PathBuf, (watch::Sender<u64>, usize)>>>;
+type WatchedDirs = Arc<Mutex<HashMap<PathBuf, DirWatch>>>;
 
-/// One inotify watcher per backend, fanned out to per-directory channels.
+/// The change counters of one watched directory and how many subscribe to it.
+struct DirWatch {
+    /// Bumped when `state` changes (every handoff).
+    state: watch::Sender<u64>,
+    /// Bumped when `ended` changes (only `end()` writes it).
+    ended: watch::Sender<u64>,
+    count: usize,
+}
+
+/// The file a subscription is woken by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doorbell {
+    State,
+    Ended,
+}
+
+/// The inotify watcher of this process (the notify crate runs a thread for each
+/// watcher, so one per client would be a thread per client).
+fn notifier() -> std::sync::MutexGuard<'static, Option<Notifier>> {
+    static N: Mutex<Option<Notifier>> = Mutex::new(None);
+    static PID: AtomicU64 = AtomicU64::new(0);
+    let mut n = lock(&N);
+    // A forked child has none of its parent's threads: start afresh there, and
+    // never drop the parent's watcher (its drop talks to a thread that is gone).
+    let pid = u64::from(std::process::id());
+    if PID.swap(pid, Ordering::SeqCst) != pid {
+        if let Some(old) = n.take() {
+            std::mem::forget(old);
+        }
+    }
+    n
+}
+
+/// One inotify watcher per process, fanned out to per-directory channels.
 struct Notifier {
     watcher: notify::RecommendedWatcher,
     dirs: WatchedDirs,
@@ -394,30 +439,30 @@ impl std::fmt::Debug for Notifier {
 }
 
 struct Subscription {
-    shared: Arc<LocalShared>,
     dir: PathBuf,
     rx: watch::Receiver<u64>,
 }
 
 impl Notifier {
-    /// Subscribes to changes of `dir/state`; None when inotify cannot watch it
-    /// (the caller polls faster instead).
-    fn subscribe(shared: &Arc<LocalShared>, dir: &Path) -> Option<Subscription> {
+    /// Subscribes to changes of `dir/state` or `dir/ended`; None when inotify cannot
+    /// watch the directory (the caller polls faster instead).
+    fn subscribe(dir: &Path, bell: Doorbell) -> Option<Subscription> {
         use notify::Watcher;
-        let mut slot = lock(&shared.notifier);
+        let mut slot = notifier();
         if slot.is_none() {
             let dirs: WatchedDirs = Arc::default();
             let d2 = dirs.clone();
             let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let Ok(ev) = res else { return };
                 for p in &ev.paths {
-                    // Only the state file matters; reacting to anything else (our own
+                    // Only these two files matter; reacting to anything else (our own
                     // probes, temporary files) would only cause extra reads.
-                    if p.file_name().is_some_and(|n| n == "state") {
-                        if let Some(parent) = p.parent() {
-                            if let Some((tx, _)) = lock(&d2).get(parent) {
-                                tx.send_modify(|n| *n += 1);
-                            }
+                    let (Some(name), Some(parent)) = (p.file_name(), p.parent()) else { continue };
+                    if let Some(w) = lock(&d2).get(parent) {
+                        if name == "state" {
+                            w.state.send_modify(|n| *n += 1);
+                        } else if name == ENDED {
+                            w.ended.send_modify(|n| *n += 1);
                         }
                     }
                 }
@@ -427,31 +472,36 @@ impl Notifier {
         }
         let n = slot.as_mut()?;
         let mut dirs = lock(&n.dirs);
-        if let Some((tx, count)) = dirs.get_mut(dir) {
-            *count += 1;
-            return Some(Subscription { shared: shared.clone(), dir: dir.to_path_buf(), rx: tx.subscribe() });
+        let pick = |w: &DirWatch| match bell {
+            Doorbell::State => w.state.subscribe(),
+            Doorbell::Ended => w.ended.subscribe(),
+        };
+        if let Some(w) = dirs.get_mut(dir) {
+            w.count += 1;
+            return Some(Subscription { dir: dir.to_path_buf(), rx: pick(w) });
         }
-        let (tx, rx) = watch::channel(0);
-        dirs.insert(dir.to_path_buf(), (tx, 1));
+        let w = DirWatch { state: watch::channel(0).0, ended: watch::channel(0).0, count: 1 };
+        let rx = pick(&w);
+        dirs.insert(dir.to_path_buf(), w);
         drop(dirs);
         if n.watcher.watch(dir, notify::RecursiveMode::NonRecursive).is_err() {
             lock(&n.dirs).remove(dir);
             return None;
         }
-        Some(Subscription { shared: shared.clone(), dir: dir.to_path_buf(), rx })
+        Some(Subscription { dir: dir.to_path_buf(), rx })
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         use notify::Watcher;
-        let mut slot = lock(&self.shared.notifier);
+        let mut slot = notifier();
         let Some(n) = slot.as_mut() else { return };
         let mut dirs = lock(&n.dirs);
         let last = match dirs.get_mut(&self.dir) {
-            Some((_, count)) => {
-                *count -= 1;
-                *count == 0
+            Some(w) => {
+                w.count -= 1;
+                w.count == 0
             }
             None => false,
         };
@@ -480,9 +530,45 @@ struct QueueInner {
     next_id: u64,
 }
 
+/// The lock queues of this process, by election directory: one per process, not
+/// per client, because the kernel wakes every thread blocked in `flock` on a file
+/// when it is unlocked, so a thread per client would make every handoff wake them
+/// all.
+fn queues() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<LockQueue>>> {
+    static Q: std::sync::OnceLock<Mutex<HashMap<PathBuf, Arc<LockQueue>>>> = std::sync::OnceLock::new();
+    static PID: AtomicU64 = AtomicU64::new(0);
+    let mut q = lock(Q.get_or_init(Default::default));
+    // A forked child has none of its parent's lock threads: its queues start empty.
+    let pid = u64::from(std::process::id());
+    if PID.swap(pid, Ordering::SeqCst) != pid {
+        std::mem::forget(std::mem::take(&mut *q));
+    }
+    q
+}
+
 impl LockQueue {
     fn new(path: PathBuf) -> LockQueue {
         LockQueue { path, inner: Mutex::new(QueueInner::default()) }
+    }
+
+    /// The queue of the election at `dir` in this process.
+    fn of(dir: &Path) -> Arc<LockQueue> {
+        queues().entry(dir.to_path_buf()).or_insert_with(|| Arc::new(LockQueue::new(dir.join("leader.lock")))).clone()
+    }
+
+    /// Forgets this queue once it has neither waiters nor thread, so that the map
+    /// does not grow with every election the process ever joined. Takes the map's
+    /// lock before the queue's, as `of` + `register` do.
+    fn forget_if_idle(self: &Arc<Self>) {
+        let mut qs = queues();
+        let Some(dir) = self.path.parent() else { return };
+        let idle = {
+            let q = lock(&self.inner);
+            q.waiters.is_empty() && !q.thread
+        };
+        if idle && qs.get(dir).is_some_and(|x| Arc::ptr_eq(x, self)) {
+            qs.remove(dir);
+        }
     }
 
     fn register(self: &Arc<Self>) -> (u64, oneshot::Receiver<Result<File>>) {
@@ -530,7 +616,10 @@ impl LockQueue {
                     }
                     if q.waiters.is_empty() {
                         q.thread = false;
-                        return; // `file`, if nobody took it, unlocks on drop
+                        drop(q);
+                        drop(file); // if nobody took it, this unlocks
+                        self.forget_if_idle();
+                        return;
                     }
                 }
                 Err(e) => {
@@ -539,6 +628,8 @@ impl LockQueue {
                         let _ = tx.send(Err(err.clone()));
                     }
                     q.thread = false;
+                    drop(q);
+                    self.forget_if_idle();
                     return;
                 }
             }
