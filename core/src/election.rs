@@ -750,6 +750,10 @@ impl Shared {
             // Closed or ended while starting: `close_now` could not reach the task.
             Ok(Ok(())) if matches!(self.info().state, State::Closed | State::Ended) => {
                 task.abort();
+                // A narrower watch being widened: nobody else could stop it.
+                if let Some((old, _)) = guard.take() {
+                    old.abort();
+                }
                 terminal_error(self.info().state)
             }
             Ok(Ok(())) => {
@@ -766,7 +770,12 @@ impl Shared {
             }
             // close() or end() stops the watch task; say so rather than report
             // an internal error.
-            Err(_) if matches!(self.info().state, State::Closed | State::Ended) => terminal_error(self.info().state),
+            Err(_) if matches!(self.info().state, State::Closed | State::Ended) => {
+                if let Some((old, _)) = guard.take() {
+                    old.abort();
+                }
+                terminal_error(self.info().state)
+            }
             Err(_) => Err(Error::new(ErrorKind::Internal, "the election watch stopped before its first snapshot")),
         }
     }
