@@ -172,6 +172,72 @@ async fn observe_survives_compaction() {
     assert_eq!((l.value.as_slice(), l.term), (&b"v3"[..], lead.term()));
 }
 
+/// A gauge or counter from the server's `/metrics` (Prometheus text), summed over
+/// its label sets.
+async fn metric(endpoint: &str, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Many elections on one client share one watch stream (about 22 KiB of client
+/// memory each), and the watches of a closed client are cancelled on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_watches_many_elections_on_one_stream() {
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let url = format!("{url}/{}", unique("ns"));
+    let ep = eps.split(',').next().unwrap().to_string();
+    const N: usize = 100;
+    let streams0 = metric(&ep, "etcd_debugging_mvcc_watch_stream_total").await;
+    let watchers0 = metric(&ep, "etcd_debugging_mvcc_watcher_total").await;
+    let c = connect(&url, 10).await;
+    let mut held = Vec::new();
+    for i in 0..N {
+        let e = c.election(&format!("svc{i}")).unwrap();
+        live("campaign", e.campaign("x")).await.unwrap();
+        held.push(e);
+    }
+    // Each leader watches its own key; the epochs of all of them come from one watch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let streams = metric(&ep, "etcd_debugging_mvcc_watch_stream_total").await - streams0;
+    let watchers = metric(&ep, "etcd_debugging_mvcc_watcher_total").await - watchers0;
+    eprintln!("{N} leaders on one client: {streams} more watch streams, {watchers} more watchers");
+    // Other tests of this binary share the server; they open a few streams.
+    assert!(streams <= 8.0, "{streams} more watch streams for {N} elections of one client");
+    assert!(watchers >= N as f64, "{watchers} more watchers for {N} leaders");
+    // An end() still reaches a leader that never observed.
+    held[0].end().await.unwrap();
+    let other = connect(&url, 10).await.election("svc1").unwrap();
+    other.end().await.unwrap();
+    live("ended", async {
+        while held[1].state() != State::Ended {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Resigning cancels the leaders' watches on the server.
+    for e in &held[2..] {
+        e.resign().await.unwrap();
+    }
+    let after = metric(&ep, "etcd_debugging_mvcc_watcher_total").await - watchers0;
+    live("watchers cancelled", async {
+        let mut now = after;
+        while now > watchers - (N as f64 - 2.0) / 2.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            now = metric(&ep, "etcd_debugging_mvcc_watcher_total").await - watchers0;
+        }
+    })
+    .await;
+    c.close().await.unwrap();
+}
+
 /// The member of the 3-member cluster that is the raft leader now.
 fn raft_leader(eps: &str) -> usize {
     let status = etcdctl(eps, &["endpoint", "status"]);
