@@ -44,6 +44,9 @@ pub(crate) fn handle() -> Result<Handle> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .max_blocking_threads(BLOCKING)
+        // Idle ones leave after a second (tokio's default is 10 s): an idle process
+        // holding thousands of local elections keeps its workers and its inotify thread.
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .thread_name("ballot-rt")
         .enable_all()
         .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
