@@ -52,10 +52,12 @@ const MAX_VALUE: usize = 1 << 20;
 const POLL_NOTIFIED: Duration = Duration::from_millis(250);
 /// How often a watcher re-reads when inotify is unavailable.
 const POLL_UNNOTIFIED: Duration = Duration::from_millis(20);
-/// The same two for a watch of the epoch alone. Only `end()` changes it, always by
-/// renaming `state` (which inotify reports), and a campaign holds such a watch for
-/// every election, so polling is only a safety net.
-const EPOCH_POLL_NOTIFIED: Duration = Duration::from_secs(10);
+/// The same two for a watch of the epoch alone. Only `end()` changes it, and it
+/// rings the `ended` doorbell (a lost inotify event wakes every subscriber), so with
+/// inotify the poll is only a safety net; it is slow because a campaign holds such a
+/// watch for every election: 10,000 elections polled every 10 s kept the blocking
+/// threads busy.
+const EPOCH_POLL_NOTIFIED: Duration = Duration::from_secs(300);
 const EPOCH_POLL_UNNOTIFIED: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
@@ -453,7 +455,18 @@ impl Notifier {
             let dirs: WatchedDirs = Arc::default();
             let d2 = dirs.clone();
             let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                let Ok(ev) = res else { return };
+                let ev = match res {
+                    Ok(ev) if !ev.need_rescan() => ev,
+                    // The kernel's queue overflowed, or the watcher failed: events may
+                    // be lost, so every subscriber reads again.
+                    _ => {
+                        for w in lock(&d2).values() {
+                            w.state.send_modify(|n| *n += 1);
+                            w.ended.send_modify(|n| *n += 1);
+                        }
+                        return;
+                    }
+                };
                 for p in &ev.paths {
                     // Only these two files matter; reacting to anything else (our own
                     // probes, temporary files) would only cause extra reads.
