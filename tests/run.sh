@@ -102,6 +102,13 @@ step "chaos suite: 20 faults per backend on local, etcd, zk, consul (tests/chaos
 # Last among the tests: it restarts members of the shared servers.
 bash tests/chaos/run.sh --ci
 
+step "benchmarks, quick mode (bench/): keeps the harness and every peer working; figures are not checked"
+# Its own servers on other ports, its own release build; the report goes to a
+# temporary directory. A full run is `python3 bench/run.py` (bench/README.md).
+BENCH_OUT=$(mktemp -d -t ballot-bench.XXXXXX)
+python3 bench/run.py --quick --strict --out "$BENCH_OUT"
+rm -rf "$BENCH_OUT"
+
 step "docs"
 # The CLI is a binary whose doc comments are its --help text, not API docs.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --exclude ballot-cli --no-deps --locked --quiet
