@@ -662,7 +662,8 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
                 a1.plot([p[0] for p in pts], [p[1]["p50"] for p in pts], marker="o", label=f"{NAMES[b]} p50")
                 a1.plot([p[0] for p in pts], [p[1]["p99"] for p in pts], marker="x", linestyle=":",
                         label=f"{NAMES[b]} p99")
-            rq = [(p[0], p[2].get("per_handoff")) for p in pts if p[2].get("per_handoff") is not None]
+            # A log axis cannot show a figure that the idle subtraction took below zero.
+            rq = [(p[0], p[2].get("per_handoff")) for p in pts if (p[2].get("per_handoff") or 0) > 0]
             if rq:
                 a2.plot([p[0] for p in rq], [p[1] for p in rq], marker="o", label=NAMES[b])
         for ax, t in [(a1, "handoff latency (ms)"), (a2, "requests per handoff cycle")]:
