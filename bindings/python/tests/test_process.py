@@ -19,6 +19,17 @@ import ballot
 from helpers import campaign_and_report, connect, eventually, lead_until_killed, ttl_for
 
 
+def thread_stacks(pid: int) -> str:
+    """The native stacks of every thread of `pid` (gdb, when installed), so that a
+    hang in a forked child says where it waits."""
+    try:
+        out = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(no stacks: {exc})"
+    return out.stdout[-6000:] or out.stderr[-2000:]
+
+
 def ZK_FORK(backend: str) -> bool:
     """Known limitation: the ZooKeeper client library keeps a process-global I/O
     reactor (async-io) whose thread does not survive fork(), so a child of a process
@@ -139,9 +150,10 @@ def test_fork_child_refuses_the_parents_client(backend: str, name: str) -> None:
             if done:
                 break
             if time.monotonic() > deadline:
+                stacks = thread_stacks(pid)
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                pytest.fail("the forked child hung")
+                pytest.fail(f"the forked child hung; its threads:\n{stacks}")
             time.sleep(0.05)
         with os.fdopen(r) as f:
             report = f.read()
