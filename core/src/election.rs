@@ -880,6 +880,14 @@ impl Shared {
                     self.withdraw_later(Some(entry));
                     return Err(self.op_error());
                 }
+                // An end() between the moment this handle fixed its epoch and the join:
+                // the entry belongs to the next round, this handle to the ended one.
+                if entry.epoch().is_some_and(|ep| ep > *inner.epoch_base.get_or_insert(ep)) {
+                    drop(inner);
+                    self.withdraw_later(Some(entry));
+                    self.end_locally();
+                    return Err(Error::ended());
+                }
                 inner.entry = Some(entry.clone());
             }
             let outcome = tokio::select! {

@@ -1140,6 +1140,10 @@ enum VanishCause {
 
 #[async_trait]
 impl Entry for EtcdEntry {
+    fn epoch(&self) -> Option<u64> {
+        Some(self.epoch)
+    }
+
     async fn wait_won(&self) -> Result<Leader> {
         let sh = &self.shared;
         let mut backoff = Duration::from_millis(50);

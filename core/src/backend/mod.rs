@@ -116,6 +116,11 @@ pub(crate) trait Entry: Send + Sync + fmt::Debug + 'static {
 
     /// Removes the entry (resigning if it leads). Idempotent.
     async fn withdraw(&self) -> Result<()>;
+
+    /// The election's epoch when the entry was made, when the backend read it.
+    fn epoch(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Builds the backend a URL names.

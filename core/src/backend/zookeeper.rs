@@ -734,6 +734,10 @@ impl ZkEntry {
 
 #[async_trait]
 impl Entry for ZkEntry {
+    fn epoch(&self) -> Option<u64> {
+        Some(self.epoch)
+    }
+
     async fn wait_won(&self) -> Result<Leader> {
         loop {
             let client = self.client()?;

@@ -846,6 +846,10 @@ impl ConsulEntry {
 
 #[async_trait]
 impl Entry for ConsulEntry {
+    fn epoch(&self) -> Option<u64> {
+        Some(self.epoch)
+    }
+
     async fn wait_won(&self) -> Result<Leader> {
         self.wait_won_inner().await
     }
