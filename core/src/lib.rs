@@ -60,6 +60,10 @@ pub use url::MAX_NAME_LEN;
 #[doc(hidden)]
 pub use backend::consul::acquire_attempts as __consul_acquire_attempts;
 
+/// For the bindings only: a process-wide value that a forked child gets afresh.
+#[doc(hidden)]
+pub use sync::PerProcess as __PerProcess;
+
 /// The version of this library (the workspace version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

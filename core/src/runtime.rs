@@ -12,12 +12,15 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::sync::{lock, PerProcess};
 
-/// The runtime and the process it was built in. A forked child inherits the
-/// memory of the parent's runtime but none of its threads, so it must not use it:
-/// the first use in a child builds a new one (the old one is leaked, since dropping
-/// it would try to join threads that do not exist in the child).
-static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+/// The runtime of this process. A forked child inherits the memory of the
+/// parent's runtime but none of its threads, so it must not use it: the first use
+/// in a child builds a new one (the old one is leaked, since dropping it would try
+/// to join threads that do not exist in the child). The slot is per process
+/// *before* any lock is taken: a lock that a parent's thread held at the fork would
+/// stay locked in the child.
+static RUNTIME: PerProcess<Mutex<Option<&'static Runtime>>> = PerProcess::new(|| Mutex::new(None));
 
 thread_local! {
     static ON_LIBRARY_RUNTIME: Cell<bool> = const { Cell::new(false) };
@@ -34,12 +37,9 @@ const BLOCKING: usize = 4;
 
 /// The runtime's handle, building the runtime on first use in this process.
 pub(crate) fn handle() -> Result<Handle> {
-    let pid = std::process::id();
-    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((owner, rt)) = *slot {
-        if owner == pid {
-            return Ok(rt.handle().clone());
-        }
+    let mut slot = lock(RUNTIME.get());
+    if let Some(rt) = *slot {
+        return Ok(rt.handle().clone());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -53,7 +53,7 @@ pub(crate) fn handle() -> Result<Handle> {
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("could not start the ballot runtime: {e}")))?;
     let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *slot = Some((pid, rt));
+    *slot = Some(rt);
     Ok(rt.handle().clone())
 }
 
@@ -124,5 +124,27 @@ struct AbortOnDrop<T>(JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::fork_test::{assert_child_ok, fork_while_locked};
+
+    fn run_a_task() -> bool {
+        handle().is_ok_and(|h| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            h.spawn(async move {
+                let _ = tx.send(7);
+            });
+            rx.recv_timeout(std::time::Duration::from_secs(10)) == Ok(7)
+        })
+    }
+
+    #[test]
+    fn a_child_forked_while_the_runtime_slot_is_locked_builds_its_own() {
+        assert!(run_a_task(), "the parent's runtime runs a task");
+        assert_child_ok(fork_while_locked(RUNTIME.get(), run_a_task), "runtime slot held at fork");
     }
 }

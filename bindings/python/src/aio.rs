@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use ballot::{Error, ErrorKind};
+use ballot::{__PerProcess as PerProcess, Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3_async_runtimes::generic::{ContextExt, Runtime as GenericRuntime};
 use pyo3_async_runtimes::TaskLocals;
@@ -17,16 +17,15 @@ use tokio::runtime::Runtime;
 
 use crate::convert::py_err;
 
-/// The runtime and the process it was built in; see `ballot`'s own runtime.
-static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+/// The bridge runtime of this process (see `ballot`'s own runtime): per process
+/// before any lock is taken, because a lock that a parent's thread held at the
+/// fork would stay locked in the child.
+static RUNTIME: PerProcess<Mutex<Option<&'static Runtime>>> = PerProcess::new(|| Mutex::new(None));
 
 fn runtime() -> ballot::Result<&'static Runtime> {
-    let pid = std::process::id();
-    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((owner, rt)) = *slot {
-        if owner == pid {
-            return Ok(rt);
-        }
+    let mut slot = RUNTIME.get().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rt) = *slot {
+        return Ok(rt);
     }
     // It only awaits futures whose work runs on the library runtime: one worker.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -38,38 +37,33 @@ fn runtime() -> ballot::Result<&'static Runtime> {
     // Leaked on purpose: in a forked child the old one cannot be dropped (its
     // threads are not there to join), and in the parent it lives for the process.
     let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *slot = Some((pid, rt));
+    *slot = Some(rt);
     Ok(rt)
 }
 
-/// Bridge tasks alive. Such a task takes the GIL to hand its result to the event
-/// loop, and the loop may see the result (and the interpreter start exiting)
-/// while the task is still inside that call: exit waits for them first.
-/// Keyed by process: a forked child inherits the parent's count but none of
-/// its tasks.
-static LIVE: Mutex<(u32, usize)> = Mutex::new((0, 0));
-static LIVE_DONE: Condvar = Condvar::new();
+/// Bridge tasks alive in this process, and a condition signalled when none is
+/// left. Such a task takes the GIL to hand its result to the event loop, and the
+/// loop may see the result (and the interpreter start exiting) while the task is
+/// still inside that call: exit waits for them first. A forked child starts at
+/// zero: it inherits none of the parent's tasks.
+static LIVE: PerProcess<(Mutex<usize>, Condvar)> = PerProcess::new(|| (Mutex::new(0), Condvar::new()));
 
 struct LiveTask;
 
 impl LiveTask {
     fn new() -> LiveTask {
-        let pid = std::process::id();
-        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-        if live.0 != pid {
-            *live = (pid, 0);
-        }
-        live.1 += 1;
+        *LIVE.get().0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         LiveTask
     }
 }
 
 impl Drop for LiveTask {
     fn drop(&mut self) {
-        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-        live.1 = live.1.saturating_sub(1);
-        if live.1 == 0 {
-            LIVE_DONE.notify_all();
+        let (count, done) = LIVE.get();
+        let mut live = count.lock().unwrap_or_else(|p| p.into_inner());
+        *live = live.saturating_sub(1);
+        if *live == 0 {
+            done.notify_all();
         }
     }
 }
@@ -77,15 +71,15 @@ impl Drop for LiveTask {
 /// Waits (the caller has released the GIL) until no bridge task of this process
 /// is alive, at most `limit`. Called at interpreter exit.
 pub(crate) fn wait_idle(limit: Duration) {
-    let pid = std::process::id();
     let deadline = Instant::now() + limit;
-    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    while live.0 == pid && live.1 > 0 {
+    let (count, done) = LIVE.get();
+    let mut live = count.lock().unwrap_or_else(|p| p.into_inner());
+    while *live > 0 {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
-        live = match LIVE_DONE.wait_timeout(live, deadline - now) {
+        live = match done.wait_timeout(live, deadline - now) {
             Ok((g, _)) => g,
             Err(p) => p.into_inner().0,
         };

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ballot::{blocking, Error, ErrorKind};
+use ballot::{__PerProcess as PerProcess, blocking, Error, ErrorKind};
 use futures_util::StreamExt;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
@@ -220,9 +220,11 @@ impl Election {
     }
 }
 
-/// Every subscription alive, so that interpreter exit can stop them all first.
-/// Each with the process that made it: a forked child inherits the list.
-static LIVE_SUBS: Mutex<Vec<(u32, WeakSlot)>> = Mutex::new(Vec::new());
+/// Every subscription alive in this process, so that interpreter exit can stop
+/// them all first. A forked child starts with an empty list: the parent's
+/// subscriptions (and a lock one of its threads may have held at the fork) are
+/// not the child's, and are leaked there as every inherited handle is.
+static LIVE_SUBS: PerProcess<Mutex<Vec<WeakSlot>>> = PerProcess::new(|| Mutex::new(Vec::new()));
 
 /// Set once Python runs its `atexit` handlers: callbacks are no longer called.
 static EXITING: AtomicBool = AtomicBool::new(false);
@@ -234,18 +236,8 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 #[pyfunction]
 pub(crate) fn _at_exit(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);
-    let pid = std::process::id();
-    let mut subs: Vec<blocking::Subscription> = Vec::new();
-    for (owner, weak) in lock(&LIVE_SUBS).drain(..) {
-        let Some(sub) = weak.upgrade().and_then(|slot| lock(&slot).take()) else { continue };
-        if owner == pid {
-            subs.push(sub);
-        } else {
-            // Inherited through fork(): the parent's, and its event thread is not
-            // here to be waited for. Leak it, as every inherited handle is.
-            std::mem::forget(sub);
-        }
-    }
+    let subs: Vec<blocking::Subscription> =
+        lock(LIVE_SUBS.get()).drain(..).filter_map(|weak| weak.upgrade().and_then(|slot| lock(&slot).take())).collect();
     py.detach(move || {
         drop(subs);
         // Bounded: a task stuck elsewhere must not keep the process from exiting.
@@ -395,9 +387,9 @@ impl Election {
         let slot: SubSlot = Arc::new(Mutex::new(Some(sub)));
         lock(&self.subs).push(slot.clone());
         {
-            let mut live = lock(&LIVE_SUBS);
-            live.retain(|(_, w)| w.strong_count() > 0);
-            live.push((std::process::id(), Arc::downgrade(&slot)));
+            let mut live = lock(LIVE_SUBS.get());
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&slot));
         }
         Ok(Subscription { slot: Owned::new(slot, self.guard) })
     }

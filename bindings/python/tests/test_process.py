@@ -193,9 +193,10 @@ def test_asyncio_in_a_forked_child(backend: str, name: str) -> None:
         if done:
             break
         if time.monotonic() > deadline:
+            stacks = thread_stacks(pid)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            pytest.fail("asyncio in the forked child hung")
+            pytest.fail(f"asyncio in the forked child hung; its threads:\n{stacks}")
         time.sleep(0.05)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == (4 if ZK_FORK(backend) else 0), status
 

@@ -55,7 +55,7 @@ mod api;
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -89,8 +89,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Acquire attempts on `.lock`, per election key (`<ns>/<name>`), in this process.
 fn attempts() -> MutexGuard<'static, HashMap<String, u64>> {
-    static A: OnceLock<Mutex<HashMap<String, u64>>> = OnceLock::new();
-    A.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+    // Per process: a lock held by a parent's thread at fork() stays locked in a child.
+    static A: crate::sync::PerProcess<Mutex<HashMap<String, u64>>> = crate::sync::PerProcess::new(Default::default);
+    A.get().lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// For tests: how many times ballot candidates in this process tried to acquire
