@@ -256,7 +256,8 @@ impl EtcdBackend {
         // overall connect timeout turns it into `Timeout`.
         let budget = options.connect_timeout.mul_f64(0.9);
         let ttl = options.ttl;
-        let deadline = Instant::now() + budget;
+        // Checked: the budget comes from the user (bounded by `Options`' ranges).
+        let deadline = Instant::now().checked_add(budget);
         let probe = format!("{ns}\0ballot/probe");
         let setup = async {
             let client =
@@ -284,7 +285,7 @@ impl EtcdBackend {
                 };
                 match attempt.await {
                     Ok(lease) => return Ok::<_, Error>((client, sent, lease)),
-                    Err(e) if retryable(&e) && Instant::now() + pause < deadline => {
+                    Err(e) if retryable(&e) && deadline.is_none_or(|d| Instant::now() + pause < d) => {
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_millis(500));
                     }

@@ -557,3 +557,178 @@ pub async fn following_the_leader_starts_on_demand(url: &str) {
     })
     .await;
 }
+
+/// Issue 14: the one naming rule refuses `.` and `..` segments, and segments that
+/// could collide with ballot's own entries, on every backend, before anything
+/// reaches the server; dots inside a segment still work on the real server.
+pub async fn reserved_name_segments_are_refused(url: &str) {
+    let c = connect(url).await;
+    let n = name();
+    for bad in [
+        ".".to_string(),
+        "..".to_string(),
+        format!("{n}/."),
+        format!("{n}/.."),
+        format!("{n}/../../x"),
+        format!("{n}/./x"),
+        format!("{n}/.lock"),
+        format!("{n}/.candidates"),
+        format!("{n}/.epoch"),
+        format!("{n}/~ballot-epoch"),
+        format!("{n}/latch-0000000001"),
+    ] {
+        let err = c.election(&bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "name {bad:?}: {err}");
+    }
+    let ok = format!("{n}/v1.2/a..b");
+    let e = c.election(&ok).unwrap();
+    let lead = live("campaign", e.campaign("dots")).await.unwrap();
+    let l = connect(url).await.election(&ok).unwrap().leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term), (&b"dots"[..], lead.term()));
+    e.resign().await.unwrap();
+    // The URL's namespace follows the same rule (a file:// path is a directory).
+    if !url.starts_with("file:") {
+        let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+        for seg in ["..", ".", ".lock"] {
+            let bad = format!("{base}/{seg}?{query}");
+            let err = Client::connect(&bad, Options::default()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
+            assert!(err.to_string().contains("namespace"), "{err}");
+        }
+    }
+}
+
+/// Everything an error shows: its message, `Debug`, and its sources.
+fn error_text(e: &ballot::Error) -> String {
+    let mut s = format!("{e} {e:?}");
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(&format!(" | {x} {x:?}"));
+        src = x.source();
+    }
+    s
+}
+
+/// `url` with `userinfo` in place of its own (the Consul ACL agent's URL has a
+/// token), and with `host` in place of its hosts when given.
+fn with_userinfo(url: &str, userinfo: &str, host: Option<&str>) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let rest = match host {
+        Some(h) => {
+            let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+            format!("{h}{}", &rest[cut..])
+        }
+        None => rest.to_string(),
+    };
+    format!("{scheme}://{userinfo}@{rest}")
+}
+
+/// Issue 14: a user, password or token with `/`, `?`, `#` or `@` in it is parsed
+/// as one (the userinfo ends at the last `@`), and no part of it shows in an
+/// error, in `Debug` or in the URL the client reports: against the real server,
+/// against an address where nothing listens, and with a bad percent escape.
+pub async fn secrets_in_the_url_never_show(url: &str) {
+    let consul = url.starts_with("consul");
+    // The first one is the issue's: it used to give `port "s3cr" of host "alice"`.
+    let secrets = ["s3cr/et", "s3cr?et@z", "s3cr#et/x@y", "s3cret"];
+    let hidden = ["alice", "sekrit", "s3cr", "et@z", "x@y"];
+    let check = |what: &str, shown: &str| {
+        for h in hidden {
+            assert!(!shown.contains(h), "{what} shows {h:?}: {shown}");
+        }
+    };
+    let opts = || Options::default().with_ttl(Duration::from_secs(10)).with_connect_timeout(Duration::from_secs(3));
+    for secret in secrets {
+        let userinfo = if consul { secret.to_string() } else { format!("alice-sekrit:{secret}") };
+        let real = with_userinfo(url, &userinfo, None);
+        match Client::connect(&real, opts()).await {
+            Ok(c) => {
+                check("url()", c.url());
+                check("Debug", &format!("{c:?} {:?}", c.options()));
+                assert!(c.url().contains("***@"), "{}", c.url());
+                // The credentials are in use: servers without auth take them or
+                // ignore them, and the client works.
+                let e = c.election(&name()).unwrap();
+                match e.campaign("x").await {
+                    Ok(_) => e.resign().await.unwrap(),
+                    Err(err) => check("campaign error", &error_text(&err)),
+                }
+                c.close().await.unwrap();
+            }
+            Err(e) => {
+                check("connect error", &error_text(&e));
+                if url.starts_with("file:") {
+                    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+                }
+            }
+        }
+        if !url.starts_with("file:") {
+            let nobody = with_userinfo(url, &userinfo, Some("127.0.0.1:1"));
+            let e = Client::connect(&nobody, opts()).await.unwrap_err();
+            check("unreachable", &error_text(&e));
+        }
+    }
+    let escape = with_userinfo(url, if consul { "s3cr%zzet" } else { "alice-sekrit:s3cr%zzet" }, None);
+    let e = Client::connect(&escape, opts()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    check("bad escape", &error_text(&e));
+}
+
+/// `url` with option `key=value`, replacing any `key=` it had.
+fn with_option(url: &str, key: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let mut pairs: Vec<String> =
+        query.split('&').filter(|p| !p.is_empty() && !p.starts_with(&format!("{key}="))).map(String::from).collect();
+    pairs.push(format!("{key}={value}"));
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// Issue 14: every duration option, in the URL or from `Options`, has a range; a
+/// value out of it is `InvalidArgument` naming the option, never a panic
+/// (`connect_timeout=18000000000000000000s` used to overflow `Instant + Duration`).
+/// The blocking facade takes any timeout.
+pub async fn out_of_range_durations_are_invalid_argument(url: &str) {
+    let mut opts = vec!["ttl", "margin", "connect_timeout"];
+    if url.starts_with("zk:") {
+        opts.push("session_timeout");
+    }
+    if url.starts_with("consul") {
+        opts.push("lock_delay");
+    }
+    for opt in opts {
+        for v in ["18000000000000000000s", "18446744073709551615ms", "5124095576030431h", "25h"] {
+            let u = with_option(url, opt, v);
+            let err = Client::connect(&u, Options::default()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{opt}={v}: {err}");
+            assert!(err.to_string().contains(opt), "{opt}={v}: {err}");
+        }
+    }
+    let builders: [(&str, Options); 5] = [
+        ("ttl", Options::default().with_ttl(Duration::MAX)),
+        ("ttl", Options::default().with_ttl(Duration::from_secs(18_000_000_000_000_000_000))),
+        ("margin", Options::default().with_safety_margin(Duration::MAX)),
+        ("connect_timeout", Options::default().with_connect_timeout(Duration::MAX)),
+        ("connect_timeout", Options::default().with_connect_timeout(Duration::from_secs(3601))),
+    ];
+    for (opt, o) in builders {
+        let err = Client::connect(url, o).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{opt}: {err}");
+        assert!(err.to_string().contains(opt), "{opt}: {err}");
+    }
+    // The largest values in range connect.
+    let c = Client::connect(&with_option(url, "connect_timeout", "1h"), Options::default()).await.unwrap();
+    c.close().await.unwrap();
+    // Timeouts of the blocking facade: any value, `Duration::MAX` included.
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let c = blocking::Client::connect(&url, Options::default()).unwrap();
+        let e = c.election(&name()).unwrap();
+        e.campaign(b"x", Some(Duration::MAX)).unwrap();
+        let mut obs = e.observe();
+        assert!(obs.next_timeout(Some(Duration::MAX)).unwrap().unwrap().is_some());
+        c.close().unwrap();
+    })
+    .await
+    .unwrap();
+}
