@@ -298,6 +298,17 @@ impl Client {
         &self.inner.url
     }
 
+    /// The largest value, in bytes, that this client's backend takes in
+    /// [`campaign`](crate::Election::campaign) and
+    /// [`proclaim`](crate::Election::proclaim); a larger one is an
+    /// `InvalidArgument` error before anything is sent. It is computed from how the
+    /// backend sends a value, with the longest namespace and name and the servers'
+    /// default limits: 1 MiB on the local backend and etcd, 1 MiB - 4 KiB on
+    /// ZooKeeper, 384,000 bytes on Consul (see the README's "Values").
+    pub fn max_value_len(&self) -> usize {
+        self.inner.backend.max_value_len()
+    }
+
     /// The options in force (after URL overrides).
     pub fn options(&self) -> &Options {
         &self.inner.options

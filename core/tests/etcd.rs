@@ -573,3 +573,36 @@ async fn unreachable_endpoint_is_a_connection_error_within_the_connect_timeout()
     assert!(took <= Duration::from_millis(1100), "took {took:?}");
     assert!(err.to_string().contains(&port.to_string()), "the error names the endpoint: {err}");
 }
+
+/// The leader of `svc` is read from the candidates' keys alone, and its value by
+/// itself (issue 14: reading every candidate's value overflowed the client's 4 MiB
+/// message limit with 4 values of 1 MiB). When a nested election's key (`svc/x/..`)
+/// is older than every candidate of `svc`, the leader's value is read at the same
+/// revision in a second request; `leader()` and `observe()` still report `svc`'s
+/// own leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_of_an_election_whose_oldest_key_is_a_nested_elections() {
+    let url = format!("{}/{}", env("BALLOT_TEST_ETCD"), unique("ns"));
+    let (a, b) = (connect(&url, 5).await, connect(&url, 5).await);
+    let n = unique("svc");
+    let nested = a.election(&format!("{n}/x")).unwrap();
+    nested.campaign("nested").await.unwrap();
+    let e = b.election(&n).unwrap();
+    let watcher = a.election(&n).unwrap();
+    let mut obs = watcher.observe();
+    assert_eq!(live("first", obs.next()).await.unwrap().unwrap(), None);
+    let lead = e.campaign("own").await.unwrap();
+    let l = watcher.leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term, l.key.as_str()), (&b"own"[..], lead.term(), lead.key()));
+    let seen = live("observed", async {
+        loop {
+            if let Some(l) = obs.next().await.unwrap().unwrap() {
+                return l;
+            }
+        }
+    })
+    .await;
+    assert_eq!((seen.value.as_slice(), seen.term), (&b"own"[..], lead.term()));
+    e.resign().await.unwrap();
+    assert_eq!(watcher.leader().await.unwrap(), None);
+}

@@ -732,3 +732,102 @@ pub async fn out_of_range_durations_are_invalid_argument(url: &str) {
     .await
     .unwrap();
 }
+
+/// The limit each backend documents (README, "Values").
+fn documented_value_limit(url: &str) -> usize {
+    match url.split("://").next().unwrap() {
+        "file" | "etcd" | "etcds" => 1 << 20,
+        "zk" => (1 << 20) - 4096,
+        "consul" | "consuls" => 384_000,
+        other => panic!("no documented limit for {other}"),
+    }
+}
+
+/// `url` with the longest namespace a URL may have (256 bytes), made of `"`, which
+/// JSON escapes as two bytes (the worst case of Consul's transaction bodies); a
+/// file:// URL is returned as it is (its path is a directory).
+fn longest_namespace(url: &str) -> String {
+    if url.starts_with("file:") {
+        return url.to_string();
+    }
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (hosts, ns) = rest.split_once('/').unwrap_or((rest, ""));
+    let ns = if ns.is_empty() { "x".to_string() } else { ns.to_string() };
+    let pad = ballot::MAX_NAME_LEN - ns.len() - 1;
+    format!("{scheme}://{hosts}/{ns}/{}?{query}", "\"".repeat(pad))
+}
+
+/// Issue 14: a value exactly at the backend's limit works on the real server, with
+/// the longest namespace and name (campaign, read back, proclaim, handoffs between
+/// several candidates that all hold such values); one byte more fails at once with
+/// `InvalidArgument` naming the limit, and never holds up the candidates after it.
+/// (On Consul a 400,000-byte value used to run into the campaign's timeout: it
+/// travels base64-encoded in a transaction body limited to 512 KiB.)
+pub async fn values_up_to_the_limit_work_and_larger_ones_hold_up_nobody(url: &str) {
+    let url = longest_namespace(url);
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let max = a.max_value_len();
+    assert_eq!(max, documented_value_limit(&url));
+    let n = name();
+    let n = format!("{n}/{}", "\"".repeat(ballot::MAX_NAME_LEN - n.len() - 1));
+    let full = move |seed: u8| -> Vec<u8> { (0..max).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect() };
+    let over = vec![b'o'; max + 1];
+
+    // No leader: a refused value, then a normal candidate, which wins at once.
+    let refused = b.election(&n).unwrap();
+    let err = live("oversize campaign", refused.campaign(&over)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains(&max.to_string()), "names the limit: {err}");
+    assert_eq!(refused.state(), State::Idle);
+    let ea = a.election(&n).unwrap();
+    let lead = live("campaign after a refused value", ea.campaign(full(1))).await.unwrap();
+    let l = live("leader", b.election(&n).unwrap().leader()).await.unwrap().unwrap();
+    assert_eq!((l.value == full(1), l.term), (true, lead.term()), "the value at the limit reads back whole");
+    live("proclaim at the limit", ea.proclaim(full(2))).await.unwrap();
+    assert!(live("leader", b.election(&n).unwrap().leader()).await.unwrap().unwrap().value == full(2));
+    assert_eq!(ea.proclaim(&over).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+
+    // A leader: a refused value, then candidates at the limit, queued behind it;
+    // every handoff goes through.
+    assert_eq!(live("oversize", refused.campaign(&over)).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let mut clients = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..4u8 {
+        let c = connect(&url).await;
+        let e = c.election(&n).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let won = e.campaign(full(10 + i)).await;
+            (i, e, won)
+        }));
+        clients.push(c);
+    }
+    let watcher = b.election(&n).unwrap();
+    let mut obs = watcher.observe();
+    ea.resign().await.unwrap();
+    let mut last = lead.term();
+    while !tasks.is_empty() {
+        let (done, _, rest) = live("next leader", futures_util::future::select_all(tasks)).await;
+        tasks = rest;
+        let (i, e, won) = done.unwrap();
+        let won = won.unwrap();
+        assert!(won.term() > last, "terms increase: {} after {last}", won.term());
+        last = won.term();
+        let l = live("leader", b.election(&n).unwrap().leader()).await.unwrap().unwrap();
+        assert_eq!(l.term, won.term());
+        assert!(l.value == full(10 + i), "the leader's whole value");
+        live("observed", async {
+            loop {
+                match obs.next().await.unwrap().unwrap() {
+                    Some(l) if l.term == won.term() => return assert!(l.value == full(10 + i)),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        e.resign().await.unwrap();
+    }
+    for c in clients {
+        c.close().await.unwrap();
+    }
+}
