@@ -524,6 +524,17 @@ async fn auth_refusals_are_auth_errors_without_the_password() {
     let err = Client::connect(&auth_url(Some((&user, wrong)), &ns), opts(5)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert!(!format!("{err} {err:?}").contains(wrong), "password in the error: {err:?}");
+    // A wrong password with every delimiter in it (issue 14): still the user's
+    // password (the userinfo ends at the last '@'), refused as such, and not shown.
+    let wrong = "wr/ong?pa#ss@w:rd";
+    let err = Client::connect(&auth_url(Some((&user, wrong)), &ns), opts(5)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    for part in ["wr/ong", "pa#ss", "w:rd"] {
+        assert!(!format!("{err} {err:?}").contains(part), "password in the error: {err:?}");
+    }
+    // The right password, percent-encoded, works.
+    let encoded: String = pw.bytes().map(|b| format!("%{b:02X}")).collect();
+    connect(&auth_url(Some((&user, &encoded)), &ns), 5).await.close().await.unwrap();
     // No credentials on a server with auth on.
     let err = Client::connect(&auth_url(None, &ns), opts(5)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
