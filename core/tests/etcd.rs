@@ -617,3 +617,58 @@ async fn leader_of_an_election_whose_oldest_key_is_a_nested_elections() {
     e.resign().await.unwrap();
     assert_eq!(watcher.leader().await.unwrap(), None);
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Issue 14: a server run with `--max-request-bytes` below etcd's default (here
+/// 100,000) refuses a value that ballot's own limit lets through. Its "request is
+/// too large" is `InvalidArgument`, at once, and the next candidate wins at once;
+/// a refused `proclaim` is `InvalidArgument` too. (This test runs its own etcd, on
+/// free ports, and kills it by its PID.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_refused_by_a_smaller_server_limit_is_invalid_argument_and_holds_up_nobody() {
+    let dir = std::env::temp_dir().join(unique("etcd-small"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (client_port, peer_port) = (free_port(), free_port());
+    let (client_url, peer_url) = (format!("http://127.0.0.1:{client_port}"), format!("http://127.0.0.1:{peer_port}"));
+    let mut server = tokio::process::Command::new("etcd")
+        .args(["--name", "small", "--max-request-bytes", "100000", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("small={peer_url}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run `etcd` (tests/servers/install.sh etcd installs it)");
+    let url = format!("etcd://127.0.0.1:{client_port}/{}", unique("ns"));
+    let c = live("the server answers", async {
+        loop {
+            if let Ok(c) = Client::connect(&url, opts(5).with_connect_timeout(Duration::from_secs(1))).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let value = vec![b'v'; 200_000];
+    assert!(value.len() <= c.max_value_len());
+    let refused = c.election("svc").unwrap();
+    let err = live("refused campaign", refused.campaign(&value)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert_eq!(refused.state(), State::Idle);
+    let next = c.election("svc").unwrap();
+    let lead = live("the next candidate wins", next.campaign("small")).await.unwrap();
+    assert_eq!(next.leader().await.unwrap().unwrap().term, lead.term());
+    let err = next.proclaim(&value).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(next.leader().await.unwrap().unwrap().value, b"small");
+    c.close().await.unwrap();
+    server.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,6 +171,9 @@ pub(super) fn map_err(what: &str, e: ec::Error) -> Error {
                 {
                     ErrorKind::Auth
                 }
+                // A value above a server's --max-request-bytes (smaller than the
+                // default that MAX_VALUE is computed for): the caller's input.
+                Code::InvalidArgument if msg.contains("request is too large") => ErrorKind::InvalidArgument,
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorKind::Connection,
                 Code::Unknown if msg.contains("transport") || msg.contains("connect") => ErrorKind::Connection,
                 _ => ErrorKind::Backend,
@@ -1371,7 +1374,7 @@ mod tests {
         assert_eq!(kind(st(Code::PermissionDenied, "etcdserver: permission denied")), ErrorKind::Auth);
         assert_eq!(kind(st(Code::Unauthenticated, "etcdserver: invalid auth token")), ErrorKind::Auth);
         assert_eq!(kind(st(Code::Unavailable, "tcp connect error")), ErrorKind::Connection);
-        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: request is too large")), ErrorKind::Backend);
+        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: request is too large")), ErrorKind::InvalidArgument);
         assert!(lease_gone(&st(Code::NotFound, "etcdserver: requested lease not found")));
         assert!(!lease_gone(&st(Code::Unavailable, "tcp connect error")));
     }
