@@ -590,10 +590,13 @@ async fn unreachable_endpoint_is_a_connection_error_within_the_connect_timeout()
 /// message limit with 4 values of 1 MiB). When a nested election's key (`svc/x/..`)
 /// is older than every candidate of `svc`, the leader's value is read at the same
 /// revision in a second request; `leader()` and `observe()` still report `svc`'s
-/// own leader.
+/// own leader. (On the TLS server: `one_client_watches_many_elections_on_one_stream`
+/// counts the watch streams of the plain one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_of_an_election_whose_oldest_key_is_a_nested_elections() {
-    let url = format!("{}/{}", env("BALLOT_TEST_ETCD"), unique("ns"));
+    let (ca, cert, key) =
+        (env("BALLOT_TEST_ETCD_TLS_CA"), env("BALLOT_TEST_ETCD_TLS_CERT"), env("BALLOT_TEST_ETCD_TLS_KEY"));
+    let url = format!("{}/{}?ca={ca}&cert={cert}&key={key}", env("BALLOT_TEST_ETCD_TLS"), unique("ns"));
     let (a, b) = (connect(&url, 5).await, connect(&url, 5).await);
     let n = unique("svc");
     let nested = a.election(&format!("{n}/x")).unwrap();
