@@ -19,7 +19,8 @@
 //! the first `/`, and libpq the first `@` before the first `/`; both misread a
 //! password with a raw `/` as a host and port, and echo it in their error. Generated
 //! passwords often contain `/`, `?`, `#` or `@`; namespaces and option values rarely
-//! contain `@`. Percent-encoded userinfo, as RFC 3986 writes it, reads the same.
+//! contain `@`. A userinfo percent-encoded as RFC 3986 asks reads the same,
+//! unless the path or the query holds a raw `@` (which RFC 3986 allows there).
 //!
 //! In the userinfo, the first `:` separates the user from the password (a `:` in
 //! the user is written `%3A`). A userinfo without `:` is a Consul ACL token, or a
