@@ -9,7 +9,7 @@ use crate::backend::{self, Backend};
 use crate::election::{Election, Shared};
 use crate::error::{Error, Result};
 use crate::runtime;
-use crate::url::{validate_name, BackendUrl};
+use crate::url::{check_duration, validate_name, BackendUrl};
 
 /// The backend used when none is given: `file://<temp dir>/ballot`.
 pub fn default_backend_url() -> String {
@@ -17,7 +17,7 @@ pub fn default_backend_url() -> String {
 }
 
 /// Credentials for a backend: a user and password (etcd, ZooKeeper digest) or a
-/// token (Consul ACL). `Debug` never prints the secret.
+/// token (Consul ACL). `Debug` prints neither the secret nor the user name.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Credentials {
@@ -35,8 +35,8 @@ pub enum Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Credentials::Password { user, .. } => {
-                f.debug_struct("Password").field("user", user).field("password", &"***").finish()
+            Credentials::Password { .. } => {
+                f.debug_struct("Password").field("user", &"***").field("password", &"***").finish()
             }
             Credentials::Token(_) => f.write_str("Token(***)"),
         }
@@ -56,6 +56,11 @@ pub struct TlsOptions {
 
 /// Client settings, built with `with_*` methods. Options in the backend URL's query
 /// (`ttl=`, `margin=`, `connect_timeout=`) override the values set here.
+///
+/// The builders accept any value; [`Client::connect`] checks the result and
+/// refuses a duration out of its range with an `InvalidArgument` error that names
+/// the option (the ranges are in the README's URL section: TTL 1 s to 24 h, margin
+/// below the TTL, connect timeout 1 ms to 1 h).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub(crate) ttl: Duration,
@@ -81,7 +86,8 @@ impl Default for Options {
 
 impl Options {
     /// Session TTL (default 10 s): how long the backend keeps the session of a
-    /// silent client. Keepalives are sent every TTL/3. Consul's minimum is 10 s.
+    /// silent client. Keepalives are sent every TTL/3. From 1 s to 24 h (checked
+    /// by [`Client::connect`]); Consul's minimum is 10 s.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -90,13 +96,14 @@ impl Options {
     /// Safety margin (default TTL/5): leadership is reported lost at
     /// `send time of the last acknowledged keepalive + TTL - margin`, so that it is
     /// reported before the backend could let another candidate win. Must be
-    /// smaller than the TTL.
+    /// smaller than the TTL (checked by [`Client::connect`]).
     pub fn with_safety_margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
         self
     }
 
-    /// How long `connect` may take (default 5 s) before a `Timeout` error.
+    /// How long `connect` may take (default 5 s) before a `Timeout` error. From
+    /// 1 ms to 1 h (checked by [`Client::connect`]).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -143,6 +150,18 @@ impl Options {
 
     /// Applies URL overrides and checks ranges.
     fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
+        // Builder values are checked against the same ranges as URL options (a URL
+        // value was checked when the URL was parsed), also when the URL overrides
+        // them: a bad value is reported, not silently replaced.
+        let check = |name: &str, shown: &str, d: Duration| {
+            check_duration(name, d)
+                .map_err(|m| Error::invalid(format!("{shown} {} is out of range: {m}", show_duration_exact(d))))
+        };
+        check("ttl", "ttl", self.ttl)?;
+        if let Some(m) = self.margin {
+            check("margin", "safety margin", m)?;
+        }
+        check("connect_timeout", "connect_timeout", self.connect_timeout)?;
         if let Some(t) = url.duration("ttl")? {
             self.ttl = t;
         }
@@ -152,18 +171,12 @@ impl Options {
         if let Some(c) = url.duration("connect_timeout")? {
             self.connect_timeout = c;
         }
-        if self.ttl < Duration::from_secs(1) {
-            return Err(Error::invalid(format!("ttl {:?} is too short; the minimum is 1s", self.ttl)));
-        }
         if self.safety_margin() >= self.ttl {
             return Err(Error::invalid(format!(
                 "safety margin {:?} must be smaller than the ttl {:?}",
                 self.safety_margin(),
                 self.ttl
             )));
-        }
-        if self.connect_timeout.is_zero() {
-            return Err(Error::invalid("connect_timeout must be greater than zero"));
         }
         if let (Some(user), Some(pw)) = (&url.user, &url.password) {
             self.credentials = Some(Credentials::Password { user: user.clone(), password: pw.0.clone() });
@@ -172,6 +185,15 @@ impl Options {
             self.credentials = Some(Credentials::Token(user.clone()));
         }
         Ok(self)
+    }
+}
+
+/// A duration as given, for messages (`Debug` of a huge one is unwieldy but exact).
+fn show_duration_exact(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{d:?}")
     }
 }
 
@@ -274,6 +296,17 @@ impl Client {
     /// The backend URL, with any password replaced by `***`.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// The largest value, in bytes, that this client's backend takes in
+    /// [`campaign`](crate::Election::campaign) and
+    /// [`proclaim`](crate::Election::proclaim); a larger one is an
+    /// `InvalidArgument` error before anything is sent. It is computed from how the
+    /// backend sends a value, with the longest namespace and name and the servers'
+    /// default limits: 1 MiB on the local backend and etcd, 1 MiB - 4 KiB on
+    /// ZooKeeper, 384,000 bytes on Consul (see the README's "Values").
+    pub fn max_value_len(&self) -> usize {
+        self.inner.backend.max_value_len()
     }
 
     /// The options in force (after URL overrides).

@@ -191,8 +191,11 @@ impl SessionTracker {
             } else {
                 match (self.ttl, i.last_ack_sent) {
                     (Some(ttl), Some(sent)) => {
-                        let deadline = sent + ttl.saturating_sub(self.margin);
-                        let overdue = sent + ttl / 2;
+                        // The TTL is user input (bounded by `Options`' ranges); a
+                        // deadline the clock cannot represent is treated as passed,
+                        // never as "no deadline".
+                        let deadline = sent.checked_add(ttl.saturating_sub(self.margin)).unwrap_or(now);
+                        let overdue = sent.checked_add(ttl / 2).unwrap_or(now);
                         if now >= deadline {
                             i.lost = true;
                             Health::Lost

@@ -2,8 +2,42 @@
 //!
 //! URLs are parsed by hand rather than with a general URL crate because the
 //! backend forms list several hosts in the authority (`h1:2379,h2:2379`), which a
-//! WHATWG parser rejects. Passwords and tokens never appear in `Debug`, `Display`
-//! or error messages.
+//! WHATWG parser rejects.
+//!
+//! # The userinfo
+//!
+//! A URL is `SCHEME://[USERINFO@]HOSTS[/PATH][?QUERY]`. The userinfo is everything
+//! between `://` and the **last** `@` of the URL; `HOSTS` runs from that `@` to
+//! the first `/` or `?` after it (or the end), and a `#` after it is a fragment,
+//! which is refused. So a password may contain `/`, `?`, `#`, `@` and `:` as they
+//! are (`etcd://alice:s3cr/et@h` is user `alice`, password `s3cr/et`, host `h`),
+//! and an `@` in the path or in an option value must be written `%40`.
+//!
+//! This departs from RFC 3986 (section 3.2), where the authority ends at the first
+//! `/`, `?` or `#` and those characters must be percent-encoded in the userinfo,
+//! and from the parsers that follow it: Go's `net/url` takes the last `@` before
+//! the first `/`, and libpq the first `@` before the first `/`; both misread a
+//! password with a raw `/` as a host and port, and echo it in their error. Generated
+//! passwords often contain `/`, `?`, `#` or `@`; namespaces and option values rarely
+//! contain `@`. A userinfo percent-encoded as RFC 3986 asks reads the same,
+//! unless the path or the query holds a raw `@` (which RFC 3986 allows there).
+//!
+//! In the userinfo, the first `:` separates the user from the password (a `:` in
+//! the user is written `%3A`). A userinfo without `:` is a Consul ACL token, or a
+//! user without a password elsewhere. `%XX` escapes are decoded in the user, the
+//! password and the token; a `%` that starts no valid escape, or an escape that
+//! decodes to invalid UTF-8, is an `InvalidArgument` error, as is a password with
+//! no user.
+//!
+//! No part of the userinfo, user names included, ever appears in an error message,
+//! in `Debug` or in `Display` (which shows `***@`).
+//!
+//! # Durations
+//!
+//! Every duration option has a range (see [`duration_range`]); a value outside it,
+//! from the URL or from [`Options`](crate::Options), is an `InvalidArgument` error
+//! that names the option. The ranges keep every deadline that ballot computes from
+//! them far from the limits of the clock's arithmetic.
 
 use std::fmt;
 use std::time::Duration;
@@ -32,9 +66,14 @@ impl Scheme {
             "consul" => Scheme::Consul { tls: false },
             "consuls" => Scheme::Consul { tls: true },
             other => {
+                // Echo only what looks like a scheme: anything else may be a
+                // misplaced secret (`user:pass@etcd://...`).
+                let plain = other.len() <= 32
+                    && other.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+                let shown = if plain { format!(" {other:?}") } else { String::new() };
                 return Err(Error::invalid(format!(
-                    "unknown backend scheme {other:?}; expected file, etcd, etcds, zk, consul or consuls"
-                )))
+                    "unknown backend scheme{shown}; expected file, etcd, etcds, zk, consul or consuls"
+                )));
             }
         })
     }
@@ -100,8 +139,9 @@ impl fmt::Display for HostPort {
     }
 }
 
-/// A parsed, validated backend URL.
-#[derive(Debug, Clone)]
+/// A parsed, validated backend URL. `Debug` and `Display` show no part of the
+/// userinfo.
+#[derive(Clone)]
 pub(crate) struct BackendUrl {
     pub(crate) scheme: Scheme,
     pub(crate) user: Option<String>,
@@ -124,44 +164,50 @@ impl BackendUrl {
             ))
         })?;
         let scheme = Scheme::parse(scheme_str)?;
-        if rest.contains('#') {
-            return Err(Error::invalid("backend URL must not contain a fragment ('#')"));
-        }
-        let (before_query, query) = match rest.split_once('?') {
-            Some((a, q)) => (a, Some(q)),
-            None => (rest, None),
+        // The userinfo ends at the last '@' (see the module docs).
+        let (userinfo, after) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
         };
-        let (authority, path) = match before_query.find('/') {
+        if after.contains('#') {
+            return Err(Error::invalid(
+                "backend URL must not contain a fragment ('#'); a '#' is allowed only in the password or token",
+            ));
+        }
+        let (before_query, query) = match after.split_once('?') {
+            Some((a, q)) => (a, Some(q)),
+            None => (after, None),
+        };
+        let (hostlist, path) = match before_query.find('/') {
             Some(i) => (&before_query[..i], &before_query[i..]),
             None => (before_query, ""),
         };
-        let (userinfo, hostlist) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
         let (mut user, mut password) = (None, None);
         if let Some(ui) = userinfo {
+            if scheme == Scheme::File {
+                return Err(Error::invalid(
+                    "file:// URLs take no user or password (an '@' in the directory is written %40)",
+                ));
+            }
             let (u, p) = match ui.split_once(':') {
                 Some((u, p)) => (u, Some(p)),
                 None => (ui, None),
             };
             let u = percent_decode(u, "user name")?;
-            if !u.is_empty() {
-                user = Some(u);
-            }
             if let Some(p) = p {
+                if u.is_empty() {
+                    return Err(Error::invalid("backend URL has a password but no user name before it"));
+                }
                 password = Some(Secret(percent_decode(p, "password")?));
             }
-            if user.is_none() && password.is_none() {
+            if u.is_empty() {
                 return Err(Error::invalid("backend URL has an empty user part before '@'"));
             }
+            user = Some(u);
         }
 
         let mut hosts = Vec::new();
         let path_out = if scheme == Scheme::File {
-            if userinfo.is_some() {
-                return Err(Error::invalid("file:// URLs take no user or password"));
-            }
             if !(hostlist.is_empty() || hostlist.eq_ignore_ascii_case("localhost")) {
                 return Err(Error::invalid(format!(
                     "file:// URLs take an absolute directory, as file:///var/run/ballot; got host {hostlist:?}"
@@ -221,10 +267,12 @@ impl BackendUrl {
             }
         }
         let url = BackendUrl { scheme, user, password, hosts, path: path_out, options };
-        // Validate the common options now so a bad value is reported at connect.
-        url.duration("ttl")?;
-        url.duration("margin")?;
-        url.duration("connect_timeout")?;
+        // Validate every duration now so a bad value is reported at connect.
+        for (k, _) in &url.options {
+            if duration_range(k).is_some() {
+                url.duration(k)?;
+            }
+        }
         Ok(url)
     }
 
@@ -233,10 +281,14 @@ impl BackendUrl {
         self.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// Option `key` parsed as a duration (`500ms`, `10s`, `2m`, `1h`).
+    /// Option `key` parsed as a duration (`500ms`, `10s`, `2m`, `1h`) and checked
+    /// against the option's range ([`duration_range`]).
     pub(crate) fn duration(&self, key: &str) -> Result<Option<Duration>> {
         self.option(key)
-            .map(|v| parse_duration(v).map_err(|m| Error::invalid(format!("option {key}={v:?}: {m}"))))
+            .map(|v| {
+                let d = parse_duration(v).map_err(|m| Error::invalid(format!("option {key}={v:?}: {m}")))?;
+                check_duration(key, d).map_err(|m| Error::invalid(format!("option {key}={v:?}: {m}")))
+            })
             .transpose()
     }
 
@@ -253,22 +305,28 @@ impl BackendUrl {
     }
 }
 
+impl fmt::Debug for BackendUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendUrl")
+            .field("scheme", &self.scheme)
+            .field("user", &self.user.as_ref().map(|_| "***"))
+            .field("password", &self.password)
+            .field("hosts", &self.hosts)
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
 impl fmt::Display for BackendUrl {
-    /// The URL with any password replaced by `***`.
+    /// The URL with its userinfo (user, password or token) replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://", self.scheme.name())?;
         if self.scheme == Scheme::File {
             return f.write_str(&self.path);
         }
-        if let Some(u) = &self.user {
-            // A bare userinfo is a Consul ACL token: a secret.
-            f.write_str(if matches!(self.scheme, Scheme::Consul { .. }) { "***" } else { u })?;
-        }
-        if self.password.is_some() {
-            f.write_str(":***")?;
-        }
         if self.user.is_some() || self.password.is_some() {
-            f.write_str("@")?;
+            f.write_str("***@")?;
         }
         let hosts: Vec<String> = self.hosts.iter().map(|h| h.to_string()).collect();
         f.write_str(&hosts.join(","))?;
@@ -279,11 +337,13 @@ impl fmt::Display for BackendUrl {
     }
 }
 
-/// Replaces the userinfo of a raw URL with `***` for error messages.
+/// Replaces the userinfo of a raw URL (everything before its last `@`, after any
+/// `://`) with `***`, for error messages.
 fn redact(input: &str) -> String {
-    match (input.find("://"), input.rfind('@')) {
-        (Some(s), Some(a)) if a > s => format!("{}***{}", &input[..s + 3], &input[a..]),
-        _ => input.to_string(),
+    let Some(a) = input.rfind('@') else { return input.to_string() };
+    match input.find("://") {
+        Some(s) if s < a => format!("{}***{}", &input[..s + 3], &input[a..]),
+        _ => format!("***{}", &input[a..]),
     }
 }
 
@@ -330,7 +390,9 @@ fn percent_decode(s: &str, what: &str) -> Result<String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::invalid(format!("{what} in backend URL has a bad percent escape")))?;
+                .ok_or_else(|| {
+                    Error::invalid(format!("{what} in backend URL has a bad percent escape (a '%' is written %25)"))
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -339,6 +401,55 @@ fn percent_decode(s: &str, what: &str) -> Result<String> {
         }
     }
     String::from_utf8(out).map_err(|_| Error::invalid(format!("{what} in backend URL is not valid UTF-8")))
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The range `(min, max)` of duration option `name`, or `None` when `name` is not
+/// a duration option. The same names are used for the values given through
+/// [`Options`](crate::Options).
+///
+/// - `ttl` and `session_timeout` (the TTL on ZooKeeper): 1 s to 24 h, Consul's
+///   own maximum session TTL. The lower bounds of each backend (Consul: 10 s, a
+///   ZooKeeper server's 2 ticks) are checked by the backend.
+/// - `margin`: 0 to 24 h, and below the TTL (checked with the TTL).
+/// - `connect_timeout`: 1 ms to 1 h.
+/// - `lock_delay` (Consul): 0 to 60 s, Consul's own maximum.
+pub(crate) fn duration_range(name: &str) -> Option<(Duration, Duration)> {
+    Some(match name {
+        "ttl" | "session_timeout" => (SECOND, DAY),
+        "margin" => (Duration::ZERO, DAY),
+        "connect_timeout" => (Duration::from_millis(1), HOUR),
+        "lock_delay" => (Duration::ZERO, Duration::from_secs(60)),
+        _ => return None,
+    })
+}
+
+/// Checks `d` against the range of duration option `name`; the error text says
+/// the range.
+pub(crate) fn check_duration(name: &str, d: Duration) -> std::result::Result<Duration, String> {
+    let Some((min, max)) = duration_range(name) else { return Ok(d) };
+    if d < min {
+        Err(format!("{name} must be at least {}", show_duration(min)))
+    } else if d > max {
+        Err(format!("{name} must be at most {}", show_duration(max)))
+    } else {
+        Ok(d)
+    }
+}
+
+/// A duration in the largest unit of the URL syntax that shows it whole.
+pub(crate) fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h` (a whole number and a unit).
@@ -360,8 +471,21 @@ pub(crate) fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
     Ok(d)
 }
 
-/// Checks an election name: `/`-separated segments of printable UTF-8, no empty
-/// segment, at most [`MAX_NAME_LEN`] bytes.
+/// Checks an election name (also a URL's namespace); the one naming rule of every
+/// backend:
+///
+/// - printable UTF-8 (no control character, so no NUL), 1 to [`MAX_NAME_LEN`] bytes;
+/// - `/`-separated segments, none empty (no leading, trailing or doubled `/`);
+/// - no segment starts with `.`: `.` and `..` would be resolved away by HTTP
+///   clients on Consul (so reads and writes would reach different keys, or leave
+///   the KV store) and are refused by ZooKeeper, and ballot's own keys on Consul
+///   (`.lock`, `.candidates`, `.term`, `.epoch`) start with `.`, so a nested
+///   election could not collide with them;
+/// - no segment starts with `~`, kept for ballot's own entries (ZooKeeper's
+///   `~ballot-epoch` marker);
+/// - no segment ends with `latch-` and digits: on ZooKeeper such a child of an
+///   election's node is taken for a candidate (Curator's latch naming), so a
+///   nested election of that name would be a phantom leader of its parent.
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::invalid("election name is empty"));
@@ -375,12 +499,33 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
             c
         )));
     }
-    if name.split('/').any(str::is_empty) {
-        return Err(Error::invalid(format!(
-            "election name {name:?} has an empty segment (a leading, trailing or doubled '/')"
-        )));
+    for seg in name.split('/') {
+        if seg.is_empty() {
+            return Err(Error::invalid(format!(
+                "election name {name:?} has an empty segment (a leading, trailing or doubled '/')"
+            )));
+        }
+        if seg.starts_with('.') || seg.starts_with('~') {
+            return Err(Error::invalid(format!(
+                "election name {name:?}: the segment {seg:?} starts with '{}'; segments starting with '.' or '~' \
+                 are reserved (no '.' or '..', and ballot's own keys start so)",
+                &seg[..1]
+            )));
+        }
+        if is_latch_like(seg) {
+            return Err(Error::invalid(format!(
+                "election name {name:?}: the segment {seg:?} ends with 'latch-' and digits, the name of a \
+                 candidate node on ZooKeeper"
+            )));
+        }
     }
     Ok(())
+}
+
+/// Whether `seg` ends with `latch-` followed by one or more digits.
+fn is_latch_like(seg: &str) -> bool {
+    let digits = seg.bytes().rev().take_while(u8::is_ascii_digit).count();
+    digits > 0 && seg[..seg.len() - digits].ends_with("latch-")
 }
 
 #[cfg(test)]
@@ -436,6 +581,149 @@ mod tests {
         assert!(err("etcd://h,,h2").contains("empty host"));
         assert!(!err("etcd://u:topsecret@h?x=1").contains("topsecret"));
         assert!(!err("nope://u:topsecret@h").contains("topsecret"));
+    }
+
+    /// Every surface of a parsed URL and every parse error, for the leak checks.
+    fn surfaces(u: &str) -> String {
+        match BackendUrl::parse(u) {
+            Ok(p) => format!("{p} {p:?}"),
+            Err(e) => format!("{e} {e:?}"),
+        }
+    }
+
+    #[test]
+    fn userinfo_ends_at_the_last_at_sign() {
+        // Issue 14: a '/' or '?' in a password used to end the authority early.
+        let u = BackendUrl::parse("etcd://alice:s3cr/et@h").unwrap();
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.password.as_ref().unwrap().0, "s3cr/et");
+        assert_eq!(u.hosts, vec![HostPort { host: "h".into(), port: 2379 }]);
+        assert_eq!(u.path, "");
+        let c = BackendUrl::parse("consul://to/ken@h").unwrap();
+        assert_eq!(c.user.as_deref(), Some("to/ken"));
+        assert_eq!(c.hosts[0].host, "h");
+        // Every delimiter may appear raw in the password; the first ':' ends the user.
+        let u = BackendUrl::parse("etcd://bob:p?a#b@c:d/e@h1:1,h2:2/app/ns?ttl=5s").unwrap();
+        assert_eq!(u.user.as_deref(), Some("bob"));
+        assert_eq!(u.password.as_ref().unwrap().0, "p?a#b@c:d/e");
+        assert_eq!(u.hosts.len(), 2);
+        assert_eq!(u.path, "app/ns");
+        assert_eq!(u.duration("ttl").unwrap(), Some(Duration::from_secs(5)));
+        // Percent-encoding is decoded in the user, the password and the token.
+        let u = BackendUrl::parse("zk://al%3Aice%40x:50%25%2Foff@h").unwrap();
+        assert_eq!((u.user.as_deref(), u.password.as_ref().unwrap().0.as_str()), (Some("al:ice@x"), "50%/off"));
+        let c = BackendUrl::parse("consul://t%2Fo%3Fk%23en@h").unwrap();
+        assert_eq!(c.user.as_deref(), Some("t/o?k#en"));
+        // An '@' after the userinfo (in the namespace, in an option) is written %40.
+        let u = BackendUrl::parse("etcd://u:p@h/team%40corp?ca=/x%40y.pem").unwrap();
+        assert_eq!((u.path.as_str(), u.option("ca")), ("team@corp", Some("/x@y.pem")));
+        // A '#' outside the userinfo is still a fragment, and refused.
+        assert!(err("etcd://u:p#w@h/ns#frag").contains("fragment"));
+        assert!(err("etcd://h#x").contains("fragment"));
+    }
+
+    #[test]
+    fn userinfo_never_shows() {
+        for u in [
+            "etcd://alice:s3cr/et@h",
+            "etcd://alice:s3cr/et@h:0",
+            "etcd://alice:s3cr?et@",
+            "etcd://alice:s3cr#et@h:99999/ns",
+            "etcd://alice:s3cr/et@h/a//b",
+            "etcd://alice:s3cr%zzet@h",
+            "etcd://alice:s3cr%ffet@h",
+            "etcd://alice%zz:s3cret@h",
+            "etcd://:s3cret@h",
+            "etcd://alice:s3cret@h?bogus=1",
+            "zk://alice:s3cr/et@h?ttl=1d",
+            "consul://s3cr/et@h",
+            "consul://s3cr/et@h1,h2",
+            "consuls://s3cr?et@[::1",
+            "file://alice:s3cret@/tmp/x",
+            "nope://alice:s3cr/et@h",
+            "alice:s3cr/et@h:2379",
+            "alice:s3cret@etcd://h",
+        ] {
+            let s = surfaces(u);
+            assert!(!s.contains("s3cr") && !s.contains("alice"), "{u}: {s}");
+        }
+        // Display shows that there is a userinfo, and nothing of it.
+        let u = BackendUrl::parse("etcd://alice:s3cret@h/ns").unwrap();
+        assert_eq!(u.to_string(), "etcd://***@h:2379/ns");
+    }
+
+    #[test]
+    fn bad_userinfo_is_invalid_argument() {
+        assert!(err("etcd://u:s3cr%zzet@h").contains("percent"));
+        assert!(err("etcd://u:%ff@h").contains("UTF-8"));
+        assert!(err("etcd://:pw@h").contains("user"));
+        assert!(err("etcd://@h").contains("empty"));
+        assert!(err("file://u@/tmp/x").contains("no user"));
+    }
+
+    #[test]
+    fn reserved_segments() {
+        // Issue 14: '.' and '..' are normalized away by HTTP clients (Consul) and
+        // refused by ZooKeeper; ballot's own keys start with '.' (Consul) or '~'
+        // (ZooKeeper); a segment named like a latch node would pass for a candidate
+        // of the parent election on ZooKeeper.
+        for bad in [
+            ".",
+            "..",
+            "a/./b",
+            "a/../b",
+            "../..",
+            "svc/..",
+            ".lock",
+            "svc/.lock",
+            "svc/.candidates",
+            "svc/.epoch",
+            "svc/.term",
+            ".hidden",
+            "svc/~ballot-epoch",
+            "~x",
+            "svc/latch-0000000001",
+            "svc/_c_0b6f-latch-12",
+        ] {
+            let e = validate_name(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
+        assert!(validate_name("../x").unwrap_err().to_string().contains("\"..\""));
+        for good in ["a.b", "v1.2/x.", "a..", "x~y", "svc/latch", "latch-", "svc/latch-1a", "a-latch-b"] {
+            assert!(validate_name(good).is_ok(), "{good:?}");
+        }
+        // The namespace follows the same rule.
+        assert!(err("etcd://h/../x").contains("\"..\""));
+        assert!(err("consul://h/ns/.lock").contains("namespace"));
+    }
+
+    #[test]
+    fn every_duration_option_has_a_range() {
+        // Issue 14: this value used to overflow `Instant + Duration` (a panic).
+        let e = err("etcd://h?connect_timeout=18000000000000000000s");
+        assert!(e.contains("connect_timeout") && e.contains("at most"), "{e}");
+        for (opt, scheme) in [
+            ("ttl", "etcd"),
+            ("margin", "file"),
+            ("connect_timeout", "zk"),
+            ("session_timeout", "zk"),
+            ("lock_delay", "consul"),
+        ] {
+            let host = if scheme == "file" { "/tmp/x" } else { "h" };
+            for v in ["18000000000000000000s", "18446744073709551615ms", "100000h", "25h"] {
+                let e = err(&format!("{scheme}://{host}?{opt}={v}"));
+                assert!(e.contains(opt) && e.contains("at most"), "{opt}={v}: {e}");
+            }
+            assert!(err(&format!("{scheme}://{host}?{opt}=99999999999999999999999s")).contains(opt));
+        }
+        assert!(err("etcd://h?ttl=999ms").contains("at least"));
+        assert!(err("etcd://h?connect_timeout=0s").contains("at least"));
+        assert!(err("consul://h?lock_delay=61s").contains("lock_delay"));
+        for ok in ["ttl=24h", "connect_timeout=1h", "margin=0s", "ttl=1s"] {
+            BackendUrl::parse(&format!("etcd://h?{ok}")).unwrap();
+        }
+        BackendUrl::parse("consul://h?lock_delay=60s").unwrap();
+        BackendUrl::parse("zk://h?session_timeout=24h").unwrap();
     }
 
     #[test]

@@ -581,3 +581,65 @@ async fn leader_whose_renewals_fail_steps_down_before_the_session_can_expire() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Issue 14: an agent configured with limits below Consul's defaults (here
+/// `txn_max_req_len` and `kv_max_value_size` of 100,000 bytes) refuses a value
+/// that ballot's own limit lets through. Its 413 is `InvalidArgument`, at once
+/// and not retried, and the refused candidate leaves the queue, so the next
+/// candidate wins at once; a refused `proclaim` is `InvalidArgument` too. (This
+/// test runs its own dev agent, on free ports, and kills it by its PID.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_refused_by_a_smaller_agent_limit_is_invalid_argument_and_holds_up_nobody() {
+    let dir = std::env::temp_dir().join(unique("consul-small"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let http = free_port();
+    let config = serde_json::json!({
+        "limits": { "txn_max_req_len": 100_000, "kv_max_value_size": 100_000 },
+        "ports": { "http": http, "dns": -1, "grpc": -1, "serf_lan": free_port(), "serf_wan": free_port(),
+                   "server": free_port() },
+        "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
+        "data_dir": dir.join("data"),
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let mut agent = tokio::process::Command::new("consul")
+        .args(["agent", "-dev", "-config-file"])
+        .arg(dir.join("config.json"))
+        .stdout(std::fs::File::create(dir.join("log")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run `consul` (tests/servers/install.sh consul installs it)");
+    let url = format!("consul://127.0.0.1:{http}/{}?lock_delay=0s", unique("ns"));
+    // Ready once a session can be made: a new agent has a leader before it has
+    // registered its own node ("Missing node registration").
+    let c = live("the agent takes sessions", async {
+        loop {
+            if let Ok(c) = Client::connect(&url, Options::default()).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let value = vec![b'v'; 200_000];
+    assert!(value.len() <= c.max_value_len());
+    let refused = c.election("svc").unwrap();
+    let err = live("refused campaign", refused.campaign(&value)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("413"), "{err}");
+    assert_eq!(refused.state(), State::Idle);
+    let next = c.election("svc").unwrap();
+    let lead = live("the next candidate wins", next.campaign("small")).await.unwrap();
+    assert_eq!(next.leader().await.unwrap().unwrap().term, lead.term());
+    let err = next.proclaim(&value).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(next.leader().await.unwrap().unwrap().value, b"small");
+    c.close().await.unwrap();
+    agent.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -524,6 +524,17 @@ async fn auth_refusals_are_auth_errors_without_the_password() {
     let err = Client::connect(&auth_url(Some((&user, wrong)), &ns), opts(5)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert!(!format!("{err} {err:?}").contains(wrong), "password in the error: {err:?}");
+    // A wrong password with every delimiter in it (issue 14): still the user's
+    // password (the userinfo ends at the last '@'), refused as such, and not shown.
+    let wrong = "wr/ong?pa#ss@w:rd";
+    let err = Client::connect(&auth_url(Some((&user, wrong)), &ns), opts(5)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    for part in ["wr/ong", "pa#ss", "w:rd"] {
+        assert!(!format!("{err} {err:?}").contains(part), "password in the error: {err:?}");
+    }
+    // The right password, percent-encoded, works.
+    let encoded: String = pw.bytes().map(|b| format!("%{b:02X}")).collect();
+    connect(&auth_url(Some((&user, &encoded)), &ns), 5).await.close().await.unwrap();
     // No credentials on a server with auth on.
     let err = Client::connect(&auth_url(None, &ns), opts(5)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
@@ -572,4 +583,95 @@ async fn unreachable_endpoint_is_a_connection_error_within_the_connect_timeout()
     assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
     assert!(took <= Duration::from_millis(1100), "took {took:?}");
     assert!(err.to_string().contains(&port.to_string()), "the error names the endpoint: {err}");
+}
+
+/// The leader of `svc` is read from the candidates' keys alone, and its value by
+/// itself (issue 14: reading every candidate's value overflowed the client's 4 MiB
+/// message limit with 4 values of 1 MiB). When a nested election's key (`svc/x/..`)
+/// is older than every candidate of `svc`, the leader's value is read at the same
+/// revision in a second request; `leader()` and `observe()` still report `svc`'s
+/// own leader. (On the TLS server: `one_client_watches_many_elections_on_one_stream`
+/// counts the watch streams of the plain one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_of_an_election_whose_oldest_key_is_a_nested_elections() {
+    let (ca, cert, key) =
+        (env("BALLOT_TEST_ETCD_TLS_CA"), env("BALLOT_TEST_ETCD_TLS_CERT"), env("BALLOT_TEST_ETCD_TLS_KEY"));
+    let url = format!("{}/{}?ca={ca}&cert={cert}&key={key}", env("BALLOT_TEST_ETCD_TLS"), unique("ns"));
+    let (a, b) = (connect(&url, 5).await, connect(&url, 5).await);
+    let n = unique("svc");
+    let nested = a.election(&format!("{n}/x")).unwrap();
+    nested.campaign("nested").await.unwrap();
+    let e = b.election(&n).unwrap();
+    let watcher = a.election(&n).unwrap();
+    let mut obs = watcher.observe();
+    assert_eq!(live("first", obs.next()).await.unwrap().unwrap(), None);
+    let lead = e.campaign("own").await.unwrap();
+    let l = watcher.leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term, l.key.as_str()), (&b"own"[..], lead.term(), lead.key()));
+    let seen = live("observed", async {
+        loop {
+            if let Some(l) = obs.next().await.unwrap().unwrap() {
+                return l;
+            }
+        }
+    })
+    .await;
+    assert_eq!((seen.value.as_slice(), seen.term), (&b"own"[..], lead.term()));
+    e.resign().await.unwrap();
+    assert_eq!(watcher.leader().await.unwrap(), None);
+}
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Issue 14: a server run with `--max-request-bytes` below etcd's default (here
+/// 100,000) refuses a value that ballot's own limit lets through. Its "request is
+/// too large" is `InvalidArgument`, at once, and the next candidate wins at once;
+/// a refused `proclaim` is `InvalidArgument` too. (This test runs its own etcd, on
+/// free ports, and kills it by its PID.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_refused_by_a_smaller_server_limit_is_invalid_argument_and_holds_up_nobody() {
+    let dir = std::env::temp_dir().join(unique("etcd-small"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (client_port, peer_port) = (free_port(), free_port());
+    let (client_url, peer_url) = (format!("http://127.0.0.1:{client_port}"), format!("http://127.0.0.1:{peer_port}"));
+    let mut server = tokio::process::Command::new("etcd")
+        .args(["--name", "small", "--max-request-bytes", "100000", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("small={peer_url}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run `etcd` (tests/servers/install.sh etcd installs it)");
+    let url = format!("etcd://127.0.0.1:{client_port}/{}", unique("ns"));
+    let c = live("the server answers", async {
+        loop {
+            if let Ok(c) = Client::connect(&url, opts(5).with_connect_timeout(Duration::from_secs(1))).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let value = vec![b'v'; 200_000];
+    assert!(value.len() <= c.max_value_len());
+    let refused = c.election("svc").unwrap();
+    let err = live("refused campaign", refused.campaign(&value)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert_eq!(refused.state(), State::Idle);
+    let next = c.election("svc").unwrap();
+    let lead = live("the next candidate wins", next.campaign("small")).await.unwrap();
+    assert_eq!(next.leader().await.unwrap().unwrap().term, lead.term());
+    let err = next.proclaim(&value).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(next.leader().await.unwrap().unwrap().value, b"small");
+    c.close().await.unwrap();
+    server.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

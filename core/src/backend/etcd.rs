@@ -97,7 +97,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::session::{Health, SessionTracker};
 use crate::url::{BackendUrl, Scheme};
 
-/// Values up to 1 MiB (etcd's default request limit is 1.5 MiB).
+/// Values up to 1 MiB. etcd refuses a request whose Raft entry is above
+/// `--max-request-bytes` (1.5 MiB by default); the transaction that writes a
+/// value adds its key (about 550 bytes at most) and a few compares. Reads carry at
+/// most one value (see `read` and `position`): several would overflow the
+/// client's 4 MiB message limit.
 const MAX_VALUE: usize = 1 << 20;
 /// How long a failed cleanup (deleting a candidate key) keeps being retried.
 const CLEANUP_FOR: Duration = Duration::from_secs(120);
@@ -167,6 +171,9 @@ pub(super) fn map_err(what: &str, e: ec::Error) -> Error {
                 {
                     ErrorKind::Auth
                 }
+                // A value above a server's --max-request-bytes (smaller than the
+                // default that MAX_VALUE is computed for): the caller's input.
+                Code::InvalidArgument if msg.contains("request is too large") => ErrorKind::InvalidArgument,
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorKind::Connection,
                 Code::Unknown if msg.contains("transport") || msg.contains("connect") => ErrorKind::Connection,
                 _ => ErrorKind::Backend,
@@ -256,7 +263,8 @@ impl EtcdBackend {
         // overall connect timeout turns it into `Timeout`.
         let budget = options.connect_timeout.mul_f64(0.9);
         let ttl = options.ttl;
-        let deadline = Instant::now() + budget;
+        // Checked: the budget comes from the user (bounded by `Options`' ranges).
+        let deadline = Instant::now().checked_add(budget);
         let probe = format!("{ns}\0ballot/probe");
         let setup = async {
             let client =
@@ -284,7 +292,7 @@ impl EtcdBackend {
                 };
                 match attempt.await {
                     Ok(lease) => return Ok::<_, Error>((client, sent, lease)),
-                    Err(e) if retryable(&e) && Instant::now() + pause < deadline => {
+                    Err(e) if retryable(&e) && deadline.is_none_or(|d| Instant::now() + pause < d) => {
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_millis(500));
                     }
@@ -505,14 +513,17 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
 /// One read of an election: its candidates by create revision, its epoch, and
 /// the revision the read saw.
 struct Read {
+    /// Without their values.
     candidates: Vec<ec::KeyValue>,
+    /// The first candidate, with its value.
+    leader: Option<ec::KeyValue>,
     epoch: u64,
     revision: i64,
 }
 
 impl Read {
     fn leader(&self) -> Option<Leader> {
-        self.candidates.first().map(to_leader)
+        self.leader.as_ref().map(to_leader)
     }
 }
 
@@ -593,27 +604,54 @@ impl EtcdShared {
     }
 
     /// Reads the candidates and the epoch of `election` at one revision.
+    ///
+    /// The candidates are read without their values, and only the leader's value
+    /// is read: every candidate may hold a value of up to 1 MiB, and a response
+    /// above the client's 4 MiB message limit would fail (4 candidates at the limit
+    /// did, in `observe`).
     async fn read(&self, election: &str) -> Result<Read> {
         let prefix = self.prefix(election);
-        let by_create = ec::GetOptions::new().with_prefix().with_sort(ec::SortTarget::Create, ec::SortOrder::Ascend);
+        let by_create = || ec::GetOptions::new().with_prefix().with_sort(ec::SortTarget::Create, ec::SortOrder::Ascend);
         let txn = ec::Txn::new().and_then(vec![
-            ec::TxnOp::get(prefix.clone(), Some(by_create)),
+            ec::TxnOp::get(prefix.clone(), Some(by_create().with_keys_only())),
             ec::TxnOp::get(self.epoch_key(election), None),
+            // The oldest key under the prefix, with its value: the leader, unless a
+            // nested election's key is older (then it is read below).
+            ec::TxnOp::get(prefix.clone(), Some(by_create().with_limit(1))),
         ]);
         let resp = self.txn("read", txn).await?;
+        let revision = header_revision(resp.header());
         let mut candidates = Vec::new();
         let mut epoch = 0;
+        let mut oldest = None;
         for (i, r) in resp.op_responses().into_iter().enumerate() {
             if let ec::TxnOpResponse::Get(mut g) = r {
-                if i == 0 {
-                    candidates =
-                        g.take_kvs().into_iter().filter(|kv| is_candidate(kv.key(), prefix.as_bytes())).collect();
-                } else {
-                    epoch = parse_epoch(g.kvs().first());
+                match i {
+                    0 => {
+                        candidates =
+                            g.take_kvs().into_iter().filter(|kv| is_candidate(kv.key(), prefix.as_bytes())).collect()
+                    }
+                    1 => epoch = parse_epoch(g.kvs().first()),
+                    _ => oldest = g.take_kvs().into_iter().next(),
                 }
             }
         }
-        Ok(Read { candidates, epoch, revision: header_revision(resp.header()) })
+        let leader = match (candidates.first(), oldest) {
+            (None, _) => None,
+            (Some(first), Some(kv)) if kv.key() == first.key() => Some(kv),
+            (Some(first), _) => {
+                let at = ec::GetOptions::new().with_revision(revision);
+                let key = first.key().to_vec();
+                let mut g = self
+                    .rpc("read", |mut c| {
+                        let (k, o) = (key.clone(), at.clone());
+                        async move { c.get(k, Some(o)).await }
+                    })
+                    .await?;
+                g.take_kvs().into_iter().next()
+            }
+        };
+        Ok(Read { candidates, leader, epoch, revision })
     }
 
     /// Reads, at one revision, what a candidate needs to know about itself: its own
@@ -626,8 +664,10 @@ impl EtcdShared {
         // a few extra rows keep that from needing a second read, and the full read
         // covers the case where every row was one.
         const ROWS: i64 = 8;
+        // Keys only: each row may hold a value of up to 1 MiB.
         let before = ec::GetOptions::new()
             .with_prefix()
+            .with_keys_only()
             .with_max_create_revision(create_rev - 1)
             .with_sort(ec::SortTarget::Create, ec::SortOrder::Descend)
             .with_limit(ROWS);
@@ -1334,7 +1374,7 @@ mod tests {
         assert_eq!(kind(st(Code::PermissionDenied, "etcdserver: permission denied")), ErrorKind::Auth);
         assert_eq!(kind(st(Code::Unauthenticated, "etcdserver: invalid auth token")), ErrorKind::Auth);
         assert_eq!(kind(st(Code::Unavailable, "tcp connect error")), ErrorKind::Connection);
-        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: request is too large")), ErrorKind::Backend);
+        assert_eq!(kind(st(Code::InvalidArgument, "etcdserver: request is too large")), ErrorKind::InvalidArgument);
         assert!(lease_gone(&st(Code::NotFound, "etcdserver: requested lease not found")));
         assert!(!lease_gone(&st(Code::Unavailable, "tcp connect error")));
     }

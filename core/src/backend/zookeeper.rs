@@ -56,8 +56,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::session::{Health, SessionTracker};
 use crate::url::BackendUrl;
 
-/// ZooKeeper's default `jute.maxbuffer` is 1 MiB for a whole packet; leave room
-/// for the path and the framing.
+/// ZooKeeper's default `jute.maxbuffer` (1,048,575 bytes) bounds a whole request;
+/// a larger one makes the server close the connection. A candidate's create
+/// request carries, besides the value, a path of at most 561 bytes (a 257-byte
+/// chroot, a 257-byte election node, `/_c_<uuid>-latch-`), one ACL and the
+/// header: 608 bytes at most, so this leaves 3,487 bytes to spare (the README's
+/// "Values" has the measurement).
 const MAX_VALUE: usize = (1 << 20) - 4096;
 /// The child of an election node that holds its epoch (see the module docs).
 pub(crate) const EPOCH_MARKER: &str = "~ballot-epoch";

@@ -54,6 +54,10 @@ macro_rules! backend_tests {
             case!(terms_increase_across_clients_and_end);
             case!(blocking_facade_timeouts_cancel_and_callbacks);
             case!(following_the_leader_starts_on_demand);
+            case!(reserved_name_segments_are_refused);
+            case!(secrets_in_the_url_never_show);
+            case!(out_of_range_durations_are_invalid_argument);
+            case!(values_up_to_the_limit_work_and_larger_ones_hold_up_nobody);
         }
     };
 }

@@ -557,3 +557,277 @@ pub async fn following_the_leader_starts_on_demand(url: &str) {
     })
     .await;
 }
+
+/// Issue 14: the one naming rule refuses `.` and `..` segments, and segments that
+/// could collide with ballot's own entries, on every backend, before anything
+/// reaches the server; dots inside a segment still work on the real server.
+pub async fn reserved_name_segments_are_refused(url: &str) {
+    let c = connect(url).await;
+    let n = name();
+    for bad in [
+        ".".to_string(),
+        "..".to_string(),
+        format!("{n}/."),
+        format!("{n}/.."),
+        format!("{n}/../../x"),
+        format!("{n}/./x"),
+        format!("{n}/.lock"),
+        format!("{n}/.candidates"),
+        format!("{n}/.epoch"),
+        format!("{n}/~ballot-epoch"),
+        format!("{n}/latch-0000000001"),
+    ] {
+        let err = c.election(&bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "name {bad:?}: {err}");
+    }
+    let ok = format!("{n}/v1.2/a..b");
+    let e = c.election(&ok).unwrap();
+    let lead = live("campaign", e.campaign("dots")).await.unwrap();
+    let l = connect(url).await.election(&ok).unwrap().leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term), (&b"dots"[..], lead.term()));
+    e.resign().await.unwrap();
+    // The URL's namespace follows the same rule (a file:// path is a directory).
+    if !url.starts_with("file:") {
+        let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+        for seg in ["..", ".", ".lock"] {
+            let bad = format!("{base}/{seg}?{query}");
+            let err = Client::connect(&bad, Options::default()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
+            assert!(err.to_string().contains("namespace"), "{err}");
+        }
+    }
+}
+
+/// Everything an error shows: its message, `Debug`, and its sources.
+fn error_text(e: &ballot::Error) -> String {
+    let mut s = format!("{e} {e:?}");
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(&format!(" | {x} {x:?}"));
+        src = x.source();
+    }
+    s
+}
+
+/// `url` with `userinfo` in place of its own (the Consul ACL agent's URL has a
+/// token), and with `host` in place of its hosts when given.
+fn with_userinfo(url: &str, userinfo: &str, host: Option<&str>) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let rest = match host {
+        Some(h) => {
+            let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+            format!("{h}{}", &rest[cut..])
+        }
+        None => rest.to_string(),
+    };
+    format!("{scheme}://{userinfo}@{rest}")
+}
+
+/// Issue 14: a user, password or token with `/`, `?`, `#` or `@` in it is parsed
+/// as one (the userinfo ends at the last `@`), and no part of it shows in an
+/// error, in `Debug` or in the URL the client reports: against the real server,
+/// against an address where nothing listens, and with a bad percent escape.
+pub async fn secrets_in_the_url_never_show(url: &str) {
+    let consul = url.starts_with("consul");
+    // The first one is the issue's: it used to give `port "s3cr" of host "alice"`.
+    let secrets = ["s3cr/et", "s3cr?et@z", "s3cr#et/x@y", "s3cret"];
+    let hidden = ["alice", "sekrit", "s3cr", "et@z", "x@y"];
+    let check = |what: &str, shown: &str| {
+        for h in hidden {
+            assert!(!shown.contains(h), "{what} shows {h:?}: {shown}");
+        }
+    };
+    let opts = || Options::default().with_ttl(Duration::from_secs(10)).with_connect_timeout(Duration::from_secs(3));
+    for secret in secrets {
+        let userinfo = if consul { secret.to_string() } else { format!("alice-sekrit:{secret}") };
+        let real = with_userinfo(url, &userinfo, None);
+        match Client::connect(&real, opts()).await {
+            Ok(c) => {
+                check("url()", c.url());
+                check("Debug", &format!("{c:?} {:?}", c.options()));
+                assert!(c.url().contains("***@"), "{}", c.url());
+                // The credentials are in use: servers without auth take them or
+                // ignore them, and the client works.
+                let e = c.election(&name()).unwrap();
+                match e.campaign("x").await {
+                    Ok(_) => e.resign().await.unwrap(),
+                    Err(err) => check("campaign error", &error_text(&err)),
+                }
+                c.close().await.unwrap();
+            }
+            Err(e) => {
+                check("connect error", &error_text(&e));
+                if url.starts_with("file:") {
+                    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+                }
+            }
+        }
+        if !url.starts_with("file:") {
+            let nobody = with_userinfo(url, &userinfo, Some("127.0.0.1:1"));
+            let e = Client::connect(&nobody, opts()).await.unwrap_err();
+            check("unreachable", &error_text(&e));
+        }
+    }
+    let escape = with_userinfo(url, if consul { "s3cr%zzet" } else { "alice-sekrit:s3cr%zzet" }, None);
+    let e = Client::connect(&escape, opts()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    check("bad escape", &error_text(&e));
+}
+
+/// `url` with option `key=value`, replacing any `key=` it had.
+fn with_option(url: &str, key: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let mut pairs: Vec<String> =
+        query.split('&').filter(|p| !p.is_empty() && !p.starts_with(&format!("{key}="))).map(String::from).collect();
+    pairs.push(format!("{key}={value}"));
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// Issue 14: every duration option, in the URL or from `Options`, has a range; a
+/// value out of it is `InvalidArgument` naming the option, never a panic
+/// (`connect_timeout=18000000000000000000s` used to overflow `Instant + Duration`).
+/// The blocking facade takes any timeout.
+pub async fn out_of_range_durations_are_invalid_argument(url: &str) {
+    let mut opts = vec!["ttl", "margin", "connect_timeout"];
+    if url.starts_with("zk:") {
+        opts.push("session_timeout");
+    }
+    if url.starts_with("consul") {
+        opts.push("lock_delay");
+    }
+    for opt in opts {
+        for v in ["18000000000000000000s", "18446744073709551615ms", "5124095576030431h", "25h"] {
+            let u = with_option(url, opt, v);
+            let err = Client::connect(&u, Options::default()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{opt}={v}: {err}");
+            assert!(err.to_string().contains(opt), "{opt}={v}: {err}");
+        }
+    }
+    let builders: [(&str, Options); 5] = [
+        ("ttl", Options::default().with_ttl(Duration::MAX)),
+        ("ttl", Options::default().with_ttl(Duration::from_secs(18_000_000_000_000_000_000))),
+        ("margin", Options::default().with_safety_margin(Duration::MAX)),
+        ("connect_timeout", Options::default().with_connect_timeout(Duration::MAX)),
+        ("connect_timeout", Options::default().with_connect_timeout(Duration::from_secs(3601))),
+    ];
+    for (opt, o) in builders {
+        let err = Client::connect(url, o).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{opt}: {err}");
+        assert!(err.to_string().contains(opt), "{opt}: {err}");
+    }
+    // The largest values in range connect.
+    let c = Client::connect(&with_option(url, "connect_timeout", "1h"), Options::default()).await.unwrap();
+    c.close().await.unwrap();
+    // Timeouts of the blocking facade: any value, `Duration::MAX` included.
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let c = blocking::Client::connect(&url, Options::default()).unwrap();
+        let e = c.election(&name()).unwrap();
+        e.campaign(b"x", Some(Duration::MAX)).unwrap();
+        let mut obs = e.observe();
+        assert!(obs.next_timeout(Some(Duration::MAX)).unwrap().unwrap().is_some());
+        c.close().unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// The limit each backend documents (README, "Values").
+fn documented_value_limit(url: &str) -> usize {
+    match url.split("://").next().unwrap() {
+        "file" | "etcd" | "etcds" => 1 << 20,
+        "zk" => (1 << 20) - 4096,
+        "consul" | "consuls" => 384_000,
+        other => panic!("no documented limit for {other}"),
+    }
+}
+
+/// `url` with the longest namespace a URL may have (256 bytes), made of `"`, which
+/// JSON escapes as two bytes (the worst case of Consul's transaction bodies); a
+/// file:// URL is returned as it is (its path is a directory).
+fn longest_namespace(url: &str) -> String {
+    if url.starts_with("file:") {
+        return url.to_string();
+    }
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (hosts, ns) = rest.split_once('/').unwrap_or((rest, ""));
+    let ns = if ns.is_empty() { "x".to_string() } else { ns.to_string() };
+    let pad = ballot::MAX_NAME_LEN - ns.len() - 1;
+    format!("{scheme}://{hosts}/{ns}/{}?{query}", "\"".repeat(pad))
+}
+
+/// Issue 14: a value exactly at the backend's limit works on the real server, with
+/// the longest namespace and name (campaign, read back, proclaim, handoffs between
+/// several candidates that all hold such values); one byte more fails at once with
+/// `InvalidArgument` naming the limit, and never holds up the candidates after it.
+/// (On Consul a 400,000-byte value used to run into the campaign's timeout: it
+/// travels base64-encoded in a transaction body limited to 512 KiB.)
+pub async fn values_up_to_the_limit_work_and_larger_ones_hold_up_nobody(url: &str) {
+    let url = longest_namespace(url);
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let max = a.max_value_len();
+    assert_eq!(max, documented_value_limit(&url));
+    let n = name();
+    let n = format!("{n}/{}", "\"".repeat(ballot::MAX_NAME_LEN - n.len() - 1));
+    let full = move |seed: u8| -> Vec<u8> { (0..max).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect() };
+    let over = vec![b'o'; max + 1];
+
+    // No leader: a refused value, then a normal candidate, which wins at once.
+    let refused = b.election(&n).unwrap();
+    let err = live("oversize campaign", refused.campaign(&over)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains(&max.to_string()), "names the limit: {err}");
+    assert_eq!(refused.state(), State::Idle);
+    let ea = a.election(&n).unwrap();
+    let lead = live("campaign after a refused value", ea.campaign(full(1))).await.unwrap();
+    let l = live("leader", b.election(&n).unwrap().leader()).await.unwrap().unwrap();
+    assert_eq!((l.value == full(1), l.term), (true, lead.term()), "the value at the limit reads back whole");
+    live("proclaim at the limit", ea.proclaim(full(2))).await.unwrap();
+    assert!(live("leader", b.election(&n).unwrap().leader()).await.unwrap().unwrap().value == full(2));
+    assert_eq!(ea.proclaim(&over).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+
+    // A leader: a refused value, then candidates at the limit, queued behind it;
+    // every handoff goes through.
+    assert_eq!(live("oversize", refused.campaign(&over)).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let mut clients = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..4u8 {
+        let c = connect(&url).await;
+        let e = c.election(&n).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let won = e.campaign(full(10 + i)).await;
+            (i, e, won)
+        }));
+        clients.push(c);
+    }
+    let watcher = b.election(&n).unwrap();
+    let mut obs = watcher.observe();
+    ea.resign().await.unwrap();
+    let mut last = lead.term();
+    while !tasks.is_empty() {
+        let (done, _, rest) = live("next leader", futures_util::future::select_all(tasks)).await;
+        tasks = rest;
+        let (i, e, won) = done.unwrap();
+        let won = won.unwrap();
+        assert!(won.term() > last, "terms increase: {} after {last}", won.term());
+        last = won.term();
+        let l = live("leader", b.election(&n).unwrap().leader()).await.unwrap().unwrap();
+        assert_eq!(l.term, won.term());
+        assert!(l.value == full(10 + i), "the leader's whole value");
+        live("observed", async {
+            loop {
+                match obs.next().await.unwrap().unwrap() {
+                    Some(l) if l.term == won.term() => return assert!(l.value == full(10 + i)),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        e.resign().await.unwrap();
+    }
+    for c in clients {
+        c.close().await.unwrap();
+    }
+}

@@ -159,7 +159,15 @@ fn status_error(what: &str, status: StatusCode, body: &str) -> Error {
         || status == StatusCode::UNAUTHORIZED
         || body.contains("Permission denied")
         || body.contains("ACL not found");
-    let kind = if auth { ErrorKind::Auth } else { ErrorKind::Backend };
+    // 413: a request above Consul's size limits (`txn_max_req_len`,
+    // `kv_max_value_size`); sending it again cannot succeed.
+    let kind = if auth {
+        ErrorKind::Auth
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorKind::InvalidArgument
+    } else {
+        ErrorKind::Backend
+    };
     Error::new(kind, format!("{what}: Consul answered {status}: {body}"))
 }
 
@@ -399,6 +407,9 @@ mod tests {
         assert_eq!(status_error("x", StatusCode::FORBIDDEN, "ACL not found").kind(), ErrorKind::Auth);
         assert_eq!(status_error("x", StatusCode::INTERNAL_SERVER_ERROR, "Permission denied").kind(), ErrorKind::Auth);
         assert_eq!(status_error("x", StatusCode::INTERNAL_SERVER_ERROR, "boom").kind(), ErrorKind::Backend);
+        let big = status_error("x", StatusCode::PAYLOAD_TOO_LARGE, "Request body too large, max size: 524288 bytes");
+        assert_eq!(big.kind(), ErrorKind::InvalidArgument);
+        assert!(big.to_string().contains("524288"), "{big}");
     }
 
     #[test]

@@ -71,8 +71,21 @@ use crate::url::{BackendUrl, Scheme};
 
 /// The Flags of `api.Lock`'s and `consul lock`'s lock key.
 pub(crate) const LOCK_FLAGS: u64 = 0x2ddc_cbc0_58a5_0c18;
-/// Consul's limit on a value.
-const MAX_VALUE: usize = 512 * 1024;
+/// Consul's default limit on a `/v1/txn` request body (`limits.txn_max_req_len`,
+/// 512 KiB; Consul answers 413 above it). `kv_max_value_size`, also 512 KiB by
+/// default, limits each raw value, in a transaction and in a KV `PUT`.
+const TXN_MAX_REQ_LEN: usize = 512 * 1024;
+/// The largest value ballot stores. The value travels base64-encoded (4 bytes per
+/// 3) in the transaction that acquires `.lock` (see `try_acquire`), with three
+/// other operations on keys of up to 2 x 513 + 7 bytes once JSON-escaped (a
+/// 256-byte namespace and a 256-byte name, every byte a `"`), a session ID and
+/// two indexes: 4,473 bytes besides the value at most. 384,000 bytes encode to
+/// 512,000, so the largest body is 516,473 bytes, 7,815 below the limit; a unit
+/// test builds that body. `proclaim` sends the value raw in a KV `PUT`, whose
+/// limit is `kv_max_value_size`.
+const MAX_VALUE: usize = 384_000;
+// The encoded value alone, with room for the 4,473 bytes of the rest.
+const _: () = assert!(MAX_VALUE.div_ceil(3) * 4 + 4473 <= TXN_MAX_REQ_LEN);
 /// Consul's bounds on a session TTL.
 const MIN_TTL: Duration = Duration::from_secs(10);
 const MAX_TTL: Duration = Duration::from_secs(86_400);
@@ -189,9 +202,10 @@ impl Inner {
 }
 
 /// Retries transient errors with a growing pause; returns the error when it is
-/// not worth retrying (refused credentials).
+/// not worth retrying (refused credentials, a request Consul refuses as too large
+/// or malformed: retrying would hold up every candidate queued behind this one).
 async fn pause_or_fail(e: Error, backoff: &mut Duration) -> Result<()> {
-    if e.kind() == ErrorKind::Auth {
+    if matches!(e.kind(), ErrorKind::Auth | ErrorKind::InvalidArgument) {
         return Err(e);
     }
     tokio::time::sleep(*backoff).await;
@@ -966,6 +980,31 @@ mod tests {
         let free = kv("e/.lock", "", "", 12, 70);
         assert_eq!(leader_of(Some(&free), Some(&term)).unwrap(), None);
         assert_eq!(leader_of(None, Some(&term)).unwrap(), None);
+    }
+
+    /// The acquiring transaction with a value of `MAX_VALUE` bytes, the longest
+    /// namespace and name (256 bytes each, all `"`, which JSON escapes to two
+    /// bytes) and the largest numbers fits Consul's default body limit.
+    #[test]
+    fn the_largest_acquiring_transaction_fits_consul_s_body_limit() {
+        let prefix = format!("{}/{}", "\"".repeat(256), "\"".repeat(256));
+        let (lock_key, epoch_key) = (format!("{prefix}/.lock"), format!("{prefix}/.epoch"));
+        let session = "3f1d2c4b-aaaa-bbbb-cccc-0123456789ab";
+        let body = |value: &[u8]| {
+            let ops = vec![
+                op_index("check-index", &epoch_key, u64::MAX),
+                op_lock("lock", &lock_key, value, LOCK_FLAGS, session),
+                op_set(&format!("{prefix}/.term"), format!("{session} {}", u64::MAX).as_bytes(), 0),
+                op("get", &lock_key),
+            ];
+            serde_json::to_vec(&ops).unwrap().len()
+        };
+        let overhead = body(b"");
+        assert!(overhead < 5 * 1024, "{overhead}");
+        let at_limit = body(&vec![0xff; MAX_VALUE]);
+        assert!(at_limit <= TXN_MAX_REQ_LEN, "{at_limit} > {TXN_MAX_REQ_LEN}");
+        // The margin is for keys and numbers only: a value 2% larger would not fit.
+        assert!(body(&vec![0xff; MAX_VALUE * 102 / 100]) > TXN_MAX_REQ_LEN);
     }
 
     #[test]
