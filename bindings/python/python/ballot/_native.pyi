@@ -40,7 +40,8 @@ def connect_async(
     """``connect()`` for asyncio."""
 
 def default_backend_url() -> str:
-    """The backend used when none is given: ``file://<temp dir>/ballot``."""
+    """The backend used when none is given: the local backend in
+    ``$XDG_STATE_HOME/ballot`` (``~/.local/state/ballot``), or ``/var/lib/ballot`` for root."""
 
 def _error_kinds() -> list[tuple[str, str]]: ...
 @final
