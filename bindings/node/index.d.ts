@@ -29,7 +29,7 @@ export declare const ERROR_CODES: readonly ErrorCode[]
 /** The package version, which is the ballot workspace version. */
 export declare const version: string
 
-/** The backend used when none is given: `file://<temp dir>/ballot`. */
+/** The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root. */
 export declare function defaultBackendUrl(): string
 
 /** The one error class of the package; `code` is stable. */

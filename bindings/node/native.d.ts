@@ -125,7 +125,7 @@ export interface ConnectOptions {
   tlsKey?: string
 }
 
-/** The backend used when none is given: `file://<temp dir>/ballot`. */
+/** The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root. */
 export declare function defaultBackendUrl(): string
 
 /** Every error code, one per core `ErrorKind`, in the core's declaration order. */

@@ -24,7 +24,8 @@ mod exit {
 }
 
 const AFTER_HELP: &str = "\
-Backends (--backend or $BALLOT_BACKEND; default: the local backend in the temp dir):
+Backends (--backend or $BALLOT_BACKEND; default: the local backend in $XDG_STATE_HOME/ballot,
+that is ~/.local/state/ballot, or /var/lib/ballot for root):
   file:///var/run/ballot                         local, single host, no server
   etcd://[user:pass@]h1:2379[,h2:2379][/ns]      etcds:// for TLS
   zk://[user:pass@]h1:2181[,h2:2181][/chroot]
@@ -44,7 +45,8 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "ballot", version, about = "Leader election on etcd, ZooKeeper, Consul or the local host", after_help = AFTER_HELP)]
 struct Cli {
-    /// Backend URL. Default: $BALLOT_BACKEND, else file://<temp dir>/ballot.
+    /// Backend URL. Default: $BALLOT_BACKEND, else file://$XDG_STATE_HOME/ballot
+    /// (~/.local/state/ballot; /var/lib/ballot for root).
     #[arg(long, global = true, value_name = "URL")]
     backend: Option<String>,
 

@@ -1,5 +1,6 @@
 //! `Client`: one connection and one session to a backend, and its `Options`.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -11,9 +12,36 @@ use crate::error::{Error, Result};
 use crate::runtime;
 use crate::url::{check_duration, validate_name, BackendUrl};
 
-/// The backend used when none is given: `file://<temp dir>/ballot`.
+/// The backend used when none is given: the local backend in
+/// `$XDG_STATE_HOME/ballot` (by default `~/.local/state/ballot`), or in
+/// `/var/lib/ballot` for root.
+///
+/// Not in a temporary directory: cleaners such as systemd-tmpfiles delete files
+/// there that nobody touched for days (a stable leadership touches nothing), and a
+/// tmpfs loses the persisted terms at every reboot.
 pub fn default_backend_url() -> String {
-    format!("file://{}", std::env::temp_dir().join("ballot").display())
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let dir = default_local_dir(root, std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"));
+    format!("file://{}", dir.display())
+}
+
+/// The default local directory, from the facts `default_backend_url` reads.
+fn default_local_dir(root: bool, xdg_state_home: Option<OsString>, home: Option<OsString>) -> PathBuf {
+    // The XDG base directory spec: a relative (or empty) value is invalid and ignored.
+    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if root {
+        return PathBuf::from("/var/lib/ballot");
+    }
+    if let Some(state) = absolute(xdg_state_home) {
+        return state.join("ballot");
+    }
+    match absolute(home) {
+        Some(home) => home.join(".local/state/ballot"),
+        // No home to put it in: the system location, where a user without the right
+        // to write gets a clear error from connect() rather than a silent elsewhere.
+        None => PathBuf::from("/var/lib/ballot"),
+    }
 }
 
 /// Credentials for a backend: a user and password (etcd, ZooKeeper digest) or a
@@ -233,7 +261,9 @@ impl Client {
     /// # Errors
     ///
     /// `InvalidArgument` for a malformed URL, an unknown option or an out-of-range
-    /// value (the message names it); `Connection` when the backend cannot be
+    /// value (the message names it), and for a local backend directory that another
+    /// user owns or can write to, or that is on a network file system (NFS, SMB,
+    /// ...); `Connection` when the backend cannot be
     /// reached; `Timeout` after the connect timeout; `Auth` for refused credentials.
     ///
     /// # Examples
@@ -342,5 +372,24 @@ impl Client {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_directory_is_not_a_temporary_one() {
+        let s = |v: &str| Some(OsString::from(v));
+        assert_eq!(default_local_dir(true, s("/x/state"), s("/root")), PathBuf::from("/var/lib/ballot"));
+        assert_eq!(default_local_dir(false, s("/x/state"), s("/home/u")), PathBuf::from("/x/state/ballot"));
+        assert_eq!(default_local_dir(false, None, s("/home/u")), PathBuf::from("/home/u/.local/state/ballot"));
+        // Relative or empty values are invalid (XDG spec) and ignored.
+        assert_eq!(default_local_dir(false, s("rel"), s("/home/u")), PathBuf::from("/home/u/.local/state/ballot"));
+        assert_eq!(default_local_dir(false, s(""), s("/home/u")), PathBuf::from("/home/u/.local/state/ballot"));
+        assert_eq!(default_local_dir(false, None, None), PathBuf::from("/var/lib/ballot"));
+        let url = default_backend_url();
+        assert!(url.starts_with("file:///") && url.ends_with("/ballot"), "{url}");
     }
 }

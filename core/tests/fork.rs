@@ -1,15 +1,48 @@
 //! A forked child gets its own library runtime. tokio does not support a runtime
 //! used across fork(): the child inherits the parent's runtime object but none of
 //! its threads, so before the runtime was keyed by process a child's first client
-//! hung forever. Its own test binary, so no other test thread is alive at fork().
+//! hung forever. Its own test binary; its tests take `SERIAL`, so no other test
+//! thread is alive at fork().
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ballot::blocking::Client;
 use ballot::Options;
 
+/// Held by every test here: a fork while another test runs would copy that test's
+/// locks in whatever state they are.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits for `pid` (our child) up to `limit`; kills it after that and panics.
+fn reap(pid: libc::pid_t, limit: Duration, what: &str) -> libc::c_int {
+    let deadline = Instant::now() + limit;
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_forked_child_can_connect_and_campaign() {
+    let _serial = serial();
     let dir = std::env::temp_dir().join(format!("ballot-fork-test-{}", std::process::id()));
     let url = format!("file://{}", dir.display());
     // The parent builds the runtime and uses it before forking.
@@ -29,26 +62,56 @@ fn a_forked_child_can_connect_and_campaign() {
         // SAFETY: ends the child without running the parent's exit handlers.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = 0;
-    loop {
-        // SAFETY: waits for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kills and reaps our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the forked child hung: its library runtime had no threads");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = reap(pid, Duration::from_secs(30), "the forked child hung: its library runtime had no threads");
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
     assert_eq!(e.state(), ballot::State::Leader, "the child must not disturb the parent");
     parent.close().expect("close");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A child made by fork() without exec shares the leader's lock (one open file
+/// description). A resign in the parent must free the election anyway, while the
+/// child still lives: the lock is released explicitly, not by closing.
+#[test]
+fn a_resign_in_the_parent_frees_the_election_while_a_forked_child_lives() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("ballot-fork-resign-{}", std::process::id()));
+    let url = format!("file://{}", dir.display());
+    let a = Client::connect(&url, Options::default()).expect("connect a");
+    let b = Client::connect(&url, Options::default()).expect("connect b");
+    let ea = a.election("fork/resign").expect("election");
+    let eb = b.election("fork/resign").expect("election");
+    let first = ea.campaign(b"a", Some(Duration::from_secs(10))).expect("a campaigns");
+
+    let mut fds = [0; 2];
+    // SAFETY: a pipe for our own child; `fds` has room for both ends.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only reads a pipe and `_exit`s (async-signal-safe calls).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut byte = 0u8;
+        // SAFETY: reads one byte into a local; then ends the child without running
+        // the parent's exit handlers or destructors.
+        unsafe {
+            libc::close(fds[1]);
+            libc::read(fds[0], (&mut byte as *mut u8).cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: our copy of the read end.
+    unsafe { libc::close(fds[0]) };
+
+    ea.resign().expect("a resigns");
+    let won = eb.campaign(b"b", Some(Duration::from_secs(5)));
+    // Let the child go before asserting, so that a failure does not leave it behind.
+    // SAFETY: closing our write end ends the child's read.
+    unsafe { libc::close(fds[1]) };
+    let status = reap(pid, Duration::from_secs(30), "the forked child did not exit");
+    assert!(libc::WIFEXITED(status), "child status {status}");
+    let second = won.expect("b must win once a resigned, even while a's forked child lives");
+    assert!(second.term() > first.term());
+    a.close().expect("close a");
+    b.close().expect("close b");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -60,7 +60,7 @@ pub fn error_codes() -> Vec<String> {
     ballot::ErrorKind::ALL.iter().map(|k| code_of(*k)).collect()
 }
 
-/// The backend used when none is given: `file://<temp dir>/ballot`.
+/// The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root.
 #[napi]
 pub fn default_backend_url() -> String {
     ballot::default_backend_url()

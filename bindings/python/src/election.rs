@@ -81,9 +81,10 @@ impl Leadership {
     }
 
     /// Whether this leadership still holds right now (leader, same term, session
-    /// healthy by the clock).
+    /// healthy by the clock). False in a child made by `fork()`: the leadership is
+    /// the parent's, and the child's copy of the handle is closed.
     fn is_current(&self) -> bool {
-        self.inner.is_current()
+        self.inner.guard().is_own_process() && self.inner.is_current()
     }
 
     fn __repr__(&self) -> String {
@@ -273,9 +274,13 @@ impl Election {
     }
 
     /// The state now: "idle", "campaigning", "leader", "suspended", "ended" or
-    /// "closed".
+    /// "closed". "closed" in a child made by `fork()`, where every call on this
+    /// handle raises `ClosedError` (the leadership, if any, is the parent's).
     #[getter]
     fn state(&self) -> &'static str {
+        if !self.guard.is_own_process() {
+            return ballot::State::Closed.as_str();
+        }
         self.inner.state().as_str()
     }
 

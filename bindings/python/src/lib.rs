@@ -163,7 +163,7 @@ pub(crate) fn async_check<T>(r: ballot::Result<T>) -> PyResult<T> {
     r.map_err(|e| Python::attach(|py| py_err(py, &e)))
 }
 
-/// The backend used when none is given: `file://<temp dir>/ballot`.
+/// The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root.
 #[pyfunction]
 fn default_backend_url() -> String {
     ballot::default_backend_url()

@@ -263,3 +263,41 @@ def test_a_forked_child_exits_normally_without_touching_the_parent(backend: str,
     assert fields["child"] == "0", r.stdout
     assert float(fields["took"]) < 2.0, f"the child's exit waited on the parent's threads: {r.stdout}"
     assert fields["state"] == "leader" and fields["leader"] == "parent", r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_reads_its_inherited_handles_as_closed(backend: str, name: str) -> None:
+    """`Election.state` and `Leadership.is_current()` follow the fork guard: in a
+    child made by fork() the parent's leadership is not the child's, so they read
+    "closed" and False there, never "leader" and True."""
+    with connect(backend) as c:
+        e = c.election(name)
+        lead = e.campaign(b"parent")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: report through the pipe, never return into pytest
+            code = 1
+            try:
+                os.close(r)
+                os.write(w, f"state={e.state} is_current={lead.is_current()}\n".encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                stacks = thread_stacks(pid)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"the forked child hung reading its inherited handles; its threads:\n{stacks}")
+            time.sleep(0.05)
+        with os.fdopen(r) as f:
+            report = f.read()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report
+        assert report.strip() == "state=closed is_current=False", report
+        # The parent still leads, and says so.
+        assert e.state == "leader" and lead.is_current()

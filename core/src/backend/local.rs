@@ -3,28 +3,46 @@
 //! Layout of one election, in `DIR/<segment>.d/<segment>.d/...` (one directory per
 //! name segment; the `.d` suffix keeps segment names from clashing with the files):
 //!
-//! - `leader.lock`: the leader holds an exclusive `flock` on it for as long as it
-//!   leads. The kernel releases it the moment the holder dies, so a crashed leader
-//!   is replaced at once.
+//! - the election directory itself: the leader holds an exclusive `flock` on it for
+//!   as long as it leads. The kernel releases it the moment the holder dies, so a
+//!   crashed leader is replaced at once. The lock is on the directory, not on a
+//!   file in it, so that deleting the election's files (by hand, by a temporary
+//!   file cleaner) cannot let a candidate lock a new file while the leader still
+//!   holds the old one. (Earlier builds locked a file `leader.lock`; it is unused.)
 //! - `state`: term, epoch, leader key and value; replaced atomically (write a
-//!   temporary file, `fdatasync`, `rename`). The term is persisted and only grows.
+//!   temporary file, `fdatasync`, `rename`, `fsync` the directory). The term is
+//!   persisted and only grows.
 //! - `state.lock`: a short-held `flock` serialising read-modify-write of `state`.
+//!   It also holds a floor of the term and the epoch, so that deleting `state`
+//!   alone cannot make them go back.
 //! - `ended`: rewritten by `end()` after it bumped the epoch in `state`. A campaign
 //!   watches only the epoch, and this doorbell lets it ignore the `state` changes
 //!   of every handoff.
+//!
+//! Directories are created 0700 and files 0600. A backend directory, or an election
+//! directory, that another user owns or can write to is refused: such a user could
+//! forge `state` or take the locks and block every election.
 //!
 //! Waiting candidates of one process share one thread per election that blocks in
 //! `flock(LOCK_EX)`: the kernel wakes it when the leader releases or dies, so there
 //! is no polling on the hand-off path. Within a process the lock goes to the oldest
 //! waiter; across processes, to whichever the kernel wakes.
 //!
-//! A reader treats the leader named in `state` as current only while `leader.lock`
-//! is held, so the record of a crashed leader is never reported as leading.
+//! A reader treats the leader named in `state` as current only while the election
+//! directory is locked, so the record of a crashed leader is never reported as
+//! leading. A leader whose record disappears from `state`, or whose directory is
+//! replaced, reports `Lost` (inotify, with a poll as a safety net).
+//!
+//! Every lock is released with `LOCK_UN` before its descriptor is closed: a child
+//! made by `fork()` shares the open file description, and closing alone would leave
+//! the lock held for as long as the child lives. A forked child never unlocks what
+//! its parent took. Descriptors are close-on-exec (Rust's default).
 
 use crate::sync::{lock, PerProcess};
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +62,10 @@ use crate::url::BackendUrl;
 /// The file `end()` writes after bumping the epoch in `state`, so that epoch
 /// watchers wake on it alone.
 const ENDED: &str = "ended";
+/// The election's record.
+const STATE: &str = "state";
+/// The lock serialising updates of `state`; its content is the floor (`Floor`).
+const STATE_LOCK: &str = "state.lock";
 
 /// The local backend stores values up to 1 MiB.
 const MAX_VALUE: usize = 1 << 20;
@@ -59,6 +81,14 @@ const POLL_UNNOTIFIED: Duration = Duration::from_millis(20);
 /// threads busy.
 const EPOCH_POLL_NOTIFIED: Duration = Duration::from_secs(300);
 const EPOCH_POLL_UNNOTIFIED: Duration = Duration::from_millis(250);
+/// How often a leader checks that it still holds its election (its directory and
+/// its record in `state`) when inotify watches the directory. Every change of
+/// `state` and every removal or rename of the directory wakes it at once, and a
+/// lost event wakes every subscriber, so this is a safety net for what inotify
+/// cannot see (a parent directory renamed); slow, as there is one per leadership.
+const LOST_POLL_NOTIFIED: Duration = Duration::from_secs(60);
+/// The same without inotify.
+const LOST_POLL_UNNOTIFIED: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct LocalBackend {
@@ -77,9 +107,7 @@ impl LocalBackend {
     pub(crate) async fn open(url: &BackendUrl, _options: &Options) -> Result<LocalBackend> {
         let dir = PathBuf::from(&url.path);
         let d2 = dir.clone();
-        blocking(move || std::fs::create_dir_all(&d2)).await?.map_err(|e| {
-            Error::io(ErrorKind::Connection, format_args!("cannot create backend directory {}", dir.display()), e)
-        })?;
+        blocking(move || open_backend_dir(&d2)).await??;
         // The local "session" is the process itself: it cannot expire while we run.
         let session = SessionTracker::new(None, Duration::ZERO);
         session.new_session(tokio::time::Instant::now());
@@ -146,8 +174,195 @@ fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn open_rw(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+/// A `flock` held through a descriptor of this process, released with `LOCK_UN`
+/// when dropped, before the descriptor closes: a child made by `fork()` shares the
+/// open file description, and closing alone would leave the lock held for as long
+/// as the child lives. A forked child that drops a copy never unlocks: that would
+/// release its parent's lock.
+#[derive(Debug)]
+struct Flock {
+    file: File,
+    pid: u32,
+}
+
+impl Flock {
+    /// Locks `file` with `op` (blocking unless `op` has `LOCK_NB`).
+    fn take(file: File, op: libc::c_int) -> io::Result<Flock> {
+        flock(&file, op)?;
+        Ok(Flock { file, pid: std::process::id() })
+    }
+}
+
+impl Drop for Flock {
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            let _ = flock(&self.file, libc::LOCK_UN);
+        }
+    }
+}
+
+/// Which file (or directory) a descriptor or a path refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(m: &Metadata) -> FileId {
+        FileId { dev: m.dev(), ino: m.ino() }
+    }
+}
+
+/// Opens (creating it 0600 if needed) a file of an election for reading and
+/// writing. Close-on-exec, as every descriptor std opens.
+fn open_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+}
+
+/// Opens a directory, to lock it or to sync it.
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(path)
+}
+
+/// Creates missing directories with mode 0700.
+fn private_dirs() -> DirBuilder {
+    let mut b = DirBuilder::new();
+    b.recursive(true).mode(0o700);
+    b
+}
+
+/// Refuses a directory that another user owns or can write to: that user could
+/// forge `state`, or take an election's lock and hold it for ever.
+/// `InvalidArgument`, like a bad URL: the directory the URL names cannot be used as
+/// it is, and retrying does not help (a `Connection` error would invite retries).
+fn check_private(dir: &Path, meta: &Metadata, what: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(Error::invalid(format!(
+            "{what} {} is owned by uid {}, not by this process's uid {me}: another user could forge or block \
+             its elections (chown it to this user, or use another directory)",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::invalid(format!(
+            "{what} {} can be written by other users (mode {mode:04o}): they could forge or block its \
+             elections (chmod go-w it, or use another directory)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the backend directory if needed (0700, and its missing parents) and
+/// checks that it is safe to use: owned by this user, writable by no other, on a
+/// local file system.
+fn open_backend_dir(dir: &Path) -> Result<()> {
+    let cannot = |what: &str, e| Error::io(ErrorKind::Connection, format_args!("cannot {what} {}", dir.display()), e);
+    private_dirs().create(dir).map_err(|e| cannot("create backend directory", e))?;
+    let meta = std::fs::metadata(dir).map_err(|e| cannot("read backend directory", e))?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(format!("backend directory {} is not a directory", dir.display())));
+    }
+    check_private(dir, &meta, "backend directory")?;
+    check_local_fs(dir)
+}
+
+/// Makes sure every directory from the backend directory `base` down to the
+/// election directory `dir` exists (when `create`) and is private: one that another
+/// user owns or can write to is refused; one that others can only read or enter
+/// (made by an earlier build) is made 0700, since whoever can open an election
+/// directory can lock it. Returns false when `!create` and one is missing.
+fn prepare_dirs(base: &Path, dir: &Path, create: bool) -> Result<bool> {
+    let mut levels = vec![base.to_path_buf()];
+    if let Ok(rel) = dir.strip_prefix(base) {
+        for c in rel.components() {
+            let next = levels[levels.len() - 1].join(c);
+            levels.push(next);
+        }
+    }
+    for (i, d) in levels.iter().enumerate() {
+        if create {
+            let made = if i == 0 { private_dirs().create(d) } else { DirBuilder::new().mode(0o700).create(d) };
+            match made {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(ErrorKind::Backend, format_args!("creating {}", d.display()), e)),
+            }
+        }
+        let meta = match std::fs::metadata(d) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(false),
+            Err(e) => return Err(Error::io(ErrorKind::Backend, format_args!("reading {}", d.display()), e)),
+        };
+        check_private(d, &meta, if i == 0 { "backend directory" } else { "election directory" })?;
+        if i > 0 && meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(ErrorKind::Backend, format_args!("making {} private", d.display()), e))?;
+        }
+    }
+    Ok(true)
+}
+
+/// Refuses a directory on a network file system: there `flock` is not the local
+/// kernel's (NFS emulates it with byte-range locks on the server, which a server
+/// restart or a partition can lose or hand to another client) and inotify misses
+/// other hosts' changes, so this backend's one-leader guarantee does not hold.
+#[cfg(target_os = "linux")]
+fn check_local_fs(dir: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid("file:// directory contains NUL"))?;
+    // SAFETY: statfs is plain data; all zeroes is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable statfs.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(Error::io(
+            ErrorKind::Connection,
+            format_args!("cannot stat the file system of {}", dir.display()),
+            e,
+        ));
+    }
+    // f_type's width differs between platforms; every magic number fits in 32 bits.
+    let magic = st.f_type as u32;
+    match network_fs(magic) {
+        Some(name) => Err(Error::invalid(format!(
+            "backend directory {} is on {name} (file system type {magic:#x}), where flock is not the local \
+             kernel's: the local backend could elect two leaders there. Use a directory on a local file system, \
+             or a server backend (etcd, zk, consul) to elect across hosts",
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check_local_fs(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// The name of a network file system whose `flock` is not the local kernel's, by
+/// its `statfs` magic number (linux/magic.h, and Lustre's and GPFS's own).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn network_fs(magic: u32) -> Option<&'static str> {
+    Some(match magic {
+        0x6969 => "NFS",
+        0x517B => "SMB",
+        0xFF53_4D42 => "CIFS",
+        0xFE53_4D42 => "SMB2",
+        0x0102_1997 => "9p",
+        0x00C3_6400 => "Ceph",
+        0x5346_414F | 0x6B41_4653 => "AFS",
+        0x7375_7245 => "Coda",
+        0x0BD0_0BD0 => "Lustre",
+        0x4750_4653 => "GPFS",
+        _ => return None,
+    })
 }
 
 /// The persisted record of one election.
@@ -197,7 +412,7 @@ impl State {
 
     fn read(dir: &Path) -> Result<State> {
         let mut buf = Vec::new();
-        match File::open(dir.join("state")) {
+        match File::open(dir.join(STATE)) {
             Ok(mut f) => f.read_to_end(&mut buf).map_err(|e| io_err("reading state", dir, e))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(e) => return Err(io_err("opening state", dir, e)),
@@ -205,7 +420,7 @@ impl State {
         State::decode(&buf).ok_or_else(|| {
             Error::new(
                 ErrorKind::Backend,
-                format!("{} is not a ballot state file (corrupt or foreign)", dir.join("state").display()),
+                format!("{} is not a ballot state file (corrupt or foreign)", dir.join(STATE).display()),
             )
         })
     }
@@ -214,10 +429,15 @@ impl State {
         static TMP: AtomicU64 = AtomicU64::new(0);
         let tmp = dir.join(format!("state.tmp.{}.{}", std::process::id(), TMP.fetch_add(1, Ordering::Relaxed)));
         let r = (|| {
-            let mut f = File::create(&tmp)?;
+            // A leftover of a process that had this pid would keep its old mode.
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(&self.encode())?;
             f.sync_data()?;
-            std::fs::rename(&tmp, dir.join("state"))
+            std::fs::rename(&tmp, dir.join(STATE))?;
+            // The rename is durable only once the directory is: without this, a
+            // power loss could bring back the previous `state` and its lower term.
+            open_dir(dir)?.sync_all()
         })();
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -225,31 +445,149 @@ impl State {
         r.map_err(|e| io_err("writing state", dir, e))
     }
 
-    /// Read-modify-write under `state.lock`.
-    fn update<T>(dir: &Path, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
-        let guard = open_rw(&dir.join("state.lock")).map_err(|e| io_err("opening state.lock", dir, e))?;
-        flock(&guard, libc::LOCK_EX).map_err(|e| io_err("locking state.lock", dir, e))?;
+    /// Read-modify-write under `state.lock`. `f` gets the state, with the floor
+    /// applied where that is exact (the epoch always, the term when nobody leads),
+    /// and the floor itself.
+    fn update<T>(dir: &Path, f: impl FnOnce(&mut State, &Floor) -> Result<T>) -> Result<T> {
+        let lock_path = dir.join(STATE_LOCK);
+        let file = open_private(&lock_path).map_err(|e| io_err("opening state.lock", dir, e))?;
+        let guard = Flock::take(file, libc::LOCK_EX).map_err(|e| io_err("locking state.lock", dir, e))?;
+        let floor = Floor::read(&guard.file, &lock_path)?;
         let mut st = State::read(dir)?;
         let before = st.clone();
-        let out = f(&mut st)?;
+        st.epoch = st.epoch.max(floor.epoch);
+        if st.leader.is_none() {
+            st.term = st.term.max(floor.term);
+        }
+        let out = f(&mut st, &floor)?;
         if st != before {
             st.write(dir)?;
+        }
+        let now = Floor { term: floor.term.max(st.term), epoch: floor.epoch.max(st.epoch) };
+        if now != floor {
+            now.write(&guard.file).map_err(|e| io_err("writing the floor in state.lock", dir, e))?;
         }
         Ok(out)
     }
 }
 
-/// Whether someone holds `leader.lock` now.
+/// The error for a counter that cannot grow: ballot never gets there, so the file
+/// was written by something else; wrapping to 0 would reuse fencing tokens.
+fn at_max(what: &str, dir: &Path) -> Error {
+    Error::new(
+        ErrorKind::Backend,
+        format!(
+            "{}: the {what} is at its maximum ({}) and cannot grow (written by something other than ballot; \
+             so is the floor in {})",
+            dir.join(STATE).display(),
+            u64::MAX,
+            dir.join(STATE_LOCK).display()
+        ),
+    )
+}
+
+/// The floor of an election's term and epoch, kept in `state.lock` (whose content
+/// is otherwise unused), so that deleting `state` alone cannot make either go back.
+/// Fixed width, so that a rewrite is one write of the same length. Not synced:
+/// `state` is the durable copy, and the floor only covers its deletion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Floor {
+    term: u64,
+    epoch: u64,
+}
+
+const FLOOR_MAGIC: &str = "ballot-local-floor 1";
+
+impl Floor {
+    fn encode(&self) -> String {
+        format!("{FLOOR_MAGIC}\nterm {:020}\nepoch {:020}\n", self.term, self.epoch)
+    }
+
+    fn decode(buf: &[u8]) -> Option<Floor> {
+        // Empty: a new file, or one from an earlier build.
+        if buf.iter().all(|b| *b == 0) {
+            return Some(Floor::default());
+        }
+        let mut lines = std::str::from_utf8(buf).ok()?.strip_suffix('\n')?.split('\n');
+        if lines.next()? != FLOOR_MAGIC {
+            return None;
+        }
+        let term = lines.next()?.strip_prefix("term ")?.parse().ok()?;
+        let epoch = lines.next()?.strip_prefix("epoch ")?.parse().ok()?;
+        if lines.next().is_some() {
+            return None;
+        }
+        Some(Floor { term, epoch })
+    }
+
+    fn read(f: &File, path: &Path) -> Result<Floor> {
+        let mut buf = [0u8; 256];
+        let mut len = 0;
+        while len < buf.len() {
+            match f.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(ErrorKind::Backend, format_args!("reading {}", path.display()), e)),
+            }
+        }
+        Floor::decode(&buf[..len]).filter(|_| len < buf.len()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("{} is not a ballot state.lock (corrupt or foreign)", path.display()),
+            )
+        })
+    }
+
+    fn write(&self, f: &File) -> io::Result<()> {
+        f.write_all_at(self.encode().as_bytes(), 0)
+    }
+}
+
+/// The exclusive lock on an election directory, and which directory it was.
+#[derive(Debug)]
+struct DirLock {
+    /// Held for its `Drop`, which unlocks.
+    _lock: Flock,
+    id: FileId,
+}
+
+/// Takes the exclusive lock on the election directory `dir`, blocking until it is
+/// free. The path may name another directory by the time the lock is granted (the
+/// election was moved away or deleted and made again meanwhile): a lock on the old
+/// one excludes nobody, so it is released and the new one locked instead.
+fn lock_election(dir: &Path) -> io::Result<DirLock> {
+    loop {
+        let file = match open_dir(dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                private_dirs().create(dir)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let lock = Flock::take(file, libc::LOCK_EX)?;
+        let id = FileId::of(&lock.file.metadata()?);
+        match std::fs::metadata(dir) {
+            Ok(m) if FileId::of(&m) == id => return Ok(DirLock { _lock: lock, id }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether someone holds the lock of the election at `dir` now.
 fn leader_lock_held(dir: &Path) -> Result<bool> {
-    let f = match File::open(dir.join("leader.lock")) {
+    let f = match open_dir(dir) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io_err("opening leader.lock", dir, e)),
+        Err(e) => return Err(io_err("opening the election directory", dir, e)),
     };
-    match flock(&f, libc::LOCK_SH | libc::LOCK_NB) {
-        Ok(()) => Ok(false), // released when `f` is dropped
+    match Flock::take(f, libc::LOCK_SH | libc::LOCK_NB) {
+        Ok(_probe) => Ok(false), // released when dropped
         Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(true),
-        Err(e) => Err(io_err("probing leader.lock", dir, e)),
+        Err(e) => Err(io_err("probing the election's lock", dir, e)),
     }
 }
 
@@ -262,8 +600,37 @@ fn read_snapshot(dir: &Path) -> Result<Snapshot> {
     Ok(Snapshot { leader, epoch: st.epoch })
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err("creating the election directory", dir, e))
+/// What a leader finds when it checks its election.
+#[derive(Debug, PartialEq, Eq)]
+enum Holding {
+    /// Its directory is the one it locked and `state` names it.
+    Leads,
+    /// The directory was replaced or removed, or `state` was deleted or names
+    /// someone else.
+    Lost,
+    /// An `end()` came after the win: the handle's epoch watch ends it.
+    Ended,
+    /// The check failed (an I/O error): look again later.
+    Unknown,
+}
+
+fn check_holding(dir: &Path, id: FileId, key: &str, won_epoch: u64) -> Holding {
+    match std::fs::metadata(dir) {
+        Ok(m) if FileId::of(&m) == id => {}
+        Ok(_) => return Holding::Lost,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Holding::Lost,
+        Err(_) => return Holding::Unknown,
+    }
+    let buf = match std::fs::read(dir.join(STATE)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Holding::Lost,
+        Err(_) => return Holding::Unknown,
+    };
+    match State::decode(&buf) {
+        Some(st) if st.epoch > won_epoch => Holding::Ended,
+        Some(st) if st.leader.as_ref().is_some_and(|(k, _)| k == key) => Holding::Leads,
+        _ => Holding::Lost,
+    }
 }
 
 #[async_trait]
@@ -278,8 +645,8 @@ impl Backend for LocalBackend {
 
     async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
         let dir = self.election_dir(election);
-        let d = dir.clone();
-        blocking(move || ensure_dir(&d)).await??;
+        let (base, d) = (self.shared.dir.clone(), dir.clone());
+        blocking(move || prepare_dirs(&base, &d, true)).await??;
         let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let queue = LockQueue::of(&dir);
         Ok(Arc::new(LocalEntry {
@@ -287,6 +654,7 @@ impl Backend for LocalBackend {
             key: format!("{}-{n}", self.shared.id_prefix),
             value: Mutex::new(value.to_vec()),
             held: Mutex::new(None),
+            won: Mutex::new(None),
             queue,
             waiting: Mutex::new(None),
             withdrawn: AtomicBool::new(false),
@@ -295,7 +663,12 @@ impl Backend for LocalBackend {
 
     async fn leader(&self, election: &str) -> Result<Option<Leader>> {
         let dir = self.election_dir(election);
-        Ok(blocking(move || read_snapshot(&dir)).await??.leader)
+        let base = self.shared.dir.clone();
+        blocking(move || match prepare_dirs(&base, &dir, false)? {
+            true => Ok(read_snapshot(&dir)?.leader),
+            false => Ok(None),
+        })
+        .await?
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
@@ -323,18 +696,25 @@ impl Backend for LocalBackend {
 
     async fn end(&self, election: &str) -> Result<()> {
         let dir = self.election_dir(election);
+        let base = self.shared.dir.clone();
         blocking(move || {
-            ensure_dir(&dir)?;
+            prepare_dirs(&base, &dir, true)?;
             let mut epoch = 0;
-            State::update(&dir, |st| {
-                st.epoch += 1;
+            State::update(&dir, |st, _| {
+                st.epoch = st.epoch.checked_add(1).ok_or_else(|| at_max("epoch", &dir))?;
                 st.leader = None;
                 epoch = st.epoch;
                 Ok(())
             })?;
             // The doorbell of the epoch watchers: they read `state` only when this
             // changes, not at every handoff. The epoch itself lives in `state`.
-            std::fs::write(dir.join(ENDED), format!("{epoch}\n"))
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dir.join(ENDED))
+                .and_then(|mut f| f.write_all(format!("{epoch}\n").as_bytes()))
                 .map_err(|e| io_err("ringing the end doorbell", &dir, e))
         })
         .await?
@@ -354,8 +734,8 @@ impl LocalBackend {
         unnotified: Duration,
     ) -> Result<WatchState> {
         let dir = self.election_dir(election);
-        let d = dir.clone();
-        blocking(move || ensure_dir(&d)).await??;
+        let (base, d) = (self.shared.dir.clone(), dir.clone());
+        blocking(move || prepare_dirs(&base, &d, true)).await??;
         let sub = Notifier::subscribe(&dir, bell);
         let poll = if sub.is_some() { notified } else { unnotified };
         Ok(WatchState { dir, sub, poll, last: None, first: true })
@@ -402,6 +782,9 @@ struct DirWatch {
     /// Bumped when `ended` changes (only `end()` writes it).
     ended: watch::Sender<u64>,
     count: usize,
+    /// The directory was removed, renamed or replaced: the inotify watch is on the
+    /// old one, so the next subscriber watches the path again.
+    stale: bool,
 }
 
 /// The file a subscription is woken by.
@@ -461,10 +844,26 @@ impl Notifier {
                     }
                 };
                 for p in &ev.paths {
+                    let mut dirs = lock(&d2);
+                    // The watched directory itself was removed, renamed or replaced
+                    // (its own event, or its parent's about it): every subscriber
+                    // reads again (a leader checks that it still holds it).
+                    if let Some(w) = dirs.get_mut(p.as_path()) {
+                        use notify::event::{EventKind, ModifyKind};
+                        if matches!(
+                            ev.kind,
+                            EventKind::Remove(_) | EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
+                        ) {
+                            w.stale = true;
+                            w.state.send_modify(|n| *n += 1);
+                            w.ended.send_modify(|n| *n += 1);
+                        }
+                        continue;
+                    }
                     // Only these two files matter; reacting to anything else (our own
                     // probes, temporary files) would only cause extra reads.
                     let (Some(name), Some(parent)) = (p.file_name(), p.parent()) else { continue };
-                    if let Some(w) = lock(&d2).get(parent) {
+                    if let Some(w) = dirs.get(parent) {
                         if name == "state" {
                             w.state.send_modify(|n| *n += 1);
                         } else if name == ENDED {
@@ -483,10 +882,18 @@ impl Notifier {
             Doorbell::Ended => w.ended.subscribe(),
         };
         if let Some(w) = dirs.get_mut(dir) {
+            if w.stale {
+                // Watch the directory the path names now; its events reach the
+                // same channels, so the older subscribers hear them too.
+                if n.watcher.watch(dir, notify::RecursiveMode::NonRecursive).is_err() {
+                    return None;
+                }
+                w.stale = false;
+            }
             w.count += 1;
             return Some(Subscription { dir: dir.to_path_buf(), rx: pick(w) });
         }
-        let w = DirWatch { state: watch::channel(0).0, ended: watch::channel(0).0, count: 1 };
+        let w = DirWatch { state: watch::channel(0).0, ended: watch::channel(0).0, count: 1, stale: false };
         let rx = pick(&w);
         dirs.insert(dir.to_path_buf(), w);
         drop(dirs);
@@ -519,13 +926,13 @@ impl Drop for Subscription {
     }
 }
 
-type Handoff = oneshot::Sender<Result<File>>;
+type Handoff = oneshot::Sender<Result<DirLock>>;
 
 /// The waiting candidates of one election in this process, and the one thread that
-/// blocks on `leader.lock` for them.
+/// blocks on the election's lock for them.
 #[derive(Debug)]
 struct LockQueue {
-    path: PathBuf,
+    dir: PathBuf,
     inner: Mutex<QueueInner>,
 }
 
@@ -548,13 +955,13 @@ fn queues() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<LockQueue>>> 
 static QUEUES: PerProcess<Mutex<HashMap<PathBuf, Arc<LockQueue>>>> = PerProcess::new(Default::default);
 
 impl LockQueue {
-    fn new(path: PathBuf) -> LockQueue {
-        LockQueue { path, inner: Mutex::new(QueueInner::default()) }
+    fn new(dir: PathBuf) -> LockQueue {
+        LockQueue { dir, inner: Mutex::new(QueueInner::default()) }
     }
 
     /// The queue of the election at `dir` in this process.
     fn of(dir: &Path) -> Arc<LockQueue> {
-        queues().entry(dir.to_path_buf()).or_insert_with(|| Arc::new(LockQueue::new(dir.join("leader.lock")))).clone()
+        queues().entry(dir.to_path_buf()).or_insert_with(|| Arc::new(LockQueue::new(dir.to_path_buf()))).clone()
     }
 
     /// Forgets this queue once it has neither waiters nor thread, so that the map
@@ -562,7 +969,7 @@ impl LockQueue {
     /// lock before the queue's, as `of` + `register` do.
     fn forget_if_idle(self: &Arc<Self>) {
         let mut qs = queues();
-        let Some(dir) = self.path.parent() else { return };
+        let dir = self.dir.as_path();
         let idle = {
             let q = lock(&self.inner);
             q.waiters.is_empty() && !q.thread
@@ -572,7 +979,7 @@ impl LockQueue {
         }
     }
 
-    fn register(self: &Arc<Self>) -> (u64, oneshot::Receiver<Result<File>>) {
+    fn register(self: &Arc<Self>) -> (u64, oneshot::Receiver<Result<DirLock>>) {
         let (tx, rx) = oneshot::channel();
         let mut q = lock(&self.inner);
         let id = q.next_id;
@@ -599,12 +1006,13 @@ impl LockQueue {
         lock(&self.inner).waiters.retain(|(i, _)| *i != id);
     }
 
-    /// The lock thread: takes `leader.lock` and hands it to the oldest live waiter,
-    /// until no waiter is left. A handed-over descriptor keeps the lock; the thread
-    /// opens a new one for the next waiter, which blocks until the holder releases.
+    /// The lock thread: takes the election's lock and hands it to the oldest live
+    /// waiter, until no waiter is left. A handed-over descriptor keeps the lock; the
+    /// thread opens a new one for the next waiter, which blocks until the holder
+    /// releases.
     fn run(self: Arc<Self>) {
         loop {
-            let got = open_rw(&self.path).and_then(|f| flock(&f, libc::LOCK_EX).map(|_| f));
+            let got = lock_election(&self.dir);
             let mut q = lock(&self.inner);
             match got {
                 Ok(f) => {
@@ -624,7 +1032,7 @@ impl LockQueue {
                     }
                 }
                 Err(e) => {
-                    let err = Error::io(ErrorKind::Backend, format_args!("locking {}", self.path.display()), e);
+                    let err = Error::io(ErrorKind::Backend, format_args!("locking {}", self.dir.display()), e);
                     for (_, tx) in q.waiters.drain(..) {
                         let _ = tx.send(Err(err.clone()));
                     }
@@ -643,11 +1051,17 @@ struct LocalEntry {
     dir: PathBuf,
     key: String,
     value: Mutex<Vec<u8>>,
-    /// The descriptor holding `leader.lock` while this entry leads.
-    held: Mutex<Option<File>>,
+    /// The lock on the election directory while this entry leads.
+    held: Mutex<Option<DirLock>>,
+    /// The term and the epoch this entry won with.
+    won: Mutex<Option<(u64, u64)>>,
     queue: Arc<LockQueue>,
     waiting: Mutex<Option<u64>>,
     withdrawn: AtomicBool,
+}
+
+fn withdrawn_error() -> Error {
+    Error::new(ErrorKind::Cancelled, "the candidate was withdrawn")
 }
 
 /// Deregisters a waiter whose `wait_won` future was dropped.
@@ -666,45 +1080,85 @@ impl Drop for WaitGuard<'_> {
 #[async_trait]
 impl Entry for LocalEntry {
     async fn wait_won(&self) -> Result<Leader> {
-        if lock(&self.held).is_none() {
-            if self.withdrawn.load(Ordering::SeqCst) {
-                return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
-            }
-            let (id, rx) = self.queue.register();
-            *lock(&self.waiting) = Some(id);
-            let guard = WaitGuard { entry: self, id };
-            let file = match rx.await {
-                Ok(r) => r?,
-                // The sender is dropped when `withdraw` deregisters this waiter.
-                Err(_) if self.withdrawn.load(Ordering::SeqCst) => {
-                    return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"))
+        loop {
+            if lock(&self.held).is_none() {
+                if self.withdrawn.load(Ordering::SeqCst) {
+                    return Err(withdrawn_error());
                 }
-                Err(_) => return Err(Error::new(ErrorKind::Internal, "the lock thread went away")),
-            };
-            drop(guard);
-            if self.withdrawn.load(Ordering::SeqCst) {
-                return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
+                let (id, rx) = self.queue.register();
+                *lock(&self.waiting) = Some(id);
+                let guard = WaitGuard { entry: self, id };
+                let got = match rx.await {
+                    Ok(r) => r?,
+                    // The sender is dropped when `withdraw` deregisters this waiter.
+                    Err(_) if self.withdrawn.load(Ordering::SeqCst) => return Err(withdrawn_error()),
+                    Err(_) => return Err(Error::new(ErrorKind::Internal, "the lock thread went away")),
+                };
+                drop(guard);
+                if self.withdrawn.load(Ordering::SeqCst) {
+                    return Err(withdrawn_error());
+                }
+                // Stored before any await, so `withdraw` finds it even if this future
+                // is dropped from here on.
+                *lock(&self.held) = Some(got);
             }
-            // Stored before any await, so `withdraw` finds it even if this future is
-            // dropped from here on.
-            *lock(&self.held) = Some(file);
-        }
-        let dir = self.dir.clone();
-        let key = self.key.clone();
-        let value = lock(&self.value).clone();
-        blocking(move || {
-            State::update(&dir, |st| {
-                st.term += 1;
-                st.leader = Some((key.clone(), value.clone()));
-                Ok(Leader::new(value, st.term, key))
+            let Some(id) = lock(&self.held).as_ref().map(|h| h.id) else { return Err(withdrawn_error()) };
+            let dir = self.dir.clone();
+            let key = self.key.clone();
+            let value = lock(&self.value).clone();
+            let won = blocking(move || {
+                State::update(&dir, |st, floor| {
+                    // The directory may have been replaced since the lock thread
+                    // checked it: a lock on the old one is no claim on the election.
+                    match std::fs::metadata(&dir) {
+                        Ok(m) if FileId::of(&m) == id => {}
+                        _ => return Ok(None),
+                    }
+                    let term = st.term.max(floor.term).checked_add(1).ok_or_else(|| at_max("term", &dir))?;
+                    st.term = term;
+                    st.leader = Some((key.clone(), value.clone()));
+                    Ok(Some((Leader::new(value, term, key), st.epoch)))
+                })
             })
-        })
-        .await?
+            .await??;
+            match won {
+                Some((leader, epoch)) => {
+                    *lock(&self.won) = Some((leader.term, epoch));
+                    return Ok(leader);
+                }
+                // Released here; the next round locks the directory the path names.
+                None => drop(lock(&self.held).take()),
+            }
+        }
     }
 
     async fn lost(&self) -> LostReason {
-        // Only the process's death releases the lock; nothing to wait for.
-        std::future::pending().await
+        let held = lock(&self.held).as_ref().map(|h| h.id);
+        let won = *lock(&self.won);
+        let (Some(id), Some((_, epoch))) = (held, won) else {
+            // Not leading: nothing to lose.
+            return std::future::pending().await;
+        };
+        // Subscribed before the first check, so no change falls between the two.
+        let mut sub = Notifier::subscribe(&self.dir, Doorbell::State);
+        let poll = if sub.is_some() { LOST_POLL_NOTIFIED } else { LOST_POLL_UNNOTIFIED };
+        loop {
+            let (dir, key) = (self.dir.clone(), self.key.clone());
+            match blocking(move || check_holding(&dir, id, &key, epoch)).await {
+                Ok(Holding::Lost) => return LostReason::Deleted,
+                Ok(Holding::Ended) => return std::future::pending().await,
+                Ok(Holding::Leads | Holding::Unknown) | Err(_) => {}
+            }
+            match &mut sub {
+                Some(s) => {
+                    if let Ok(Err(_)) = tokio::time::timeout(poll, s.rx.changed()).await {
+                        // The channel closed (cannot happen while subscribed): poll.
+                        sub = None;
+                    }
+                }
+                None => tokio::time::sleep(poll).await,
+            }
+        }
     }
 
     async fn proclaim(&self, value: &[u8]) -> Result<()> {
@@ -713,7 +1167,7 @@ impl Entry for LocalEntry {
         }
         let (dir, key, v) = (self.dir.clone(), self.key.clone(), value.to_vec());
         blocking(move || {
-            State::update(&dir, |st| match &mut st.leader {
+            State::update(&dir, |st, _| match &mut st.leader {
                 Some((k, val)) if *k == key => {
                     *val = v;
                     Ok(())
@@ -735,18 +1189,29 @@ impl Entry for LocalEntry {
         if let Some(id) = lock(&self.waiting).take() {
             self.queue.deregister(id);
         }
-        let Some(file) = lock(&self.held).take() else { return Ok(()) };
+        let Some(held) = lock(&self.held).take() else { return Ok(()) };
+        let won = *lock(&self.won);
         let (dir, key) = (self.dir.clone(), self.key.clone());
         blocking(move || {
             // Clear the record before releasing the lock, so no reader sees us as
-            // leader after a successor could have taken over.
-            let r = State::update(&dir, |st| {
-                if st.leader.as_ref().is_some_and(|(k, _)| *k == key) {
-                    st.leader = None;
-                }
+            // leader after a successor could have taken over. With nobody leading,
+            // put our term and epoch back if `state` and its floor lost them
+            // (deleted under us): the next term is then above ours.
+            let r = if dir.is_dir() {
+                State::update(&dir, |st, _| {
+                    if st.leader.as_ref().is_some_and(|(k, _)| *k == key) {
+                        st.leader = None;
+                    }
+                    if let (None, Some((term, epoch))) = (&st.leader, won) {
+                        st.term = st.term.max(term);
+                        st.epoch = st.epoch.max(epoch);
+                    }
+                    Ok(())
+                })
+            } else {
                 Ok(())
-            });
-            drop(file);
+            };
+            drop(held); // unlocks
             r
         })
         .await?
@@ -807,5 +1272,48 @@ mod tests {
         assert_ne!(ea, eb);
         assert!(ea.len() < 255 && eb.len() < 255);
         assert_eq!(encode_segment("svc"), "svc.d");
+    }
+
+    #[test]
+    fn network_file_systems_are_known_by_their_magic_numbers() {
+        for (magic, name) in [
+            (0x6969, "NFS"),
+            (0x517B, "SMB"),
+            (0xFF53_4D42, "CIFS"),
+            (0xFE53_4D42, "SMB2"),
+            (0x0102_1997, "9p"),
+            (0x00C3_6400, "Ceph"),
+            (0x5346_414F, "AFS"),
+            (0x6B41_4653, "AFS"),
+            (0x7375_7245, "Coda"),
+            (0x0BD0_0BD0, "Lustre"),
+            (0x4750_4653, "GPFS"),
+        ] {
+            assert_eq!(network_fs(magic), Some(name), "{magic:#x}");
+        }
+        // Local ones: ext2/3/4, xfs, btrfs, tmpfs, overlayfs, FUSE (whose flock the
+        // kernel keeps locally unless the file system implements it).
+        for magic in [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994, 0x794C_7630, 0x6573_5546] {
+            assert_eq!(network_fs(magic), None, "{magic:#x}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_temp_dir_is_local() {
+        check_local_fs(&std::env::temp_dir()).unwrap();
+    }
+
+    #[test]
+    fn floor_round_trips_has_a_fixed_width_and_rejects_garbage() {
+        let f = Floor { term: 42, epoch: 3 };
+        assert_eq!(Floor::decode(f.encode().as_bytes()), Some(f));
+        let max = Floor { term: u64::MAX, epoch: u64::MAX };
+        assert_eq!(Floor::decode(max.encode().as_bytes()), Some(max));
+        assert_eq!(f.encode().len(), max.encode().len());
+        assert_eq!(Floor::decode(b""), Some(Floor::default()));
+        assert_eq!(Floor::decode(&[0; 16]), Some(Floor::default()));
+        assert_eq!(Floor::decode(b"garbage\n"), None);
+        assert_eq!(Floor::decode(b"ballot-local-floor 1\nterm 1\n"), None);
     }
 }

@@ -40,7 +40,8 @@ def connect_async(
     """``connect()`` for asyncio."""
 
 def default_backend_url() -> str:
-    """The backend used when none is given: ``file://<temp dir>/ballot``."""
+    """The backend used when none is given: the local backend in
+    ``$XDG_STATE_HOME/ballot`` (``~/.local/state/ballot``), or ``/var/lib/ballot`` for root."""
 
 def _error_kinds() -> list[tuple[str, str]]: ...
 @final
@@ -96,7 +97,8 @@ class Leadership:
     @property
     def value(self) -> bytes: ...
     def is_current(self) -> bool:
-        """Whether this leadership still holds right now."""
+        """Whether this leadership still holds right now. False in a child made by
+        ``fork()``: the leadership is the parent's."""
 
 @final
 class LeadershipContext:
@@ -184,7 +186,8 @@ class Election:
     @property
     def state(self) -> str:
         """"idle", "campaigning", "leader", "suspended", "ended" or "closed". A plain
-        ``str`` (not a Literal) because it changes under the caller's feet."""
+        ``str`` (not a Literal) because it changes under the caller's feet. "closed"
+        in a child made by ``fork()``, where the handle raises ``ClosedError``."""
     def campaign(self, value: Value, timeout: Optional[float] = None) -> Leadership:
         """Campaigns and blocks until elected. ``TimeoutError`` after ``timeout``
         seconds; Ctrl-C raises KeyboardInterrupt. Both withdraw the candidate."""
