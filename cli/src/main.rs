@@ -122,6 +122,55 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Text that is safe to print to a terminal: control characters (C0, DEL, C1),
+/// the bidirectional overrides and isolates, and invalid UTF-8 are written as
+/// escapes, and so is the backslash, so that the text reads back unambiguously.
+pub(crate) fn escape(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() || is_bidi_control(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// The characters that reorder the text around them (embeddings, overrides,
+/// isolates, marks): printed raw they can make a value look like another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// JSON whose strings carry no character that could drive a terminal: serde_json
+/// already escapes C0 controls; DEL, C1 controls and bidirectional controls are
+/// escaped here too (still valid JSON, and the same strings once parsed).
+fn json_for_terminal(v: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let raw = v.to_string();
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A failure that ends the command with an exit code and (maybe) a message.
 pub(crate) struct Fail {
     code: u8,
@@ -244,9 +293,9 @@ pub(crate) fn format_leader(l: Option<&Leader>, json: bool) -> String {
             };
             o.insert("term".into(), l.term.into());
             o.insert("key".into(), l.key.clone().into());
-            serde_json::Value::Object(o).to_string()
+            json_for_terminal(&serde_json::Value::Object(o))
         }
-        (Some(l), false) => format!("term={} key={} value={}", l.term, l.key, String::from_utf8_lossy(&l.value)),
+        (Some(l), false) => format!("term={} key={} value={}", l.term, escape(l.key.as_bytes()), escape(&l.value)),
     }
 }
 
@@ -287,7 +336,7 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
             return Ok(exit::OK);
         }
     };
-    stamp(format!("elected term={} key={}", lead.term(), lead.key()));
+    stamp(format!("elected term={} key={}", lead.term(), escape(lead.key().as_bytes())));
     loop {
         tokio::select! {
             ev = events.next() => match ev {
@@ -349,5 +398,17 @@ mod tests {
     fn grace_durations() {
         assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
         assert!(parse_duration("10").is_err());
+    }
+
+    #[test]
+    fn escapes_what_could_drive_a_terminal() {
+        assert_eq!(escape(b"node-1 caf\xc3\xa9"), "node-1 caf\u{e9}");
+        assert_eq!(escape(b"\x1b[2J\x07a\\b\n\x7f"), "\\u{1b}[2J\\u{7}a\\\\b\\n\\u{7f}");
+        assert_eq!(escape("\u{9b}31m \u{202e}x".as_bytes()), "\\u{9b}31m \\u{202e}x");
+        assert_eq!(escape(b"\xff\xfe"), "\\xff\\xfe");
+        let v = serde_json::json!({"value": "\u{1b}]0;t\u{7}\u{9b}\u{7f}\u{202e}"});
+        let j = json_for_terminal(&v);
+        assert!(j.chars().all(|c| !c.is_control() && !is_bidi_control(c)), "{j}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&j).unwrap(), v);
     }
 }

@@ -42,6 +42,39 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// A `ballot campaign` whose stdout lines arrive on a channel.
+fn spawn_campaign(url: &str, election: &str, value: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut c = Command::new(BIN)
+        .args(["--backend", url, "campaign", election, value])
+        .env_remove("BALLOT_BACKEND")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = c.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    (c, rx)
+}
+
+/// Waits for a line starting with `prefix`; returns the live processes of `pids`
+/// at that moment (read before anything else happens).
+fn alive_when(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, pids: &[i32]) -> Vec<i32> {
+    loop {
+        let l = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no {prefix:?} line"));
+        if l.starts_with(prefix) {
+            return pids.iter().copied().filter(|&p| alive(p)).collect();
+        }
+    }
+}
+
 fn spawn_run(url: &str, log: &Path) -> Child {
     let script = format!("echo \"start $$ $BALLOT_TERM $BALLOT_ELECTION\" >> {}; exec sleep 60", log.display());
     Command::new(BIN)
@@ -149,6 +182,53 @@ fn leader_observe_end_and_campaign() {
     let rest: Vec<String> = olines.map(|l| l.unwrap()).collect();
     assert_eq!(rest.last().map(String::as_str), Some("ended"), "{rest:?}");
     assert_eq!(obs.wait().unwrap().code(), Some(5));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether `text` (one line of output, without its newline) holds a character
+/// that a terminal would act on.
+fn drives_a_terminal(text: &str) -> bool {
+    text.chars().any(|c| {
+        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// issue 14: a leader value reached the terminal raw, so it could clear the
+/// screen, set the window title or hide what follows.
+#[test]
+fn leader_values_are_printed_with_control_characters_escaped() {
+    use std::io::BufRead;
+    let dir = tmpdir("escape");
+    let url = backend(&dir);
+    let evil = "x\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\u{7f}\u{202e}cba";
+    let (mut camp, rx) = spawn_campaign(&url, "esc", evil);
+    assert!(alive_when(&rx, "elected", &[]).is_empty());
+
+    let out = ballot(&["--backend", &url, "leader", "esc"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.strip_suffix('\n').unwrap();
+    assert!(!drives_a_terminal(line), "{line:?}");
+    assert!(line.ends_with(r"value=x\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\u{7f}\u{202e}cba"), "{line:?}");
+
+    let out = ballot(&["--backend", &url, "leader", "esc", "--json"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!drives_a_terminal(text.trim_end()), "{text:?}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["value"].as_str(), Some(evil), "JSON keeps the value, escaped");
+
+    let mut obs = Command::new(BIN)
+        .args(["--backend", &url, "observe", "esc"])
+        .env_remove("BALLOT_BACKEND")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = std::io::BufReader::new(obs.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    assert!(first.starts_with("term=") && !drives_a_terminal(&first), "{first:?}");
+    let _ = obs.kill();
+    let _ = obs.wait();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(camp.id() as i32, libc::SIGTERM) };
+    let _ = camp.wait();
     let _ = std::fs::remove_dir_all(dir);
 }
 
