@@ -306,16 +306,34 @@ pub(crate) fn monotonic_ns() -> u128 {
     ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
+/// SIGINT and SIGTERM, caught for as long as this lives: a signal that arrives
+/// while nobody waits in [`Terminations::recv`] is kept for the next call.
+pub(crate) struct Terminations {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Terminations {
+    pub(crate) fn new() -> Terminations {
+        use tokio::signal::unix::{signal, SignalKind};
+        Terminations { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM, with the signal number. Cancel-safe.
+    pub(crate) async fn recv(&mut self) -> i32 {
+        let (Some(int), Some(term)) = (self.int.as_mut(), self.term.as_mut()) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM, with the signal number.
 pub(crate) async fn terminated() -> i32 {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => libc::SIGINT,
-        _ = term.recv() => libc::SIGTERM,
-    }
+    Terminations::new().recv().await
 }
 
 async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool) -> CliResult {
@@ -328,10 +346,12 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
             println!("{line}");
         }
     };
+    // Caught from here on: a signal that arrives while an event is handled is kept.
+    let mut signals = Terminations::new();
     stamp("campaigning".into());
     let lead = tokio::select! {
         r = e.campaign(value) => r?,
-        _ = terminated() => {
+        _ = signals.recv() => {
             client.close().await?;
             return Ok(exit::OK);
         }
@@ -351,7 +371,7 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
                 }
                 _ => {}
             },
-            _ = terminated() => {
+            _ = signals.recv() => {
                 let r = e.resign().await;
                 stamp("resigned".into());
                 client.close().await?;
@@ -367,6 +387,7 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
 
 async fn observe(e: &Election, json: bool) -> CliResult {
     let mut changes = e.observe();
+    let mut signals = Terminations::new();
     loop {
         tokio::select! {
             item = changes.next() => match item {
@@ -379,7 +400,7 @@ async fn observe(e: &Election, json: bool) -> CliResult {
                 Some(Err(err)) => eprintln!("ballot: warning: {err}"),
                 None => return Ok(exit::OK),
             },
-            _ = terminated() => return Ok(exit::OK),
+            _ = signals.recv() => return Ok(exit::OK),
         }
     }
 }

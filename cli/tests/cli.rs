@@ -185,6 +185,38 @@ fn leader_observe_end_and_campaign() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A SIGTERM that arrived while `campaign` handled an event (the `LeaderChanged`
+/// of its own election) was lost: the signal listener was made anew for each
+/// event, so `ballot campaign` kept leading until SIGKILL.
+#[test]
+fn campaign_resigns_on_a_sigterm_right_after_its_election() {
+    let dir = tmpdir("sigterm");
+    let url = backend(&dir);
+    for i in 0..10 {
+        // b is elected when a is killed, and gets SIGTERM as soon as it says so,
+        // while the leader changes reach its event loop.
+        let (mut a, arx) = spawn_campaign(&url, "svc", "a");
+        assert!(alive_when(&arx, "elected", &[]).is_empty());
+        let (mut b, brx) = spawn_campaign(&url, "svc", "b");
+        assert_eq!(brx.recv_timeout(Duration::from_secs(10)).unwrap(), "campaigning");
+        a.kill().unwrap();
+        let _ = a.wait();
+        assert!(alive_when(&brx, "elected", &[]).is_empty());
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+        let exited = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            b.try_wait().unwrap().is_some()
+        });
+        if !exited {
+            let _ = b.kill();
+        }
+        assert!(exited, "round {i}: `ballot campaign` ignored SIGTERM");
+        assert_eq!(b.wait().unwrap().code(), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Whether `text` (one line of output, without its newline) holds a character
 /// that a terminal would act on.
 fn drives_a_terminal(text: &str) -> bool {
