@@ -5,7 +5,9 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod demo;
+mod procs;
 mod run;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,43 @@ Exit codes:
   `run` exits with its command's status when the command ends on its own
   (128+N if a signal N killed it).";
 
+const RUN_HELP: &str = "\
+The command runs under a supervisor (`ballot __supervise`), in a process group of
+its own, with BALLOT_TERM, BALLOT_ELECTION and BALLOT_KEY in its environment.
+`ballot run` and the supervisor are child subreapers: every process the command
+starts stays their descendant, also one that leaves the process group or the
+session (setsid, double fork). Stopping the command means SIGTERM to all of them,
+SIGKILL to whatever is left, repeated until nothing is left, and every process
+reaped, before `ballot run` resigns or campaigns again.
+
+When the command must stop:
+  it exited               the rest of its tree: SIGTERM, SIGKILL after --grace;
+                          then resign and exit with its status (--requeue: again)
+  SIGINT or SIGTERM       the same, then resign; a second signal: SIGKILL at once
+  lost (session_lost)     SIGTERM, then SIGKILL after --grace but never later than
+                          the moment the server could let another candidate win
+                          (the rest of the TTL after the last acknowledged
+                          keepalive: the safety margin when the loss was found by
+                          the local deadline, nothing when the server ended it)
+  lost (deleted, not_owner), ended
+                          SIGKILL at once: another candidate may lead already
+  suspended               --on-suspend stop (default): SIGSTOP to the tree, SIGCONT
+                          when leadership is confirmed again; keep: it runs on
+  `ballot run` is killed  (even by SIGKILL) the supervisor SIGKILLs the tree. On
+                          the local backend it holds the leader lock until the
+                          tree is gone, so no other candidate is elected before;
+                          on etcd, ZooKeeper and Consul the session outlives
+                          `ballot run` by its TTL, far longer than that takes.
+
+Limits: a process that is not a descendant (started through systemd, cron, ssh or
+a D-Bus service) is not covered. If `ballot run` and its supervisor are both
+SIGKILLed (`kill -9` of both, the OOM killer), the command itself dies
+(PR_SET_PDEATHSIG) but processes it started may remain. A process in
+uninterruptible sleep dies only when it wakes; `ballot run` waits for it, and
+keeps leading while it can. A `ballot run` that is itself paused (SIGSTOP, a
+frozen VM) cannot stop anything in time: give resources BALLOT_TERM as a fencing
+token. No cgroup is used.";
+
 #[derive(Parser, Debug)]
 #[command(name = "ballot", version, about = "Leader election on etcd, ZooKeeper, Consul or the local host", after_help = AFTER_HELP)]
 struct Cli {
@@ -70,16 +109,23 @@ enum Command {
         #[arg(long, hide = true)]
         monotonic: bool,
     },
-    /// Run CMD only while leader; stop it on loss (SIGTERM, then SIGKILL after --grace).
+    /// Run CMD only while leader; stop its whole process tree when leadership ends.
+    #[command(after_long_help = RUN_HELP)]
     Run {
         /// Election name.
         election: String,
         /// Value to campaign with (default: <hostname>:<pid>).
         #[arg(long)]
         value: Option<String>,
-        /// Time between SIGTERM and SIGKILL when the command must stop.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        grace: std::time::Duration,
+        /// Longest time between SIGTERM and SIGKILL when the command must stop
+        /// (ms, s or m). After a loss of leadership SIGKILL comes earlier when the
+        /// server could let another candidate win sooner.
+        #[arg(long, default_value = "10s", value_name = "DURATION")]
+        grace: String,
+        /// What to do with the command while leadership is suspended: `stop`
+        /// (SIGSTOP, SIGCONT when confirmed again) or `keep` it running.
+        #[arg(long, value_enum, default_value = "stop", value_name = "WHAT")]
+        on_suspend: run::OnSuspend,
         /// Campaign again when the command exits or leadership is lost, instead of exiting.
         #[arg(long)]
         requeue: bool,
@@ -113,11 +159,16 @@ enum Command {
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?}: expected a number and a unit, as 10s"))?;
+    if n.is_empty() {
+        return Err(format!("{s:?}: expected a number and a unit, as 10s"));
+    }
+    let too_long = || format!("{s:?} is too long");
+    let n: u64 = n.parse().map_err(|_| too_long())?;
+    let secs = |mult: u64| n.checked_mul(mult).map(std::time::Duration::from_secs).ok_or_else(too_long);
     match unit {
         "ms" => Ok(std::time::Duration::from_millis(n)),
-        "s" => Ok(std::time::Duration::from_secs(n)),
-        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        "s" => secs(1),
+        "m" => secs(60),
         _ => Err(format!("{s:?}: unit must be ms, s or m")),
     }
 }
@@ -200,6 +251,12 @@ impl Fail {
 pub(crate) type CliResult = Result<u8, Fail>;
 
 fn main() -> ExitCode {
+    // `ballot run` starts this binary again as the supervisor of its command; that
+    // process has no runtime and no clap.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "__supervise") {
+        return supervise::main(args.collect());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -238,9 +295,11 @@ async fn dispatch(cli: Cli) -> CliResult {
             let client = connect(cli.backend, Options::default()).await?;
             campaign(&client, &election, &value, monotonic).await
         }
-        Command::Run { election, value, grace, requeue, cmd } => {
+        Command::Run { election, value, grace, on_suspend, requeue, cmd } => {
+            let grace =
+                parse_duration(&grace).map_err(|m| Fail::new(exit::USAGE, format!("invalid_argument: --grace {m}")))?;
             let client = connect(cli.backend, Options::default().with_auto_requeue(false)).await?;
-            run::run(&client, &election, value, grace, requeue, cmd).await
+            run::run(&client, &election, run::RunOptions { value, grace, requeue, on_suspend, cmd }).await
         }
         Command::Leader { election, json } => {
             let client = connect(cli.backend, Options::default()).await?;
@@ -331,11 +390,6 @@ impl Terminations {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM, with the signal number.
-pub(crate) async fn terminated() -> i32 {
-    Terminations::new().recv().await
-}
-
 async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool) -> CliResult {
     let e = client.election(election)?;
     let mut events = e.events();
@@ -418,7 +472,12 @@ mod tests {
     #[test]
     fn grace_durations() {
         assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), std::time::Duration::from_secs(120));
         assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        // Overflow is an error, not a panic or a wrapped value.
+        assert!(parse_duration("307445734561825861m").unwrap_err().contains("too long"));
+        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too long"));
     }
 
     #[test]
