@@ -126,7 +126,9 @@ enum Command {
         /// (SIGSTOP, SIGCONT when confirmed again) or `keep` it running.
         #[arg(long, value_enum, default_value = "stop", value_name = "WHAT")]
         on_suspend: run::OnSuspend,
-        /// Campaign again when the command exits or leadership is lost, instead of exiting.
+        /// Campaign again when the command exits or leadership is lost, instead of
+        /// exiting; also after a campaign that failed on a connection, timeout, lost
+        /// session or backend error.
         #[arg(long)]
         requeue: bool,
         /// The command and its arguments (after --).

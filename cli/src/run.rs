@@ -44,6 +44,15 @@ pub(crate) struct RunOptions {
     pub(crate) cmd: Vec<String>,
 }
 
+/// The pause before `--requeue` campaigns again after a failed campaign.
+const CAMPAIGN_RETRY: Duration = Duration::from_millis(500);
+
+/// Whether a failed campaign is worth another one: the server or the session may
+/// come back; refused credentials, a bad argument or an ended election do not.
+fn retryable(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::SessionLost | ErrorKind::Backend)
+}
+
 enum Outcome {
     Exited(ExitStatus),
     Lost(LostReason),
@@ -305,11 +314,24 @@ pub(crate) async fn run(client: &Client, election: &str, opts: RunOptions) -> Cl
         // A fresh subscription each term, read while campaigning too, so that no
         // event of an earlier term is taken for one of this term.
         let mut events = e.events();
-        let campaign = e.campaign(&value);
-        tokio::pin!(campaign);
+        let mut campaign = Box::pin(e.campaign(&value));
+        let mut retry_at: Option<Instant> = None;
         let lead = loop {
             tokio::select! {
-                r = &mut campaign => break r?,
+                r = &mut campaign, if retry_at.is_none() => match r {
+                    Ok(lead) => break lead,
+                    // With --requeue, a server that is down or a session lost while
+                    // waiting is not the end: campaign again.
+                    Err(err) if opts.requeue && retryable(err.kind()) => {
+                        eprintln!("ballot: warning: campaign failed ({}: {}); campaigning again", err.kind(), err.message());
+                        retry_at = Some(Instant::now() + CAMPAIGN_RETRY);
+                    }
+                    Err(err) => return Err(err.into()),
+                },
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    retry_at = None;
+                    campaign = Box::pin(e.campaign(&value));
+                }
                 Some(ev) = events.next() => if let Event::Error(err) = ev { eprintln!("ballot: warning: {err}") },
                 sig = signals.recv() => {
                     client.close().await?;

@@ -323,3 +323,50 @@ fn suspended_leadership_pauses_the_command_until_reconnected() {
     assert_eq!(keep.wait(LIVE).code(), Some(128 + libc::SIGTERM));
     assert!(stop_cmd.iter().chain(&keep_cmd).all(|&p| !alive(p)));
 }
+
+/// `--requeue` keeps a waiting `ballot run` in the election when its session is
+/// lost under it (the lease revoked): it exited with `session_lost` before.
+#[test]
+fn requeue_campaigns_again_when_the_session_is_lost_while_waiting() {
+    let _serial = serial();
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let name = unique("run-requeue");
+    let dir = std::env::temp_dir().join(unique("ballot-run-requeue"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = dir.join("started");
+    let a = Proc::spawn("ballot campaign a", ballot(&url).args(["campaign", &name, "a"]), false);
+    a.until("elected");
+    let script = format!("echo $BALLOT_TERM > {}; exec sleep 1000", started.display());
+    let mut b = Proc::spawn(
+        "ballot run --requeue",
+        ballot(&url).args(["run", &name, "--requeue", "--", "sh", "-c", &script]),
+        true,
+    );
+    let etcdctl = |args: &[&str]| {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={eps}"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let prefix = format!("{name}/");
+    let mut keys = Vec::new();
+    wait_for("b queues", LIVE, || {
+        keys = etcdctl(&["get", &prefix, "--prefix", "--keys-only", "--sort-by=CREATE"])
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        keys.len() == 2
+    });
+    let b_lease = keys[1].rsplit('/').next().unwrap().to_string();
+    etcdctl(&["lease", "revoke", &b_lease]);
+    b.until("campaigning again");
+    a.signal(libc::SIGTERM);
+    wait_for("b's command starts", LIVE, || started.exists());
+    b.signal(libc::SIGTERM);
+    assert_eq!(b.wait(LIVE).code(), Some(128 + libc::SIGTERM));
+    let _ = std::fs::remove_dir_all(dir);
+}
