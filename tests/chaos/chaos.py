@@ -849,7 +849,7 @@ def run_intervals(driver: list[dict], end_t: int, tol: int, raw: list, leads: li
     for r in driver:
         if r["ev"] == "died":
             died.setdefault((r["proc"], r["term"]), {})[r["pid"]] = r["t"]
-    killed = {r["proc"] for r in driver if r["ev"] == "kill"}
+    killed = {r["proc"]: r["t"] for r in driver if r["ev"] == "kill"}
     exited = {r["proc"]: r["t"] for r in driver if r["ev"] in ("exited", "exited_by_itself")}
     for r in driver:
         if r["ev"] == "exited_by_itself":
@@ -864,6 +864,8 @@ def run_intervals(driver: list[dict], end_t: int, tol: int, raw: list, leads: li
         raw.append((label, h["term"], h["t"], max(end, h["t"])))
         leads.append((h["t"], label, h["term"]))
         stats["trees"] += 1
+        if h["proc"] in killed and gone and killed[h["proc"]] >= h["t"]:
+            stats["kill_to_gone_ms"].append((end - killed[h["proc"]]) / 1e6)
         ex = exited.get(h["proc"])
         if h["proc"] not in killed and ex is not None and end > ex + tol:
             stats["outlived"] += 1
@@ -943,7 +945,7 @@ def check(out: str) -> dict:
     raw: list[tuple[str, int, int, int]] = []  # (proc, term, start, end)
     leads: list[tuple[int, str, int]] = []
     run_stats = {"trees": 0, "late_writes": 0, "resumed_writes": 0, "outlived": 0, "exited": 0,
-                 "max_tree_overlap_ms": 0.0}
+                 "kill_to_gone_ms": [], "handover_gap_ms": []}
     if run_mode:
         run_intervals(driver, end_t, tol, raw, leads, violations, run_stats)
         logs = {}
@@ -1042,6 +1044,10 @@ def check(out: str) -> dict:
             violations.append(f"write of {w['id']} term {w['term']} at t={w['t']} outside its belief of leading")
     if run_mode:
         run_writes(store, driver, raw, meta, tol, violations, run_stats)
+        # From the death of a tree's last process to the first write of the next tree.
+        trees = sorted(raw, key=lambda x: x[2])
+        for (_, _, _, e1), (_, _, s2, _) in zip(trees, trees[1:]):
+            run_stats["handover_gap_ms"].append((s2 - e1) / 1e6)
     # Rule 5: with auto-requeue on, a candidate stays in the election until it resigns:
     # its handle never goes Idle by itself, and campaign() never fails with SessionLost.
     dropped = 0
@@ -1155,6 +1161,13 @@ def summary(res: dict, wall: float | None = None) -> str:
                      f"{r['late_writes']}; trees that outlived their `ballot run`: {r['outlived']}; `ballot run` "
                      f"exits by itself: {r['exited']}; writes within the tolerance after a SIGCONT: "
                      f"{r['resumed_writes']}")
+        k, g = r["kill_to_gone_ms"], r["handover_gap_ms"]
+        if k:
+            lines.append(f"   SIGKILL of `ballot run` -> its whole tree gone: p50 {pct(k, 0.5):.1f} ms, max {max(k):.1f} ms "
+                         f"({len(k)} kills)")
+        if g:
+            lines.append(f"   a tree's last death -> the next tree's first write: min {min(g):.1f} ms, "
+                         f"p50 {pct(g, 0.5):.1f} ms (negative: they overlapped)")
     for v in res["violations"][:20]:
         lines.append(f"   VIOLATION: {v}")
     if len(res["violations"]) > 20:
