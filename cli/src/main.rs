@@ -5,7 +5,9 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod demo;
+mod procs;
 mod run;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,43 @@ Exit codes:
   `run` exits with its command's status when the command ends on its own
   (128+N if a signal N killed it).";
 
+const RUN_HELP: &str = "\
+The command runs under a supervisor (`ballot __supervise`), in a process group of
+its own, with BALLOT_TERM, BALLOT_ELECTION and BALLOT_KEY in its environment.
+`ballot run` and the supervisor are child subreapers: every process the command
+starts stays their descendant, also one that leaves the process group or the
+session (setsid, double fork). Stopping the command means SIGTERM to all of them,
+SIGKILL to whatever is left, repeated until nothing is left, and every process
+reaped, before `ballot run` resigns or campaigns again.
+
+When the command must stop:
+  it exited               the rest of its tree: SIGTERM, SIGKILL after --grace;
+                          then resign and exit with its status (--requeue: again)
+  SIGINT or SIGTERM       the same, then resign; a second signal: SIGKILL at once
+  lost (session_lost)     SIGTERM, then SIGKILL after --grace but never later than
+                          the moment the server could let another candidate win
+                          (the rest of the TTL after the last acknowledged
+                          keepalive: the safety margin when the loss was found by
+                          the local deadline, nothing when the server ended it)
+  lost (deleted, not_owner), ended
+                          SIGKILL at once: another candidate may lead already
+  suspended               --on-suspend stop (default): SIGSTOP to the tree, SIGCONT
+                          when leadership is confirmed again; keep: it runs on
+  `ballot run` is killed  (even by SIGKILL) the supervisor SIGKILLs the tree. On
+                          the local backend it holds the leader lock until the
+                          tree is gone, so no other candidate is elected before;
+                          on etcd, ZooKeeper and Consul the session outlives
+                          `ballot run` by its TTL, far longer than that takes.
+
+Limits: a process that is not a descendant (started through systemd, cron, ssh or
+a D-Bus service) is not covered. If `ballot run` and its supervisor are both
+SIGKILLed (`kill -9` of both, the OOM killer), the command itself dies
+(PR_SET_PDEATHSIG) but processes it started may remain. A process in
+uninterruptible sleep dies only when it wakes; `ballot run` waits for it, and
+keeps leading while it can. A `ballot run` that is itself paused (SIGSTOP, a
+frozen VM) cannot stop anything in time: give resources BALLOT_TERM as a fencing
+token. No cgroup is used.";
+
 #[derive(Parser, Debug)]
 #[command(name = "ballot", version, about = "Leader election on etcd, ZooKeeper, Consul or the local host", after_help = AFTER_HELP)]
 struct Cli {
@@ -72,17 +111,26 @@ enum Command {
         #[arg(long, hide = true)]
         monotonic: bool,
     },
-    /// Run CMD only while leader; stop it on loss (SIGTERM, then SIGKILL after --grace).
+    /// Run CMD only while leader; stop its whole process tree when leadership ends.
+    #[command(after_long_help = RUN_HELP)]
     Run {
         /// Election name.
         election: String,
         /// Value to campaign with (default: <hostname>:<pid>).
         #[arg(long)]
         value: Option<String>,
-        /// Time between SIGTERM and SIGKILL when the command must stop.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        grace: std::time::Duration,
-        /// Campaign again when the command exits or leadership is lost, instead of exiting.
+        /// Longest time between SIGTERM and SIGKILL when the command must stop
+        /// (ms, s or m). After a loss of leadership SIGKILL comes earlier when the
+        /// server could let another candidate win sooner.
+        #[arg(long, default_value = "10s", value_name = "DURATION")]
+        grace: String,
+        /// What to do with the command while leadership is suspended: `stop`
+        /// (SIGSTOP, SIGCONT when confirmed again) or `keep` it running.
+        #[arg(long, value_enum, default_value = "stop", value_name = "WHAT")]
+        on_suspend: run::OnSuspend,
+        /// Campaign again when the command exits or leadership is lost, instead of
+        /// exiting; also after a campaign that failed on a connection, timeout, lost
+        /// session or backend error.
         #[arg(long)]
         requeue: bool,
         /// The command and its arguments (after --).
@@ -115,13 +163,67 @@ enum Command {
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?}: expected a number and a unit, as 10s"))?;
+    if n.is_empty() {
+        return Err(format!("{s:?}: expected a number and a unit, as 10s"));
+    }
+    let too_long = || format!("{s:?} is too long");
+    let n: u64 = n.parse().map_err(|_| too_long())?;
+    let secs = |mult: u64| n.checked_mul(mult).map(std::time::Duration::from_secs).ok_or_else(too_long);
     match unit {
         "ms" => Ok(std::time::Duration::from_millis(n)),
-        "s" => Ok(std::time::Duration::from_secs(n)),
-        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        "s" => secs(1),
+        "m" => secs(60),
         _ => Err(format!("{s:?}: unit must be ms, s or m")),
     }
+}
+
+/// Text that is safe to print to a terminal: control characters (C0, DEL, C1),
+/// the bidirectional overrides and isolates, and invalid UTF-8 are written as
+/// escapes, and so is the backslash, so that the text reads back unambiguously.
+pub(crate) fn escape(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() || is_bidi_control(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// The characters that reorder the text around them (embeddings, overrides,
+/// isolates, marks): printed raw they can make a value look like another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// JSON whose strings carry no character that could drive a terminal: serde_json
+/// already escapes C0 controls; DEL, C1 controls and bidirectional controls are
+/// escaped here too (still valid JSON, and the same strings once parsed).
+fn json_for_terminal(v: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let raw = v.to_string();
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A failure that ends the command with an exit code and (maybe) a message.
@@ -153,6 +255,12 @@ impl Fail {
 pub(crate) type CliResult = Result<u8, Fail>;
 
 fn main() -> ExitCode {
+    // `ballot run` starts this binary again as the supervisor of its command; that
+    // process has no runtime and no clap.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "__supervise") {
+        return supervise::main(args.collect());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -191,9 +299,11 @@ async fn dispatch(cli: Cli) -> CliResult {
             let client = connect(cli.backend, Options::default()).await?;
             campaign(&client, &election, &value, monotonic).await
         }
-        Command::Run { election, value, grace, requeue, cmd } => {
+        Command::Run { election, value, grace, on_suspend, requeue, cmd } => {
+            let grace =
+                parse_duration(&grace).map_err(|m| Fail::new(exit::USAGE, format!("invalid_argument: --grace {m}")))?;
             let client = connect(cli.backend, Options::default().with_auto_requeue(false)).await?;
-            run::run(&client, &election, value, grace, requeue, cmd).await
+            run::run(&client, &election, run::RunOptions { value, grace, requeue, on_suspend, cmd }).await
         }
         Command::Leader { election, json } => {
             let client = connect(cli.backend, Options::default()).await?;
@@ -246,9 +356,9 @@ pub(crate) fn format_leader(l: Option<&Leader>, json: bool) -> String {
             };
             o.insert("term".into(), l.term.into());
             o.insert("key".into(), l.key.clone().into());
-            serde_json::Value::Object(o).to_string()
+            json_for_terminal(&serde_json::Value::Object(o))
         }
-        (Some(l), false) => format!("term={} key={} value={}", l.term, l.key, String::from_utf8_lossy(&l.value)),
+        (Some(l), false) => format!("term={} key={} value={}", l.term, escape(l.key.as_bytes()), escape(&l.value)),
     }
 }
 
@@ -259,15 +369,28 @@ pub(crate) fn monotonic_ns() -> u128 {
     ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
-/// Resolves on SIGINT or SIGTERM, with the signal number.
-pub(crate) async fn terminated() -> i32 {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => libc::SIGINT,
-        _ = term.recv() => libc::SIGTERM,
+/// SIGINT and SIGTERM, caught for as long as this lives: a signal that arrives
+/// while nobody waits in [`Terminations::recv`] is kept for the next call.
+pub(crate) struct Terminations {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Terminations {
+    pub(crate) fn new() -> Terminations {
+        use tokio::signal::unix::{signal, SignalKind};
+        Terminations { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM, with the signal number. Cancel-safe.
+    pub(crate) async fn recv(&mut self) -> i32 {
+        let (Some(int), Some(term)) = (self.int.as_mut(), self.term.as_mut()) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        }
     }
 }
 
@@ -281,15 +404,17 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
             println!("{line}");
         }
     };
+    // Caught from here on: a signal that arrives while an event is handled is kept.
+    let mut signals = Terminations::new();
     stamp("campaigning".into());
     let lead = tokio::select! {
         r = e.campaign(value) => r?,
-        _ = terminated() => {
+        _ = signals.recv() => {
             client.close().await?;
             return Ok(exit::OK);
         }
     };
-    stamp(format!("elected term={} key={}", lead.term(), lead.key()));
+    stamp(format!("elected term={} key={}", lead.term(), escape(lead.key().as_bytes())));
     loop {
         tokio::select! {
             ev = events.next() => match ev {
@@ -304,7 +429,7 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
                 }
                 _ => {}
             },
-            _ = terminated() => {
+            _ = signals.recv() => {
                 let r = e.resign().await;
                 stamp("resigned".into());
                 client.close().await?;
@@ -320,6 +445,7 @@ async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool)
 
 async fn observe(e: &Election, json: bool) -> CliResult {
     let mut changes = e.observe();
+    let mut signals = Terminations::new();
     loop {
         tokio::select! {
             item = changes.next() => match item {
@@ -332,7 +458,7 @@ async fn observe(e: &Election, json: bool) -> CliResult {
                 Some(Err(err)) => eprintln!("ballot: warning: {err}"),
                 None => return Ok(exit::OK),
             },
-            _ = terminated() => return Ok(exit::OK),
+            _ = signals.recv() => return Ok(exit::OK),
         }
     }
 }
@@ -350,6 +476,23 @@ mod tests {
     #[test]
     fn grace_durations() {
         assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), std::time::Duration::from_secs(120));
         assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        // Overflow is an error, not a panic or a wrapped value.
+        assert!(parse_duration("307445734561825861m").unwrap_err().contains("too long"));
+        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn escapes_what_could_drive_a_terminal() {
+        assert_eq!(escape(b"node-1 caf\xc3\xa9"), "node-1 caf\u{e9}");
+        assert_eq!(escape(b"\x1b[2J\x07a\\b\n\x7f"), "\\u{1b}[2J\\u{7}a\\\\b\\n\\u{7f}");
+        assert_eq!(escape("\u{9b}31m \u{202e}x".as_bytes()), "\\u{9b}31m \\u{202e}x");
+        assert_eq!(escape(b"\xff\xfe"), "\\xff\\xfe");
+        let v = serde_json::json!({"value": "\u{1b}]0;t\u{7}\u{9b}\u{7f}\u{202e}"});
+        let j = json_for_terminal(&v);
+        assert!(j.chars().all(|c| !c.is_control() && !is_bidi_control(c)), "{j}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&j).unwrap(), v);
     }
 }

@@ -42,6 +42,93 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// The live descendants of `root`, parents first, as (pid, command name).
+fn tree(root: i32) -> Vec<(i32, String)> {
+    let mut procs = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some((head, rest))) = (stat.find(" ("), stat.rsplit_once(") ")) else { continue };
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f[0] != "Z" && f[0] != "X" {
+            procs.push((pid, f[1].parse::<i32>().unwrap(), head[open + 2..].to_string()));
+        }
+    }
+    let mut out: Vec<(i32, String)> = Vec::new();
+    let mut parents = vec![root];
+    while let Some(p) = parents.pop() {
+        for (pid, ppid, comm) in &procs {
+            if *ppid == p {
+                out.push((*pid, comm.clone()));
+                parents.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+/// The state letter of `pid` (None once it is gone from /proc).
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// `ballot --backend URL run ELECTION [ARGS...] -- sh -c SCRIPT`, stderr piped.
+fn spawn_run_sh(url: &str, election: &str, args: &[&str], script: &str) -> Child {
+    Command::new(BIN)
+        .args(["--backend", url, "run", election])
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .env_remove("BALLOT_BACKEND")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A `ballot campaign` whose stdout lines arrive on a channel.
+fn spawn_campaign(url: &str, election: &str, value: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut c = Command::new(BIN)
+        .args(["--backend", url, "campaign", election, value])
+        .env_remove("BALLOT_BACKEND")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = c.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    (c, rx)
+}
+
+/// Waits for a line starting with `prefix`; returns the live processes of `pids`
+/// at that moment (read before anything else happens).
+fn alive_when(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, pids: &[i32]) -> Vec<i32> {
+    loop {
+        let l = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no {prefix:?} line"));
+        if l.starts_with(prefix) {
+            return pids.iter().copied().filter(|&p| alive(p)).collect();
+        }
+    }
+}
+
+/// Waits until the tree under `root` shows `n` processes named `comm`; returns the whole tree.
+fn tree_with(root: i32, comm: &str, n: usize) -> Vec<(i32, String)> {
+    let mut t = Vec::new();
+    wait_until("the command's processes start", Duration::from_secs(10), || {
+        t = tree(root);
+        t.iter().filter(|(_, c)| c == comm).count() >= n
+    });
+    t
+}
+
 fn spawn_run(url: &str, log: &Path) -> Child {
     let script = format!("echo \"start $$ $BALLOT_TERM $BALLOT_ELECTION\" >> {}; exec sleep 60", log.display());
     Command::new(BIN)
@@ -82,6 +169,80 @@ fn run_starts_only_one_child_and_hands_over_on_sigkill() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     let out = ballot(&["--backend", &url, "leader", "jobs/nightly"]);
     assert_eq!(out.status.code(), Some(3), "no leader after the run stopped");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// issue 14: SIGKILL of `ballot run` left the command's grandchildren running while
+/// another candidate was elected (PR_SET_PDEATHSIG reaches only the direct child).
+#[test]
+fn sigkill_of_run_leaves_no_descendant_before_the_next_leader() {
+    let dir = tmpdir("sigkill-tree");
+    let url = backend(&dir);
+    // A wrapper that waits for its child, and a script that forks two.
+    for (i, (script, sleeps)) in [("sleep 1000; :", 1), ("sleep 1000 & sleep 1000; :", 2)].into_iter().enumerate() {
+        let election = format!("tree{i}");
+        let mut a = spawn_run_sh(&url, &election, &[], script);
+        let t = tree_with(a.id() as i32, "sleep", sleeps);
+        assert!(t.len() > sleeps + 1, "supervisor, sh and the sleeps: {t:?}");
+        let (mut b, rx) = spawn_campaign(&url, &election, "b");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "campaigning");
+        a.kill().unwrap();
+        let pids: Vec<i32> = t.iter().map(|(p, _)| *p).collect();
+        let left = alive_when(&rx, "elected", &pids);
+        assert!(left.is_empty(), "{script:?}: elected while {left:?} of {t:?} ran");
+        let _ = a.wait();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+        assert_eq!(b.wait().unwrap().code(), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// issue 14: a command that exits and leaves a background child: `ballot run`
+/// resigned while that child ran.
+#[test]
+fn run_kills_what_the_command_left_before_it_resigns() {
+    let dir = tmpdir("leftover");
+    let url = backend(&dir);
+    let (go, pidfile) = (dir.join("go"), dir.join("bg"));
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.05; done; sleep 1000 & echo $! > {bg}; exit 0",
+        go = go.display(),
+        bg = pidfile.display()
+    );
+    let mut a = spawn_run_sh(&url, "left", &["--grace", "60s"], &script);
+    tree_with(a.id() as i32, "sh", 1);
+    let (mut b, rx) = spawn_campaign(&url, "left", "b");
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "campaigning");
+    std::fs::write(&go, "").unwrap();
+    wait_until("the background child starts", Duration::from_secs(10), || lines(&pidfile).len() == 1);
+    let bg: i32 = lines(&pidfile)[0].parse().unwrap();
+    let left = alive_when(&rx, "elected", &[bg]);
+    assert!(left.is_empty(), "the next leader was elected while the background child {bg} ran");
+    assert_eq!(a.wait().unwrap().code(), Some(0), "the command's status");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+    let _ = b.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A process that leaves the command's process group and session (setsid and a
+/// double fork) is still found, through the subreaper, and stopped.
+#[test]
+fn run_stops_a_process_that_left_with_setsid_and_a_double_fork() {
+    let dir = tmpdir("setsid");
+    let url = backend(&dir);
+    let pidfile = dir.join("escaped");
+    let script = format!("setsid sh -c 'sleep 1000 & echo $! > {}'; exec sleep 1000", pidfile.display());
+    let mut a = spawn_run_sh(&url, "escape", &["--grace", "60s"], &script);
+    wait_until("the escaped process starts", Duration::from_secs(10), || lines(&pidfile).len() == 1);
+    let escaped: i32 = lines(&pidfile)[0].parse().unwrap();
+    assert!(tree(a.id() as i32).iter().any(|(p, _)| *p == escaped), "re-parented to the supervisor");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
+    assert_eq!(a.wait().unwrap().code(), Some(128 + libc::SIGTERM));
+    assert!(!alive(escaped), "the escaped process outlived `ballot run`: {:?}", state(escaped));
+    assert_eq!(ballot(&["--backend", &url, "leader", "escape"]).status.code(), Some(3));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -152,6 +313,85 @@ fn leader_observe_end_and_campaign() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A SIGTERM that arrived while `campaign` handled an event (the `LeaderChanged`
+/// of its own election) was lost: the signal listener was made anew for each
+/// event, so `ballot campaign` kept leading until SIGKILL.
+#[test]
+fn campaign_resigns_on_a_sigterm_right_after_its_election() {
+    let dir = tmpdir("sigterm");
+    let url = backend(&dir);
+    for i in 0..10 {
+        // b is elected when a is killed, and gets SIGTERM as soon as it says so,
+        // while the leader changes reach its event loop.
+        let (mut a, arx) = spawn_campaign(&url, "svc", "a");
+        assert!(alive_when(&arx, "elected", &[]).is_empty());
+        let (mut b, brx) = spawn_campaign(&url, "svc", "b");
+        assert_eq!(brx.recv_timeout(Duration::from_secs(10)).unwrap(), "campaigning");
+        a.kill().unwrap();
+        let _ = a.wait();
+        assert!(alive_when(&brx, "elected", &[]).is_empty());
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+        let exited = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            b.try_wait().unwrap().is_some()
+        });
+        if !exited {
+            let _ = b.kill();
+        }
+        assert!(exited, "round {i}: `ballot campaign` ignored SIGTERM");
+        assert_eq!(b.wait().unwrap().code(), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether `text` (one line of output, without its newline) holds a character
+/// that a terminal would act on.
+fn drives_a_terminal(text: &str) -> bool {
+    text.chars().any(|c| {
+        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// issue 14: a leader value reached the terminal raw, so it could clear the
+/// screen, set the window title or hide what follows.
+#[test]
+fn leader_values_are_printed_with_control_characters_escaped() {
+    use std::io::BufRead;
+    let dir = tmpdir("escape");
+    let url = backend(&dir);
+    let evil = "x\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\u{7f}\u{202e}cba";
+    let (mut camp, rx) = spawn_campaign(&url, "esc", evil);
+    assert!(alive_when(&rx, "elected", &[]).is_empty());
+
+    let out = ballot(&["--backend", &url, "leader", "esc"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.strip_suffix('\n').unwrap();
+    assert!(!drives_a_terminal(line), "{line:?}");
+    assert!(line.ends_with(r"value=x\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\u{7f}\u{202e}cba"), "{line:?}");
+
+    let out = ballot(&["--backend", &url, "leader", "esc", "--json"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!drives_a_terminal(text.trim_end()), "{text:?}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["value"].as_str(), Some(evil), "JSON keeps the value, escaped");
+
+    let mut obs = Command::new(BIN)
+        .args(["--backend", &url, "observe", "esc"])
+        .env_remove("BALLOT_BACKEND")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = std::io::BufReader::new(obs.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    assert!(first.starts_with("term=") && !drives_a_terminal(&first), "{first:?}");
+    let _ = obs.kill();
+    let _ = obs.wait();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(camp.id() as i32, libc::SIGTERM) };
+    let _ = camp.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn bad_input_is_one_line_with_the_kind_and_exit_2() {
     for args in [
@@ -159,6 +399,9 @@ fn bad_input_is_one_line_with_the_kind_and_exit_2() {
         vec!["--backend", "file:///tmp/x?bogus=1", "leader", "svc"],
         vec!["--backend", "file:///tmp/ballot-cli-bad", "leader", "a//b"],
         vec!["--backend", "file:///tmp/ballot-cli-bad", "leader", ""],
+        // issue 14: a --grace that overflows panicked (debug) or wrapped (release).
+        vec!["--backend", "file:///tmp/ballot-cli-bad", "run", "e", "--grace", "307445734561825861m", "--", "true"],
+        vec!["--backend", "file:///tmp/ballot-cli-bad", "run", "e", "--grace", "99999999999999999999s", "--", "true"],
     ] {
         let out = ballot(&args);
         let err = String::from_utf8_lossy(&out.stderr);

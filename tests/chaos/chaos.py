@@ -5,6 +5,7 @@ Python 3.11, standard library only. Usually run through tests/chaos/run.sh.
 
     chaos.py run --bin PATH [--ci | --rounds N] [--backend local|etcd|zk|consul ...]
                  [--seed S] [--candidates K] [--out DIR] [--slack S] [--tolerance-ms MS]
+                 [--mode candidate|run --ballot PATH]
     chaos.py check DIR       (re-run the checker over the logs of one backend run)
 
 Per backend it runs K candidate processes (`ballot-chaos`, tests/chaos/src/main.rs)
@@ -16,6 +17,14 @@ proxy per candidate and server member, which this driver can blackhole or reset.
 Faults are drawn in random order from a fixed seed (printed; `--seed` replays the
 same sequence of faults). After the run, the checker reads the logs and reports
 violations; the exit status is 1 if there is any. See tests/chaos/README.md.
+
+In `--mode run`, each candidate is a `ballot run --requeue` process instead, whose
+command is a shell wrapper that forks the writer (`ballot-chaos writer`), which
+writes to the fenced store until it is killed. The writer tells the store its pid
+and its ancestors below `ballot run`; the driver watches their deaths (pidfds), and
+the checker takes each such tree, from its first write to the death of its last
+process, for a leadership: two trees alive at once, or a write from a tree while
+another tree of a higher term runs, is a violation.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import http.client
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -90,6 +100,38 @@ BACKENDS = {
 }
 FAULT_KINDS = ["kill", "term", "pause", "blackhole", "reset", "expire", "restart", "crash"]
 CI_FAULTS = 20
+# Run mode: `ballot run --grace`. Short, so that a `term` fault of a wrapper that
+# ignores SIGTERM does not hold the election for long.
+RUN_GRACE_MS = 1000
+
+
+def die_with_parent() -> None:
+    """In a forked child before exec: SIGKILL when this driver dies (PR_SET_PDEATHSIG;
+    the driver forks from its main thread, which lives as long as it does)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+
+def descendants(root: int) -> list[int]:
+    """The live descendants of `root`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if fields and fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def expiry_ms(backend: str, ttl_ms: int) -> int:
@@ -200,7 +242,8 @@ class Proxy:
 class Store:
     """Accepts `W <id> <term> <seq>` only when term >= the highest term seen."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, on_hello=None):
+        self.on_hello = on_hello  # run mode: called with (id, term, pids, receive time)
         self.max_term = 0
         self.f = open(path, "a", buffering=1)
         self.accepted = 0
@@ -220,6 +263,12 @@ class Store:
                     break
                 t = now_ns()
                 parts = line.decode("utf-8", "replace").split()
+                if len(parts) >= 4 and parts[0] == "H" and self.on_hello is not None:
+                    # `H <id> <term> <pid> <ancestor pids...>`: a writer of the run mode starts.
+                    self.on_hello(parts[1], int(parts[2]), [int(x) for x in parts[3:]], t)
+                    w.write(b"OK\n")
+                    await w.drain()
+                    continue
                 if len(parts) != 4 or parts[0] != "W":
                     w.write(b"ERR\n")
                     continue
@@ -266,6 +315,8 @@ class Proc:
         self.term: int | None = None  # believed term, None if not leading
         self.paused = False
         self.alive = False
+        self.stopping = False  # the driver signalled it to stop (run mode)
+        self.frozen: list[int] = []  # run mode: the tree's pids stopped with it
 
     def poll_log(self) -> list[dict]:
         out = []
@@ -307,7 +358,10 @@ class Run:
         self.procs: dict[int, Proc] = {}
         self.proxies: dict[int, list[Proxy]] = {}
         self.events = open(os.path.join(out, "driver.jsonl"), "a", buffering=1)
-        self.store = Store(os.path.join(out, "store.jsonl"))
+        self.run_mode = getattr(args, "mode", "candidate") == "run"
+        self.store = Store(os.path.join(out, "store.jsonl"), self.on_hello if self.run_mode else None)
+        # Run mode: (candidate id, term) -> {"pids": live pids of the tree, "writer": pid}
+        self.trees: dict[tuple[str, int], dict] = {}
         self.t_start = time.monotonic()
         self.tailer: asyncio.Task | None = None
         self.members: list[int] = []
@@ -325,9 +379,14 @@ class Run:
 
     def url(self, slot: int) -> str:
         if self.b == "local":
-            return f"file://{os.path.join(self.out, 'local-backend')}"
+            url = f"file://{os.path.join(self.out, 'local-backend')}"
+            return url + (f"?ttl={self.ttl_ms}ms&margin={self.margin_ms}ms" if self.run_mode else "")
         hosts = ",".join(f"{HOST}:{p.port}" for p in self.proxies[slot])
-        return f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
+        url = f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
+        if self.run_mode:
+            # `ballot run` takes its TTL and margin from the URL.
+            url += ("&" if "?" in url else "?") + f"ttl={self.ttl_ms}ms&margin={self.margin_ms}ms"
+        return url
 
     async def spawn(self, slot: int) -> Proc:
         inc = self.procs[slot].inc + 1 if slot in self.procs else 0
@@ -337,9 +396,19 @@ class Run:
                 "--margin-ms", str(self.margin_ms), "--tick-ms", "20", "--max-secs", str(self.max_secs)]
         if self.args.unsafe:
             argv.append("--unsafe-ignore-loss")
+        extra = {}
+        if self.run_mode:
+            writer = " ".join(shlex.quote(a) for a in [self.args.bin, "writer", "--store", f"{HOST}:{self.store.port}",
+                                                        "--id", p.id, "--tick-ms", "20"])
+            # Half the wrappers (and so their writers) ignore SIGTERM: only SIGKILL stops them.
+            trap = "trap '' TERM; " if slot % 2 else ""
+            argv = [self.args.ballot, "--backend", self.url(slot), "run", self.election, "--value", p.id,
+                    "--grace", f"{RUN_GRACE_MS}ms", "--requeue", "--", "sh", "-c", f"{trap}{writer} & wait"]
+            # `ballot run` has no --max-secs: it dies with this driver (and its tree with it).
+            extra["preexec_fn"] = die_with_parent
         errf = open(os.path.join(self.out, f"c{slot}.{inc}.stderr"), "ab")
         p.popen = await asyncio.create_subprocess_exec(*argv, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-                                                       start_new_session=True)
+                                                       start_new_session=True, **extra)
         errf.close()
         p.alive = True
         self.procs[slot] = p
@@ -350,6 +419,8 @@ class Run:
         if p.popen is None or p.popen.returncode is not None:
             return
         self.ev(ev, proc=p.id, pid=p.popen.pid)  # logged before the signal: the stamp is no later than it
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            p.stopping = True
         with contextlib.suppress(ProcessLookupError):
             os.kill(p.popen.pid, sig)
 
@@ -369,7 +440,51 @@ class Run:
         while True:
             for p in list(self.procs.values()):
                 p.poll_log()
+                if self.run_mode and p.alive and p.popen is not None and p.popen.returncode is not None \
+                        and not p.stopping:
+                    # `ballot run --requeue` stays in the election until told to stop.
+                    p.alive = False
+                    self.ev("exited_by_itself", proc=p.id, code=p.popen.returncode)
+                    say(f"[{self.b} {self.elapsed()}] {p.id} exited by itself ({p.popen.returncode}); replacing it")
+                    await self.spawn(p.slot)
             await asyncio.sleep(0.02)
+
+    # --- run mode: the process trees of `ballot run`
+
+    def on_hello(self, pid: str, term: int, pids: list[int], t: int) -> None:
+        key = (pid, term)
+        if key in self.trees:
+            return  # a writer that reconnected
+        tree = {"pids": set(), "writer": pids[0]}
+        self.trees[key] = tree
+        self.events.write(json.dumps({"t": t, "ev": "hello", "proc": pid, "term": term, "pids": pids}) + "\n")
+        loop = asyncio.get_running_loop()
+        for q in pids:
+            try:
+                fd = os.pidfd_open(q)
+            except ProcessLookupError:
+                self.ev("died", proc=pid, term=term, pid=q, late=True)
+                continue
+            tree["pids"].add(q)
+            loop.add_reader(fd, self.on_died, fd, pid, term, q)
+        owner = next((p for p in self.procs.values() if p.id == pid), None)
+        if owner is not None and tree["writer"] in tree["pids"]:
+            owner.term = term
+
+    def on_died(self, fd: int, pid: str, term: int, q: int) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        self.ev("died", proc=pid, term=term, pid=q)
+        tree = self.trees[(pid, term)]
+        tree["pids"].discard(q)
+        owner = next((p for p in self.procs.values() if p.id == pid), None)
+        if q == tree["writer"] and owner is not None and owner.term == term:
+            owner.term = None
+
+    def close_trees(self) -> None:
+        for key, tree in self.trees.items():
+            if tree["pids"]:
+                self.ev("untracked", proc=key[0], term=key[1], pids=sorted(tree["pids"]))
 
     def leaders(self) -> list[Proc]:
         return [p for p in self.procs.values() if p.alive and not p.paused and p.term is not None]
@@ -440,11 +555,19 @@ class Run:
             t0 = self.ev("fault", n=n, kind=kind, target=target.id, secs=dur)["t"]
             target.paused = True
             self.signal_proc(target, signal.SIGSTOP, "pause")
+            if self.run_mode:
+                # The whole candidate freezes, like a stopped VM: `ballot run` and its tree.
+                target.frozen = descendants(target.popen.pid)
+                for q in target.frozen:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(q, signal.SIGSTOP)
             await asyncio.sleep(dur)
             target.paused = False
             heal = self.ev("resume", proc=target.id, pid=target.popen.pid)["t"]
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(target.popen.pid, signal.SIGCONT)
+            for q in [target.popen.pid] + target.frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(q, signal.SIGCONT)
+            target.frozen = []
             rec.update(t0=t0, heal=heal, target=target.id, secs=round(dur, 2))
             desc = f" for {dur:.1f}s"
         elif kind in ("blackhole", "reset") or (kind == "expire" and self.b == "zk"):
@@ -595,12 +718,22 @@ class Run:
             self.ev("stop_all")
             for p in self.procs.values():
                 self.signal_proc(p, signal.SIGCONT, "resume") if p.paused else None
+                for q in p.frozen:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(q, signal.SIGCONT)
                 self.signal_proc(p, signal.SIGTERM, "term")
             for p in self.procs.values():
                 with contextlib.suppress(Exception):
                     await self.reap(p, 8)
             if self.tailer:
                 self.tailer.cancel()
+            if self.run_mode:
+                # The trees of the last `ballot run`s die with them; give their deaths a moment to arrive.
+                for _ in range(100):
+                    if not any(t["pids"] for t in self.trees.values()):
+                        break
+                    await asyncio.sleep(0.05)
+                self.close_trees()
             for pxs in self.proxies.values():
                 for px in pxs:
                     px.close()
@@ -614,7 +747,8 @@ class Run:
         """faults.json: what the checker needs besides the logs (written after every fault)."""
         tmp = os.path.join(self.out, "faults.json.tmp")
         with open(tmp, "w") as f:
-            json.dump({"backend": self.b, "seed": self.args.seed, "tolerance_ms": self.args.tolerance_ms,
+            json.dump({"backend": self.b, "mode": "run" if self.run_mode else "candidate",
+                       "seed": self.args.seed, "tolerance_ms": self.args.tolerance_ms,
                        "bound_ms": self.bound_ms, "ttl_ms": self.ttl_ms, "margin_ms": self.margin_ms,
                        "expiry_ms": self.expiry_ms, "skipped": self.cfg["skipped"], "faults": faults}, f, indent=1)
         os.replace(tmp, os.path.join(self.out, "faults.json"))
@@ -700,6 +834,83 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def cand_of(label: str) -> str:
+    """The candidate of a belief label (run mode labels a tree `<candidate>/t<term>`)."""
+    return label.split("/", 1)[0]
+
+
+def run_intervals(driver: list[dict], end_t: int, tol: int, raw: list, leads: list, violations: list[str],
+                  stats: dict) -> None:
+    """Run mode: each tree of `ballot run` (the writer, its wrapper, the supervisor)
+    counts as a leadership from its hello (just before its first write) to the death
+    of its last process. Also: a `ballot run` that exited (not by SIGKILL) before its
+    tree was gone, and one that left the election by itself, are violations."""
+    died: dict[tuple[str, int], dict[int, int]] = {}
+    for r in driver:
+        if r["ev"] == "died":
+            died.setdefault((r["proc"], r["term"]), {})[r["pid"]] = r["t"]
+    killed = {r["proc"]: r["t"] for r in driver if r["ev"] == "kill"}
+    exited = {r["proc"]: r["t"] for r in driver if r["ev"] in ("exited", "exited_by_itself")}
+    for r in driver:
+        if r["ev"] == "exited_by_itself":
+            stats["exited"] += 1
+            violations.append(f"{r['proc']} (ballot run --requeue) exited by itself with {r['code']} at t={r['t']}")
+    for h in (r for r in driver if r["ev"] == "hello"):
+        key = (h["proc"], h["term"])
+        deaths = died.get(key, {})
+        gone = all(q in deaths for q in h["pids"])
+        end = max(deaths.values()) if gone and deaths else end_t
+        label = f"{h['proc']}/t{h['term']}"
+        raw.append((label, h["term"], h["t"], max(end, h["t"])))
+        leads.append((h["t"], label, h["term"]))
+        stats["trees"] += 1
+        if h["proc"] in killed and gone and killed[h["proc"]] >= h["t"]:
+            stats["kill_to_gone_ms"].append((end - killed[h["proc"]]) / 1e6)
+        ex = exited.get(h["proc"])
+        if h["proc"] not in killed and ex is not None and end > ex + tol:
+            stats["outlived"] += 1
+            alive = sorted(q for q in h["pids"] if deaths.get(q, end_t) > ex + tol)
+            violations.append(f"tree of {label} (pids {alive}) outlived its `ballot run`, which exited at t={ex}")
+
+
+def run_writes(store: list[dict], driver: list[dict], raw: list, meta: dict, tol: int, violations: list[str],
+               stats: dict) -> None:
+    """Run mode: a write (accepted or refused) from a tree while a tree of a higher
+    term had started is a write from a candidate that does not lead. Exempt, and
+    counted: writes of the target of an expire fault until TTL + 1 s after it (the
+    server handed leadership on by itself), writes within the tolerance after the
+    candidate was resumed from SIGSTOP (its first act, before `ballot run` could
+    run), and writes around a wipe of the server's data."""
+    starts = sorted((s, term, cand_of(label)) for label, term, s, _ in raw)
+    exempt = (meta["ttl_ms"] + 1000) * 1_000_000
+    resumes: dict[str, list[int]] = {}
+    for r in driver:
+        if r["ev"] == "resume":
+            resumes.setdefault(r["proc"], []).append(r["t"])
+    wipes = [fl for fl in meta["faults"] if fl.get("wipe") and "t0" in fl]
+    for w in store:
+        if "reset" in w:
+            continue
+        t = w["t"]
+        epoch = max([fl["t0"] for fl in wipes if fl["t0"] <= t] + [0])
+        newer = [(s, term, who) for s, term, who in starts
+                 if epoch <= s < t - tol and term > w["term"] and who != w["id"]]
+        if not newer:
+            continue
+        if any(fl["t0"] <= t <= fl["heal"] + exempt for fl in wipes):
+            continue
+        if any(fl["kind"] == "expire" and fl.get("target") == w["id"] and fl["t0"] <= t <= fl["heal"] + exempt
+               for fl in meta["faults"] if "t0" in fl):
+            continue
+        if any(rt <= t <= rt + tol for rt in resumes.get(w["id"], [])):
+            stats["resumed_writes"] += 1
+            continue
+        stats["late_writes"] += 1
+        s, term, who = newer[-1]
+        violations.append(f"write of {w['id']} term {w['term']} at t={t} ({'accepted' if w['ok'] else 'refused'}) "
+                          f"while {who} led with term {term} since t={s}")
+
+
 def check(out: str) -> dict:
     """Checks one backend run's logs. Returns {violations: [...], stats...}."""
     with open(os.path.join(out, "faults.json")) as f:
@@ -728,9 +939,16 @@ def check(out: str) -> dict:
     for p, t in open_pause.items():
         pauses.setdefault(p, []).append((t, end_t))
     violations: list[str] = []
-    # Belief intervals (raw) per process.
+    run_mode = meta.get("mode") == "run"
+    # Belief intervals (raw) per process. In run mode, per tree: the label is
+    # `<candidate>/t<term>`, and cand_of() gives the candidate back.
     raw: list[tuple[str, int, int, int]] = []  # (proc, term, start, end)
     leads: list[tuple[int, str, int]] = []
+    run_stats = {"trees": 0, "late_writes": 0, "resumed_writes": 0, "outlived": 0, "exited": 0,
+                 "kill_to_gone_ms": [], "handover_gap_ms": []}
+    if run_mode:
+        run_intervals(driver, end_t, tol, raw, leads, violations, run_stats)
+        logs = {}
     for pid, recs in logs.items():
         cur = None
         for r in recs:
@@ -749,7 +967,7 @@ def check(out: str) -> dict:
             raw.append((pid, cur[0], cur[1], max(e, cur[1])))
     eff = []  # effective: a stopped process cannot act
     for pid, term, s, e in raw:
-        for ps, pe in subtract((s, e), pauses.get(pid, [])):
+        for ps, pe in subtract((s, e), pauses.get(cand_of(pid), [])):
             eff.append((pid, term, ps, pe))
     eff.sort(key=lambda x: x[2])
     # Rule 1: no two processes believe they lead at overlapping times.
@@ -770,20 +988,21 @@ def check(out: str) -> dict:
                 # win as soon as it is back, before the old leader's next renewal tells it.
                 wipe_overlaps.append(ov / 1e6)
                 continue
-            if any(fl["kind"] == "expire" and fl.get("target") in (p1, p2) and fl["t0"] <= s2 <= fl["heal"] + exempt
-                   for fl in meta["faults"] if "t0" in fl):
+            if any(fl["kind"] == "expire" and fl.get("target") in (cand_of(p1), cand_of(p2))
+                   and fl["t0"] <= s2 <= fl["heal"] + exempt for fl in meta["faults"] if "t0" in fl):
                 # The server ended the target's session on our request: another candidate
                 # may win at once, before the target can know. Only the fence protects here.
                 expire_overlaps.append(ov / 1e6)
                 continue
             if ov > max_overlap:
                 max_overlap = ov
-                paused = [q for q in (p1, p2) if pauses.get(q)]
+                paused = [q for q in (p1, p2) if pauses.get(cand_of(q))]
                 worst = f"{p1} (term {t1}) / {p2} (term {t2}) at t={s2}" + \
                     (f"; {', '.join(paused)} had been paused" if paused else "")
             if ov > tol:
+                both = "processes of both trees were alive" if run_mode else "both believed they led"
                 violations.append(f"overlap {ov / 1e6:.1f} ms: {p1} (term {t1}) and {p2} (term {t2}) "
-                                  f"both believed they led at t={s2}")
+                                  f"{both} at t={s2}")
     # Rule 2: terms strictly increase over successive leaders; a term has one holder.
     leads.sort()
     max_term, holder = -1, None
@@ -808,7 +1027,7 @@ def check(out: str) -> dict:
     smax = 0
     by_proc: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for pid, term, s, e in raw:
-        by_proc.setdefault((pid, term), []).append((s, e))
+        by_proc.setdefault((cand_of(pid), term), []).append((s, e))
     refused = 0
     for w in store:
         if "reset" in w:
@@ -823,6 +1042,12 @@ def check(out: str) -> dict:
         ivs = by_proc.get((w["id"], w["term"]), [])
         if not any(s <= w["t"] <= e + tol for s, e in ivs):
             violations.append(f"write of {w['id']} term {w['term']} at t={w['t']} outside its belief of leading")
+    if run_mode:
+        run_writes(store, driver, raw, meta, tol, violations, run_stats)
+        # From the death of a tree's last process to the first write of the next tree.
+        trees = sorted(raw, key=lambda x: x[2])
+        for (_, _, _, e1), (_, _, s2, _) in zip(trees, trees[1:]):
+            run_stats["handover_gap_ms"].append((s2 - e1) / 1e6)
     # Rule 5: with auto-requeue on, a candidate stays in the election until it resigns:
     # its handle never goes Idle by itself, and campaign() never fails with SessionLost.
     dropped = 0
@@ -887,7 +1112,8 @@ def check(out: str) -> dict:
             kd["over"] += 1
             violations.append(f"fault {fl['n']} ({fl['kind']}): leader again {took / 1e6:.0f} ms after the fault, "
                               f"{(rec_at - fl['anchor']) / 1e6:.0f} ms after its anchor; bound {meta['bound_ms']} ms")
-    return {"backend": meta["backend"], "violations": violations, "per_kind": per_kind, "refused": refused,
+    return {"backend": meta["backend"], "mode": meta.get("mode", "candidate"), "run": run_stats if run_mode else None,
+            "violations": violations, "per_kind": per_kind, "refused": refused,
             "accepted": sum(1 for w in store if w.get("ok")),
             "wipes": sum(1 for fl in faults if fl.get("wipe")), "max_overlap_ms": max_overlap / 1e6, "worst_overlap": worst,
             "leaderships": len(leads), "expire_overlaps": expire_overlaps,
@@ -898,7 +1124,8 @@ def check(out: str) -> dict:
 def summary(res: dict, wall: float | None = None) -> str:
     lines = []
     b = res["backend"]
-    head = f"== {b}: {res['faults']} faults, {len(res['violations'])} violations"
+    head = f"== {b}{' (run mode)' if res.get('mode') == 'run' else ''}: {res['faults']} faults, " \
+        f"{len(res['violations'])} violations"
     if wall is not None:
         head += f", wall {wall:.0f}s"
     lines.append(head)
@@ -928,6 +1155,19 @@ def summary(res: dict, wall: float | None = None) -> str:
                      f"{res['refused']} stale write(s))")
     if res.get("dropped"):
         lines.append(f"   candidates dropped out of the election (auto-requeue gave up): {res['dropped']}")
+    if res.get("run"):
+        r = res["run"]
+        lines.append(f"   run mode: {r['trees']} process trees of `ballot run`; writes from a tree that did not lead: "
+                     f"{r['late_writes']}; trees that outlived their `ballot run`: {r['outlived']}; `ballot run` "
+                     f"exits by itself: {r['exited']}; writes within the tolerance after a SIGCONT: "
+                     f"{r['resumed_writes']}")
+        k, g = r["kill_to_gone_ms"], r["handover_gap_ms"]
+        if k:
+            lines.append(f"   SIGKILL of `ballot run` -> its whole tree gone: p50 {pct(k, 0.5):.1f} ms, max {max(k):.1f} ms "
+                         f"({len(k)} kills)")
+        if g:
+            lines.append(f"   a tree's last death -> the next tree's first write: min {min(g):.1f} ms, "
+                         f"p50 {pct(g, 0.5):.1f} ms (negative: they overlapped)")
     for v in res["violations"][:20]:
         lines.append(f"   VIOLATION: {v}")
     if len(res["violations"]) > 20:
@@ -979,10 +1219,43 @@ def selftest() -> int:
         ("dropped", dict(b_start=1200 * ms, b_term=7, a_writes_late=False, dropped=True), ["dropped out"]),
         ("slow failover", dict(b_start=3500 * ms, b_term=7, a_writes_late=False), ["bound"]),
     ]
+    def run_history(d: str, a_dead: int, b_start: int, a_writes_late: bool = False, b_dead: int = 5000 * ms) -> None:
+        # Run mode: c0.0's tree (term 5) from 10 ms; its `ballot run` is SIGKILLed at
+        # 1000 ms and the supervisor kills the tree by a_dead; c1.0's tree (term 7)
+        # from b_start; c1.0 gets SIGTERM at 4990 ms and exits at 5001 ms.
+        write(d, "driver.jsonl", [
+            {"t": 10 * ms, "ev": "hello", "proc": "c0.0", "term": 5, "pids": [100, 101, 102]},
+            {"t": 1000 * ms, "ev": "fault", "n": 1, "kind": "kill"},
+            {"t": 1000 * ms, "ev": "kill", "proc": "c0.0"},
+            *[{"t": a_dead, "ev": "died", "proc": "c0.0", "term": 5, "pid": q} for q in (100, 101, 102)],
+            {"t": b_start, "ev": "hello", "proc": "c1.0", "term": 7, "pids": [200, 201, 202]},
+            {"t": 4990 * ms, "ev": "stop_all"}, {"t": 4990 * ms, "ev": "term", "proc": "c1.0"},
+            *[{"t": b_dead, "ev": "died", "proc": "c1.0", "term": 7, "pid": q} for q in (200, 201, 202)],
+            {"t": 5001 * ms, "ev": "exited", "proc": "c1.0", "code": 143},
+            {"t": max(b_dead, 5001 * ms) + ms, "ev": "end"}])
+        st = [{"t": 500 * ms, "id": "c0.0", "term": 5, "seq": 1, "ok": True},
+              {"t": 2000 * ms, "id": "c1.0", "term": 7, "seq": 1, "ok": True}]
+        if a_writes_late:
+            st.append({"t": 1500 * ms, "id": "c0.0", "term": 5, "seq": 2, "ok": False})
+        write(d, "store.jsonl", sorted(st, key=lambda r: r["t"]))
+        faults = [{"n": 1, "kind": "kill", "t0": 1000 * ms, "heal": 1000 * ms, "anchor": 1000 * ms,
+                   "target": "c0.0"}]
+        with open(os.path.join(d, "faults.json"), "w") as f:
+            json.dump({"backend": "selftest", "mode": "run", "seed": 0, "tolerance_ms": 100, "bound_ms": 2000,
+                       "ttl_ms": 1000, "margin_ms": 200, "expiry_ms": 1000, "skipped": {}, "faults": faults}, f)
+
+    run_cases = [
+        ("run: clean", dict(a_dead=1050 * ms, b_start=1200 * ms), []),
+        ("run: tree outlives the leadership", dict(a_dead=1600 * ms, b_start=1200 * ms), ["trees were alive"]),
+        ("run: write from a tree that does not lead", dict(a_dead=1600 * ms, b_start=1200 * ms, a_writes_late=True),
+         ["trees were alive", "while c1.0 led"]),
+        ("run: tree outlives its ballot run", dict(a_dead=1050 * ms, b_start=1200 * ms, b_dead=5500 * ms),
+         ["outlived its `ballot run`"]),
+    ]
     bad = 0
-    for name, kw, expect in cases:
+    for name, kw, expect in cases + run_cases:
         with tempfile.TemporaryDirectory(prefix="ballot-chaos-selftest-") as d:
-            history(d, **kw)
+            (run_history if name.startswith("run:") else history)(d, **kw)
             got = check(d)["violations"]
             ok = all(any(e in v for v in got) for e in expect) and (expect or not got)
             bad += not ok
@@ -1001,7 +1274,7 @@ def cmd_run(args) -> int:
     base = args.out or tempfile.mkdtemp(prefix="ballot-chaos-")
     os.makedirs(base, exist_ok=True)
     say(f"chaos: seed {args.seed} (replay with --seed {args.seed}), {n_faults} faults per backend, "
-        f"backends {' '.join(args.backend)}, logs in {base}")
+        f"backends {' '.join(args.backend)}, {args.mode} mode, logs in {base}")
     servers = Servers(base)
     results = []
     bad = False
@@ -1063,6 +1336,10 @@ def main() -> int:
     p.add_argument("--faults", nargs="+", metavar="KIND", help="draw only these fault kinds")
     p.add_argument("--unsafe", action="store_true",
                    help="deliberately unsafe candidates that ignore Suspended and Lost (the checker must catch them)")
+    p.add_argument("--mode", choices=["candidate", "run"], default="candidate",
+                   help="candidate: ballot-chaos processes (default); run: `ballot run` processes whose command "
+                        "forks the writer (needs --ballot)")
+    p.add_argument("--ballot", help="the `ballot` CLI binary (run mode)")
     p.add_argument("--out", help="log directory (default: a new temporary one)")
     p.add_argument("--slack", type=float, default=3.0, help="seconds added to the failover bound")
     p.add_argument("--tolerance-ms", type=float, default=100.0,
@@ -1076,6 +1353,8 @@ def main() -> int:
     args = ap.parse_args()
     if getattr(args, "candidates", 5) < 5:
         ap.error("--candidates must be at least 5")
+    if getattr(args, "mode", None) == "run" and (not args.ballot or args.unsafe):
+        ap.error("--mode run needs --ballot PATH, and has no --unsafe")
     return args.func(args)
 
 

@@ -17,6 +17,14 @@
 //!
 //! The process stops by itself: on SIGTERM/SIGINT (it resigns first), after
 //! `--max-secs`, and when its parent dies (`PR_SET_PDEATHSIG`).
+//!
+//! `ballot-chaos writer` is the leader work of the suite's `run` mode instead, in
+//! which each candidate is a `ballot run` process: started (through a shell
+//! wrapper) as the command of `ballot run`, it writes `W <id> $BALLOT_TERM <seq>`
+//! to the fenced store every tick until it is killed. It believes nothing and
+//! checks nothing: stopping it in time is `ballot run`'s job. Its first line to the
+//! store, `H <id> <term> <pid>...`, names its process and its ancestors up to
+//! `ballot run` (the wrapper, the supervisor), whose deaths the driver watches.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -395,7 +403,90 @@ async fn run(args: Args, mut log: Log) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `(ppid, command line)` of `pid`, from `/proc`.
+fn parent_and_cmdline(pid: u32) -> Option<(u32, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    Some((ppid, args))
+}
+
+/// This process and its ancestors below `ballot run` (its first ancestor whose
+/// command line has `run` as the first argument after the options).
+fn tree_pids() -> Vec<u32> {
+    let mut pids = vec![std::process::id()];
+    let mut pid = std::process::id();
+    for _ in 0..8 {
+        let Some((ppid, _)) = parent_and_cmdline(pid) else { break };
+        let Some((_, args)) = parent_and_cmdline(ppid) else { break };
+        if ppid <= 1 || args.iter().any(|a| a == "run") && !args.iter().any(|a| a == "__supervise") {
+            break;
+        }
+        pids.push(ppid);
+        pid = ppid;
+    }
+    pids
+}
+
+/// `ballot-chaos writer --store ADDR --id ID [--tick-ms N]`: see the crate docs.
+fn writer(args: &[String]) -> ExitCode {
+    use std::io::{BufRead, BufReader};
+    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let (Some(store), Some(id)) = (opt("--store"), opt("--id")) else {
+        eprintln!("ballot-chaos writer: --store and --id are required");
+        return ExitCode::FAILURE;
+    };
+    let tick = Duration::from_millis(opt("--tick-ms").and_then(|t| t.parse().ok()).unwrap_or(20));
+    let Some(term) = std::env::var("BALLOT_TERM").ok().and_then(|t| t.parse::<u64>().ok()) else {
+        eprintln!("ballot-chaos writer: BALLOT_TERM is not set (it runs under `ballot run`)");
+        return ExitCode::FAILURE;
+    };
+    let pids: Vec<String> = tree_pids().iter().map(u32::to_string).collect();
+    let hello = format!("H {id} {term} {}\n", pids.join(" "));
+    // One line out, one answer back.
+    fn exchange(w: &mut std::net::TcpStream, r: &mut BufReader<std::net::TcpStream>, msg: &str) -> std::io::Result<()> {
+        w.write_all(msg.as_bytes())?;
+        let mut answer = String::new();
+        if r.read_line(&mut answer)? == 0 {
+            return Err(std::io::Error::other("store closed the connection"));
+        }
+        Ok(())
+    }
+    let mut seq = 0u64;
+    loop {
+        let opened = std::net::TcpStream::connect(&store).and_then(|s| {
+            s.set_nodelay(true)?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let r = BufReader::new(s.try_clone()?);
+            Ok((s, r))
+        });
+        let Ok((mut w, mut r)) = opened else {
+            std::thread::sleep(tick);
+            continue;
+        };
+        // Every connection starts with the hello, so the driver knows the tree.
+        if exchange(&mut w, &mut r, &hello).is_err() {
+            std::thread::sleep(tick);
+            continue;
+        }
+        loop {
+            seq += 1;
+            if exchange(&mut w, &mut r, &format!("W {id} {term} {seq}\n")).is_err() {
+                break;
+            }
+            std::thread::sleep(tick);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).is_some_and(|a| a == "writer") {
+        // No PR_SET_PDEATHSIG here: whether this process outlives its leadership is
+        // what the run mode checks.
+        return writer(&argv[2..]);
+    }
     let args = Args::parse();
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };

@@ -1,0 +1,372 @@
+//! `ballot run` against the real etcd that `tests/run.sh` starts: its command's
+//! whole tree is gone before another candidate can win, also when `ballot run` is
+//! SIGKILLed, when the command ignores SIGTERM and the lease is revoked or runs out,
+//! and it is paused while leadership is suspended.
+//!
+//! The tests freeze the etcd server (SIGSTOP) in turn, so they run one at a time.
+#![cfg(feature = "etcd")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ballot");
+const LIVE: Duration = Duration::from_secs(20);
+
+/// One test at a time: a frozen server would disturb the others.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env"
+        )
+    })
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos())
+}
+
+/// A child process whose stdout or stderr lines arrive on a channel; killed when dropped.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(what: &str, cmd: &mut Command, stderr: bool) -> Proc {
+        cmd.env_remove("BALLOT_BACKEND");
+        let mut child = if stderr {
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+        };
+        let out: Box<dyn std::io::Read + Send> =
+            if stderr { Box::new(child.stderr.take().unwrap()) } else { Box::new(child.stdout.take().unwrap()) };
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Proc { child, lines, what: what.to_string() }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Reads lines until one contains `text`, within `LIVE`.
+    fn until(&self, text: &str) -> String {
+        let end = Instant::now() + LIVE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("{}: no line with {text:?} within {LIVE:?}", self.what),
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child we own.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the exit, within `limit`.
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{}: did not exit within {limit:?}", self.what);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SIGKILLs the given processes when dropped, so that a failed test leaves nothing.
+struct KillOnDrop(Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            if alive(p) {
+                // SAFETY: kill(2); these are processes this test started.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn ballot(url: &str) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--backend", url]);
+    c
+}
+
+/// The state letter of `pid`, None once it is gone from /proc.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Whether `pid` runs (a zombie, dead but not yet reaped, does not).
+fn alive(pid: i32) -> bool {
+    state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+/// The live descendants of `root` as (pid, command name).
+fn tree(root: i32) -> Vec<(i32, String)> {
+    let mut procs = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some((head, rest))) = (stat.find(" ("), stat.rsplit_once(") ")) else { continue };
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f[0] != "Z" && f[0] != "X" {
+            procs.push((pid, f[1].parse::<i32>().unwrap(), head[open + 2..].to_string()));
+        }
+    }
+    let mut out = Vec::new();
+    let mut parents = vec![root];
+    while let Some(p) = parents.pop() {
+        for (pid, ppid, comm) in &procs {
+            if *ppid == p {
+                out.push((*pid, comm.clone()));
+                parents.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+/// The command's processes under `ballot run` (`run`), once `n` sleeps run: the
+/// supervisor first, then the command's tree.
+fn command_tree(run: &Proc, n: usize) -> Vec<(i32, String)> {
+    let end = Instant::now() + LIVE;
+    loop {
+        let t = tree(run.pid());
+        if t.iter().filter(|(_, c)| c == "sleep").count() >= n {
+            return t;
+        }
+        assert!(Instant::now() < end, "{}: the command did not start: {t:?}", run.what);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < end, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Freezes the etcd server (SIGSTOP) until dropped (SIGCONT), also when the test fails.
+struct Frozen(i32);
+
+impl Frozen {
+    fn new() -> Frozen {
+        let pid: i32 = env("BALLOT_TEST_ETCD_PID").parse().unwrap();
+        // SAFETY: kill(2) on the server the harness started for these tests.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// issue 14: a SIGKILLed `ballot run` left its command's grandchildren running.
+#[test]
+fn sigkill_of_run_leaves_no_descendant_before_the_next_leader() {
+    let _serial = serial();
+    let url = format!("{}?ttl=2s", env("BALLOT_TEST_ETCD"));
+    let name = unique("run-kill");
+    let a = Proc::spawn(
+        "ballot run",
+        ballot(&url).args(["run", &name, "--", "sh", "-c", "sleep 1000 & sleep 1000; :"]),
+        true,
+    );
+    let t = command_tree(&a, 2);
+    let pids: Vec<i32> = t.iter().map(|(p, _)| *p).collect();
+    let _cleanup = KillOnDrop(pids.clone());
+    let b = Proc::spawn("ballot campaign b", ballot(&url).args(["campaign", &name, "b"]), false);
+    b.until("campaigning");
+    a.signal(libc::SIGKILL);
+    b.until("elected");
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "b was elected while {left:?} of {t:?} ran");
+}
+
+/// issue 14: `--grace` (10 s by default) ran past the moment the server could let
+/// another candidate win. A command that ignores SIGTERM must be SIGKILLed when the
+/// lease is revoked (the record is gone: at once), not after the grace.
+#[test]
+fn a_command_ignoring_sigterm_is_killed_at_once_when_the_lease_is_revoked() {
+    let _serial = serial();
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let name = unique("run-revoke");
+    let script = "trap '' TERM; sleep 1000 & sleep 1000; :";
+    let mut a =
+        Proc::spawn("ballot run", ballot(&url).args(["run", &name, "--grace", "600s", "--", "sh", "-c", script]), true);
+    let elected = a.until("elected");
+    let key = elected.split("key=").nth(1).unwrap().split(';').next().unwrap().to_string();
+    let lease = key.rsplit('/').next().unwrap();
+    let t = command_tree(&a, 2);
+    let pids: Vec<i32> = t.iter().map(|(p, _)| *p).collect();
+    let _cleanup = KillOnDrop(pids.clone());
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={eps}"))
+        .args(["lease", "revoke", lease])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdctl lease revoke {lease}: {}", String::from_utf8_lossy(&out.stderr));
+    let revoked = Instant::now();
+    let lost = a.until("leadership lost");
+    // A liveness bound far below the 600 s grace.
+    assert_eq!(a.wait(Duration::from_secs(10)).code(), Some(4), "exit 4: lost");
+    eprintln!("{lost}\nthe tree was gone {:?} after the revoke", revoked.elapsed());
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "{left:?} of {t:?} outlived `ballot run`");
+}
+
+/// The same command under a session that runs out (the server frozen past the
+/// TTL): SIGKILL comes within the safety margin after `Lost`, before the server can
+/// expire the lease, and the next leader is elected only after the tree is gone.
+#[test]
+fn a_command_ignoring_sigterm_is_killed_before_the_lease_can_expire() {
+    let _serial = serial();
+    let url = format!("{}?ttl=3s", env("BALLOT_TEST_ETCD"));
+    let name = unique("run-expire");
+    let script = "trap '' TERM; sleep 1000 & sleep 1000; :";
+    let mut a =
+        Proc::spawn("ballot run", ballot(&url).args(["run", &name, "--grace", "600s", "--", "sh", "-c", script]), true);
+    let t = command_tree(&a, 2);
+    let pids: Vec<i32> = t.iter().map(|(p, _)| *p).collect();
+    let _cleanup = KillOnDrop(pids.clone());
+    let b = Proc::spawn("ballot campaign b", ballot(&url).args(["campaign", &name, "b"]), false);
+    b.until("campaigning");
+    let frozen = Frozen::new();
+    let lost = a.until("leadership lost");
+    // A liveness bound far below the 600 s grace.
+    assert_eq!(a.wait(Duration::from_secs(10)).code(), Some(4));
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "{left:?} of {t:?} outlived `ballot run`");
+    let ms: Option<u64> =
+        lost.split("SIGKILL in ").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok());
+    assert!(ms.is_some_and(|ms| ms <= 600), "SIGKILL within the margin (600 ms): {lost}");
+    drop(frozen);
+    b.until("elected");
+}
+
+/// issue 14: a suspended leader must not act. By default the command's tree is
+/// stopped (SIGSTOP) on `Suspended` and continued on `Reconnected`; with
+/// `--on-suspend keep` it runs on.
+#[test]
+fn suspended_leadership_pauses_the_command_until_reconnected() {
+    let _serial = serial();
+    // A long TTL leaves time between Suspended (TTL/2) and Lost (TTL - margin).
+    let url = format!("{}?ttl=8s", env("BALLOT_TEST_ETCD"));
+    let script = "sleep 1000 & sleep 1000; :";
+    let (n1, n2) = (unique("run-stop"), unique("run-keep"));
+    let mut stop = Proc::spawn("ballot run", ballot(&url).args(["run", &n1, "--", "sh", "-c", script]), true);
+    let mut keep = Proc::spawn(
+        "ballot run --on-suspend keep",
+        ballot(&url).args(["run", &n2, "--on-suspend", "keep", "--", "sh", "-c", script]),
+        true,
+    );
+    // The command's processes, without the supervisor (the first).
+    let stop_cmd: Vec<i32> = command_tree(&stop, 2).iter().skip(1).map(|(p, _)| *p).collect();
+    let keep_cmd: Vec<i32> = command_tree(&keep, 2).iter().skip(1).map(|(p, _)| *p).collect();
+    let _cleanup = KillOnDrop(stop_cmd.iter().chain(&keep_cmd).copied().collect());
+    let frozen = Frozen::new();
+    stop.until("pausing the command");
+    keep.until("the command keeps running");
+    wait_for("the command's tree is stopped", Duration::from_secs(2), || {
+        stop_cmd.iter().all(|&p| state(p) == Some('T'))
+    });
+    assert!(keep_cmd.iter().all(|&p| state(p) != Some('T')), "--on-suspend keep: {keep_cmd:?}");
+    drop(frozen);
+    stop.until("resuming the command");
+    wait_for("the command's tree runs again", Duration::from_secs(2), || {
+        stop_cmd.iter().all(|&p| state(p).is_some_and(|s| s != 'T'))
+    });
+    stop.signal(libc::SIGTERM);
+    keep.signal(libc::SIGTERM);
+    assert_eq!(stop.wait(LIVE).code(), Some(128 + libc::SIGTERM));
+    assert_eq!(keep.wait(LIVE).code(), Some(128 + libc::SIGTERM));
+    assert!(stop_cmd.iter().chain(&keep_cmd).all(|&p| !alive(p)));
+}
+
+/// `--requeue` keeps a waiting `ballot run` in the election when its session is
+/// lost under it (the lease revoked): it exited with `session_lost` before.
+#[test]
+fn requeue_campaigns_again_when_the_session_is_lost_while_waiting() {
+    let _serial = serial();
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let name = unique("run-requeue");
+    let dir = std::env::temp_dir().join(unique("ballot-run-requeue"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = dir.join("started");
+    let a = Proc::spawn("ballot campaign a", ballot(&url).args(["campaign", &name, "a"]), false);
+    a.until("elected");
+    let script = format!("echo $BALLOT_TERM > {}; exec sleep 1000", started.display());
+    let mut b = Proc::spawn(
+        "ballot run --requeue",
+        ballot(&url).args(["run", &name, "--requeue", "--", "sh", "-c", &script]),
+        true,
+    );
+    let etcdctl = |args: &[&str]| {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={eps}"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let prefix = format!("{name}/");
+    let mut keys = Vec::new();
+    wait_for("b queues", LIVE, || {
+        keys = etcdctl(&["get", &prefix, "--prefix", "--keys-only", "--sort-by=CREATE"])
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        keys.len() == 2
+    });
+    let b_lease = keys[1].rsplit('/').next().unwrap().to_string();
+    etcdctl(&["lease", "revoke", &b_lease]);
+    b.until("campaigning again");
+    a.signal(libc::SIGTERM);
+    wait_for("b's command starts", LIVE, || started.exists());
+    b.signal(libc::SIGTERM);
+    assert_eq!(b.wait(LIVE).code(), Some(128 + libc::SIGTERM));
+    let _ = std::fs::remove_dir_all(dir);
+}
