@@ -101,7 +101,11 @@ export interface ElectionEvents {
   error: [error: BallotError]
 }
 
-/** One participant in an election, and an EventEmitter of ElectionEvents. */
+/**
+ * One participant in an election, and an EventEmitter of ElectionEvents. While it
+ * campaigns or leads it stays alive without any reference to it, until it resigns,
+ * ends or is closed, or its client is closed: garbage collection never resigns it.
+ */
 export declare class Election extends EventEmitter<ElectionEvents> {
   private constructor()
   readonly name: string

@@ -13,6 +13,19 @@ const ERROR_CODES = Object.freeze(native.errorCodes())
 /** The event names an Election emits. */
 const EVENTS = new Set(['elected', 'lost', 'leader', 'suspended', 'reconnected', 'resigned', 'ended', 'error'])
 
+/** The states in which an election wants to lead. */
+const ACTIVE = new Set(['campaigning', 'leader', 'suspended'])
+
+/**
+ * Elections that campaign or lead. Collecting an election resigns it (its native
+ * finalizer drops the handle), silently, and an election without listeners may be
+ * referenced by nothing else: this set keeps each one reachable until it resigns,
+ * ends or is closed, or its client is closed. Module-level, so that a client that is
+ * itself unreachable does not take its leading elections with it. It holds no
+ * handle of the event loop: it never keeps the process alive.
+ */
+const HELD = new Set()
+
 /**
  * The one error class of the package. `code` is stable: `BALLOT_` and the core
  * ErrorKind in capitals (see ERROR_CODES).
@@ -177,11 +190,15 @@ class Client {
  * Events are delivered in order on the JavaScript thread. A listener that throws
  * is reported through 'error' (or, without an 'error' listener, as a process
  * warning); it never crashes the process.
+ *
+ * While it campaigns or leads, an election stays alive without any reference to it
+ * (see HELD) until it resigns, ends or is closed, or its client is closed.
  */
 class Election extends EventEmitter {
   #inner
   #sub = null
   #released = false
+  #campaigns = 0
 
   /** @internal use client.election() */
   constructor(inner) {
@@ -221,6 +238,8 @@ class Election extends EventEmitter {
     const token = signal ? new native.CancelToken() : undefined
     const onAbort = () => token.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
+    this.#hold()
+    this.#campaigns += 1
     try {
       const lead = await call(() => this.#inner.campaign(buf, timeoutMs, token))
       if (signal?.aborted) {
@@ -234,6 +253,8 @@ class Election extends EventEmitter {
       if (err.code === 'BALLOT_CANCELLED' && signal?.aborted && err.cause === undefined) throw aborted()
       throw err
     } finally {
+      this.#campaigns -= 1
+      this.#settle()
       signal?.removeEventListener('abort', onAbort)
     }
   }
@@ -246,7 +267,11 @@ class Election extends EventEmitter {
 
   /** Gives up leadership, or withdraws a waiting candidate. */
   async resign() {
-    return call(() => this.#inner.resign())
+    try {
+      return await call(() => this.#inner.resign())
+    } finally {
+      this.#settle()
+    }
   }
 
   /** The current leader ({ value: Buffer, term: bigint, key }) or null. */
@@ -256,7 +281,11 @@ class Election extends EventEmitter {
 
   /** Ends the election for every participant: each gets 'ended'. */
   async end() {
-    return call(() => this.#inner.end())
+    try {
+      return await call(() => this.#inner.end())
+    } finally {
+      this.#settle()
+    }
   }
 
   /** Closes this handle (withdraws or resigns). Idempotent. */
@@ -289,6 +318,22 @@ class Election extends EventEmitter {
         return { done: true, value: undefined }
       },
     }
+  }
+
+  /** Keeps this election reachable while it campaigns or leads (see HELD). */
+  #hold() {
+    if (this.#released) return
+    // Elections that stopped wanting to lead without a call here (a loss without
+    // requeue, an end seen by no listener) are let go as later campaigns come.
+    for (const e of HELD) {
+      if (e !== this) e.#settle()
+    }
+    HELD.add(this)
+  }
+
+  /** Lets this election go once it neither campaigns nor leads. */
+  #settle() {
+    if (this.#campaigns === 0 && !ACTIVE.has(this.#inner.state)) HELD.delete(this)
   }
 
   #subscribe() {
@@ -337,9 +382,10 @@ class Election extends EventEmitter {
     })
   }
 
-  /** @internal stops the event subscription (after close or 'ended'). */
+  /** @internal stops the event subscription and lets the election go (after close or 'ended'). */
   _release() {
     this.#released = true
+    HELD.delete(this)
     this.#sub?.close()
     this.#sub = null
   }

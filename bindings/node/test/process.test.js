@@ -13,8 +13,8 @@ const { backends, uniqueName, within } = require('../testlib/helpers')
 const FIXTURES = path.join(__dirname, '..', 'testlib')
 
 /** Starts a fixture; `lines` yields its stdout lines parsed as JSON. */
-function start(fixture, args) {
-  const child = spawn(process.execPath, [path.join(FIXTURES, fixture), ...args], {
+function start(fixture, args, nodeFlags = []) {
+  const child = spawn(process.execPath, [...nodeFlags, path.join(FIXTURES, fixture), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
@@ -110,6 +110,23 @@ for (const backend of backends()) {
         }
       })
     }
+
+    it('an election nobody references is not garbage-collected while it leads', { timeout: LIMIT }, async () => {
+      const name = uniqueName('gc')
+      const p = start('gc-leader.js', [backend.url, name, String(backend.ttlMs)], ['--expose-gc'])
+      try {
+        const report = await p.nextJson(LIMIT)
+        assert.equal(report.controlCollected, true, 'the collections ran')
+        assert.equal(report.electionCollected, false, 'the leading election was collected')
+        assert.deepEqual(report.leader, { value: 'forgotten', term: report.term }, 'it still leads')
+        assert.equal(report.resignedCollected, true, 'an election that resigned is let go')
+        assert.equal(report.collectedAfterClose, true, 'client.close() lets the election go')
+        const exit = await within(p.exited, 5000, 'the exit after close()')
+        assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, p.stderr())
+      } finally {
+        p.child.kill('SIGKILL')
+      }
+    })
 
     it('a process exits by itself after client.close()', { timeout: LIMIT }, async () => {
       const name = uniqueName('exit')

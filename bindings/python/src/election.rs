@@ -399,7 +399,10 @@ impl Election {
         Ok(Subscription { slot: Owned::new(slot, self.guard) })
     }
 
-    /// `campaign()` for asyncio. Cancelling the task withdraws the candidate.
+    /// `campaign()` for asyncio. Cancelling the task withdraws the candidate, and
+    /// resigns if the campaign had won: a win that the awaiting code never
+    /// received (the cancel crossed it, or the awaitable was dropped unawaited) is
+    /// given back, in the background.
     #[pyo3(signature = (value, timeout=None))]
     fn campaign_async<'py>(
         &self,
@@ -412,7 +415,7 @@ impl Election {
         let t = crate::convert::timeout(py, "timeout", timeout)?;
         let e = self.inner.as_async().clone();
         let guard = self.guard;
-        crate::aio::future_into_py(py, async move {
+        let aw = crate::aio::future_into_awaitable(py, move |handover| async move {
             let r = match t {
                 None => e.campaign(v).await,
                 Some(t) => match tokio::time::timeout(t, e.campaign(v)).await {
@@ -420,8 +423,20 @@ impl Election {
                     Err(_) => Err(Error::new(ErrorKind::Timeout, format!("the campaign did not win within {t:?}"))),
                 },
             };
-            Ok(Leadership { inner: Owned::new(async_check(r)?, guard) })
-        })
+            let lead = async_check(r)?;
+            // Owned: a forked child that drops the undo must not close the parent's handle.
+            let undo = Owned::new(e, guard);
+            handover.ready(move || {
+                if undo.guard().is_own_process() {
+                    // Not leading any more (lost, ended, closed): nothing to give back.
+                    crate::aio::spawn_detached(async move {
+                        let _ = undo.resign().await;
+                    });
+                }
+            });
+            Ok(Leadership { inner: Owned::new(lead, guard) })
+        })?;
+        Ok(aw.into_any())
     }
 
     /// `proclaim()` for asyncio.

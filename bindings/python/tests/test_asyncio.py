@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Optional
 
 import pytest
@@ -91,6 +92,115 @@ async def test_cancelling_campaign_async_withdraws(backend: str, name: str) -> N
         await holder.resign_async()
         await asyncio.sleep(0.5)
         assert await holder.leader_async() is None, "the cancelled candidate left an entry"
+    finally:
+        await client.close_async()
+
+
+async def assert_no_leader_left(client: ballot.Client, backend: str, name: str, e: ballot.Election) -> None:
+    """A rival wins at once: the cancelled candidate `e` left no leader behind."""
+    rival = client.election(name)
+    try:
+        await rival.campaign_async(b"rival", timeout=ttl_for(backend) + 5)
+    except ballot.TimeoutError:
+        leader = await rival.leader_async()
+        pytest.fail(f"the cancelled campaign still leads: {leader}, state {e.state}")
+    assert e.state == "idle", e.state
+    await rival.resign_async()
+
+
+@pytest.mark.asyncio
+async def test_campaign_async_result_thrown_away_by_cancel_resigns(backend: str, name: str) -> None:
+    # What a Task does when cancel() comes after the win reached the future but
+    # before the task resumed: it throws CancelledError into the coroutine instead
+    # of handing it the result. Driven by hand here, so the order is certain.
+    client = await aconnect(backend)
+    try:
+        e = client.election(name)
+        it = e.campaign_async(b"cancelled").__await__()
+        fut = next(it)  # the asyncio future the awaiting task would wait on
+        for _ in range(1000):
+            if fut.done():
+                break
+            await asyncio.sleep(0.01)
+        assert fut.done() and not fut.cancelled() and fut.exception() is None
+        with pytest.raises(asyncio.CancelledError):
+            it.throw(asyncio.CancelledError())
+        await assert_no_leader_left(client, backend, name, e)
+    finally:
+        await client.close_async()
+
+
+@pytest.mark.asyncio
+async def test_campaign_async_cancelled_before_the_win_is_delivered_resigns(backend: str, name: str) -> None:
+    # The cancel reaches the future after the win on the Rust side but before the
+    # result reached the event loop, which is held up here until the win, so the
+    # bridge finds its future cancelled when it delivers.
+    client = await aconnect(backend)
+    try:
+        e = client.election(name)
+        it = e.campaign_async(b"cancelled").__await__()
+        fut = next(it)
+        deadline = time.monotonic() + 30
+        while e.state != "leader" and time.monotonic() < deadline:
+            time.sleep(0.001)  # blocks the event loop on purpose
+        assert e.state == "leader" and not fut.done()
+        fut.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            it.throw(asyncio.CancelledError())
+        await assert_no_leader_left(client, backend, name, e)
+    finally:
+        await client.close_async()
+
+
+# Attempts per run: which of the two crossings (the cancel reaching the bridge
+# before or after it hands the win over) an attempt hits is up to the threads.
+CANCEL_AT_WIN_ATTEMPTS = 30
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("when", ["with_the_win", "after_the_win"])
+async def test_campaign_async_cancelled_as_it_wins_resigns(backend: str, name: str, when: str) -> None:
+    # The task is cancelled from the 'elected' event, so the cancel crosses the win:
+    # "with_the_win" cancels as soon as the loop hears of it (mostly before the
+    # result reaches the loop), "after_the_win" queues the cancel behind whatever
+    # the loop has queued by then (mostly after the result reached the future but
+    # before the task resumed). Either way the win is never seen by the caller, so
+    # the candidate must resign: a rival then wins at once.
+    client = await aconnect(backend)
+    loop = asyncio.get_running_loop()
+    outcomes = {"cancelled": 0, "won": 0}
+    try:
+        for i in range(CANCEL_AT_WIN_ATTEMPTS):
+            e = client.election(f"{name}/{i}")
+            task: Optional[asyncio.Task[ballot.Leadership]] = None
+
+            def cancel() -> None:
+                assert task is not None
+                if when == "with_the_win":
+                    task.cancel()
+                else:
+                    loop.call_soon(task.cancel)
+
+            def on_event(ev: ballot.Event) -> None:
+                if ev.kind == "elected":
+                    loop.call_soon_threadsafe(cancel)
+
+            sub = e.on_event(on_event)
+
+            async def campaign(e: ballot.Election = e) -> ballot.Leadership:
+                return await e.campaign_async(b"cancelled")
+
+            task = loop.create_task(campaign())
+            try:
+                await task
+                # The win reached the caller before the cancel did: it leads, as asked.
+                outcomes["won"] += 1
+                await e.resign_async()
+            except asyncio.CancelledError:
+                outcomes["cancelled"] += 1
+            sub.cancel()
+            await assert_no_leader_left(client, backend, f"{name}/{i}", e)
+        assert outcomes["cancelled"] > 0, f"no cancel crossed a win: {outcomes}"
     finally:
         await client.close_async()
 

@@ -218,7 +218,8 @@ class Election:
         Exceptions from the callback go to ``sys.unraisablehook``."""
 
     def campaign_async(self, value: Value, timeout: Optional[float] = None) -> Awaitable[Leadership]:
-        """``campaign()`` for asyncio; cancelling the task withdraws the candidate."""
+        """``campaign()`` for asyncio; cancelling the task withdraws the candidate, resigning if
+        it had won: a win that the awaiting code never received is given back."""
 
     def leadership_async(self, value: Value, timeout: Optional[float] = None) -> AsyncLeadershipContext:
         """``async with e.leadership_async(value) as lead:`` campaigns on enter and resigns on exit."""
