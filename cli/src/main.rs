@@ -57,15 +57,12 @@ When the command must stop:
   it exited               the rest of its tree: SIGTERM, SIGKILL after --grace;
                           then resign and exit with its status (--requeue: again)
   SIGINT or SIGTERM       the same, then resign; a second signal: SIGKILL at once
-  lost (session_lost)     SIGTERM, then SIGKILL after --grace but never later than
-                          the moment the server could let another candidate win
-                          (the rest of the TTL after the last acknowledged
-                          keepalive: the safety margin when the loss was found by
-                          the local deadline, nothing when the server ended it)
-  lost (deleted, not_owner), ended
-                          SIGKILL at once: another candidate may lead already
+  lost, ended             SIGKILL at once, whatever --grace says: at a loss the
+                          library withdraws this candidate's record, so another
+                          candidate may win as soon as the server hears of it
   suspended               --on-suspend stop (default): SIGSTOP to the tree, SIGCONT
-                          when leadership is confirmed again; keep: it runs on
+                          when leadership is confirmed again (SIGKILL if it is
+                          lost instead); keep: it runs on
   `ballot run` is killed  (even by SIGKILL) the supervisor SIGKILLs the tree. On
                           the local backend it holds the leader lock until the
                           tree is gone, so no other candidate is elected before;
@@ -119,9 +116,9 @@ enum Command {
         /// Value to campaign with (default: <hostname>:<pid>).
         #[arg(long)]
         value: Option<String>,
-        /// Longest time between SIGTERM and SIGKILL when the command must stop
-        /// (ms, s or m). After a loss of leadership SIGKILL comes earlier when the
-        /// server could let another candidate win sooner.
+        /// Time between SIGTERM and SIGKILL when the command must stop because it
+        /// exited (what it left behind) or `ballot run` was told to stop (ms, s or
+        /// m). Not after a loss of leadership: then SIGKILL comes at once.
         #[arg(long, default_value = "10s", value_name = "DURATION")]
         grace: String,
         /// What to do with the command while leadership is suspended: `stop`

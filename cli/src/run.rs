@@ -17,7 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use ballot::{Client, ErrorKind, Event, Events, Leadership, LostReason};
+use ballot::{Client, ErrorKind, Event, Events, LostReason};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -242,16 +242,16 @@ async fn sweep() {
 }
 
 /// The latest moment SIGKILL may come after `outcome`, counted from `now`.
-fn kill_deadline(outcome: &Outcome, lead: &Leadership, grace: Duration, now: Instant) -> Instant {
-    let within = |d: Duration| now.checked_add(d).unwrap_or(now + Duration::from_secs(86400 * 365));
+fn kill_deadline(outcome: &Outcome, grace: Duration, now: Instant) -> Instant {
     match outcome {
         // Still leading: the command's own time to finish, and ours.
-        Outcome::Exited(_) | Outcome::Signal(_) => within(grace),
-        // Until the server could let another candidate win through the session's
-        // expiry (the margin after a local deadline; zero if the server said so).
-        Outcome::Lost(LostReason::SessionLost) => within(lead.expires_in().map_or(grace, |left| left.min(grace))),
-        // A deleted or taken-over record, an ended election, a lost supervisor:
-        // another candidate may lead already.
+        Outcome::Exited(_) | Outcome::Signal(_) => {
+            now.checked_add(grace).unwrap_or(now + Duration::from_secs(86400 * 365))
+        }
+        // At `Lost` the library withdraws this candidate's record at once, so the
+        // next candidate may win as soon as the server hears of it: the safety
+        // margin before the session's expiry is not ours to spend. After an end()
+        // the election starts anew; a lost supervisor leaves nobody in charge.
         Outcome::Lost(_) | Outcome::Ended | Outcome::SupervisorGone => now,
     }
 }
@@ -263,7 +263,6 @@ async fn stop(
     sup: &mut Supervisor,
     mut kill_at: Instant,
     events: &mut Events,
-    lead: &Leadership,
     grace: Duration,
     signals: &mut Terminations,
 ) -> Option<ExitStatus> {
@@ -287,7 +286,7 @@ async fn stop(
             ev = events.next(), if events_open && !killing => {
                 let now = Instant::now();
                 let tighter = match ev {
-                    Some(Event::Lost { reason }) => kill_deadline(&Outcome::Lost(reason), lead, grace, now),
+                    Some(Event::Lost { reason }) => kill_deadline(&Outcome::Lost(reason), grace, now),
                     Some(Event::Ended) | None => {
                         events_open = false;
                         now
@@ -397,22 +396,21 @@ pub(crate) async fn run(client: &Client, election: &str, opts: RunOptions) -> Cl
                 sig = signals.recv() => break Outcome::Signal(sig),
             }
         };
-        let kill_at = kill_deadline(&outcome, &lead, opts.grace, Instant::now());
-        let in_ms = kill_at.saturating_duration_since(Instant::now()).as_millis();
+        let kill_at = kill_deadline(&outcome, opts.grace, Instant::now());
+        if kill_at <= Instant::now() {
+            // Before anything else, even a line on stderr.
+            sup.order(order::KILL).await;
+        }
         match &outcome {
             Outcome::Exited(status) => {
                 eprintln!("ballot: command exited ({status}); stopping what it left, then resigning")
             }
-            Outcome::Lost(reason) => {
-                eprintln!(
-                    "ballot: leadership lost ({reason}); stopping the command (SIGKILL in {in_ms} ms at the latest)"
-                )
-            }
+            Outcome::Lost(reason) => eprintln!("ballot: leadership lost ({reason}); killing the command (SIGKILL)"),
             Outcome::Ended => eprintln!("ballot: the election was ended; killing the command"),
             Outcome::Signal(_) => eprintln!("ballot: stopping the command, then resigning"),
             Outcome::SupervisorGone => eprintln!("ballot: the supervisor of the command died; killing what is left"),
         }
-        let reported = stop(&mut sup, kill_at, &mut events, &lead, opts.grace, &mut signals).await;
+        let reported = stop(&mut sup, kill_at, &mut events, opts.grace, &mut signals).await;
         match outcome {
             Outcome::Exited(status) => {
                 match e.resign().await {

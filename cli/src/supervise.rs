@@ -94,6 +94,9 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
         return ExitCode::from(crate::exit::USAGE);
     };
     let ctl = args.ctl;
+    // Exec'd as /proc/self/exe, this process would show as `exe` in ps and top.
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"ballot".as_ptr(), 0, 0, 0) };
     // Our descriptors must not reach the command: a command holding the socket
     // would hide our death from `ballot run`, one holding the lock could keep it.
     if !set_cloexec(ctl) || args.hold.is_some_and(|fd| !set_cloexec(fd)) {

@@ -155,7 +155,6 @@ pub struct Leadership {
     key: String,
     value: Vec<u8>,
     op: u64,
-    generation: u64,
     state: watch::Receiver<StateInfo>,
     shared: Weak<Shared>,
 }
@@ -182,25 +181,6 @@ impl Leadership {
         match self.shared.upgrade() {
             Some(s) => s.state_now() == State::Leader && s.info().op == self.op,
             None => false,
-        }
-    }
-
-    /// How long from now the backend cannot yet let another candidate win through
-    /// the expiry of this leadership's session, if that session gets no further
-    /// keepalive: the send time of its last acknowledged keepalive plus the TTL,
-    /// minus now. After [`Event::Lost`] with [`LostReason::SessionLost`], this is
-    /// the time left to stop acting on the leadership (at least the safety margin
-    /// when the loss came from the local deadline).
-    ///
-    /// `Some(ZERO)` once the server said the session is gone or the session was
-    /// replaced; `None` when the session cannot expire while this process lives
-    /// (the local backend). It says nothing about the other ways another candidate
-    /// can win at once: a deleted record (`LostReason::Deleted`, `NotOwner`) or an
-    /// ended election.
-    pub fn expires_in(&self) -> Option<Duration> {
-        match self.shared.upgrade() {
-            Some(s) => s.backend().session().expires_in(self.generation),
-            None => Some(Duration::ZERO),
         }
     }
 
@@ -997,7 +977,6 @@ impl Shared {
             key: leader.key,
             value: leader.value,
             op,
-            generation,
             state: self.state_tx.subscribe(),
             shared: Arc::downgrade(self),
         })

@@ -56,9 +56,6 @@ struct Inner {
     last_ack_sent: Option<Instant>,
     disconnected: bool,
     lost: bool,
-    /// Set when the server (not our clock) said the session is gone: from then on
-    /// another candidate may win at once.
-    reported_lost: bool,
 }
 
 impl SessionTracker {
@@ -68,13 +65,7 @@ impl SessionTracker {
         let (tx, _) = watch::channel(SessionStatus { generation: 0, health: Health::Lost });
         let t = std::sync::Arc::new(SessionTracker {
             tx,
-            inner: Mutex::new(Inner {
-                generation: 0,
-                last_ack_sent: None,
-                disconnected: false,
-                lost: true,
-                reported_lost: false,
-            }),
+            inner: Mutex::new(Inner { generation: 0, last_ack_sent: None, disconnected: false, lost: true }),
             ttl,
             margin,
             wake: Arc::new(Notify::new()),
@@ -135,7 +126,6 @@ impl SessionTracker {
             i.last_ack_sent = Some(sent_at);
             i.disconnected = false;
             i.lost = false;
-            i.reported_lost = false;
             i.generation
         };
         self.evaluate();
@@ -185,26 +175,8 @@ impl SessionTracker {
                 return;
             }
             i.lost = true;
-            i.reported_lost = true;
         }
         self.evaluate();
-    }
-
-    /// How long from now the server cannot yet let another candidate win from under
-    /// the session of `generation`: until the send time of its last acknowledged
-    /// keepalive plus the TTL (the server counts its TTL from a later moment, the
-    /// receipt). Zero once the server said the session is gone, or when `generation`
-    /// was replaced (its end is no longer tracked). None when the session cannot
-    /// expire while the process lives (no TTL).
-    pub(crate) fn expires_in(&self, generation: u64) -> Option<Duration> {
-        let ttl = self.ttl?;
-        let i = self.lock();
-        match i.last_ack_sent {
-            Some(sent) if i.generation == generation && !i.reported_lost => {
-                Some((sent + ttl).saturating_duration_since(Instant::now()))
-            }
-            _ => Some(Duration::ZERO),
-        }
     }
 
     /// Recomputes health, publishes a change, and returns when it must be
@@ -288,24 +260,6 @@ mod tests {
         let g2 = t.new_session(Instant::now());
         assert_eq!(t.status(), SessionStatus { generation: g2, health: Health::Healthy });
         assert!(g2 > g);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn expires_in_counts_to_send_time_plus_ttl_and_is_zero_once_the_server_said_so() {
-        let t = SessionTracker::new(Some(Duration::from_secs(10)), Duration::from_secs(2));
-        let g = t.new_session(Instant::now());
-        tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(t.expires_in(g), Some(Duration::from_secs(7)));
-        // At the local deadline (Lost), the margin is what is left.
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(t.status().health, Health::Lost);
-        assert_eq!(t.expires_in(g), Some(Duration::from_secs(2)));
-        assert_eq!(t.expires_in(g + 1), Some(Duration::ZERO), "another generation");
-        let g2 = t.new_session(Instant::now());
-        assert_eq!(t.expires_in(g), Some(Duration::ZERO), "a replaced generation");
-        t.expired(g2);
-        assert_eq!(t.expires_in(g2), Some(Duration::ZERO), "the server said it is gone");
-        assert_eq!(SessionTracker::new(None, Duration::ZERO).expires_in(0), None, "no ttl: no expiry");
     }
 
     #[tokio::test(start_paused = true)]

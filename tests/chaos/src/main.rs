@@ -23,8 +23,9 @@
 //! wrapper) as the command of `ballot run`, it writes `W <id> $BALLOT_TERM <seq>`
 //! to the fenced store every tick until it is killed. It believes nothing and
 //! checks nothing: stopping it in time is `ballot run`'s job. Its first line to the
-//! store, `H <id> <term> <pid>...`, names its process and its ancestors up to
-//! `ballot run` (the wrapper, the supervisor), whose deaths the driver watches.
+//! store, `H <id> <term> <supervisor pid> <pid> <wrapper pid>`, names the command's
+//! processes from it up and the supervisor of `ballot run`, whose deaths the driver
+//! watches.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -412,21 +413,25 @@ fn parent_and_cmdline(pid: u32) -> Option<(u32, Vec<String>)> {
     Some((ppid, args))
 }
 
-/// This process and its ancestors below `ballot run` (its first ancestor whose
-/// command line has `run` as the first argument after the options).
-fn tree_pids() -> Vec<u32> {
+/// The command's processes from this one up (this process and its ancestors
+/// below the supervisor of `ballot run`), and the supervisor's pid (0 if none was
+/// found).
+fn tree_pids() -> (Vec<u32>, u32) {
     let mut pids = vec![std::process::id()];
     let mut pid = std::process::id();
     for _ in 0..8 {
         let Some((ppid, _)) = parent_and_cmdline(pid) else { break };
         let Some((_, args)) = parent_and_cmdline(ppid) else { break };
-        if ppid <= 1 || args.iter().any(|a| a == "run") && !args.iter().any(|a| a == "__supervise") {
-            break;
+        if ppid <= 1 || args.iter().any(|a| a == "run") {
+            break; // `ballot run` itself: no supervisor below it
+        }
+        if args.iter().any(|a| a == "__supervise") {
+            return (pids, ppid);
         }
         pids.push(ppid);
         pid = ppid;
     }
-    pids
+    (pids, 0)
 }
 
 /// `ballot-chaos writer --store ADDR --id ID [--tick-ms N]`: see the crate docs.
@@ -442,8 +447,9 @@ fn writer(args: &[String]) -> ExitCode {
         eprintln!("ballot-chaos writer: BALLOT_TERM is not set (it runs under `ballot run`)");
         return ExitCode::FAILURE;
     };
-    let pids: Vec<String> = tree_pids().iter().map(u32::to_string).collect();
-    let hello = format!("H {id} {term} {}\n", pids.join(" "));
+    let (pids, supervisor) = tree_pids();
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let hello = format!("H {id} {term} {supervisor} {}\n", pids.join(" "));
     // One line out, one answer back.
     fn exchange(w: &mut std::net::TcpStream, r: &mut BufReader<std::net::TcpStream>, msg: &str) -> std::io::Result<()> {
         w.write_all(msg.as_bytes())?;
