@@ -199,6 +199,20 @@ pub(crate) struct ClientInner {
     pub(crate) closed: std::sync::atomic::AtomicBool,
 }
 
+#[cfg(test)]
+impl ClientInner {
+    /// A client over a test backend, for engine tests that need no server.
+    pub(crate) fn for_test(backend: Arc<dyn Backend>, options: Options) -> Arc<ClientInner> {
+        Arc::new(ClientInner {
+            backend,
+            options,
+            url: "test://".into(),
+            elections: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client").field("url", &self.inner.url).finish_non_exhaustive()

@@ -361,7 +361,7 @@ impl Election {
     ///
     /// `InvalidArgument` for an empty or oversized value or when already
     /// campaigning or leading; `Ended`, `Closed`; `SessionLost` if the session is
-    /// lost while waiting and auto-requeue is off; `Cancelled` if `resign()` withdrew
+    /// lost while waiting (or as the campaign wins) and auto-requeue is off; `Cancelled` if `resign()` withdrew
     /// the candidate; backend errors (`Connection`, `Auth`, `Backend`).
     ///
     /// # Cancel safety
@@ -387,11 +387,7 @@ impl Election {
         // aborted task.
         let mut guard = CampaignGuard { shared: s.clone(), op, armed: true };
         let s2 = s.clone();
-        let lead = runtime::run(async move {
-            let (entry, leader, generation) = s2.acquire(op, &value).await?;
-            s2.won(op, entry, leader, generation)
-        })
-        .await?;
+        let lead = runtime::run(async move { s2.acquire_and_win(op, &value).await }).await?;
         guard.armed = false;
         Ok(lead)
     }
@@ -890,10 +886,14 @@ impl Shared {
                 }
                 inner.entry = Some(entry.clone());
             }
+            // In this order when several are ready at once: a win reported under a
+            // session that is already gone, or for a campaign already withdrawn, is
+            // no win.
             let outcome = tokio::select! {
-                r = entry.wait_won() => WaitOutcome::Won(r),
+                biased;
                 _ = session_gone(&mut sessions, generation) => WaitOutcome::SessionGone,
                 _ = op_changed(&mut states, op) => WaitOutcome::OpChanged,
+                r = entry.wait_won() => WaitOutcome::Won(r),
             };
             match outcome {
                 WaitOutcome::Won(Ok(leader)) => return Ok((entry, leader, generation)),
@@ -956,13 +956,47 @@ impl Shared {
         }
     }
 
-    /// Records a win for `op`, starts the hold task and emits `Elected`.
+    /// Joins, waits to win and records the win; a win that [`won`](Self::won) refuses
+    /// because the session went under it is campaigned again when auto-requeue is on.
+    async fn acquire_and_win(self: &Arc<Self>, op: u64, value: &[u8]) -> Result<Leadership> {
+        loop {
+            let (entry, leader, generation) = self.acquire(op, value).await?;
+            match self.won(op, entry, leader, generation) {
+                // `acquire` waits for the next healthy session before it joins again.
+                Err(e) if e.kind() == ErrorKind::SessionLost && self.client.options.auto_requeue => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Records a win for `op` under the session `generation`, starts the hold task
+    /// and emits `Elected`.
+    ///
+    /// The session is checked here, with the state lock held, because the backend can
+    /// report a win an instant after the session it was won under was lost or
+    /// replaced: such a win is void (the server may already be freeing the entry),
+    /// and reporting it would start a leader's work for nothing. A loss after this
+    /// check is the hold task's to report.
+    ///
+    /// # Errors
+    ///
+    /// `SessionLost` (the entry is withdrawn and the state stays `Campaigning`), or
+    /// the op error when the campaign was withdrawn meanwhile.
     fn won(self: &Arc<Self>, op: u64, entry: Arc<dyn Entry>, leader: Leader, generation: u64) -> Result<Leadership> {
         let mut inner = lock(&self.inner);
         if inner.info.op != op {
             drop(inner);
             self.withdraw_later(Some(entry));
             return Err(self.op_error());
+        }
+        let st = self.backend().session().status();
+        if st.generation != generation || st.health == Health::Lost {
+            if inner.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                inner.entry = None;
+            }
+            drop(inner);
+            self.withdraw_later(Some(entry));
+            return Err(Error::new(ErrorKind::SessionLost, "the session was lost as the campaign won"));
         }
         inner.entry = Some(entry.clone());
         let op = self.set_state(&mut inner, State::Leader, Some(leader.term), false);
@@ -1062,11 +1096,8 @@ impl Shared {
             let task = runtime::spawn(async move {
                 let mut pause = REQUEUE_PAUSE_MIN;
                 loop {
-                    match s.acquire(op2, &value).await {
-                        Ok((entry, leader, generation)) => {
-                            let _ = s.won(op2, entry, leader, generation);
-                            return;
-                        }
+                    match s.acquire_and_win(op2, &value).await {
+                        Ok(_) => return,
                         // Nobody waits on a requeue to hear its error: a server that
                         // cannot be reached for a while (the cause of many losses)
                         // must not drop the handle out of the election for good.
@@ -1336,4 +1367,122 @@ async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>, what:
 enum Seen {
     Snapshot(Snapshot),
     Epoch(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    //! Engine tests over a minimal in-process backend. They cover races of the state
+    //! machine that a real server cannot produce on demand (two futures ready at
+    //! once); every behaviour of a real backend is tested against the real server.
+
+    use super::*;
+    use crate::backend::{EpochStream, SnapshotStream};
+    use crate::client::{ClientInner, Options};
+    use crate::session::SessionTracker;
+    use async_trait::async_trait;
+
+    /// When the test backend's session goes away, relative to the win.
+    #[derive(Debug, Clone, Copy)]
+    enum Loss {
+        /// Right after the join: the win and the loss are both ready when the
+        /// engine first waits.
+        AfterJoin,
+        /// Inside `wait_won`, just before it reports the win.
+        WhileWinning,
+    }
+
+    #[derive(Debug)]
+    struct TestBackend {
+        tracker: Arc<SessionTracker>,
+        loss: Loss,
+    }
+
+    #[derive(Debug)]
+    struct TestEntry {
+        tracker: Arc<SessionTracker>,
+        loss: Loss,
+    }
+
+    #[async_trait]
+    impl Backend for TestBackend {
+        fn session(&self) -> &Arc<SessionTracker> {
+            &self.tracker
+        }
+        fn max_value_len(&self) -> usize {
+            1024
+        }
+        async fn join(&self, _election: &str, _value: &[u8]) -> Result<Arc<dyn Entry>> {
+            if let Loss::AfterJoin = self.loss {
+                self.tracker.expired(self.tracker.status().generation);
+            }
+            Ok(Arc::new(TestEntry { tracker: self.tracker.clone(), loss: self.loss }))
+        }
+        async fn leader(&self, _election: &str) -> Result<Option<Leader>> {
+            Ok(None)
+        }
+        async fn watch(&self, _election: &str) -> Result<SnapshotStream> {
+            let first = Snapshot { leader: None, epoch: 0 };
+            Ok(futures_util::stream::once(async move { Ok(first) }).chain(futures_util::stream::pending()).boxed())
+        }
+        async fn watch_epoch(&self, _election: &str) -> Result<EpochStream> {
+            Ok(futures_util::stream::once(async { Ok(0) }).chain(futures_util::stream::pending()).boxed())
+        }
+        async fn end(&self, _election: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn close(&self) {}
+    }
+
+    #[async_trait]
+    impl Entry for TestEntry {
+        async fn wait_won(&self) -> Result<Leader> {
+            if let Loss::WhileWinning = self.loss {
+                self.tracker.expired(self.tracker.status().generation);
+            }
+            Ok(Leader::new(b"v".to_vec(), 1, "k".into()))
+        }
+        async fn lost(&self) -> LostReason {
+            std::future::pending().await
+        }
+        async fn proclaim(&self, _value: &[u8]) -> Result<()> {
+            Ok(())
+        }
+        async fn verify(&self) -> Result<bool> {
+            Ok(true)
+        }
+        async fn withdraw(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn election(loss: Loss) -> (Election, Arc<SessionTracker>) {
+        let tracker = SessionTracker::new(None, Duration::ZERO);
+        tracker.new_session(tokio::time::Instant::now());
+        let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss });
+        let client = ClientInner::for_test(backend, Options::default().with_auto_requeue(false));
+        (Election::new(client, "svc".into()), tracker)
+    }
+
+    /// A campaign whose session is lost when its win is reported must not lead: the
+    /// engine must prefer the loss when both are ready, and check the session when
+    /// it records the win.
+    #[tokio::test]
+    async fn a_win_under_a_lost_session_does_not_lead() {
+        for loss in [Loss::AfterJoin, Loss::WhileWinning] {
+            // Without an order between the two, the wrong one wins about half the time.
+            for round in 0..64 {
+                let (e, tracker) = election(loss);
+                let r = e.campaign(b"v").await;
+                let err = r.as_ref().err().map(|e| e.kind());
+                assert_eq!(
+                    err,
+                    Some(ErrorKind::SessionLost),
+                    "{loss:?}, round {round}: campaign gave {r:?} with the session {:?}",
+                    tracker.status()
+                );
+                assert_eq!(e.state(), State::Idle, "{loss:?}, round {round}");
+                e.close().await;
+            }
+        }
+    }
 }
