@@ -91,6 +91,10 @@ impl Options {
     /// `send time of the last acknowledged keepalive + TTL - margin`, so that it is
     /// reported before the backend could let another candidate win. Must be
     /// smaller than the TTL.
+    ///
+    /// The deadline counts `CLOCK_BOOTTIME`, so time the host spent suspended
+    /// counts too. A process or VM that is paused cannot check anything while
+    /// paused: the margin does not cover that, fencing with the term does.
     pub fn with_safety_margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
         self

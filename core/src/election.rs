@@ -176,7 +176,9 @@ impl Leadership {
     }
 
     /// Whether this leadership still holds right now (state `Leader`, same term,
-    /// session healthy by the clock).
+    /// session healthy by the boot-time clock, which counts a host suspend). A
+    /// process paused after this check cannot know that it has gone stale; that is
+    /// what the term is for.
     pub fn is_current(&self) -> bool {
         match self.shared.upgrade() {
             Some(s) => s.state_now() == State::Leader && s.info().op == self.op,
@@ -348,8 +350,13 @@ impl Election {
     }
 
     /// The state now. A `Leader` whose session has passed its local deadline (for
-    /// example a process resumed after SIGSTOP) reads as `Suspended` even before the
-    /// background task has reported `Lost`.
+    /// example a process resumed after SIGSTOP, or a host resumed from suspend: the
+    /// deadline counts `CLOCK_BOOTTIME`, which runs on during a suspend) reads as
+    /// `Suspended` even before the background task has reported `Lost`.
+    ///
+    /// A process that is paused right after this read and acts later cannot know
+    /// what happened meanwhile; pass the term to the resource you protect, so that
+    /// it can refuse a stale leader (see the README's safety section).
     pub fn state(&self) -> State {
         self.handle.shared.state_now()
     }
@@ -1457,7 +1464,7 @@ mod tests {
 
     fn election(loss: Loss) -> (Election, Arc<SessionTracker>) {
         let tracker = SessionTracker::new(None, Duration::ZERO);
-        tracker.new_session(tokio::time::Instant::now());
+        tracker.new_session(crate::session::Stamp::now());
         let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss });
         let client = ClientInner::for_test(backend, Options::default().with_auto_requeue(false));
         (Election::new(client, "svc".into()), tracker)

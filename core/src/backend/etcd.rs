@@ -94,7 +94,7 @@ use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{Health, SessionTracker};
+use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::{BackendUrl, Scheme};
 
 /// Values up to 1 MiB (etcd's default request limit is 1.5 MiB).
@@ -265,7 +265,7 @@ impl EtcdBackend {
             // channel picks another member, until the connect budget is spent.
             let mut pause = Duration::from_millis(20);
             loop {
-                let sent = Instant::now();
+                let sent = Stamp::now();
                 let attempt = async {
                     let lease = grant(&client, ttl).await?;
                     // Granting a lease needs no permission, so probe a read: it fails
@@ -398,7 +398,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(t, client.lease_client().revoke(old)).await;
             });
-            let sent = Instant::now();
+            let sent = Stamp::now();
             match tokio::time::timeout(sh.op_timeout, grant(&sh.client, sh.ttl)).await {
                 Ok(Ok(id)) => {
                     // The tracker's new generation and the lease are published
@@ -441,7 +441,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         // was the leader.
         let stall = (interval / 2).max(Duration::from_millis(500));
         // Opening the stream sends the first keepalive and waits for its answer.
-        let sent = Instant::now();
+        let sent = Stamp::now();
         let (mut keeper, mut stream) = match tokio::time::timeout(stall, lc.keep_alive(cur.id)).await {
             Ok(Ok(pair)) => {
                 tracker.acked(cur.generation, sent);
@@ -471,7 +471,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             if woke_lost {
                 break;
             }
-            let sent = Instant::now();
+            let sent = Stamp::now();
             if keeper.keep_alive().await.is_err() {
                 missed(&tracker, cur.generation, &mut misses, n);
                 idx = (idx + 1) % n.max(1);

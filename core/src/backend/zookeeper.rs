@@ -53,7 +53,7 @@ use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{Health, SessionTracker};
+use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
 
 /// ZooKeeper's default `jute.maxbuffer` is 1 MiB for a whole packet; leave room
@@ -231,8 +231,8 @@ async fn open_session(
     chroot: &str,
     auth: Option<&[u8]>,
     timeout: Duration,
-) -> Result<(zk::Client, Instant)> {
-    let sent = Instant::now();
+) -> Result<(zk::Client, Stamp)> {
+    let sent = Stamp::now();
     let mut connector = zk::Client::connector().with_session_timeout(timeout).with_fail_eagerly();
     if let Some(a) = auth {
         connector = connector.with_auth("digest", a);
@@ -399,7 +399,7 @@ fn heartbeat(weak: &Weak<ZkShared>, conn: &Arc<Conn>, limit: Duration) {
     let Ok(client) = conn.client() else { return };
     let (generation, session_id) = (conn.generation, conn.session_id);
     tokio::spawn(async move {
-        let sent = Instant::now();
+        let sent = Stamp::now();
         if let Ok(Ok(_)) = tokio::time::timeout(limit, client.check_stat("/")).await {
             shared.tracker.acked(generation, sent);
             let orphans: Vec<String> =

@@ -66,7 +66,7 @@ use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{Health, SessionTracker};
+use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::{BackendUrl, Scheme};
 
 /// The Flags of `api.Lock`'s and `consul lock`'s lock key.
@@ -269,7 +269,7 @@ impl ConsulBackend {
         let base = format!("{}://{}", if tls { "https" } else { "http" }, host);
         let api = Api::new(base, token.as_deref(), builder)?;
         let tracker = SessionTracker::new(Some(ttl), options.safety_margin());
-        let sent = Instant::now();
+        let sent = Stamp::now();
         let id = api.session_create(ttl, lock_delay).await?;
         let generation = tracker.new_session(sent);
         let ns = if url.path.is_empty() { String::new() } else { format!("{}/", url.path) };
@@ -313,7 +313,7 @@ async fn keep_session(weak: Weak<Inner>) {
                 });
                 *lock(&inner.session) = None;
             }
-            let sent = Instant::now();
+            let sent = Stamp::now();
             match inner.api.session_create(inner.ttl, inner.lock_delay).await {
                 Ok(id) => {
                     let mut slot = lock(&inner.session);
@@ -331,7 +331,7 @@ async fn keep_session(weak: Weak<Inner>) {
         }
         let Some(sess) = sess else { continue };
         let ttl = inner.ttl;
-        let sent = Instant::now();
+        let sent = Stamp::now();
         let next = match inner.api.session_renew(&sess.id, ttl / 3).await {
             Ok(true) => {
                 inner.tracker.acked(sess.generation, sent);
