@@ -43,6 +43,11 @@
 //! - **one gRPC stream** carries every watch of a client, each under an id the
 //!   client picks (etcd 3.4+; older servers get a stream per watch). A stream costs
 //!   the client about 22 KiB, and a process leading 10,000 elections held 20,000.
+//! - **watches require a leader:** the stream is opened with `hasleader: true`,
+//!   so a member cut off from its cluster cancels it ("no leader") instead of
+//!   holding it open and silent while the others elect and end without it. An
+//!   observer then gets an `Error` event and the watch is opened again (on
+//!   another member when the URL names several); waiting candidates read again.
 //! - **a failed or cancelled campaign** deletes its key before it lets go of it, in
 //!   the background when the caller's future is dropped (etcd issue 21128).
 //! - **proclaim** is a transaction that checks the key's create revision;
@@ -125,6 +130,14 @@ impl fmt::Debug for EtcdBackend {
 
 struct EtcdShared {
     client: ec::Client,
+    /// The client that opens watch streams: the same endpoints and options with
+    /// etcd's require-leader flag (gRPC metadata `hasleader: true`, as Go's
+    /// `clientv3.WithRequireLeader` sends). A member cut off from the rest of its
+    /// cluster then cancels the stream ("etcdserver: no leader") a few election
+    /// timeouts after it lost its leader, instead of keeping it open and silent
+    /// while the others carry on. Only watches use it: etcd-client sets the flag
+    /// per client, not per request.
+    watcher: ec::Client,
     /// The endpoints and options, for the keepalive's own per-member clients.
     endpoints: Vec<String>,
     copts: ec::ConnectOptions,
@@ -301,11 +314,16 @@ impl EtcdBackend {
                 ))
             }
         };
+        // Connections are made on first use, so this costs nothing until a watch.
+        let watcher = ec::Client::connect(&endpoints, Some(copts.clone().with_require_leader(true)))
+            .await
+            .map_err(|e| map_err("connect", e))?;
         let session = SessionTracker::new(Some(ttl), options.safety_margin());
         let generation = session.new_session(sent);
         let (lease, _) = watch::channel(LeaseState { id: lease_id, generation });
         let shared = Arc::new(EtcdShared {
             client,
+            watcher,
             endpoints,
             copts,
             ns,
@@ -549,7 +567,16 @@ impl EtcdShared {
     /// (a dead member of a cluster, a refused connection) are retried within that
     /// bound: the balanced channel then picks another member. Every request ballot
     /// sends is safe to repeat.
-    async fn rpc<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    async fn rpc<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: FnMut(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ec::Error>>,
+    {
+        self.rpc_via(&self.client, what, call).await
+    }
+
+    /// [`rpc`](Self::rpc) through `client`.
+    async fn rpc_via<T, F, Fut>(&self, client: &ec::Client, what: &str, mut call: F) -> Result<T>
     where
         F: FnMut(ec::Client) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, ec::Error>>,
@@ -558,7 +585,7 @@ impl EtcdShared {
         let mut pause = Duration::from_millis(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let err = match tokio::time::timeout(left, call(self.client.clone())).await {
+            let err = match tokio::time::timeout(left, call(client.clone())).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => map_err(what, e),
                 Err(_) => {
@@ -664,11 +691,11 @@ impl EtcdShared {
     }
 
     /// Opens one watch stream on `keys` (exact keys, or prefixes when flagged) from
-    /// `start` on.
+    /// `start` on, with require-leader (see `watcher`).
     async fn open_watch(&self, keys: &[(String, bool)], start: i64) -> Result<HubWatch> {
         self.hub
             .open(keys, start, |key, opts| {
-                self.rpc("watch", move |mut c| {
+                self.rpc_via(&self.watcher, "watch", move |mut c| {
                     let (k, o) = (key.clone(), opts.clone());
                     async move { c.watch(k, Some(o)).await }
                 })
@@ -768,6 +795,12 @@ async fn next_change(stream: &mut HubWatch, mut relevant: impl FnMut(&ec::Event)
 
 fn retryable(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+}
+
+/// Whether etcd refused or cancelled a require-leader stream because the member it
+/// reached has no raft leader (`rpctypes.ErrGRPCNoLeader`).
+fn no_leader(e: &Error) -> bool {
+    e.message().contains("etcdserver: no leader")
 }
 
 #[async_trait]
@@ -923,7 +956,10 @@ async fn watch_loop(sh: Arc<EtcdShared>, election: String, mut revision: i64, tx
             Err(e) => Seen::Failed(e),
         };
         if let Seen::Failed(e) = seen {
-            if !retryable(&e) {
+            // A member without a leader cannot tell us anything; the observer hears
+            // of it (the engine reports the error and opens the watch again) rather
+            // than waiting on a silent stream.
+            if !retryable(&e) || no_leader(&e) {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
