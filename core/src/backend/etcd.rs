@@ -60,7 +60,10 @@
 //!   Each ballot participant sees the epoch change in its watch and ends. An
 //!   `etcdctl elect` campaigner whose key is deleted does not notice (the Go
 //!   recipe does not watch its own key), but the epoch key never looks like a
-//!   candidate to it.
+//!   candidate to it. A candidate that joins between `end()`'s read and its
+//!   transaction outlives it; it reads the epoch with every look at its
+//!   predecessor, and one that sees a later epoch than it joined under is ended,
+//!   never elected.
 //!
 //! # The session
 //!
@@ -1212,6 +1215,14 @@ impl Entry for EtcdEntry {
                     ),
                 });
             };
+            // end() deletes the candidates it read and bumps the epoch in one
+            // transaction, so a candidate that joined after that read outlives the
+            // end: it belongs to the ended round and must not win it (the ZooKeeper
+            // backend checks the same). The epoch comes from the read that found no
+            // predecessor, so no end() can slip between the check and the win.
+            if r.epoch > self.epoch {
+                return Err(Error::new(ErrorKind::Ended, "the election was ended by end()"));
+            }
             let Some(pred) = &r.pred else {
                 return Ok(to_leader(own));
             };
@@ -1354,6 +1365,43 @@ mod tests {
         assert!(matches!(seen, Seen::Changed), "a compacted start revision must lead to a new read");
         // And the election reads fine afterwards.
         assert_eq!(backend.leader("svc").await.unwrap().map(|l| l.value), Some(b"w".to_vec()));
+        backend.close().await;
+    }
+
+    /// Against the real etcd of `tests/run.sh`: `end()` reads the candidates, then
+    /// bumps the epoch and deletes those it read in one transaction. A candidate that
+    /// joins between the two survives the transaction; when the leader it waits on is
+    /// deleted by it, it must not win the round that was ended.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_candidate_that_joined_during_end_does_not_win() {
+        let base = std::env::var("BALLOT_TEST_ETCD").unwrap_or_else(|_| {
+            panic!("BALLOT_TEST_ETCD is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py")
+        });
+        let ns = format!("endrace-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+        let url = BackendUrl::parse(&format!("{base}/{ns}")).unwrap();
+        let backend = EtcdBackend::connect(&url, &Options::default()).await.unwrap();
+        let sh = backend.shared.clone();
+        let a = backend.join("svc", b"a").await.unwrap();
+        assert_eq!(a.wait_won().await.unwrap().value, b"a");
+
+        // end(), first step: the read.
+        let read = sh.read("svc").await.unwrap();
+        assert_eq!(read.candidates.len(), 1);
+        // A candidate joins now, behind the leader, in the round about to end.
+        let c = backend.join("svc", b"c").await.unwrap();
+        assert_eq!(c.epoch(), Some(read.epoch));
+        // end(), second step: the transaction, from the read that missed `c`.
+        let mut ops = vec![ec::TxnOp::put(sh.epoch_key("svc"), (read.epoch + 1).to_string(), None)];
+        ops.extend(read.candidates.iter().map(|kv| ec::TxnOp::delete(kv.key().to_vec(), None)));
+        sh.txn("end", ec::Txn::new().and_then(ops)).await.unwrap();
+
+        let won = tokio::time::timeout(Duration::from_secs(10), c.wait_won()).await.expect("an answer within 10 s");
+        match won {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Ended, "{e}"),
+            Ok(l) => panic!("a candidate of the ended round won it: {l:?}"),
+        }
+        c.withdraw().await.unwrap();
+        assert_eq!(backend.leader("svc").await.unwrap(), None);
         backend.close().await;
     }
 
