@@ -204,6 +204,14 @@ pub(crate) struct ClientInner {
 }
 
 #[cfg(test)]
+impl Client {
+    /// A client over `inner`, for engine tests that need no server.
+    pub(crate) fn for_test(inner: Arc<ClientInner>) -> Client {
+        Client { inner }
+    }
+}
+
+#[cfg(test)]
 impl ClientInner {
     /// A client over a test backend, for engine tests that need no server.
     pub(crate) fn for_test(backend: Arc<dyn Backend>, options: Options) -> Arc<ClientInner> {
