@@ -262,6 +262,10 @@ impl Election {
     /// event thread (`ballot-events`, owned by the library). The callback may call
     /// the blocking API. Events stop when the returned [`Subscription`] is
     /// cancelled or dropped; `callback` is dropped exactly once, after its last call.
+    ///
+    /// Events wait for a slow callback in the subscription's bounded queue, with
+    /// the merging rules of [`crate::Election::events`]: the next event is handed
+    /// to the event thread only once the callback has returned from the last one.
     pub fn on_event<F>(&self, callback: F) -> Result<Subscription>
     where
         F: FnMut(&Event) + Send + 'static,
@@ -272,9 +276,13 @@ impl Election {
         let d2 = d.clone();
         runtime::spawn(async move {
             while let Some(ev) = events.next().await {
-                if !d2.post(id, ev) {
+                let (done, delivered) = tokio::sync::oneshot::channel();
+                if !d2.post(id, ev, done) {
                     return;
                 }
+                // One event at a time: the queue of a slow callback is the bounded
+                // one of `events`, not the event thread's channel.
+                let _ = delivered.await;
             }
         })?;
         Ok(Subscription { dispatcher: d, id, done: false })
@@ -395,24 +403,28 @@ struct Dispatcher {
 struct DispatchState {
     callbacks: HashMap<u64, Arc<Mutex<Callback>>>,
     running: Option<u64>,
-    tx: Option<mpsc::Sender<(u64, Event)>>,
+    tx: Option<mpsc::Sender<Posted>>,
 }
+
+/// An event for one subscription, and who to tell once its callback returned.
+type Posted = (u64, Event, tokio::sync::oneshot::Sender<()>);
 
 impl Dispatcher {
     fn register(self: &Arc<Self>, cb: Callback) -> Result<u64> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let mut st = lock(&self.state);
         if st.tx.is_none() {
-            let (tx, rx) = mpsc::channel::<(u64, Event)>();
+            let (tx, rx) = mpsc::channel::<Posted>();
             // The thread holds only a weak reference, so it ends with the client.
             let weak = Arc::downgrade(self);
             std::thread::Builder::new()
                 .name("ballot-events".into())
                 .spawn(move || {
                     IN_DISPATCH.with(|f| f.set(true));
-                    while let Ok((id, ev)) = rx.recv() {
+                    while let Ok((id, ev, done)) = rx.recv() {
                         let Some(d) = weak.upgrade() else { return };
                         d.dispatch(id, &ev);
+                        let _ = done.send(());
                     }
                 })
                 .map_err(|e| Error::io(ErrorKind::Internal, "starting the event thread", e))?;
@@ -423,13 +435,14 @@ impl Dispatcher {
         Ok(id)
     }
 
-    /// Queues an event; false once the subscription is gone.
-    fn post(&self, id: u64, ev: Event) -> bool {
+    /// Hands an event to the event thread, which signals `done` after the callback;
+    /// false once the subscription is gone.
+    fn post(&self, id: u64, ev: Event, done: tokio::sync::oneshot::Sender<()>) -> bool {
         let st = lock(&self.state);
         if !st.callbacks.contains_key(&id) {
             return false;
         }
-        st.tx.as_ref().is_some_and(|tx| tx.send((id, ev)).is_ok())
+        st.tx.as_ref().is_some_and(|tx| tx.send((id, ev, done)).is_ok())
     }
 
     fn dispatch(&self, id: u64, ev: &Event) {
@@ -462,5 +475,57 @@ impl Dispatcher {
         }
         drop(st);
         drop(cb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::testing::{client, emit, Loss};
+    use crate::election::EVENT_QUEUE_CAPACITY;
+
+    /// A callback that is slower than the events does not make the library queue
+    /// them without bound: the event thread holds one at a time, and the rest wait
+    /// in the subscription's bounded queue, merged by its rules (here the leader
+    /// changes, of which the newest is kept).
+    #[test]
+    fn a_slow_callback_holds_a_bounded_queue() {
+        let (c, _) = client(Loss::Never);
+        let bc = Client::from_async(c);
+        let e = bc.election("svc").unwrap();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let (seen_tx, seen_rx) = mpsc::channel::<u64>();
+        let (held_tx, held_rx) = mpsc::channel::<()>();
+        let _sub = e
+            .on_event(move |ev| {
+                if let Event::LeaderChanged(Some(l)) = ev {
+                    if l.term == 0 {
+                        // The first event holds the event thread until the test lets go.
+                        let _ = held_tx.send(());
+                        let _ = gate_rx.recv();
+                    }
+                    let _ = seen_tx.send(l.term);
+                }
+            })
+            .unwrap();
+        let leader = |term: u64| Event::LeaderChanged(Some(Leader::new(b"v".to_vec(), term, "k".into())));
+        emit(&e.inner, leader(0));
+        held_rx.recv_timeout(Duration::from_secs(10)).expect("the callback runs");
+        let sent = 10 * EVENT_QUEUE_CAPACITY as u64;
+        for term in 1..=sent {
+            emit(&e.inner, leader(term));
+        }
+        gate_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        while got.last() != Some(&sent) {
+            got.push(seen_rx.recv_timeout(Duration::from_secs(10)).expect("the newest leader arrives"));
+        }
+        assert!(
+            got.len() <= EVENT_QUEUE_CAPACITY + 2,
+            "{} of {} events were delivered to a callback that fell behind",
+            got.len(),
+            sent + 1
+        );
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
     }
 }

@@ -125,6 +125,10 @@ impl Options {
     /// `send time of the last acknowledged keepalive + TTL - margin`, so that it is
     /// reported before the backend could let another candidate win. Must be
     /// smaller than the TTL (checked by [`Client::connect`]).
+    ///
+    /// The deadline counts `CLOCK_BOOTTIME`, so time the host spent suspended
+    /// counts too. A process or VM that is paused cannot check anything while
+    /// paused: the margin does not cover that, fencing with the term does.
     pub fn with_safety_margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
         self
@@ -247,6 +251,28 @@ pub(crate) struct ClientInner {
     url: String,
     elections: Mutex<Vec<Weak<Shared>>>,
     pub(crate) closed: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl Client {
+    /// A client over `inner`, for engine tests that need no server.
+    pub(crate) fn for_test(inner: Arc<ClientInner>) -> Client {
+        Client { inner }
+    }
+}
+
+#[cfg(test)]
+impl ClientInner {
+    /// A client over a test backend, for engine tests that need no server.
+    pub(crate) fn for_test(backend: Arc<dyn Backend>, options: Options) -> Arc<ClientInner> {
+        Arc::new(ClientInner {
+            backend,
+            options,
+            url: "test://".into(),
+            elections: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
 }
 
 impl fmt::Debug for Client {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::backend::{Backend, Entry, Snapshot};
@@ -176,7 +176,9 @@ impl Leadership {
     }
 
     /// Whether this leadership still holds right now (state `Leader`, same term,
-    /// session healthy by the clock).
+    /// session healthy by the boot-time clock, which counts a host suspend). A
+    /// process paused after this check cannot know that it has gone stale; that is
+    /// what the term is for.
     pub fn is_current(&self) -> bool {
         match self.shared.upgrade() {
             Some(s) => s.state_now() == State::Leader && s.info().op == self.op,
@@ -238,7 +240,7 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     state_tx: watch::Sender<StateInfo>,
     view_tx: watch::Sender<View>,
-    events: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    events: Mutex<Vec<queue::Sender>>,
     /// The running watch of the election, and whether it follows the leader too
     /// (`Watch::Full`) or only the epoch (`Watch::Epoch`).
     monitor: tokio::sync::Mutex<Option<(AbortHandle, Watch)>>,
@@ -348,8 +350,13 @@ impl Election {
     }
 
     /// The state now. A `Leader` whose session has passed its local deadline (for
-    /// example a process resumed after SIGSTOP) reads as `Suspended` even before the
-    /// background task has reported `Lost`.
+    /// example a process resumed after SIGSTOP, or a host resumed from suspend: the
+    /// deadline counts `CLOCK_BOOTTIME`, which runs on during a suspend) reads as
+    /// `Suspended` even before the background task has reported `Lost`.
+    ///
+    /// A process that is paused right after this read and acts later cannot know
+    /// what happened meanwhile; pass the term to the resource you protect, so that
+    /// it can refuse a stale leader (see the README's safety section).
     pub fn state(&self) -> State {
         self.handle.shared.state_now()
     }
@@ -361,7 +368,7 @@ impl Election {
     ///
     /// `InvalidArgument` for an empty or oversized value or when already
     /// campaigning or leading; `Ended`, `Closed`; `SessionLost` if the session is
-    /// lost while waiting and auto-requeue is off; `Cancelled` if `resign()` withdrew
+    /// lost while waiting (or as the campaign wins) and auto-requeue is off; `Cancelled` if `resign()` withdrew
     /// the candidate; backend errors (`Connection`, `Auth`, `Backend`).
     ///
     /// # Cancel safety
@@ -387,11 +394,7 @@ impl Election {
         // aborted task.
         let mut guard = CampaignGuard { shared: s.clone(), op, armed: true };
         let s2 = s.clone();
-        let lead = runtime::run(async move {
-            let (entry, leader, generation) = s2.acquire(op, &value).await?;
-            s2.won(op, entry, leader, generation)
-        })
-        .await?;
+        let lead = runtime::run(async move { s2.acquire_and_win(op, &value).await }).await?;
         guard.armed = false;
         Ok(lead)
     }
@@ -475,9 +478,34 @@ impl Election {
     }
 
     /// Subscribes to this handle's events, in order. The stream ends after `Ended`
-    /// or when the handle is closed.
+    /// or when the handle is closed. Each call makes an independent subscription.
+    ///
+    /// # Slow subscribers
+    ///
+    /// The library never waits for a subscriber, and a subscription holds at most
+    /// 1024 events that were not received yet. When an
+    /// event arrives at a full queue, room is made by removing what a later event
+    /// supersedes or what cancels out, in this order:
+    ///
+    /// 1. the oldest queued `LeaderChanged`: each one carries the whole leader, and
+    ///    the newest one is always kept;
+    /// 2. the oldest queued `Error`;
+    /// 3. when only state events are queued, a span that the subscriber has not
+    ///    received and whose effect is nil: a whole leadership (`Elected` up to
+    ///    its `Lost` or `Resigned`, with the `Suspended`/`Reconnected` between),
+    ///    or a `Suspended` directly followed by `Reconnected`.
+    ///
+    /// So a subscriber that falls behind may miss intermediate leaders, background
+    /// errors and leaderships that began and ended while it was not reading, but it
+    /// never misses a state change it needs: the `Lost` or `Resigned` of an
+    /// `Elected` it received, a `Suspended` that still holds, the `Elected` of the
+    /// current leadership, `Ended`. Reading the queue as it comes keeps every event.
+    ///
+    /// # Threading
+    ///
+    /// [`Events`] may be moved to and polled from any thread or executor.
     pub fn events(&self) -> Events {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue::channel(EVENT_QUEUE_CAPACITY);
         let s = &self.handle.shared;
         if !matches!(s.info().state, State::Ended | State::Closed) {
             lock(&s.events).push(tx);
@@ -521,23 +549,170 @@ impl Stream for Observe {
     }
 }
 
-/// The stream returned by [`Election::events`].
-#[derive(Debug)]
+/// The most events a subscription of [`Election::events`] holds before it makes
+/// room by merging (see there; the number is in its docs).
+pub(crate) const EVENT_QUEUE_CAPACITY: usize = 1024;
+
+/// The stream returned by [`Election::events`]: a bounded queue, see there.
 pub struct Events {
-    rx: mpsc::UnboundedReceiver<Event>,
+    rx: queue::Receiver,
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Events")
+    }
 }
 
 impl Events {
     /// Receives the next event (None once the stream has ended).
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        futures_util::future::poll_fn(|cx| self.rx.poll_recv(cx)).await
     }
 }
 
 impl Stream for Events {
     type Item = Event;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+/// The bounded queue of one subscription to a handle's events.
+mod queue {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use futures_util::task::AtomicWaker;
+
+    use super::Event;
+    use crate::sync::lock;
+
+    struct Queue {
+        state: Mutex<State>,
+        waker: AtomicWaker,
+        capacity: usize,
+    }
+
+    #[derive(Default)]
+    struct State {
+        events: VecDeque<Event>,
+        /// The handle dropped its end: the stream ends once drained.
+        closed: bool,
+        /// The subscriber dropped its end: nothing more is queued.
+        unsubscribed: bool,
+    }
+
+    /// The handle's end of a subscription; dropping it ends the stream after the
+    /// events already queued.
+    pub(super) struct Sender(Arc<Queue>);
+
+    /// The subscriber's end.
+    pub(super) struct Receiver(Arc<Queue>);
+
+    pub(super) fn channel(capacity: usize) -> (Sender, Receiver) {
+        let q = Arc::new(Queue { state: Mutex::default(), waker: AtomicWaker::new(), capacity: capacity.max(1) });
+        (Sender(q.clone()), Receiver(q))
+    }
+
+    impl Sender {
+        /// Queues `ev`, making room first if the queue is full. False once the
+        /// subscriber is gone. Never waits.
+        pub(super) fn send(&self, ev: Event) -> bool {
+            {
+                let mut st = lock(&self.0.state);
+                if st.unsubscribed {
+                    return false;
+                }
+                if st.events.len() >= self.0.capacity {
+                    make_room(&mut st.events);
+                }
+                st.events.push_back(ev);
+            }
+            self.0.waker.wake();
+            true
+        }
+    }
+
+    impl Drop for Sender {
+        fn drop(&mut self) {
+            lock(&self.0.state).closed = true;
+            self.0.waker.wake();
+        }
+    }
+
+    impl Receiver {
+        pub(super) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+            if let Some(r) = self.try_recv() {
+                return Poll::Ready(r);
+            }
+            self.0.waker.register(cx.waker());
+            // An event queued between the first look and the registration.
+            match self.try_recv() {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            }
+        }
+
+        /// `Some(Some(ev))`: an event; `Some(None)`: the stream is over; `None`:
+        /// nothing yet.
+        fn try_recv(&self) -> Option<Option<Event>> {
+            let mut st = lock(&self.0.state);
+            match st.events.pop_front() {
+                Some(ev) => Some(Some(ev)),
+                None if st.closed => Some(None),
+                None => None,
+            }
+        }
+    }
+
+    impl Drop for Receiver {
+        fn drop(&mut self) {
+            let mut st = lock(&self.0.state);
+            st.unsubscribed = true;
+            st.events.clear();
+        }
+    }
+
+    /// Removes from a full queue what a later event supersedes or what cancels out
+    /// (the rules are listed on `Election::events`). The queued events were not
+    /// received yet.
+    pub(super) fn make_room(q: &mut VecDeque<Event>) {
+        if let Some(i) = q.iter().position(|e| matches!(e, Event::LeaderChanged(_))) {
+            q.remove(i);
+            return;
+        }
+        if let Some(i) = q.iter().position(|e| matches!(e, Event::Error(_))) {
+            q.remove(i);
+            return;
+        }
+        // Only state events are left. A whole leadership: Elected, then only
+        // Suspended/Reconnected, then its Lost or Resigned.
+        for (i, e) in q.iter().enumerate() {
+            if !matches!(e, Event::Elected { .. }) {
+                continue;
+            }
+            let end = q
+                .iter()
+                .skip(i + 1)
+                .position(|e| !matches!(e, Event::Suspended | Event::Reconnected))
+                .map(|k| i + 1 + k)
+                .filter(|&j| matches!(q[j], Event::Lost { .. } | Event::Resigned));
+            if let Some(j) = end {
+                q.drain(i..=j);
+                return;
+            }
+        }
+        if let Some(i) = (0..q.len().saturating_sub(1))
+            .find(|&i| matches!(q[i], Event::Suspended) && matches!(q[i + 1], Event::Reconnected))
+        {
+            q.drain(i..=i + 1);
+        }
+        // Otherwise nothing may go. That needs a queue of a few events at most (a
+        // state event can only follow a transition that the ones before it allow),
+        // so with a capacity in the hundreds it does not happen; were it to, the
+        // event is queued anyway rather than a state change lost.
     }
 }
 
@@ -644,7 +819,7 @@ impl Shared {
 
     fn emit(&self, ev: Event) {
         let mut subs = lock(&self.events);
-        subs.retain(|tx| tx.send(ev.clone()).is_ok());
+        subs.retain(|tx| tx.send(ev.clone()));
     }
 
     /// Bounds a one-shot backend request (a backend may retry inside while its
@@ -890,10 +1065,14 @@ impl Shared {
                 }
                 inner.entry = Some(entry.clone());
             }
+            // In this order when several are ready at once: a win reported under a
+            // session that is already gone, or for a campaign already withdrawn, is
+            // no win.
             let outcome = tokio::select! {
-                r = entry.wait_won() => WaitOutcome::Won(r),
+                biased;
                 _ = session_gone(&mut sessions, generation) => WaitOutcome::SessionGone,
                 _ = op_changed(&mut states, op) => WaitOutcome::OpChanged,
+                r = entry.wait_won() => WaitOutcome::Won(r),
             };
             match outcome {
                 WaitOutcome::Won(Ok(leader)) => return Ok((entry, leader, generation)),
@@ -956,13 +1135,47 @@ impl Shared {
         }
     }
 
-    /// Records a win for `op`, starts the hold task and emits `Elected`.
+    /// Joins, waits to win and records the win; a win that [`won`](Self::won) refuses
+    /// because the session went under it is campaigned again when auto-requeue is on.
+    async fn acquire_and_win(self: &Arc<Self>, op: u64, value: &[u8]) -> Result<Leadership> {
+        loop {
+            let (entry, leader, generation) = self.acquire(op, value).await?;
+            match self.won(op, entry, leader, generation) {
+                // `acquire` waits for the next healthy session before it joins again.
+                Err(e) if e.kind() == ErrorKind::SessionLost && self.client.options.auto_requeue => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Records a win for `op` under the session `generation`, starts the hold task
+    /// and emits `Elected`.
+    ///
+    /// The session is checked here, with the state lock held, because the backend can
+    /// report a win an instant after the session it was won under was lost or
+    /// replaced: such a win is void (the server may already be freeing the entry),
+    /// and reporting it would start a leader's work for nothing. A loss after this
+    /// check is the hold task's to report.
+    ///
+    /// # Errors
+    ///
+    /// `SessionLost` (the entry is withdrawn and the state stays `Campaigning`), or
+    /// the op error when the campaign was withdrawn meanwhile.
     fn won(self: &Arc<Self>, op: u64, entry: Arc<dyn Entry>, leader: Leader, generation: u64) -> Result<Leadership> {
         let mut inner = lock(&self.inner);
         if inner.info.op != op {
             drop(inner);
             self.withdraw_later(Some(entry));
             return Err(self.op_error());
+        }
+        let st = self.backend().session().status();
+        if st.generation != generation || st.health == Health::Lost {
+            if inner.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                inner.entry = None;
+            }
+            drop(inner);
+            self.withdraw_later(Some(entry));
+            return Err(Error::new(ErrorKind::SessionLost, "the session was lost as the campaign won"));
         }
         inner.entry = Some(entry.clone());
         let op = self.set_state(&mut inner, State::Leader, Some(leader.term), false);
@@ -1062,11 +1275,8 @@ impl Shared {
             let task = runtime::spawn(async move {
                 let mut pause = REQUEUE_PAUSE_MIN;
                 loop {
-                    match s.acquire(op2, &value).await {
-                        Ok((entry, leader, generation)) => {
-                            let _ = s.won(op2, entry, leader, generation);
-                            return;
-                        }
+                    match s.acquire_and_win(op2, &value).await {
+                        Ok(_) => return,
                         // Nobody waits on a requeue to hear its error: a server that
                         // cannot be reached for a while (the cause of many losses)
                         // must not drop the handle out of the election for good.
@@ -1336,4 +1546,277 @@ async fn monitor(shared: Weak<Shared>, first: oneshot::Sender<Result<()>>, what:
 enum Seen {
     Snapshot(Snapshot),
     Epoch(u64),
+}
+
+/// A minimal in-process backend for engine tests. It covers races of the state
+/// machine that a real server cannot produce on demand (two futures ready at once)
+/// and the event queues; every behaviour of a real backend is tested against the
+/// real server.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::backend::{EpochStream, SnapshotStream};
+    use crate::client::{Client, ClientInner, Options};
+    use crate::session::SessionTracker;
+    use async_trait::async_trait;
+
+    /// When the test backend's session goes away, relative to the win.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Loss {
+        /// Never: every candidate wins at once.
+        Never,
+        /// Right after the join: the win and the loss are both ready when the
+        /// engine first waits.
+        AfterJoin,
+        /// Inside `wait_won`, just before it reports the win.
+        WhileWinning,
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct TestBackend {
+        tracker: Arc<SessionTracker>,
+        loss: Loss,
+    }
+
+    #[derive(Debug)]
+    struct TestEntry {
+        tracker: Arc<SessionTracker>,
+        loss: Loss,
+    }
+
+    #[async_trait]
+    impl Backend for TestBackend {
+        fn session(&self) -> &Arc<SessionTracker> {
+            &self.tracker
+        }
+        fn max_value_len(&self) -> usize {
+            1024
+        }
+        async fn join(&self, _election: &str, _value: &[u8]) -> Result<Arc<dyn Entry>> {
+            if let Loss::AfterJoin = self.loss {
+                self.tracker.expired(self.tracker.status().generation);
+            }
+            Ok(Arc::new(TestEntry { tracker: self.tracker.clone(), loss: self.loss }))
+        }
+        async fn leader(&self, _election: &str) -> Result<Option<Leader>> {
+            Ok(None)
+        }
+        async fn watch(&self, _election: &str) -> Result<SnapshotStream> {
+            let first = Snapshot { leader: None, epoch: 0 };
+            Ok(futures_util::stream::once(async move { Ok(first) }).chain(futures_util::stream::pending()).boxed())
+        }
+        async fn watch_epoch(&self, _election: &str) -> Result<EpochStream> {
+            Ok(futures_util::stream::once(async { Ok(0) }).chain(futures_util::stream::pending()).boxed())
+        }
+        async fn end(&self, _election: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn close(&self) {}
+    }
+
+    #[async_trait]
+    impl Entry for TestEntry {
+        async fn wait_won(&self) -> Result<Leader> {
+            if let Loss::WhileWinning = self.loss {
+                self.tracker.expired(self.tracker.status().generation);
+            }
+            Ok(Leader::new(b"v".to_vec(), 1, "k".into()))
+        }
+        async fn lost(&self) -> LostReason {
+            std::future::pending().await
+        }
+        async fn proclaim(&self, _value: &[u8]) -> Result<()> {
+            Ok(())
+        }
+        async fn verify(&self) -> Result<bool> {
+            Ok(true)
+        }
+        async fn withdraw(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A client over a fresh test backend (auto-requeue off) and its session tracker.
+    pub(crate) fn client(loss: Loss) -> (Client, Arc<SessionTracker>) {
+        let tracker = SessionTracker::new(None, Duration::ZERO);
+        tracker.new_session(crate::session::Stamp::now());
+        let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss });
+        let inner = ClientInner::for_test(backend, Options::default().with_auto_requeue(false));
+        (Client::for_test(inner), tracker)
+    }
+
+    /// Emits `ev` on `e` as the state machine would.
+    pub(crate) fn emit(e: &Election, ev: Event) {
+        e.shared().emit(ev);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{client, emit, Loss};
+    use super::*;
+    use futures_util::FutureExt;
+
+    /// A campaign whose session is lost when its win is reported must not lead: the
+    /// engine must prefer the loss when both are ready, and check the session when
+    /// it records the win.
+    #[tokio::test]
+    async fn a_win_under_a_lost_session_does_not_lead() {
+        for loss in [Loss::AfterJoin, Loss::WhileWinning] {
+            // Without an order between the two, the wrong one wins about half the time.
+            for round in 0..64 {
+                let (c, tracker) = client(loss);
+                let e = c.election("svc").unwrap();
+                let r = e.campaign(b"v").await;
+                let err = r.as_ref().err().map(|e| e.kind());
+                assert_eq!(
+                    err,
+                    Some(ErrorKind::SessionLost),
+                    "{loss:?}, round {round}: campaign gave {r:?} with the session {:?}",
+                    tracker.status()
+                );
+                assert_eq!(e.state(), State::Idle, "{loss:?}, round {round}");
+                e.close().await;
+            }
+        }
+    }
+
+    fn leader(term: u64) -> Option<Leader> {
+        Some(Leader::new(format!("v{term}").into_bytes(), term, format!("k{term}")))
+    }
+
+    /// Everything queued now, without waiting.
+    fn drain(events: &mut Events) -> Vec<Event> {
+        std::iter::from_fn(|| events.recv().now_or_never().flatten()).collect()
+    }
+
+    /// A short name per event, for comparing sequences.
+    fn tag(ev: &Event) -> String {
+        match ev {
+            Event::Elected { term } => format!("E{term}"),
+            Event::Suspended => "S".into(),
+            Event::Reconnected => "R".into(),
+            Event::Lost { .. } => "L".into(),
+            Event::Resigned => "Res".into(),
+            Event::LeaderChanged(l) => format!("C{}", l.as_ref().map_or(0, |l| l.term)),
+            Event::Ended => "End".into(),
+            Event::Error(_) => "Err".into(),
+        }
+    }
+
+    /// Takes out of a sequence of state events the spans whose effect is nil: a
+    /// `Suspended` right before `Reconnected`, a whole leadership.
+    fn net(mut v: Vec<String>) -> Vec<String> {
+        loop {
+            let pair = (0..v.len().saturating_sub(1)).find(|&i| v[i] == "S" && v[i + 1] == "R");
+            if let Some(i) = pair {
+                v.drain(i..=i + 1);
+                continue;
+            }
+            let whole = (0..v.len()).find_map(|i| {
+                if !v[i].starts_with('E') {
+                    return None;
+                }
+                let j = (i + 1..v.len()).find(|&j| v[j] != "S" && v[j] != "R")?;
+                (v[j] == "L" || v[j] == "Res").then_some((i, j))
+            });
+            match whole {
+                Some((i, j)) => drop(v.drain(i..=j)),
+                None => return v,
+            }
+        }
+    }
+
+    /// A subscriber that does not read while thousands of events happen finds at
+    /// most the capacity queued, and what it finds still tells the state: the loss
+    /// of the leadership it had heard of, the latest leader, the current leadership
+    /// (suspended), and nothing of the leaderships that came and went unread.
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_a_bounded_summary() {
+        let (c, _) = client(Loss::Never);
+        let e = c.election("svc").unwrap();
+        let mut events = e.events();
+        emit(&e, Event::Elected { term: 1 });
+        assert_eq!(drain(&mut events).iter().map(tag).collect::<Vec<_>>(), ["E1"]);
+
+        // Then it stops reading.
+        let mut sent = 0;
+        let mut term = 1;
+        for round in 0..600 {
+            for _ in 0..5 {
+                term += 1;
+                emit(&e, Event::LeaderChanged(leader(term)));
+                sent += 1;
+            }
+            emit(&e, Event::Error(Error::new(ErrorKind::Connection, format!("blip {round}"))));
+            emit(&e, Event::Suspended);
+            emit(&e, Event::Reconnected);
+            sent += 3;
+            if round == 0 {
+                emit(&e, Event::Lost { reason: LostReason::SessionLost }); // of term 1
+                sent += 1;
+            } else if round < 599 {
+                // A whole leadership while the subscriber is away.
+                emit(&e, Event::Elected { term: term + 1 });
+                emit(&e, Event::Suspended);
+                emit(&e, Event::Lost { reason: LostReason::SessionLost });
+                sent += 3;
+            }
+        }
+        term += 1;
+        emit(&e, Event::Elected { term });
+        emit(&e, Event::LeaderChanged(leader(term)));
+        emit(&e, Event::Suspended);
+        sent += 3;
+
+        let got = drain(&mut events);
+        assert!(sent > 5_000, "the test sends {sent}");
+        // The capacity documented on `events()`.
+        assert!(got.len() <= 1024, "{} events queued of {sent} sent", got.len());
+        // The state events received mean what the ones sent mean: with the spans
+        // whose effect is nil taken out, both read "lost the leadership it knew of,
+        // leads again in `term`, suspended".
+        let states: Vec<String> =
+            got.iter().filter(|ev| !matches!(ev, Event::LeaderChanged(_) | Event::Error(_))).map(tag).collect();
+        assert_eq!(net(states), ["L".to_string(), format!("E{term}"), "S".to_string()], "state events");
+        let last_leader = got.iter().rev().find_map(|ev| match ev {
+            Event::LeaderChanged(l) => Some(l.clone()),
+            _ => None,
+        });
+        assert_eq!(last_leader, Some(leader(term)), "the latest leader is kept");
+
+        // Read as it comes, nothing is merged.
+        for t in 0..3 * EVENT_QUEUE_CAPACITY as u64 {
+            emit(&e, Event::LeaderChanged(leader(100_000 + t)));
+            let ev = events.recv().now_or_never().flatten().expect("queued");
+            assert_eq!(tag(&ev), format!("C{}", 100_000 + t));
+        }
+        e.close().await;
+        assert!(events.recv().await.is_none(), "the stream ends when the handle closes");
+    }
+
+    #[test]
+    fn a_full_queue_makes_room_by_the_rules() {
+        use std::collections::VecDeque;
+        let room = |q: &[Event]| {
+            let mut q: VecDeque<Event> = q.iter().cloned().collect();
+            queue::make_room(&mut q);
+            q.iter().map(tag).collect::<Vec<_>>().join(" ")
+        };
+        let err = || Event::Error(Error::new(ErrorKind::Connection, "x"));
+        let lost = || Event::Lost { reason: LostReason::Deleted };
+        let el = |term| Event::Elected { term };
+        let lc = |t| Event::LeaderChanged(leader(t));
+        // The oldest leader change first, then the oldest error.
+        assert_eq!(room(&[el(1), lc(2), err(), lc(3)]), "E1 Err C3");
+        assert_eq!(room(&[el(1), err(), Event::Suspended, err()]), "E1 S Err");
+        // A whole leadership that was never received.
+        assert_eq!(room(&[lost(), el(2), Event::Suspended, Event::Reconnected, lost(), el(3)]), "L E3");
+        assert_eq!(room(&[el(2), Event::Resigned, el(3)]), "E3");
+        // Suspended then Reconnected.
+        assert_eq!(room(&[Event::Suspended, Event::Reconnected, lost(), el(4), Event::Suspended]), "L E4 S");
+        // What must stay, stays: a Lost of a received Elected, the current
+        // leadership, a Suspended that holds, Ended.
+        assert_eq!(room(&[Event::Suspended, lost(), el(5), Event::Suspended, Event::Ended]), "S L E5 S End");
+    }
 }

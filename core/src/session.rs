@@ -13,12 +13,133 @@
 //! leader change) cannot extend our own idea of validity. The health becomes
 //! `Suspended` when an acknowledgement is overdue (half the TTL since the last
 //! acknowledged send) or the connection drops, and `Lost` at the deadline.
+//!
+//! # Which clock
+//!
+//! Every time here is a [`Stamp`] of `CLOCK_BOOTTIME`, which keeps counting while the
+//! host is suspended. `CLOCK_MONOTONIC` (tokio's and std's `Instant`) stops during a
+//! suspend, so a deadline measured with it would still lie ahead after a resume and
+//! a leader would read `Leader` until its next keepalive failed, while the server
+//! had expired the session long before. A tokio timer still drives the wake-ups,
+//! but it only prompts a re-evaluation against the boot-time clock; it sleeps at most
+//! [`WAKE_AT_LEAST_EVERY`], so a resume is noticed within that bound even when no
+//! one reads the state. Reading the state ([`SessionTracker::status`]) always
+//! re-evaluates, so it is right at once.
+//!
+//! What no local clock can see is a process or a VM that is *paused* (SIGSTOP, a
+//! hypervisor pause, a stop-the-world stall): its clocks may keep counting, but it
+//! does not run, so it cannot check anything between its last check and the moment it
+//! acts. A leader that checked its state, was paused past the deadline and then
+//! wrote to a resource did so without knowing. That is what the fencing token
+//! (`term`) is for: the resource refuses a write carrying an older term than one it
+//! has seen.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
-use tokio::time::Instant;
+
+/// The longest the tracker's timer sleeps between two evaluations while a deadline
+/// is pending. tokio's timers count `CLOCK_MONOTONIC`, which stops while the host is
+/// suspended; this bounds how long after a resume a passed deadline goes unreported
+/// when nobody reads the state.
+pub(crate) const WAKE_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+
+/// A reading of `CLOCK_BOOTTIME` (time since boot, suspend included): when a session
+/// request or keepalive was sent. Take it with [`Stamp::now`] just before sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Stamp(Duration);
+
+impl Stamp {
+    /// The boot-time clock now.
+    pub(crate) fn now() -> Stamp {
+        Stamp(boottime())
+    }
+
+    fn saturating_sub(self, other: Stamp) -> Duration {
+        self.0.saturating_sub(other.0)
+    }
+
+    /// `self + d`, or None when the clock cannot hold it.
+    fn checked_add(self, d: Duration) -> Option<Stamp> {
+        self.0.checked_add(d).map(Stamp)
+    }
+}
+
+impl std::ops::Add<Duration> for Stamp {
+    type Output = Stamp;
+    fn add(self, d: Duration) -> Stamp {
+        Stamp(self.0.saturating_add(d))
+    }
+}
+
+/// `CLOCK_BOOTTIME` on Linux and Android; elsewhere `CLOCK_MONOTONIC`, which on those
+/// systems may stop during a suspend (documented in the README's safety section).
+fn boottime() -> Duration {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it. It
+    // cannot fail for a clock id the system defines.
+    let rc = unsafe { libc::clock_gettime(CLOCK, &mut ts) };
+    if rc != 0 {
+        // Unreachable on the systems above. The largest reading makes every deadline
+        // look passed (safe), never valid.
+        return Duration::MAX;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Where the tracker reads the time. Tests inject a clock that can jump as a
+/// suspend does.
+#[derive(Debug, Clone)]
+pub(crate) enum Clock {
+    /// `CLOCK_BOOTTIME`.
+    Boot,
+    /// Tests only: tokio's (pausable) time plus a settable suspended time.
+    #[cfg(test)]
+    Test(Arc<TestClock>),
+}
+
+impl Clock {
+    fn now(&self) -> Stamp {
+        match self {
+            Clock::Boot => Stamp::now(),
+            #[cfg(test)]
+            Clock::Test(c) => c.now(),
+        }
+    }
+}
+
+/// A clock for tests: it advances with tokio's time (so `start_paused` and
+/// `advance` drive it) and [`suspend`](TestClock::suspend) moves it forward alone,
+/// as `CLOCK_BOOTTIME` moves during a host suspend while `CLOCK_MONOTONIC` stands.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct TestClock {
+    base: tokio::time::Instant,
+    suspended: Mutex<Duration>,
+}
+
+#[cfg(test)]
+impl TestClock {
+    pub(crate) fn new() -> Arc<TestClock> {
+        Arc::new(TestClock { base: tokio::time::Instant::now(), suspended: Mutex::new(Duration::ZERO) })
+    }
+
+    pub(crate) fn now(&self) -> Stamp {
+        // Starts one hour after "boot", so that subtracting never saturates.
+        let suspended = *self.suspended.lock().unwrap_or_else(|p| p.into_inner());
+        Stamp(Duration::from_secs(3600) + self.base.elapsed() + suspended)
+    }
+
+    /// The host sleeps for `d`: boot time moves, tokio's time does not.
+    pub(crate) fn suspend(&self, d: Duration) {
+        *self.suspended.lock().unwrap_or_else(|p| p.into_inner()) += d;
+    }
+}
 
 /// What the engine may conclude about the session right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +169,13 @@ pub(crate) struct SessionTracker {
     ttl: Option<Duration>,
     margin: Duration,
     wake: Arc<Notify>,
+    clock: Clock,
 }
 
 #[derive(Debug)]
 struct Inner {
     generation: u64,
-    last_ack_sent: Option<Instant>,
+    last_ack_sent: Option<Stamp>,
     disconnected: bool,
     lost: bool,
 }
@@ -62,6 +184,11 @@ impl SessionTracker {
     /// A tracker for a session with `ttl` (None: the session cannot expire while the
     /// process lives, as on the local backend). `margin` is subtracted from the TTL.
     pub(crate) fn new(ttl: Option<Duration>, margin: Duration) -> std::sync::Arc<Self> {
+        Self::with_clock(ttl, margin, Clock::Boot)
+    }
+
+    /// [`new`](Self::new) with the clock to read.
+    pub(crate) fn with_clock(ttl: Option<Duration>, margin: Duration, clock: Clock) -> std::sync::Arc<Self> {
         let (tx, _) = watch::channel(SessionStatus { generation: 0, health: Health::Lost });
         let t = std::sync::Arc::new(SessionTracker {
             tx,
@@ -69,6 +196,7 @@ impl SessionTracker {
             ttl,
             margin,
             wake: Arc::new(Notify::new()),
+            clock,
         });
         if ttl.is_some() {
             let weak = std::sync::Arc::downgrade(&t);
@@ -80,9 +208,9 @@ impl SessionTracker {
                     let next = t.evaluate();
                     drop(t);
                     match next {
-                        Some(at) => {
+                        Some(after) => {
                             tokio::select! {
-                                _ = tokio::time::sleep_until(at) => {}
+                                _ = tokio::time::sleep(after.min(WAKE_AT_LEAST_EVERY)) => {}
                                 _ = notified => {}
                             }
                         }
@@ -111,15 +239,16 @@ impl SessionTracker {
         self.tx.subscribe()
     }
 
-    /// The status now, recomputed against the clock (so a process resumed after a
-    /// SIGSTOP sees `Lost` before any timer has run).
+    /// The status now, recomputed against the boot-time clock (so a process resumed
+    /// after a SIGSTOP, or a host resumed from suspend, sees `Lost` before any timer
+    /// has run).
     pub(crate) fn status(&self) -> SessionStatus {
         self.evaluate();
         *self.tx.borrow()
     }
 
     /// A new session was established; `sent_at` is when its creation request was sent.
-    pub(crate) fn new_session(&self, sent_at: Instant) -> u64 {
+    pub(crate) fn new_session(&self, sent_at: Stamp) -> u64 {
         let g = {
             let mut i = self.lock();
             i.generation += 1;
@@ -136,7 +265,7 @@ impl SessionTracker {
     // Fed by the network backends; the local backend's session never changes.
     #[cfg_attr(not(test), allow(dead_code))]
     /// A keepalive or heartbeat for `generation`, sent at `sent_at`, was acknowledged.
-    pub(crate) fn acked(&self, generation: u64, sent_at: Instant) {
+    pub(crate) fn acked(&self, generation: u64, sent_at: Stamp) {
         {
             let mut i = self.lock();
             if i.generation != generation || i.lost {
@@ -179,10 +308,10 @@ impl SessionTracker {
         self.evaluate();
     }
 
-    /// Recomputes health, publishes a change, and returns when it must be
-    /// recomputed next (None: only on an external event).
-    fn evaluate(&self) -> Option<Instant> {
-        let now = Instant::now();
+    /// Recomputes health, publishes a change, and returns how long from now it must
+    /// be recomputed at the latest (None: only on an external event).
+    fn evaluate(&self) -> Option<Duration> {
+        let now = self.clock.now();
         let (status, next) = {
             let mut i = self.lock();
             let mut next = None;
@@ -200,10 +329,10 @@ impl SessionTracker {
                             i.lost = true;
                             Health::Lost
                         } else if now >= overdue || i.disconnected {
-                            next = Some(deadline);
+                            next = Some(deadline.saturating_sub(now));
                             Health::Suspended
                         } else {
-                            next = Some(overdue);
+                            next = Some(overdue.saturating_sub(now));
                             Health::Healthy
                         }
                     }
@@ -236,10 +365,15 @@ impl Drop for SessionTracker {
 mod tests {
     use super::*;
 
+    fn tracker(ttl: Option<Duration>, margin: Duration) -> (Arc<SessionTracker>, Arc<TestClock>) {
+        let c = TestClock::new();
+        (SessionTracker::with_clock(ttl, margin, Clock::Test(c.clone())), c)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn suspends_when_overdue_and_loses_at_deadline() {
-        let t = SessionTracker::new(Some(Duration::from_secs(10)), Duration::from_secs(2));
-        let start = Instant::now();
+        let (t, c) = tracker(Some(Duration::from_secs(10)), Duration::from_secs(2));
+        let start = c.now();
         let g = t.new_session(start);
         assert_eq!(t.status(), SessionStatus { generation: g, health: Health::Healthy });
         tokio::time::advance(Duration::from_millis(4_900)).await;
@@ -255,18 +389,18 @@ mod tests {
         tokio::time::advance(Duration::from_millis(200)).await;
         assert_eq!(t.status().health, Health::Lost);
         // Late acks cannot revive a lost session; only a new session can.
-        t.acked(g, Instant::now());
+        t.acked(g, c.now());
         assert_eq!(t.status().health, Health::Lost);
-        let g2 = t.new_session(Instant::now());
+        let g2 = t.new_session(c.now());
         assert_eq!(t.status(), SessionStatus { generation: g2, health: Health::Healthy });
         assert!(g2 > g);
     }
 
     #[tokio::test(start_paused = true)]
     async fn deadline_counts_from_send_time_not_ack_time() {
-        let t = SessionTracker::new(Some(Duration::from_secs(10)), Duration::from_secs(1));
-        let g = t.new_session(Instant::now());
-        let sent = Instant::now();
+        let (t, c) = tracker(Some(Duration::from_secs(10)), Duration::from_secs(1));
+        let g = t.new_session(c.now());
+        let sent = c.now();
         tokio::time::advance(Duration::from_secs(4)).await;
         t.acked(g, sent); // a slow ack of an old send does not extend anything
         tokio::time::advance(Duration::from_secs(5)).await;
@@ -275,9 +409,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn timer_publishes_without_polling() {
-        let t = SessionTracker::new(Some(Duration::from_secs(4)), Duration::from_secs(1));
+        let (t, c) = tracker(Some(Duration::from_secs(4)), Duration::from_secs(1));
         let mut rx = t.subscribe();
-        t.new_session(Instant::now());
+        t.new_session(c.now());
         rx.borrow_and_update();
         rx.changed().await.unwrap();
         assert_eq!(rx.borrow().health, Health::Suspended);
@@ -285,17 +419,78 @@ mod tests {
         assert_eq!(rx.borrow().health, Health::Lost);
     }
 
+    /// A host suspend moves the boot-time clock and not tokio's: a reading right
+    /// after the resume sees the session lost, and the timer reports it within
+    /// `WAKE_AT_LEAST_EVERY` of tokio's time, with no keepalive and no reader.
+    #[tokio::test(start_paused = true)]
+    async fn a_host_suspend_past_the_deadline_is_lost_at_resume() {
+        let (t, c) = tracker(Some(Duration::from_secs(10)), Duration::from_secs(2));
+        let g = t.new_session(c.now());
+        tokio::time::advance(Duration::from_secs(3)).await;
+        t.acked(g, c.now());
+        assert_eq!(t.status().health, Health::Healthy);
+
+        // Suspended for a minute; the server expired the session meanwhile.
+        c.suspend(Duration::from_secs(60));
+        assert_eq!(t.status().health, Health::Lost, "read at once after the resume");
+
+        // The same, heard by a subscriber that never reads the status itself.
+        let (t, c) = tracker(Some(Duration::from_secs(10)), Duration::from_secs(2));
+        let g = t.new_session(c.now());
+        let mut rx = t.subscribe();
+        assert_eq!(*rx.borrow_and_update(), SessionStatus { generation: g, health: Health::Healthy });
+        // Lets the timer task run and go to sleep before the host does.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let resumed = tokio::time::Instant::now();
+        c.suspend(Duration::from_secs(60));
+        let st = *rx.wait_for(|s| s.health != Health::Healthy).await.unwrap();
+        assert_eq!(st, SessionStatus { generation: g, health: Health::Lost });
+        assert!(
+            resumed.elapsed() <= WAKE_AT_LEAST_EVERY,
+            "reported {:?} after the resume (tokio time), bound {WAKE_AT_LEAST_EVERY:?}",
+            resumed.elapsed()
+        );
+    }
+
+    /// A suspend shorter than the deadline leaves the session valid.
+    #[tokio::test(start_paused = true)]
+    async fn a_short_suspend_keeps_the_session() {
+        let (t, c) = tracker(Some(Duration::from_secs(10)), Duration::from_secs(2));
+        let g = t.new_session(c.now());
+        c.suspend(Duration::from_secs(2));
+        assert_eq!(t.status(), SessionStatus { generation: g, health: Health::Healthy });
+        c.suspend(Duration::from_secs(4)); // 6 s since the send: overdue
+        assert_eq!(t.status().health, Health::Suspended);
+        t.acked(g, c.now());
+        assert_eq!(t.status().health, Health::Healthy);
+    }
+
+    /// The production clock is CLOCK_BOOTTIME: never behind CLOCK_MONOTONIC (it is
+    /// ahead by the time the host spent suspended), and it moves forward.
+    #[test]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn the_clock_is_boottime() {
+        let a = Stamp::now();
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid, writable timespec.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) }, 0);
+        let mono = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        let b = Stamp::now();
+        assert!(b >= a);
+        assert!(b.0 >= mono, "boottime {:?} behind monotonic {mono:?}", b.0);
+    }
+
     #[test]
     fn disconnect_and_expiry_and_stale_generations() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(async {
             let t = SessionTracker::new(None, Duration::ZERO);
-            let g = t.new_session(Instant::now());
+            let g = t.new_session(Stamp::now());
             t.disconnected(g + 7); // another generation: ignored
             assert_eq!(t.status().health, Health::Healthy);
             t.disconnected(g);
             assert_eq!(t.status().health, Health::Suspended);
-            t.acked(g, Instant::now());
+            t.acked(g, Stamp::now());
             assert_eq!(t.status().health, Health::Healthy);
             t.expired(g);
             assert_eq!(t.status().health, Health::Lost);

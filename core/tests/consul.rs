@@ -643,3 +643,148 @@ async fn a_value_refused_by_a_smaller_agent_limit_is_invalid_argument_and_holds_
     agent.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// TLS: the harness's agent speaks plain HTTP, so a TLS terminator in front of it
+// (Python's asyncio and ssl, with the certificates the harness made for etcd-tls)
+// gives a real Consul over TLS.
+
+const TLS_TERMINATOR: &str = r#"
+import asyncio, ssl, sys
+cert, key, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+async def pipe(r, w):
+    try:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+    except (ConnectionError, OSError, ssl.SSLError):
+        pass
+    finally:
+        try:
+            w.close()
+        except Exception:
+            pass
+async def handle(cr, cw):
+    try:
+        ur, uw = await asyncio.open_connection(host, port)
+    except OSError:
+        cw.close()
+        return
+    await asyncio.gather(pipe(cr, uw), pipe(ur, cw))
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+"#;
+
+/// The TLS terminator, killed when dropped.
+struct TlsFront {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsFront {
+    fn start() -> TlsFront {
+        use std::io::BufRead;
+        let (host, port) =
+            env("BALLOT_TEST_CONSUL_HTTP_ADDR").rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", TLS_TERMINATOR])
+            .arg(env("BALLOT_TEST_ETCD_TLS_SERVER_CERT"))
+            .arg(env("BALLOT_TEST_ETCD_TLS_SERVER_KEY"))
+            .args([host, port])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 must be installed");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the TLS terminator did not start: {line:?}"));
+        TlsFront { child, port }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run in a child process by `tls_trusts_the_system_store_or_the_ca_file`, with a
+/// system trust store chosen through `SSL_CERT_FILE` (which the platform verifier
+/// reads), so that the parent's environment never changes while other tests run.
+#[test]
+#[ignore = "helper process, started by tls_trusts_the_system_store_or_the_ca_file"]
+fn tls_child() {
+    let Ok(url) = std::env::var("BALLOT_CHILD_CONSUL_URL") else { return };
+    let outcome = ballot::blocking::Client::connect(&url, Options::default()).and_then(|c| {
+        let e = c.election(&unique("svc"))?;
+        let lead = e.campaign(b"tls", Some(LIVE))?;
+        c.close()?;
+        Ok(lead.term())
+    });
+    match outcome {
+        Ok(term) => println!("CHILD elected term={term}"),
+        Err(e) => println!("CHILD error kind={} {e}", e.kind()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trusts_the_system_store_or_the_ca_file() {
+    let front = TlsFront::start();
+    let ca = env("BALLOT_TEST_ETCD_TLS_CA");
+    let base = format!("consuls://127.0.0.1:{}/{}", front.port, unique("tls"));
+    // Another CA, which signed nothing the server presents.
+    let other = std::env::temp_dir().join(unique("other-ca"));
+    std::fs::create_dir_all(&other).unwrap();
+    let other_ca = other.join("ca.crt");
+    let st = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=another CA"])
+        .arg("-keyout")
+        .arg(other.join("ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl must be installed");
+    assert!(st.success());
+    let run = |url: String, system_store: std::path::PathBuf| async move {
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tls_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("BALLOT_CHILD_CONSUL_URL", url)
+            .env("SSL_CERT_FILE", system_store)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+
+    // No ca=: the system store decides. It trusts the harness's CA here...
+    let out = run(base.clone(), ca.clone().into()).await;
+    assert!(out.contains("CHILD elected term="), "system store with the server's CA: {out}");
+    // ...and not there.
+    let out = run(base.clone(), other_ca.clone()).await;
+    assert!(out.contains("CHILD error kind=connection") && out.contains("certificate"), "{out}");
+
+    // ca= replaces the system store: the file's CA is trusted whatever the store
+    // holds, and a store that would trust the server does not help a wrong file.
+    let out = run(format!("{base}?ca={ca}"), other_ca.clone()).await;
+    assert!(out.contains("CHILD elected term="), "ca= with the server's CA: {out}");
+    let out = run(format!("{base}?ca={}", other_ca.display()), ca.clone().into()).await;
+    assert!(out.contains("CHILD error kind=connection") && out.contains("certificate"), "{out}");
+
+    // In this process too, with the CA from a file.
+    let c = connect(&format!("{base}?ca={ca}")).await;
+    let e = c.election(&unique("svc")).unwrap();
+    let lead = live("campaign over TLS", e.campaign("tls")).await.unwrap();
+    assert_eq!(e.leader().await.unwrap().map(|l| l.term), Some(lead.term()));
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(other);
+}

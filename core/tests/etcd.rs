@@ -263,12 +263,77 @@ impl Drop for Paused {
     }
 }
 
-/// The cluster test runs in two phases on the one 3-member cluster: first each
-/// member is frozen in turn (the cluster keeps its quorum), then one is killed.
+/// The cluster test runs in phases on the one 3-member cluster: first one member
+/// is cut off from the two others (which are frozen), then each member is frozen
+/// in turn (the cluster keeps its quorum), then one is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_members_frozen_then_killed_election_carries_on() {
+    watch_on_a_member_cut_off_from_its_cluster_fails().await;
     members_frozen_one_at_a_time_leadership_holds().await;
     member_killed_election_carries_on().await;
+}
+
+/// Watches require a leader (etcd's `hasleader` metadata): an observer connected
+/// to a member that lost its raft leader hears an error, instead of waiting on a
+/// stream that stays open and silent while the rest of the cluster goes on. Once
+/// the cluster is whole again, the observer follows the election again.
+async fn watch_on_a_member_cut_off_from_its_cluster_fails() {
+    let ns = unique("ns");
+    let url = format!("{}/{ns}", env("BALLOT_TEST_ETCD_CLUSTER_0_URL"));
+    let n = unique("svc");
+    let c = connect(&url, 5).await;
+    let e = c.election(&n).unwrap();
+    let mut events = e.events();
+    // The first item comes once the election's watch is open.
+    let mut observed = e.observe();
+    assert_eq!(live("the first snapshot", observed.next()).await.unwrap().unwrap(), None);
+
+    let paused: Vec<Paused> = [1, 2]
+        .iter()
+        .map(|i| {
+            let pid: u32 = env(&format!("BALLOT_TEST_ETCD_CLUSTER_{i}_PID")).parse().unwrap();
+            signal(pid, "STOP");
+            Paused(pid)
+        })
+        .collect();
+    let cut = Instant::now();
+    let err = live("an error from the watch on the cut-off member", async {
+        loop {
+            match events.next().await {
+                Some(Event::Error(err)) => return err,
+                Some(_) => {}
+                None => panic!("the event stream ended"),
+            }
+        }
+    })
+    .await;
+    eprintln!("the watch failed {:?} after member 0 was cut off: {err}", cut.elapsed());
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(err.to_string().contains("no leader"), "{err}");
+    drop(paused);
+
+    // Whole again: a leader elected through the other members reaches the observer.
+    let other = connect(&format!("{}/{ns}", env("BALLOT_TEST_ETCD_CLUSTER")), 5).await;
+    let eo = other.election(&n).unwrap();
+    let lead = tokio::time::timeout(Duration::from_secs(30), eo.campaign("after"))
+        .await
+        .expect("a campaign within 30 s of the resume")
+        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.next().await {
+                Some(Event::LeaderChanged(Some(l))) if l.term == lead.term() => return l,
+                Some(_) => {}
+                None => panic!("the event stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("the observer follows the election within 30 s of the resume");
+    assert_eq!(seen.value, b"after");
+    eo.resign().await.unwrap();
+    c.close().await.unwrap();
+    other.close().await.unwrap();
 }
 
 /// A frozen member (SIGSTOP) keeps its TCP connections open, so a client that

@@ -1,7 +1,8 @@
 //! ZooKeeper-specific behaviour, against the real servers that tests/servers/harness.py
 //! started (`BALLOT_TEST_ZK`, `BALLOT_TEST_ZK_ENSEMBLE`): interop with Curator's
 //! LeaderLatch, digest auth and ACLs, a leader paused past its session timeout, a
-//! member of the ensemble paused or killed under a leader.
+//! member of the ensemble paused or killed under a leader, a server gone silent
+//! under a join (through a relay the test controls).
 #![cfg(feature = "zookeeper")]
 
 use std::collections::HashMap;
@@ -604,4 +605,118 @@ async fn reconnected_leader_checks_that_its_node_is_still_its_own() {
     let (_, stat) = impostor.get_data(lead.key()).await.expect("the other session's node is still there");
     assert_eq!(stat.ephemeral_owner, impostor.session_id().0);
     drop(impostor);
+}
+
+// ---------------------------------------------------------------------------
+// A server that goes silent, through a relay the test controls.
+
+/// A TCP relay to a ZooKeeper server that can go silent: its connections stay
+/// open but nothing passes either way, as with a frozen server or a partition
+/// that drops packets. Only this test's client goes through it, so the shared
+/// server stays untouched.
+struct Relay {
+    port: u16,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = silent.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let flag = flag.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let (mut dr, mut dw) = down.into_split();
+                    let (mut ur, mut uw) = up.into_split();
+                    // Reads go on while silent (and are dropped), so no side sees
+                    // the connection close.
+                    async fn pump(
+                        r: &mut tokio::net::tcp::OwnedReadHalf,
+                        w: &mut tokio::net::tcp::OwnedWriteHalf,
+                        silent: &AtomicBool,
+                    ) {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            match r.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) if !silent.load(Ordering::SeqCst) => {
+                                    if w.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(_) => {}
+                            }
+                        }
+                    }
+                    tokio::join!(pump(&mut dr, &mut uw, &flag), pump(&mut ur, &mut dw, &flag));
+                });
+            }
+        });
+        Relay { port, silent, task }
+    }
+
+    fn silence(&self, on: bool) {
+        self.silent.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A join reads the election's epoch first, retrying while the connection is down.
+/// Joins run to completion even when their campaign is given up, so that read must
+/// stop by itself: when the server stays silent for a session timeout, the join
+/// fails with a `Connection` error (the campaign's error; under auto-requeue an
+/// `Error` event) instead of retrying for as long as the silence lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_gives_up_reading_the_epoch_of_a_silent_server() {
+    let relay = Relay::start(env("BALLOT_TEST_ZK_CONNECT")).await;
+    let ns = unique("silent");
+    let ttl = Duration::from_secs(4);
+    let c = connect(&format!("zk://127.0.0.1:{}/{ns}", relay.port), ttl).await;
+    let e = c.election("svc").unwrap();
+    // The election's watch is open before the silence, so that the campaign goes
+    // straight to the join.
+    let mut observed = e.observe();
+    assert_eq!(live("the first snapshot", observed.next()).await.unwrap().unwrap(), None);
+
+    relay.silence(true);
+    let cut = Instant::now();
+    // The session still reads healthy for a while (its last answer is recent), so
+    // the campaign joins at once, and the join's first read meets the silence.
+    let bound = ttl + Duration::from_secs(10);
+    let r = tokio::time::timeout(bound, e.campaign("a"))
+        .await
+        .unwrap_or_else(|_| panic!("the campaign still waited {bound:?} after the server went silent"));
+    let err = r.expect_err("no leader can be elected through a silent server");
+    eprintln!("the campaign failed {:?} after the silence: {err}", cut.elapsed());
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+
+    // Heard again: the client gets a session and the election works.
+    relay.silence(false);
+    let lead = live("a campaign after the silence", async {
+        loop {
+            match e.campaign("a").await {
+                Ok(l) => return l,
+                Err(err) => {
+                    eprintln!("campaign while the session comes back: {err}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(lead.value(), b"a");
+    c.close().await.unwrap();
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use napi::bindgen_prelude::{BigInt, Buffer, Function, PromiseRaw};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
 use tokio::sync::{watch, Mutex as AsyncMutex};
@@ -344,9 +344,11 @@ impl Election {
         let mut events = self.inner.events();
         let task = napi::bindgen_prelude::spawn(async move {
             while let Some(ev) = events.next().await {
-                // Non-blocking: the queue is unbounded, so the library never waits
-                // for JavaScript. A closing environment refuses the call; stop then.
-                if tsfn.call(event_js(ev), ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
+                // One event at a time, awaiting the JavaScript callback: while the
+                // event loop is busy, events wait in the subscription's bounded
+                // queue (merged by its rules), not in napi's unbounded one. A
+                // closing environment refuses the call or drops it; stop then.
+                if tsfn.call_async(event_js(ev)).await.is_err() {
                     return;
                 }
             }

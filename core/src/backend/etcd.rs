@@ -43,6 +43,11 @@
 //! - **one gRPC stream** carries every watch of a client, each under an id the
 //!   client picks (etcd 3.4+; older servers get a stream per watch). A stream costs
 //!   the client about 22 KiB, and a process leading 10,000 elections held 20,000.
+//! - **watches require a leader:** the stream is opened with `hasleader: true`,
+//!   so a member cut off from its cluster cancels it ("no leader") instead of
+//!   holding it open and silent while the others elect and end without it. An
+//!   observer then gets an `Error` event and the watch is opened again (on
+//!   another member when the URL names several); waiting candidates read again.
 //! - **a failed or cancelled campaign** deletes its key before it lets go of it, in
 //!   the background when the caller's future is dropped (etcd issue 21128).
 //! - **proclaim** is a transaction that checks the key's create revision;
@@ -55,7 +60,10 @@
 //!   Each ballot participant sees the epoch change in its watch and ends. An
 //!   `etcdctl elect` campaigner whose key is deleted does not notice (the Go
 //!   recipe does not watch its own key), but the epoch key never looks like a
-//!   candidate to it.
+//!   candidate to it. A candidate that joins between `end()`'s read and its
+//!   transaction outlives it; it reads the epoch with every look at its
+//!   predecessor, and one that sees a later epoch than it joined under is ended,
+//!   never elected.
 //!
 //! # The session
 //!
@@ -94,7 +102,7 @@ use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{Health, SessionTracker};
+use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::{BackendUrl, Scheme};
 
 /// Values up to 1 MiB. etcd refuses a request whose Raft entry is above
@@ -129,6 +137,14 @@ impl fmt::Debug for EtcdBackend {
 
 struct EtcdShared {
     client: ec::Client,
+    /// The client that opens watch streams: the same endpoints and options with
+    /// etcd's require-leader flag (gRPC metadata `hasleader: true`, as Go's
+    /// `clientv3.WithRequireLeader` sends). A member cut off from the rest of its
+    /// cluster then cancels the stream ("etcdserver: no leader") a few election
+    /// timeouts after it lost its leader, instead of keeping it open and silent
+    /// while the others carry on. Only watches use it: etcd-client sets the flag
+    /// per client, not per request.
+    watcher: ec::Client,
     /// The endpoints and options, for the keepalive's own per-member clients.
     endpoints: Vec<String>,
     copts: ec::ConnectOptions,
@@ -273,7 +289,7 @@ impl EtcdBackend {
             // channel picks another member, until the connect budget is spent.
             let mut pause = Duration::from_millis(20);
             loop {
-                let sent = Instant::now();
+                let sent = Stamp::now();
                 let attempt = async {
                     let lease = grant(&client, ttl).await?;
                     // Granting a lease needs no permission, so probe a read: it fails
@@ -309,11 +325,16 @@ impl EtcdBackend {
                 ))
             }
         };
+        // Connections are made on first use, so this costs nothing until a watch.
+        let watcher = ec::Client::connect(&endpoints, Some(copts.clone().with_require_leader(true)))
+            .await
+            .map_err(|e| map_err("connect", e))?;
         let session = SessionTracker::new(Some(ttl), options.safety_margin());
         let generation = session.new_session(sent);
         let (lease, _) = watch::channel(LeaseState { id: lease_id, generation });
         let shared = Arc::new(EtcdShared {
             client,
+            watcher,
             endpoints,
             copts,
             ns,
@@ -406,7 +427,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(t, client.lease_client().revoke(old)).await;
             });
-            let sent = Instant::now();
+            let sent = Stamp::now();
             match tokio::time::timeout(sh.op_timeout, grant(&sh.client, sh.ttl)).await {
                 Ok(Ok(id)) => {
                     // The tracker's new generation and the lease are published
@@ -449,7 +470,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         // was the leader.
         let stall = (interval / 2).max(Duration::from_millis(500));
         // Opening the stream sends the first keepalive and waits for its answer.
-        let sent = Instant::now();
+        let sent = Stamp::now();
         let (mut keeper, mut stream) = match tokio::time::timeout(stall, lc.keep_alive(cur.id)).await {
             Ok(Ok(pair)) => {
                 tracker.acked(cur.generation, sent);
@@ -479,7 +500,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
             if woke_lost {
                 break;
             }
-            let sent = Instant::now();
+            let sent = Stamp::now();
             if keeper.keep_alive().await.is_err() {
                 missed(&tracker, cur.generation, &mut misses, n);
                 idx = (idx + 1) % n.max(1);
@@ -560,7 +581,16 @@ impl EtcdShared {
     /// (a dead member of a cluster, a refused connection) are retried within that
     /// bound: the balanced channel then picks another member. Every request ballot
     /// sends is safe to repeat.
-    async fn rpc<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    async fn rpc<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: FnMut(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ec::Error>>,
+    {
+        self.rpc_via(&self.client, what, call).await
+    }
+
+    /// [`rpc`](Self::rpc) through `client`.
+    async fn rpc_via<T, F, Fut>(&self, client: &ec::Client, what: &str, mut call: F) -> Result<T>
     where
         F: FnMut(ec::Client) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, ec::Error>>,
@@ -569,7 +599,7 @@ impl EtcdShared {
         let mut pause = Duration::from_millis(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let err = match tokio::time::timeout(left, call(self.client.clone())).await {
+            let err = match tokio::time::timeout(left, call(client.clone())).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => map_err(what, e),
                 Err(_) => {
@@ -704,11 +734,11 @@ impl EtcdShared {
     }
 
     /// Opens one watch stream on `keys` (exact keys, or prefixes when flagged) from
-    /// `start` on.
+    /// `start` on, with require-leader (see `watcher`).
     async fn open_watch(&self, keys: &[(String, bool)], start: i64) -> Result<HubWatch> {
         self.hub
             .open(keys, start, |key, opts| {
-                self.rpc("watch", move |mut c| {
+                self.rpc_via(&self.watcher, "watch", move |mut c| {
                     let (k, o) = (key.clone(), opts.clone());
                     async move { c.watch(k, Some(o)).await }
                 })
@@ -808,6 +838,12 @@ async fn next_change(stream: &mut HubWatch, mut relevant: impl FnMut(&ec::Event)
 
 fn retryable(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+}
+
+/// Whether etcd refused or cancelled a require-leader stream because the member it
+/// reached has no raft leader (`rpctypes.ErrGRPCNoLeader`).
+fn no_leader(e: &Error) -> bool {
+    e.message().contains("etcdserver: no leader")
 }
 
 #[async_trait]
@@ -963,7 +999,10 @@ async fn watch_loop(sh: Arc<EtcdShared>, election: String, mut revision: i64, tx
             Err(e) => Seen::Failed(e),
         };
         if let Seen::Failed(e) = seen {
-            if !retryable(&e) {
+            // A member without a leader cannot tell us anything; the observer hears
+            // of it (the engine reports the error and opens the watch again) rather
+            // than waiting on a silent stream.
+            if !retryable(&e) || no_leader(&e) {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
@@ -1216,6 +1255,14 @@ impl Entry for EtcdEntry {
                     ),
                 });
             };
+            // end() deletes the candidates it read and bumps the epoch in one
+            // transaction, so a candidate that joined after that read outlives the
+            // end: it belongs to the ended round and must not win it (the ZooKeeper
+            // backend checks the same). The epoch comes from the read that found no
+            // predecessor, so no end() can slip between the check and the win.
+            if r.epoch > self.epoch {
+                return Err(Error::new(ErrorKind::Ended, "the election was ended by end()"));
+            }
             let Some(pred) = &r.pred else {
                 return Ok(to_leader(own));
             };
@@ -1358,6 +1405,43 @@ mod tests {
         assert!(matches!(seen, Seen::Changed), "a compacted start revision must lead to a new read");
         // And the election reads fine afterwards.
         assert_eq!(backend.leader("svc").await.unwrap().map(|l| l.value), Some(b"w".to_vec()));
+        backend.close().await;
+    }
+
+    /// Against the real etcd of `tests/run.sh`: `end()` reads the candidates, then
+    /// bumps the epoch and deletes those it read in one transaction. A candidate that
+    /// joins between the two survives the transaction; when the leader it waits on is
+    /// deleted by it, it must not win the round that was ended.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_candidate_that_joined_during_end_does_not_win() {
+        let base = std::env::var("BALLOT_TEST_ETCD").unwrap_or_else(|_| {
+            panic!("BALLOT_TEST_ETCD is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py")
+        });
+        let ns = format!("endrace-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+        let url = BackendUrl::parse(&format!("{base}/{ns}")).unwrap();
+        let backend = EtcdBackend::connect(&url, &Options::default()).await.unwrap();
+        let sh = backend.shared.clone();
+        let a = backend.join("svc", b"a").await.unwrap();
+        assert_eq!(a.wait_won().await.unwrap().value, b"a");
+
+        // end(), first step: the read.
+        let read = sh.read("svc").await.unwrap();
+        assert_eq!(read.candidates.len(), 1);
+        // A candidate joins now, behind the leader, in the round about to end.
+        let c = backend.join("svc", b"c").await.unwrap();
+        assert_eq!(c.epoch(), Some(read.epoch));
+        // end(), second step: the transaction, from the read that missed `c`.
+        let mut ops = vec![ec::TxnOp::put(sh.epoch_key("svc"), (read.epoch + 1).to_string(), None)];
+        ops.extend(read.candidates.iter().map(|kv| ec::TxnOp::delete(kv.key().to_vec(), None)));
+        sh.txn("end", ec::Txn::new().and_then(ops)).await.unwrap();
+
+        let won = tokio::time::timeout(Duration::from_secs(10), c.wait_won()).await.expect("an answer within 10 s");
+        match won {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Ended, "{e}"),
+            Ok(l) => panic!("a candidate of the ended round won it: {l:?}"),
+        }
+        c.withdraw().await.unwrap();
+        assert_eq!(backend.leader("svc").await.unwrap(), None);
         backend.close().await;
     }
 

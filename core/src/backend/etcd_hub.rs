@@ -9,6 +9,10 @@
 //! A server that ignores the ids (before 3.4) answers with ids of its own. The hub
 //! notices on the first such answer and from then on gives every watch its own
 //! stream, as before.
+//!
+//! Streams are opened by the backend's require-leader client: when the member loses
+//! its raft leader, etcd cancels the stream with "no leader", and every watch on it
+//! fails with that error (the next `open` makes a new stream).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -110,7 +110,7 @@ impl LocalBackend {
         blocking(move || open_backend_dir(&d2)).await??;
         // The local "session" is the process itself: it cannot expire while we run.
         let session = SessionTracker::new(None, Duration::ZERO);
-        session.new_session(tokio::time::Instant::now());
+        session.new_session(crate::session::Stamp::now());
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)

@@ -53,7 +53,7 @@ use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{Health, SessionTracker};
+use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
 
 /// ZooKeeper's default `jute.maxbuffer` (1,048,575 bytes) bounds a whole request;
@@ -75,6 +75,9 @@ fn zk_err(what: impl std::fmt::Display, e: zk::Error) -> Error {
     let kind = match &e {
         zk::Error::NoAuth | zk::Error::AuthFailed => ErrorKind::Auth,
         zk::Error::ConnectionLoss | zk::Error::NoHosts | zk::Error::Timeout => ErrorKind::Connection,
+        // How the client fails the requests in flight on a connection that broke
+        // ("no response from connection in ..ms", an I/O error).
+        zk::Error::Custom(_) => ErrorKind::Connection,
         zk::Error::SessionExpired | zk::Error::SessionMoved => ErrorKind::SessionLost,
         zk::Error::ClientClosed => ErrorKind::Closed,
         zk::Error::BadArguments(_) | zk::Error::InvalidAcl => ErrorKind::InvalidArgument,
@@ -84,8 +87,11 @@ fn zk_err(what: impl std::fmt::Display, e: zk::Error) -> Error {
 }
 
 /// Errors after which the same request may succeed once the connection is back.
+/// `Custom` is how the client fails the requests that were in flight when it found
+/// its connection broken (a server that stopped answering, an I/O error); the
+/// requests made while it reconnects fail with `ConnectionLoss`.
 fn transient(e: &zk::Error) -> bool {
-    matches!(e, zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::Throttled)
+    matches!(e, zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::Throttled | zk::Error::Custom(_))
 }
 
 /// Errors that mean this session is over for good.
@@ -110,16 +116,60 @@ fn sorted_latches(children: Vec<String>) -> Vec<(i64, String)> {
     v
 }
 
-/// The epoch of the election at `dir` (0 before any `end()`).
-async fn read_epoch(client: &zk::Client, dir: &str) -> Result<u64> {
-    loop {
-        match client.get_data(&format!("{dir}/{EPOCH_MARKER}")).await {
-            Ok((data, _)) => return parse_epoch(&data),
-            Err(zk::Error::NoNode) => return Ok(0),
-            Err(e) if transient(&e) => tokio::time::sleep(RETRY).await,
-            Err(e) => return Err(zk_err(format_args!("reading {dir}/{EPOCH_MARKER}"), e)),
+/// The epoch of the election at `dir` (0 before any `end()`), retried after
+/// transient errors for at most `limit`.
+async fn read_epoch(client: &zk::Client, dir: &str, limit: Duration) -> Result<u64> {
+    let path = format!("{dir}/{EPOCH_MARKER}");
+    let data = retry_for(limit, &path, || async {
+        match client.get_data(&path).await {
+            Ok((data, _)) => Ok(Some(data)),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(e),
         }
-    }
+    })
+    .await?;
+    data.map_or(Ok(0), |d| parse_epoch(&d))
+}
+
+/// Reads with `op` until it answers or fails for good, pausing [`RETRY`] after each
+/// transient error, for at most `limit` in all.
+///
+/// The bound matters because the caller may run detached: a join runs to its end
+/// even after its campaign was given up (see `Shared::join_detached`), so a read
+/// that retried for as long as the server is unreachable would spin, every 100 ms,
+/// for as long as that lasts. With the session timeout as `limit`, a server that has
+/// not answered for that long has expired the session anyway.
+///
+/// # Errors
+///
+/// `Connection` when `limit` passes (naming the last transient error), or the
+/// mapped error that ended the tries.
+async fn retry_for<T, F, Fut>(limit: Duration, path: &str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, zk::Error>>,
+{
+    let mut last = None;
+    let tries = async {
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) => {
+                    last = Some(e);
+                    tokio::time::sleep(RETRY).await;
+                }
+                Err(e) => return Err(zk_err(format_args!("reading {path}"), e)),
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(limit, tries).await;
+    outcome.unwrap_or_else(|_| {
+        let why = last.map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!("zookeeper: reading {path}: no answer within {limit:?}, the session timeout{why}"),
+        ))
+    })
 }
 
 fn parse_epoch(data: &[u8]) -> Result<u64> {
@@ -235,8 +285,8 @@ async fn open_session(
     chroot: &str,
     auth: Option<&[u8]>,
     timeout: Duration,
-) -> Result<(zk::Client, Instant)> {
-    let sent = Instant::now();
+) -> Result<(zk::Client, Stamp)> {
+    let sent = Stamp::now();
     let mut connector = zk::Client::connector().with_session_timeout(timeout).with_fail_eagerly();
     if let Some(a) = auth {
         connector = connector.with_auth("digest", a);
@@ -403,7 +453,7 @@ fn heartbeat(weak: &Weak<ZkShared>, conn: &Arc<Conn>, limit: Duration) {
     let Ok(client) = conn.client() else { return };
     let (generation, session_id) = (conn.generation, conn.session_id);
     tokio::spawn(async move {
-        let sent = Instant::now();
+        let sent = Stamp::now();
         if let Ok(Ok(_)) = tokio::time::timeout(limit, client.check_stat("/")).await {
             shared.tracker.acked(generation, sent);
             let orphans: Vec<String> =
@@ -473,7 +523,7 @@ impl Backend for ZkBackend {
         // Until the node is known, dropping this future must not leave it behind in a
         // session that lives on: the guard deletes it by its protected name.
         // Read before the node exists: an end() after this read ends this candidate.
-        let epoch = read_epoch(&client, &dir).await?;
+        let epoch = read_epoch(&client, &dir, self.shared.ttl).await?;
         let mut guard = CreateGuard { client: Some(client.clone()), dir: dir.clone(), protected: protected.clone() };
         let mut attempts = 0;
         let seq = loop {
@@ -1031,6 +1081,47 @@ async fn read_election(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read that keeps meeting transient errors (a server that stays unreachable)
+    /// stops at its limit with a `Connection` error naming the last one, instead of
+    /// retrying every 100 ms for as long as the outage lasts.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_keeps_failing_stops_at_its_limit() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let read = retry_for(Duration::from_secs(4), "/svc/~ballot-epoch", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(zk::Error::ConnectionLoss) }
+        });
+        let err = tokio::time::timeout(Duration::from_secs(3600), read)
+            .await
+            .expect("the read stops by itself")
+            .expect_err("it never succeeds");
+        assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("no answer within 4s") && msg.contains("connection to server has lost"), "{msg}");
+        assert_eq!(started.elapsed(), Duration::from_secs(4));
+        // One try, then one every RETRY.
+        assert_eq!(calls.load(Ordering::SeqCst), 41);
+
+        // An error that is not transient ends it at once; an answer is returned.
+        let err = retry_for(Duration::from_secs(4), "/x", || async { Err::<(), _>(zk::Error::NoAuth) }).await;
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::Auth);
+        let mut n = 0;
+        let ok = retry_for(Duration::from_secs(4), "/x", || {
+            n += 1;
+            let fail = n < 3;
+            async move {
+                if fail {
+                    Err(zk::Error::ConnectionLoss)
+                } else {
+                    Ok(7)
+                }
+            }
+        })
+        .await;
+        assert_eq!(ok.unwrap(), 7);
+    }
 
     #[test]
     fn latch_names_sort_like_curator() {

@@ -144,8 +144,16 @@ pub(super) fn encode_key(key: &str) -> String {
 
 fn transport_error(what: &str, e: reqwest::Error) -> Error {
     let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connection };
-    // reqwest's message names the URL, which never carries the token (it is a header).
-    Error::new(kind, format!("{what}: {e}")).with_source(e)
+    // reqwest's message names the URL, which never carries the token (it is a header),
+    // but not why the request failed: that is in its sources (a refused connection,
+    // a certificate that no trusted CA signed).
+    let mut msg = format!("{what}: {e}");
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    Error::new(kind, msg).with_source(e)
 }
 
 fn status_error(what: &str, status: StatusCode, body: &str) -> Error {

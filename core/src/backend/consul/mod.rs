@@ -66,7 +66,7 @@ use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::client::{Credentials, Options};
 use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{Health, SessionTracker};
+use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::{BackendUrl, Scheme};
 
 /// The Flags of `api.Lock`'s and `consul lock`'s lock key.
@@ -258,14 +258,7 @@ impl ConsulBackend {
             .pool_idle_timeout(Duration::from_secs(60));
         if tls {
             builder = builder.use_rustls_tls().https_only(true);
-            if let Some(ca) = &ca {
-                let pem = read_file(ca, "the CA file")?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| Error::invalid(format!("the CA file {} is not PEM: {e}", ca.display())))?;
-                for c in certs {
-                    builder = builder.add_root_certificate(c);
-                }
-            }
+            builder = trust(builder, ca.as_deref())?;
             match (&cert, &key) {
                 (Some(c), Some(k)) => {
                     let mut pem = read_file(c, "the client certificate")?;
@@ -284,7 +277,7 @@ impl ConsulBackend {
         let base = format!("{}://{}", if tls { "https" } else { "http" }, host);
         let api = Api::new(base, token.as_deref(), builder)?;
         let tracker = SessionTracker::new(Some(ttl), options.safety_margin());
-        let sent = Instant::now();
+        let sent = Stamp::now();
         let id = api.session_create(ttl, lock_delay).await?;
         let generation = tracker.new_session(sent);
         let ns = if url.path.is_empty() { String::new() } else { format!("{}/", url.path) };
@@ -302,6 +295,28 @@ impl ConsulBackend {
         let keeper = tokio::spawn(keep_session(Arc::downgrade(&inner))).abort_handle();
         Ok(ConsulBackend { inner, keeper })
     }
+}
+
+/// Sets whom TLS trusts: the CA certificates of the file `ca` alone when given (as
+/// the etcd backend does), else the system's trust store (loaded by
+/// rustls-native-certs: the platform's store, or the files that `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` name).
+///
+/// # Errors
+///
+/// `InvalidArgument` when the file cannot be read, holds no certificate, or is not
+/// PEM.
+fn trust(builder: reqwest::ClientBuilder, ca: Option<&std::path::Path>) -> Result<reqwest::ClientBuilder> {
+    let Some(ca) = ca else {
+        return Ok(builder.tls_built_in_native_certs(true));
+    };
+    let pem = read_file(ca, "the CA file")?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::invalid(format!("the CA file {} is not PEM: {e}", ca.display())))?;
+    if certs.is_empty() {
+        return Err(Error::invalid(format!("the CA file {} holds no certificate", ca.display())));
+    }
+    Ok(certs.into_iter().fold(builder.tls_built_in_root_certs(false), |b, c| b.add_root_certificate(c)))
 }
 
 /// Renews the session every TTL/3 and replaces it when it is lost.
@@ -328,7 +343,7 @@ async fn keep_session(weak: Weak<Inner>) {
                 });
                 *lock(&inner.session) = None;
             }
-            let sent = Instant::now();
+            let sent = Stamp::now();
             match inner.api.session_create(inner.ttl, inner.lock_delay).await {
                 Ok(id) => {
                     let mut slot = lock(&inner.session);
@@ -346,7 +361,7 @@ async fn keep_session(weak: Weak<Inner>) {
         }
         let Some(sess) = sess else { continue };
         let ttl = inner.ttl;
-        let sent = Instant::now();
+        let sent = Stamp::now();
         let next = match inner.api.session_renew(&sess.id, ttl / 3).await {
             Ok(true) => {
                 inner.tracker.acked(sess.generation, sent);
