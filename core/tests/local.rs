@@ -116,6 +116,24 @@ impl Helper {
         // SAFETY: signals our own child.
         assert_eq!(unsafe { libc::kill(self.child.id().unwrap() as i32, sig) }, 0);
     }
+
+    /// Stops the helper and waits until every thread of it has stopped: kill()
+    /// returns before the stop takes effect, and a thread that still runs could
+    /// react to what the test does next.
+    async fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id().unwrap());
+        let stopped = |t: std::fs::DirEntry| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        };
+        live("the helper stops", async {
+            while !std::fs::read_dir(&tasks).unwrap().filter_map(|t| t.ok()).all(stopped) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    }
 }
 
 /// The reproduction: `state` (and a `leader.lock`, if any) deleted under a
@@ -128,7 +146,7 @@ async fn deleting_the_files_under_a_live_leader_never_makes_a_second_leader() {
     let backend = dir.join("backend");
     let mut a = Helper::start(&backend, "svc");
     let term_a = a.elected_term().await;
-    a.signal(libc::SIGSTOP);
+    a.stop().await;
     for f in ["leader.lock", "state"] {
         let _ = std::fs::remove_file(backend.join("svc.d").join(f));
     }
@@ -168,6 +186,7 @@ async fn a_leader_whose_files_are_deleted_or_replaced_reports_lost_at_once() {
         }),
         ("election directory moved away", |el, scratch| std::fs::rename(el, scratch.join("moved-away")).unwrap()),
     ];
+    let mut kept = Vec::new();
     for (i, (what, damage)) in cases.iter().enumerate() {
         let name = format!("svc{i}");
         let e = c.election(&name).unwrap();
@@ -180,18 +199,33 @@ async fn a_leader_whose_files_are_deleted_or_replaced_reports_lost_at_once() {
         eprintln!("{what}: Lost({reason}) after {:?}", t0.elapsed());
         assert_eq!(reason, LostReason::Deleted, "{what}");
         assert!(!lead.is_current(), "{what}");
+        kept.push((e, events));
     }
+    // The election whose directory moved away is made again, while its handle still
+    // watches the old one: inotify must watch the new directory (the poll alone
+    // would take a minute).
+    let (e, mut events) = kept.pop().unwrap();
+    live("campaign in the new directory", e.campaign("a")).await.unwrap();
+    std::fs::remove_file(backend.join("svc2.d/state")).unwrap();
+    let reason = live("Lost in the new directory", next_lost(&mut events)).await;
+    assert_eq!(reason, LostReason::Deleted);
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The descriptors of this process that name `path`.
-fn fds_on(path: &Path) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|p| p == path)
-        .count()
+/// Whether this process waits in `flock` for one of `paths` (a line `N: -> FLOCK
+/// ADVISORY WRITE <pid> <maj>:<min>:<inode> ...` of /proc/locks).
+fn blocked_in_flock_on(paths: &[PathBuf]) -> bool {
+    let inodes: Vec<u64> = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.ino()).collect();
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks").unwrap().lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 6
+            && f[1] == "->"
+            && f[2] == "FLOCK"
+            && f[5] == me
+            && f[6].rsplit(':').next().and_then(|i| i.parse().ok()).is_some_and(|i: u64| inodes.contains(&i))
+    })
 }
 
 /// A candidate blocked on the election's lock while the election directory is
@@ -204,25 +238,25 @@ async fn a_waiting_candidate_does_not_win_on_a_replaced_election() {
     let el = backend.join("svc.d");
     let mut a = Helper::start(&backend, "svc");
     a.elected_term().await;
-    // The waiting candidate, in this process; it is waiting once its lock thread
-    // has the election open.
+    // The waiting candidate, in this process: waiting once its lock thread blocks
+    // in flock on the election (the directory; a file in earlier builds).
     let c = connect(&backend).await;
     let e = c.election("svc").unwrap();
     let e2 = e.clone();
     let mut waiting = tokio::spawn(async move { e2.campaign("waiter").await });
-    let opened = [el.clone(), el.join("leader.lock")];
-    live("the waiter opens the election's lock", async {
-        while opened.iter().map(|p| fds_on(p)).sum::<usize>() == 0 {
+    let locks = [el.clone(), el.join("leader.lock")];
+    live("the waiter blocks on the election's lock", async {
+        while !blocked_in_flock_on(&locks) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
     // Replace the election while a cannot react (stopped): move it away and let a
     // third candidate win the new one. Then a notices, and lets go of the old one.
-    a.signal(libc::SIGSTOP);
+    a.stop().await;
     std::fs::rename(&el, dir.join("old-svc.d")).unwrap();
     let mut b = Helper::start(&backend, "svc");
-    b.elected_term().await;
+    b.elected_term().await; // the new directory is free: b wins it at once
     a.signal(libc::SIGCONT);
     assert_eq!(a.expect("lost").await, "deleted");
     // a let go of the old election: the waiter must now wait for b.

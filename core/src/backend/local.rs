@@ -646,10 +646,19 @@ impl Backend for LocalBackend {
     async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>> {
         let dir = self.election_dir(election);
         let (base, d) = (self.shared.dir.clone(), dir.clone());
-        blocking(move || prepare_dirs(&base, &d, true)).await??;
+        let joined = blocking(move || {
+            prepare_dirs(&base, &d, true)?;
+            std::fs::metadata(&d).map(|m| FileId::of(&m)).map_err(|e| io_err("reading", &d, e))
+        })
+        .await??;
+        // Subscribed now, for `lost()` once this entry leads: a win then takes no
+        // process-wide lock (the notifier's), at the moment a caller may fork().
+        let bell = Notifier::subscribe(&dir, Doorbell::State);
         let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let queue = LockQueue::of(&dir);
         Ok(Arc::new(LocalEntry {
+            bell,
+            joined,
             dir,
             key: format!("{}-{n}", self.shared.id_prefix),
             value: Mutex::new(value.to_vec()),
@@ -816,6 +825,7 @@ impl std::fmt::Debug for Notifier {
     }
 }
 
+#[derive(Debug)]
 struct Subscription {
     dir: PathBuf,
     rx: watch::Receiver<u64>,
@@ -881,15 +891,22 @@ impl Notifier {
             Doorbell::State => w.state.subscribe(),
             Doorbell::Ended => w.ended.subscribe(),
         };
-        if let Some(w) = dirs.get_mut(dir) {
-            if w.stale {
-                // Watch the directory the path names now; its events reach the
-                // same channels, so the older subscribers hear them too.
-                if n.watcher.watch(dir, notify::RecursiveMode::NonRecursive).is_err() {
-                    return None;
+        if dirs.get_mut(dir).is_some_and(|w| std::mem::replace(&mut w.stale, false)) {
+            // Watch the directory the path names now; its events reach the same
+            // channels, so the older subscribers hear them too. Not under the lock
+            // of `dirs`: the watcher's thread takes it to deliver events, and
+            // `watch` waits for that thread. The entry stays, as removing one
+            // takes the notifier's lock, which this holds.
+            drop(dirs);
+            if n.watcher.watch(dir, notify::RecursiveMode::NonRecursive).is_err() {
+                if let Some(w) = lock(&n.dirs).get_mut(dir) {
+                    w.stale = true;
                 }
-                w.stale = false;
+                return None;
             }
+            dirs = lock(&n.dirs);
+        }
+        if let Some(w) = dirs.get_mut(dir) {
             w.count += 1;
             return Some(Subscription { dir: dir.to_path_buf(), rx: pick(w) });
         }
@@ -1048,6 +1065,9 @@ impl LockQueue {
 
 #[derive(Debug)]
 struct LocalEntry {
+    /// Changes of the directory joined, which was `joined` (None without inotify).
+    bell: Option<Subscription>,
+    joined: FileId,
     dir: PathBuf,
     key: String,
     value: Mutex<Vec<u8>>,
@@ -1140,8 +1160,18 @@ impl Entry for LocalEntry {
             return std::future::pending().await;
         };
         // Subscribed before the first check, so no change falls between the two.
-        let mut sub = Notifier::subscribe(&self.dir, Doorbell::State);
-        let poll = if sub.is_some() { LOST_POLL_NOTIFIED } else { LOST_POLL_UNNOTIFIED };
+        // The directory locked is usually the one joined; otherwise (replaced
+        // meanwhile) subscribe anew, which watches the new one.
+        let fresh = (id != self.joined).then(|| Notifier::subscribe(&self.dir, Doorbell::State)).flatten();
+        let mut rx = match (&fresh, &self.bell) {
+            (Some(s), _) => Some(s.rx.clone()),
+            (None, Some(s)) if id == self.joined => Some(s.rx.clone()),
+            _ => None,
+        };
+        if let Some(rx) = &mut rx {
+            rx.borrow_and_update();
+        }
+        let poll = if rx.is_some() { LOST_POLL_NOTIFIED } else { LOST_POLL_UNNOTIFIED };
         loop {
             let (dir, key) = (self.dir.clone(), self.key.clone());
             match blocking(move || check_holding(&dir, id, &key, epoch)).await {
@@ -1149,11 +1179,11 @@ impl Entry for LocalEntry {
                 Ok(Holding::Ended) => return std::future::pending().await,
                 Ok(Holding::Leads | Holding::Unknown) | Err(_) => {}
             }
-            match &mut sub {
-                Some(s) => {
-                    if let Ok(Err(_)) = tokio::time::timeout(poll, s.rx.changed()).await {
+            match &mut rx {
+                Some(r) => {
+                    if let Ok(Err(_)) = tokio::time::timeout(poll, r.changed()).await {
                         // The channel closed (cannot happen while subscribed): poll.
-                        sub = None;
+                        rx = None;
                     }
                 }
                 None => tokio::time::sleep(poll).await,
