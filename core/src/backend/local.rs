@@ -1171,7 +1171,7 @@ impl Entry for LocalEntry {
         if let Some(rx) = &mut rx {
             rx.borrow_and_update();
         }
-        let poll = if rx.is_some() { LOST_POLL_NOTIFIED } else { LOST_POLL_UNNOTIFIED };
+        let mut poll = if rx.is_some() { LOST_POLL_NOTIFIED } else { LOST_POLL_UNNOTIFIED };
         loop {
             let (dir, key) = (self.dir.clone(), self.key.clone());
             match blocking(move || check_holding(&dir, id, &key, epoch)).await {
@@ -1184,6 +1184,7 @@ impl Entry for LocalEntry {
                     if let Ok(Err(_)) = tokio::time::timeout(poll, r.changed()).await {
                         // The channel closed (cannot happen while subscribed): poll.
                         rx = None;
+                        poll = LOST_POLL_UNNOTIFIED;
                     }
                 }
                 None => tokio::time::sleep(poll).await,
