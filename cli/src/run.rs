@@ -200,14 +200,17 @@ impl Supervisor {
 }
 
 /// On the local backend, the descriptor of this process that holds the election's
-/// leader lock (an exclusive `flock` on a file named `leader.lock`), duplicated for
-/// the supervisor. It keeps the lock, and so the election, from being released
-/// before the command's tree is gone if `ballot run` is SIGKILLed.
+/// leader lock (an exclusive `flock` on the election's directory; before the
+/// directory lock, on a file named `leader.lock`), duplicated for the supervisor.
+/// It keeps the lock, and so the election, from being released before the
+/// command's tree is gone if `ballot run` is SIGKILLed. The only other exclusive
+/// `flock` the backend takes is the short one on the file `state.lock`.
 fn leader_lock_dup() -> Option<RawFd> {
     for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
         let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) else { continue };
         let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-        if target.file_name().is_none_or(|n| n != "leader.lock") {
+        let is_leader_lock = target.file_name().is_some_and(|n| n == "leader.lock") || target.is_dir();
+        if !is_leader_lock {
             continue;
         }
         let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else { continue };

@@ -198,6 +198,30 @@ fn sigkill_of_run_leaves_no_descendant_before_the_next_leader() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The supervisor of a local `ballot run` holds a duplicate of the leader lock, so
+/// that a SIGKILLed `ballot run` releases the election only after the tree is gone.
+/// It looked for a file named `leader.lock`; the leader lock became the election's
+/// directory, the supervisor held nothing, and the next candidate could win while
+/// the tree was being killed.
+#[test]
+fn the_supervisor_of_a_local_run_holds_the_leader_lock() {
+    let dir = tmpdir("supervisor-lock");
+    let url = backend(&dir);
+    let mut a = spawn_run_sh(&url, "held", &[], "sleep 1000; :");
+    let t = tree_with(a.id() as i32, "sleep", 1);
+    let supervisor = t.iter().find(|(p, c)| c == "ballot" && *p != a.id() as i32).map(|(p, _)| *p);
+    let supervisor = supervisor.unwrap_or_else(|| panic!("no supervisor in {t:?}"));
+    let holds = std::fs::read_dir(format!("/proc/{supervisor}/fdinfo")).unwrap().flatten().any(|f| {
+        std::fs::read_to_string(f.path()).is_ok_and(|info| {
+            info.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK") && l.contains("WRITE"))
+        })
+    });
+    assert!(holds, "the supervisor {supervisor} holds no exclusive flock");
+    a.kill().unwrap();
+    let _ = a.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// issue 14: a command that exits and leaves a background child: `ballot run`
 /// resigned while that child ran.
 #[test]
