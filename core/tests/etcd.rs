@@ -411,9 +411,14 @@ async fn member_killed_election_carries_on() {
         leader.resign().await.unwrap();
         let lead = live("b takes over", w).await.unwrap().unwrap();
         assert!(lead.term() > first.term());
-        assert_eq!(eb.state(), State::Leader);
+        // b may lose the leadership it just won while the cluster recovers: its
+        // keepalives go unanswered during the raft election, and the safety rule
+        // reports Lost at the local deadline (about 1 run in 9 here). Auto-requeue
+        // then makes it lead again, under a higher term; nobody else campaigns.
+        wait_state(&eb, State::Leader, LIVE).await;
         let l = ea.leader().await.unwrap().unwrap();
-        assert_eq!((l.value.as_slice(), l.term), (&b"b"[..], lead.term()));
+        assert_eq!(l.value.as_slice(), b"b");
+        assert!(l.term >= lead.term(), "{l:?} after {}", lead.term());
     } else {
         // a lost its lease with the member and b won; a campaigns again.
         let ea2 = ea.clone();
