@@ -247,6 +247,9 @@ impl Fail {
     pub(crate) fn code(code: u8) -> Fail {
         Fail { code, message: None }
     }
+    pub(crate) fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
 }
 
 pub(crate) type CliResult = Result<u8, Fail>;
@@ -299,8 +302,8 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Run { election, value, grace, on_suspend, requeue, cmd } => {
             let grace =
                 parse_duration(&grace).map_err(|m| Fail::new(exit::USAGE, format!("invalid_argument: --grace {m}")))?;
-            let client = connect(cli.backend, Options::default().with_auto_requeue(false)).await?;
-            run::run(&client, &election, run::RunOptions { value, grace, requeue, on_suspend, cmd }).await
+            let options = Options::default().with_auto_requeue(false);
+            run::run(cli.backend, options, &election, run::RunOptions { value, grace, requeue, on_suspend, cmd }).await
         }
         Command::Leader { election, json } => {
             let client = connect(cli.backend, Options::default()).await?;

@@ -17,7 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use ballot::{Client, ErrorKind, Event, Events, LostReason};
+use ballot::{Client, Election, ErrorKind, Event, Events, Leadership, LostReason, Options};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -305,40 +305,99 @@ async fn stop(
     status
 }
 
-pub(crate) async fn run(client: &Client, election: &str, opts: RunOptions) -> CliResult {
+/// How one campaign ended.
+enum Campaign {
+    Won(Election, Events, Leadership),
+    Failed(ballot::Error),
+    Signal(i32),
+}
+
+/// Campaigns once on a new handle, reading its events meanwhile (a fresh
+/// subscription each term, so that no event of an earlier term is taken for one of
+/// this term).
+async fn campaign(client: &Client, election: &str, value: &str, signals: &mut Terminations) -> Campaign {
+    let e = match client.election(election) {
+        Ok(e) => e,
+        Err(err) => return Campaign::Failed(err),
+    };
+    let mut events = e.events();
+    let won = {
+        let campaign = e.campaign(value);
+        tokio::pin!(campaign);
+        loop {
+            tokio::select! {
+                r = &mut campaign => break r,
+                Some(ev) = events.next() => if let Event::Error(err) = ev { eprintln!("ballot: warning: {err}") },
+                sig = signals.recv() => return Campaign::Signal(sig),
+            }
+        }
+    };
+    match won {
+        Ok(lead) => Campaign::Won(e, events, lead),
+        Err(err) => Campaign::Failed(err),
+    }
+}
+
+/// Closes `old` and connects again, retrying while the backend cannot be reached:
+/// a new session, so that nothing the old one held (a lock a withdrawal failed to
+/// release) can keep the election from moving on. Err(signal) if told to stop.
+async fn fresh_client(
+    old: Client,
+    backend: &Option<String>,
+    options: &Options,
+    signals: &mut Terminations,
+) -> Result<Client, i32> {
+    let _ = old.close().await;
+    loop {
+        match crate::connect(backend.clone(), options.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(f) => eprintln!("ballot: warning: {}; connecting again", f.message().unwrap_or("cannot connect")),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CAMPAIGN_RETRY) => {}
+            sig = signals.recv() => return Err(sig),
+        }
+    }
+}
+
+pub(crate) async fn run(backend: Option<String>, options: Options, election: &str, opts: RunOptions) -> CliResult {
     procs::become_subreaper()
         .map_err(|e| Fail::new(exit::ERROR, format!("internal: cannot become a child subreaper: {e}")))?;
-    let e = client.election(election)?;
+    let mut client = crate::connect(backend.clone(), options.clone()).await?;
     let value = opts.value.clone().unwrap_or_else(|| format!("{}:{}", hostname(), std::process::id()));
     let local = client.url().starts_with("file:");
     let mut signals = Terminations::new();
     loop {
-        // A fresh subscription each term, read while campaigning too, so that no
-        // event of an earlier term is taken for one of this term.
-        let mut events = e.events();
-        let mut campaign = Box::pin(e.campaign(&value));
-        let mut retry_at: Option<Instant> = None;
-        let lead = loop {
-            tokio::select! {
-                r = &mut campaign, if retry_at.is_none() => match r {
-                    Ok(lead) => break lead,
-                    // With --requeue, a server that is down or a session lost while
-                    // waiting is not the end: campaign again.
-                    Err(err) if opts.requeue && retryable(err.kind()) => {
-                        eprintln!("ballot: warning: campaign failed ({}: {}); campaigning again", err.kind(), err.message());
-                        retry_at = Some(Instant::now() + CAMPAIGN_RETRY);
+        let (e, mut events, lead) = match campaign(&client, election, &value, &mut signals).await {
+            Campaign::Won(e, events, lead) => (e, events, lead),
+            // With --requeue, a server that is down or a session lost while waiting
+            // is not the end: campaign again, under a new session.
+            Campaign::Failed(err) if opts.requeue && retryable(err.kind()) => {
+                eprintln!("ballot: warning: campaign failed ({}: {}); campaigning again", err.kind(), err.message());
+                let pause = tokio::select! {
+                    _ = tokio::time::sleep(CAMPAIGN_RETRY) => None,
+                    sig = signals.recv() => Some(sig),
+                };
+                let fresh = match pause {
+                    None => fresh_client(client, &backend, &options, &mut signals).await,
+                    Some(sig) => {
+                        client.close().await?;
+                        Err(sig)
                     }
-                    Err(err) => return Err(err.into()),
-                },
-                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                    retry_at = None;
-                    campaign = Box::pin(e.campaign(&value));
-                }
-                Some(ev) = events.next() => if let Event::Error(err) = ev { eprintln!("ballot: warning: {err}") },
-                sig = signals.recv() => {
-                    client.close().await?;
-                    return Ok((128 + sig) as u8);
-                }
+                };
+                client = match fresh {
+                    Ok(c) => c,
+                    Err(sig) => return Ok((128 + sig) as u8),
+                };
+                continue;
+            }
+            Campaign::Failed(err) => {
+                let _ = client.close().await;
+                return Err(err.into());
+            }
+            Campaign::Signal(sig) => {
+                client.close().await?;
+                return Ok((128 + sig) as u8);
             }
         };
         eprintln!(
@@ -426,7 +485,14 @@ pub(crate) async fn run(client: &Client, election: &str, opts: RunOptions) -> Cl
                     return Ok(status_code(status));
                 }
             }
-            Outcome::Lost(_) if opts.requeue => {}
+            Outcome::Lost(_) if opts.requeue => {
+                // A new session for the next campaign: see fresh_client.
+                drop(e);
+                client = match fresh_client(client, &backend, &options, &mut signals).await {
+                    Ok(c) => c,
+                    Err(sig) => return Ok((128 + sig) as u8),
+                };
+            }
             Outcome::Lost(_) => {
                 client.close().await?;
                 return Err(Fail::code(exit::LOST));
