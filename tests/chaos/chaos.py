@@ -361,8 +361,10 @@ class Run:
         self.events = open(os.path.join(out, "driver.jsonl"), "a", buffering=1)
         self.run_mode = getattr(args, "mode", "candidate") == "run"
         self.store = Store(os.path.join(out, "store.jsonl"), self.on_hello if self.run_mode else None)
-        # Run mode: (candidate id, term) -> {"pids": live pids of the tree, "writer": pid}
-        self.trees: dict[tuple[str, int], dict] = {}
+        # Run mode: (candidate id, term, writer pid) -> {"pids": live pids of the tree, "writer": pid}.
+        # The writer's pid is in the key because after a Consul wipe a `ballot run` can win
+        # the same term number again, with a new tree.
+        self.trees: dict[tuple[str, int, int], dict] = {}
         self.t_start = time.monotonic()
         self.tailer: asyncio.Task | None = None
         self.members: list[int] = []
@@ -453,7 +455,7 @@ class Run:
     # --- run mode: the process trees of `ballot run`
 
     def on_hello(self, pid: str, term: int, supervisor: int, pids: list[int], t: int) -> None:
-        key = (pid, term)
+        key = (pid, term, pids[0])
         if key in self.trees:
             return  # a writer that reconnected
         tree = {"pids": set(), "writer": pids[0]}
@@ -465,19 +467,20 @@ class Run:
             try:
                 fd = os.pidfd_open(q)
             except ProcessLookupError:
-                self.ev("died", proc=pid, term=term, pid=q, late=True)
+                self.ev("died", proc=pid, term=term, writer=pids[0], pid=q, late=True)
                 continue
             tree["pids"].add(q)
-            loop.add_reader(fd, self.on_died, fd, pid, term, q)
+            loop.add_reader(fd, self.on_died, fd, key, q)
         owner = next((p for p in self.procs.values() if p.id == pid), None)
         if owner is not None and tree["writer"] in tree["pids"]:
             owner.term = term
 
-    def on_died(self, fd: int, pid: str, term: int, q: int) -> None:
+    def on_died(self, fd: int, key: tuple[str, int, int], q: int) -> None:
         asyncio.get_running_loop().remove_reader(fd)
         os.close(fd)
-        self.ev("died", proc=pid, term=term, pid=q)
-        tree = self.trees[(pid, term)]
+        pid, term, writer = key
+        self.ev("died", proc=pid, term=term, writer=writer, pid=q)
+        tree = self.trees[key]
         tree["pids"].discard(q)
         owner = next((p for p in self.procs.values() if p.id == pid), None)
         if q == tree["writer"] and owner is not None and owner.term == term:
@@ -486,7 +489,7 @@ class Run:
     def close_trees(self) -> None:
         for key, tree in self.trees.items():
             if tree["pids"]:
-                self.ev("untracked", proc=key[0], term=key[1], pids=sorted(tree["pids"]))
+                self.ev("untracked", proc=key[0], term=key[1], writer=key[2], pids=sorted(tree["pids"]))
 
     def leaders(self) -> list[Proc]:
         return [p for p in self.procs.values() if p.alive and not p.paused and p.term is not None]
@@ -847,10 +850,10 @@ def run_intervals(driver: list[dict], end_t: int, tol: int, raw: list, leads: li
     counts as a leadership from its hello (just before its first write) to the death
     of its last process. Also: a `ballot run` that exited (not by SIGKILL) before its
     tree was gone, and one that left the election by itself, are violations."""
-    died: dict[tuple[str, int], dict[int, int]] = {}
+    died: dict[tuple, dict[int, int]] = {}
     for r in driver:
         if r["ev"] == "died":
-            died.setdefault((r["proc"], r["term"]), {})[r["pid"]] = r["t"]
+            died.setdefault((r["proc"], r["term"], r.get("writer")), {})[r["pid"]] = r["t"]
     killed = {r["proc"]: r["t"] for r in driver if r["ev"] == "kill"}
     exited = {r["proc"]: r["t"] for r in driver if r["ev"] in ("exited", "exited_by_itself")}
     for r in driver:
@@ -858,15 +861,16 @@ def run_intervals(driver: list[dict], end_t: int, tol: int, raw: list, leads: li
             stats["exited"] += 1
             violations.append(f"{r['proc']} (ballot run --requeue) exited by itself with {r['code']} at t={r['t']}")
     for h in (r for r in driver if r["ev"] == "hello"):
-        key = (h["proc"], h["term"])
-        deaths = died.get(key, {})
+        key = (h["proc"], h["term"], h["pids"][0])
+        # Logs of before the writer's pid was recorded with each death.
+        deaths = died.get(key) or died.get((h["proc"], h["term"], None), {})
         # The command's processes; the supervisor (which only kills and reaps) counts
         # for rule 3 below.
         gone = all(q in deaths for q in h["pids"])
         end = max(deaths[q] for q in h["pids"]) if gone else end_t
         sup = h.get("supervisor") or 0
         sup_end = deaths.get(sup, end_t) if sup else end
-        label = f"{h['proc']}/t{h['term']}"
+        label = f"{h['proc']}/t{h['term']}/{h['pids'][0]}"
         raw.append((label, h["term"], h["t"], max(end, h["t"])))
         leads.append((h["t"], label, h["term"]))
         stats["trees"] += 1
@@ -1242,11 +1246,11 @@ def selftest() -> int:
             {"t": 10 * ms, "ev": "hello", "proc": "c0.0", "term": 5, "pids": [100, 101], "supervisor": 102},
             {"t": 1000 * ms, "ev": "fault", "n": 1, "kind": "kill"},
             {"t": 1000 * ms, "ev": "kill", "proc": "c0.0"},
-            *[{"t": a_dead, "ev": "died", "proc": "c0.0", "term": 5, "pid": q} for q in (100, 101)],
-            {"t": a_dead + a_sup_lag, "ev": "died", "proc": "c0.0", "term": 5, "pid": 102},
+            *[{"t": a_dead, "ev": "died", "proc": "c0.0", "term": 5, "writer": 100, "pid": q} for q in (100, 101)],
+            {"t": a_dead + a_sup_lag, "ev": "died", "proc": "c0.0", "term": 5, "writer": 100, "pid": 102},
             {"t": b_start, "ev": "hello", "proc": "c1.0", "term": 7, "pids": [200, 201], "supervisor": 202},
             {"t": 4990 * ms, "ev": "stop_all"}, {"t": 4990 * ms, "ev": "term", "proc": "c1.0"},
-            *[{"t": b_dead, "ev": "died", "proc": "c1.0", "term": 7, "pid": q} for q in (200, 201, 202)],
+            *[{"t": b_dead, "ev": "died", "proc": "c1.0", "term": 7, "writer": 200, "pid": q} for q in (200, 201, 202)],
             {"t": 5001 * ms, "ev": "exited", "proc": "c1.0", "code": 143},
             {"t": max(b_dead, 5001 * ms) + ms, "ev": "end"}])
         st = [{"t": 500 * ms, "id": "c0.0", "term": 5, "seq": 1, "ok": True},
