@@ -127,7 +127,7 @@ enum Command {
         on_suspend: run::OnSuspend,
         /// Campaign again when the command exits or leadership is lost, instead of
         /// exiting; also after a campaign that failed on a connection, timeout, lost
-        /// session or backend error.
+        /// session or backend error (after a loss or a failure, under a new session).
         #[arg(long)]
         requeue: bool,
         /// The command and its arguments (after --).
