@@ -7,6 +7,7 @@
 # Environment:
 #   CARGO_TARGET_DIR   reuse a build cache (optional; a fresh clone works without it)
 #   BALLOT_KEEP_SERVERS=1   leave the servers running (their env is in $STATE/env)
+#   BALLOT_MIN_FREE_GIB     the free disk space the run insists on before it starts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,6 +30,23 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 command -v cargo >/dev/null || { echo "error: cargo is not installed (install Rust with rustup first)" >&2; exit 1; }
 cargo --version
+
+step "disk space"
+# A full run writes about 10 GiB (debug, check and release builds, the servers'
+# data); a disk that fills up half-way fails in the middle of a build with ENOSPC,
+# so say it first. Incremental caches only help a checkout that is built again.
+if [ "${CI:-}" = "true" ]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
+NEED_GIB=${BALLOT_MIN_FREE_GIB:-10}
+TARGET_PARENT="${CARGO_TARGET_DIR:-$ROOT}"
+mkdir -p "$TARGET_PARENT"
+FREE_GIB=$(( $(df -Pk "$TARGET_PARENT" | awk 'NR==2 {print $4}') / 1048576 ))
+echo "free: ${FREE_GIB} GiB at $TARGET_PARENT; a run from a fresh clone needs about ${NEED_GIB} GiB"
+if [ "$FREE_GIB" -lt "$NEED_GIB" ]; then
+    echo "error: not enough disk space: ${FREE_GIB} GiB free, about ${NEED_GIB} GiB needed (set BALLOT_MIN_FREE_GIB to override)" >&2
+    exit 1
+fi
 
 STATE=""
 stop_servers() {
