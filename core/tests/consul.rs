@@ -1,7 +1,7 @@
 //! Consul-specific behaviour, against the real agents that `tests/servers/harness.py`
 //! starts (`consul` and `consul-acl`): interop with the real `consul lock`, the
 //! herd-free queue with 50 waiters, terms across a deleted lock key, ACL tokens,
-//! lock delay, and a leader whose renewals fail.
+//! lock delay, a leader whose renewals fail, and an agent that loses its data.
 #![cfg(feature = "consul")]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -642,6 +642,176 @@ async fn a_value_refused_by_a_smaller_agent_limit_is_invalid_argument_and_holds_
     c.close().await.unwrap();
     agent.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// A `-dev` agent that loses its data: only a real end() (a higher epoch) ends a
+// candidate.
+
+/// A Consul dev agent of the test's own, on free ports; [`wipe`](Self::wipe)
+/// restarts it, which loses every key and session, as the chaos suite's restart
+/// and crash faults do. Killed by its PID when dropped.
+struct DevAgent {
+    dir: std::path::PathBuf,
+    http: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl DevAgent {
+    async fn start(tag: &str) -> DevAgent {
+        let dir = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&dir).unwrap();
+        let http = free_port();
+        let config = serde_json::json!({
+            "ports": { "http": http, "dns": -1, "grpc": -1, "serf_lan": free_port(), "serf_wan": free_port(),
+                       "server": free_port() },
+            "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
+            "data_dir": dir.join("data"),
+        });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let mut agent = DevAgent { dir, http, child: None };
+        agent.run().await;
+        agent
+    }
+
+    fn url(&self, ns: &str) -> String {
+        format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s", self.http)
+    }
+
+    async fn run(&mut self) {
+        let child = tokio::process::Command::new("consul")
+            .args(["agent", "-dev", "-config-file"])
+            .arg(self.dir.join("config.json"))
+            .stdout(std::fs::File::options().create(true).append(true).open(self.dir.join("log")).unwrap())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot run `consul` (tests/servers/install.sh consul installs it)");
+        self.child = Some(child);
+        // Ready once a session can be made: a new agent has a leader before it has
+        // registered its own node ("Missing node registration").
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{}", self.http);
+        live("the agent takes sessions", async {
+            loop {
+                let made = client.put(format!("{base}/v1/session/create")).body("{}").send().await;
+                if let Ok(r) = made {
+                    if r.status() == 200 {
+                        let id: serde_json::Value = r.json().await.unwrap();
+                        let id = id["ID"].as_str().unwrap();
+                        client.put(format!("{base}/v1/session/destroy/{id}")).send().await.unwrap();
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Kills the agent and starts it again: every key and session is gone.
+    async fn wipe(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+        self.run().await;
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://127.0.0.1:{}{path}", self.http)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+impl Drop for DevAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Two candidates campaign, the agent loses its data, both campaign again (with
+/// auto-requeue) while `.epoch` is missing, then `.epoch` is created again at 0, as
+/// the watch of any new handle does. Nobody calls end(): when the leader resigns,
+/// the other candidate must win, not end. With `ended_before`, the election had
+/// one end() before the handles were made, so the epoch after the wipe (0) is
+/// lower than the handles' (1): not an end either.
+async fn no_end_after_a_wipe(ended_before: bool) {
+    let mut agent = DevAgent::start("consul-wipe").await;
+    let ns = unique("ns");
+    let url = agent.url(&ns);
+    let (x, w) = (connect(&url).await, connect(&url).await);
+    if ended_before {
+        x.election("svc").unwrap().end().await.unwrap();
+    }
+    let (ex, ew) = (x.election("svc").unwrap(), w.election("svc").unwrap());
+    ex.campaign("x").await.unwrap();
+    let ew2 = ew.clone();
+    let waiting = tokio::spawn(async move { ew2.campaign("w").await });
+    let candidates = format!("/v1/kv/{ns}/svc/.candidates/?keys");
+    let count = |text: &str| serde_json::from_str::<Vec<String>>(text).map(|v| v.len()).unwrap_or(0);
+    live("w queued", async {
+        while count(&agent.get(&candidates).await.1) != 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    agent.wipe().await;
+    let not_ended = |what: &str| {
+        for (name, e) in [("x", &ex), ("w", &ew)] {
+            assert_ne!(e.state(), State::Ended, "{what}: {name} ended after a wipe, and nobody called end()");
+        }
+    };
+    // Both campaign again under new sessions; their watches do not write `.epoch`.
+    let (leader, other, other_name) = live("both queued again, one leading", async {
+        loop {
+            not_ended("queueing again");
+            let (lock, queued) = (agent.get(&format!("/v1/kv/{ns}/svc/.lock")).await, agent.get(&candidates).await);
+            if lock.0 == 200 && count(&queued.1) == 2 {
+                match (ex.state(), ew.state()) {
+                    (State::Leader, State::Campaigning) => return (&ex, &ew, "w"),
+                    (State::Campaigning, State::Leader) => return (&ew, &ex, "x"),
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.get(&format!("/v1/kv/{ns}/svc/.epoch")).await.0, 404, "the wipe left .epoch missing");
+    let r = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{}/v1/kv/{ns}/svc/.epoch?cas=0", agent.http))
+        .body("0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap().trim(), "true");
+    leader.resign().await.unwrap();
+    live("the other candidate wins", async {
+        while other.state() != State::Leader {
+            not_ended("after the leader resigned");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    not_ended("at the end");
+    if other_name == "w" {
+        live("w's campaign returns", waiting).await.unwrap().unwrap();
+    }
+    x.close().await.unwrap();
+    w.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_epoch_of_the_same_number_after_a_wipe_is_not_an_end() {
+    no_end_after_a_wipe(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_epoch_after_a_wipe_is_not_an_end() {
+    no_end_after_a_wipe(true).await;
 }
 
 // ---------------------------------------------------------------------------

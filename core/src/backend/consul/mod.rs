@@ -19,7 +19,9 @@
 //!   in the same transaction that acquires `.lock` (the transaction also checks
 //!   `.epoch`). The nonce makes every write a change, so that Consul gives it a
 //!   new index even when one session wins the same election again.
-//! - `.epoch`: the number of `end()` calls.
+//! - `.epoch`: the number of `end()` calls. Only a higher number ends a
+//!   candidate: an agent that lost its data (`-dev`) has no `.epoch` until a
+//!   handle's watch creates it again at 0, which ends nobody.
 //!
 //! **Sessions.** A client has one session (TTL from the options, at least Consul's
 //! bound of 10 s; `Behavior=release`; the configured lock delay), renewed every
@@ -518,7 +520,7 @@ impl Backend for ConsulBackend {
             id: n,
             value: Mutex::new(value.to_vec()),
             epoch,
-            epoch_index: epoch_kv.map(|p| p.modify_index),
+            epoch_index: Mutex::new(epoch_kv.map(|p| p.modify_index)),
             withdrawn: AtomicBool::new(false),
         }))
     }
@@ -695,9 +697,12 @@ struct ConsulEntry {
     sess: Sess,
     id: u64,
     value: Mutex<Vec<u8>>,
-    /// The epoch when the candidate joined, and the modify index of `.epoch` then.
+    /// The epoch when the candidate joined.
     epoch: u64,
-    epoch_index: Option<u64>,
+    /// The modify index of `.epoch` that the acquisition checks (None: the key did
+    /// not exist): the one at the join, or the one of a key created again with
+    /// the same number (see `recheck_epoch`).
+    epoch_index: Mutex<Option<u64>>,
     withdrawn: AtomicBool,
 }
 
@@ -743,6 +748,21 @@ impl ConsulEntry {
         Ok(())
     }
 
+    /// After an acquisition that failed its check of `.epoch`: a higher number is
+    /// an end(). The same number is `.epoch` created again (at 0, by any handle's
+    /// watch) after a `-dev` agent lost its data, which is no end: the next attempt
+    /// checks the key as it is now. Only end() changes the number and it only goes
+    /// up, except through such a loss, which also loses this candidate's key and
+    /// session, so that such an entry cannot win whatever the check says.
+    async fn recheck_epoch(&self, epoch_key: &str) -> Result<()> {
+        let (e, _) = self.inner.api.kv_get(epoch_key, None).await?;
+        if parse_epoch(e.as_ref())? > self.epoch {
+            return Err(Error::ended());
+        }
+        *lock(&self.epoch_index) = e.map(|p| p.modify_index);
+        Ok(())
+    }
+
     fn count_attempt(&self) {
         *attempts().entry(self.prefix.clone()).or_insert(0) += 1;
     }
@@ -764,7 +784,9 @@ impl ConsulEntry {
                     continue;
                 }
             };
-            if v.epoch != self.epoch {
+            // Only a higher epoch is an end(). A lower one is an agent that lost its
+            // data (`-dev`), which lost this candidate's key too: that is below.
+            if v.epoch > self.epoch {
                 return Err(Error::ended());
             }
             let Some(pos) = v.candidates.iter().position(|c| c.key == self.key) else {
@@ -826,14 +848,15 @@ impl ConsulEntry {
         let nonce = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let value = lock(&self.value).clone();
         let epoch_key = format!("{}/.epoch", self.prefix);
+        let epoch_check = match *lock(&self.epoch_index) {
+            Some(i) => op_index("check-index", &epoch_key, i),
+            None => op("check-not-exists", &epoch_key),
+        };
         // One transaction: the epoch is still the one we joined under, the lock is
         // acquired (Consul enforces lock delays here too), and `.term` names our
         // session at the acquisition's index.
         let ops = vec![
-            match self.epoch_index {
-                Some(i) => op_index("check-index", &epoch_key, i),
-                None => op("check-not-exists", &epoch_key),
-            },
+            epoch_check,
             op_lock("lock", &self.lock_key, &value, LOCK_FLAGS, &self.sess.id),
             // Unique per attempt: Consul does not bump the index of a write that
             // changes nothing, and one session may win the same election again.
@@ -846,7 +869,7 @@ impl ConsulEntry {
             Ok(TxnOutcome::RolledBack(errors)) => {
                 self.inner.unclaim(&self.prefix, self.id);
                 if errors.iter().any(|(i, _)| *i == 0) {
-                    return Err(Error::ended());
+                    return self.recheck_epoch(&epoch_key).await.map(|()| None);
                 }
                 // Held by someone outside the queue (`consul lock`), or a lock delay
                 // after an invalidated session is in force.
@@ -899,7 +922,7 @@ impl Entry for ConsulEntry {
                         // participant when it sees the new epoch, which is not a loss.
                         let epoch = self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None).await;
                         if let Ok((e, _)) = epoch {
-                            if parse_epoch(e.as_ref()).is_ok_and(|e| e != self.epoch) {
+                            if parse_epoch(e.as_ref()).is_ok_and(|e| e > self.epoch) {
                                 std::future::pending::<()>().await;
                             }
                         }
