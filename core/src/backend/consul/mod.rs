@@ -63,9 +63,9 @@ use tokio::time::Instant;
 
 use self::api::{next_index, op, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
-use crate::client::{Credentials, Options};
-use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Leader, LostReason};
+use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::{BackendUrl, Scheme};
 
