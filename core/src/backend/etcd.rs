@@ -104,7 +104,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Leader, LostReason};
 use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
-use crate::url::{BackendUrl, Scheme};
+use crate::url::BackendUrl;
 
 /// Values up to 1 MiB. etcd refuses a request whose Raft entry is above
 /// `--max-request-bytes` (1.5 MiB by default); the transaction that writes a
@@ -175,7 +175,7 @@ impl fmt::Debug for EtcdShared {
 impl EtcdBackend {
     /// Connects, grants the first lease and starts keeping it alive.
     pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<EtcdBackend> {
-        let tls_scheme = matches!(url.scheme, Scheme::Etcd { tls: true });
+        let tls_scheme = url.scheme.tls;
         let mut tls = options.tls.clone();
         let url_tls = url.flag("tls")?;
         for (k, slot) in [("ca", 0), ("cert", 1), ("key", 2)] {
