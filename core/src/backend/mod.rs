@@ -14,10 +14,6 @@ pub(crate) mod registry;
 pub(crate) mod consul;
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd;
-#[cfg(feature = "etcd")]
-mod etcd_error;
-#[cfg(feature = "etcd")]
-mod etcd_hub;
 #[cfg(feature = "local")]
 pub(crate) mod local;
 #[cfg(feature = "zookeeper")]

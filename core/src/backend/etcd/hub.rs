@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use etcd_client as ec;
 use tokio::sync::mpsc;
 
-use super::etcd_error::map_err;
+use super::error::map_err;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::lock;
 
