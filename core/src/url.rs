@@ -1,7 +1,7 @@
 //! Backend URL parsing and validation, and election-name validation.
 //!
 //! The parser is generic: what differs between backends (schemes, default port,
-//! a host list or a directory, own options and their ranges) is each backend's
+//! servers, a directory or a name, own options and their ranges) is each backend's
 //! [`Syntax`], which the registry (`backend/registry.rs`) holds. The registry's
 //! `BackendUrl::parse` parses a URL against every registered backend.
 //!
@@ -87,6 +87,13 @@ pub(crate) enum Place {
     /// `/ABSOLUTE/DIRECTORY` (`file:///var/run/ballot`): a directory of this host.
     /// No userinfo, and no host but `localhost`.
     Directory,
+    /// `NAME[/NAMESPACE]` (`memory://test`): something of this process that the
+    /// backend looks up by name, not a server. Read as a host list without a
+    /// default port (port 0: none given), so the backend refuses a port, several
+    /// names or a userinfo in its own words.
+    // Its first user is the memory:// backend (issue 15).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Name,
 }
 
 /// A query option of a backend's URLs.
@@ -171,6 +178,10 @@ pub(crate) struct HostPort {
 
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Port 0 is "none given", for a name (`Place::Name`): a server's port is never 0.
+        if self.port == 0 {
+            return f.write_str(&self.host);
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -267,12 +278,17 @@ impl BackendUrl {
                 }
                 dir
             }
-            Place::Hosts { default_port } => {
+            Place::Hosts { .. } | Place::Name => {
+                let s = scheme.name;
+                let default_port = match syntax.place {
+                    Place::Hosts { default_port } => default_port,
+                    _ => 0,
+                };
                 if hostlist.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "{}:// URL has no host; for example {}://127.0.0.1:{default_port}",
-                        scheme.name, scheme.name
-                    )));
+                    return Err(Error::invalid(match syntax.place {
+                        Place::Name => format!("{s}:// URL has no name; for example {s}://test"),
+                        _ => format!("{s}:// URL has no host; for example {s}://127.0.0.1:{default_port}"),
+                    }));
                 }
                 for hp in hostlist.split(',') {
                     hosts.push(parse_hostport(hp, default_port)?);
@@ -787,6 +803,26 @@ mod tests {
             assert_eq!(validate_name(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad:?}");
         }
         assert!(validate_name(&"x".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn a_name_instead_of_hosts() {
+        // The form of an in-process backend: a name, no default port.
+        static NAMED: Syntax = Syntax { schemes: &[Scheme::plain("mem")], place: Place::Name, options: &[] };
+        let parse = |u: &str| BackendUrl::parse_with(u, [&NAMED].into_iter());
+        let u = parse("MEM://test/app/ns?ttl=5s").unwrap();
+        assert_eq!(u.scheme, Scheme::plain("mem"));
+        assert_eq!(u.hosts, vec![HostPort { host: "test".into(), port: 0 }]);
+        assert_eq!(u.path, "app/ns");
+        assert_eq!(u.to_string(), "mem://test/app/ns");
+        // A port or several names are the backend's to refuse; they parse.
+        assert_eq!(parse("mem://a:5,b").unwrap().to_string(), "mem://a:5,b");
+        assert_eq!(parse("mem://u:s3cret@a").unwrap().to_string(), "mem://***@a");
+        let e = parse("mem:///ns").unwrap_err().to_string();
+        assert!(e.contains("mem:// URL has no name; for example mem://test"), "{e}");
+        let e = parse("file:///x").unwrap_err().to_string();
+        assert!(e.contains("unknown backend scheme \"file\"; expected mem"), "{e}");
+        assert!(parse("mem://a?lock_delay=1s").unwrap_err().to_string().contains("known options: ttl, margin"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The registry: every backend that ballot knows, in one table. An entry says how
-//! the backend's URLs are written (its schemes, a host list with a default port or
-//! a directory, its own URL options and their ranges) and how to connect to it.
+//! the backend's URLs are written (its schemes; servers with a default port, a
+//! directory or a name; its own URL options and their ranges) and how to connect
+//! to it.
 //!
 //! `url.rs` parses a URL against these entries and knows no backend by name. A
 //! backend left out of the build by its cargo feature keeps its entry, so its URLs
@@ -32,13 +33,21 @@ pub(crate) struct Description {
     pub(crate) connect: Option<Connect>,
 }
 
-/// The [`Connect`] of a backend: `$open(&BackendUrl, &Options)` is its async
-/// constructor, built with cargo feature `$feature`.
+/// The [`Connect`] of a backend built with cargo feature `$feature`: `$open(&BackendUrl,
+/// &Options)` is its constructor, written `async $open` when it is an `async fn`;
+/// it returns `Result<B>` where `B: Backend`.
 macro_rules! connect {
-    ($feature:literal, $open:path) => {{
+    ($feature:literal, async $open:path) => {
+        connect!(@ $feature, $open, .await)
+    };
+    ($feature:literal, $open:path) => {
+        connect!(@ $feature, $open,)
+    };
+    (@ $feature:literal, $open:path, $($await:tt)*) => {{
         #[cfg(feature = $feature)]
-        let connect: Option<Connect> =
-            Some(|url, options| Box::pin(async move { Ok(Arc::new($open(url, options).await?) as Arc<dyn Backend>) }));
+        let connect: Option<Connect> = Some(|url, options| {
+            Box::pin(async move { Ok(Arc::new($open(url, options)$($await)*?) as Arc<dyn Backend>) })
+        });
         #[cfg(not(feature = $feature))]
         let connect: Option<Connect> = None;
         connect
@@ -50,7 +59,7 @@ pub(crate) const BACKENDS: &[Description] = &[
     // The local single-host backend: `file:///DIR`.
     Description {
         syntax: Syntax { schemes: &[Scheme::plain("file")], place: Place::Directory, options: &[] },
-        connect: connect!("local", super::local::LocalBackend::open),
+        connect: connect!("local", async super::local::LocalBackend::open),
     },
     // etcd v3: `etcd://[USER:PASSWORD@]HOSTS[/NS]`, `etcds://` for TLS; `tls=1` asks
     // for TLS on `etcd://`, `ca`, `cert` and `key` name PEM files.
@@ -60,7 +69,7 @@ pub(crate) const BACKENDS: &[Description] = &[
             place: Place::Hosts { default_port: 2379 },
             options: &[UrlOption::text("tls"), UrlOption::text("ca"), UrlOption::text("cert"), UrlOption::text("key")],
         },
-        connect: connect!("etcd", super::etcd::EtcdBackend::connect),
+        connect: connect!("etcd", async super::etcd::EtcdBackend::connect),
     },
     // ZooKeeper: `zk://[USER:PASSWORD@]HOSTS[/CHROOT]`; `session_timeout` is the
     // TTL under ZooKeeper's name (same range as `ttl`).
@@ -70,7 +79,7 @@ pub(crate) const BACKENDS: &[Description] = &[
             place: Place::Hosts { default_port: 2181 },
             options: &[UrlOption::duration("session_timeout", SECOND, DAY)],
         },
-        connect: connect!("zookeeper", super::zookeeper::ZkBackend::open),
+        connect: connect!("zookeeper", async super::zookeeper::ZkBackend::open),
     },
     // Consul: `consul://[TOKEN@]HOST[/NS]`, `consuls://` for TLS; `lock_delay` up
     // to Consul's own maximum of 60 s; the TLS options as for etcd.
@@ -86,7 +95,7 @@ pub(crate) const BACKENDS: &[Description] = &[
                 UrlOption::text("key"),
             ],
         },
-        connect: connect!("consul", super::consul::ConsulBackend::connect),
+        connect: connect!("consul", async super::consul::ConsulBackend::connect),
     },
 ];
 
