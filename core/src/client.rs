@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::backend;
 use crate::connection::Connection;
 use crate::election::{Election, Shared};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::runtime;
 use crate::url::{validate_name, BackendUrl};
@@ -78,7 +78,7 @@ impl Client {
             match tokio::time::timeout(timeout, backend::registry::connect(&parsed, &opts)).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::new(
-                    crate::ErrorKind::Timeout,
+                    ErrorKind::Timeout,
                     format!("connecting to {parsed} took longer than the connect timeout {timeout:?}"),
                 )),
             }
