@@ -21,9 +21,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::election::{Event, Leader, Leadership, Observe, State};
+use crate::election::{Leadership, Observe};
 use crate::error::{Error, ErrorKind, Result};
-use crate::{runtime, Options};
+use crate::model::{Event, Leader, State};
+use crate::options::Options;
+use crate::runtime;
 
 /// Cancels blocking calls from another thread. Cloning gives another handle on the
 /// same token. Once cancelled, it stays cancelled; make a new one for new calls.

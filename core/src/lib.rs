@@ -43,16 +43,21 @@
 mod backend;
 pub mod blocking;
 mod client;
+mod connection;
 mod election;
 mod error;
+mod model;
+mod options;
 mod runtime;
 mod session;
 mod sync;
 mod url;
 
-pub use client::{default_backend_url, Client, Credentials, Options, TlsOptions};
-pub use election::{Election, Event, Events, Leader, Leadership, LostReason, Observe, State};
+pub use client::Client;
+pub use election::{Election, Events, Leadership, Observe};
 pub use error::{Error, ErrorKind, Result};
+pub use model::{Event, Leader, LostReason, State};
+pub use options::{default_backend_url, Credentials, Options, TlsOptions};
 pub use url::MAX_NAME_LEN;
 
 /// For tests only: acquire attempts of the Consul backend on one election key.

@@ -74,11 +74,11 @@ use tokio::time::Instant;
 
 use self::api::{next_index, op, op_check_session, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
-use crate::client::{Credentials, Options};
-use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Leader, LostReason};
+use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
-use crate::url::{BackendUrl, Scheme};
+use crate::url::BackendUrl;
 
 /// The Flags of `api.Lock`'s and `consul lock`'s lock key.
 pub(crate) const LOCK_FLAGS: u64 = 0x2ddc_cbc0_58a5_0c18;
@@ -272,9 +272,7 @@ impl ConsulBackend {
         let ca = url.option("ca").map(std::path::PathBuf::from).or(tls_opts.ca);
         let cert = url.option("cert").map(std::path::PathBuf::from).or(tls_opts.cert);
         let key = url.option("key").map(std::path::PathBuf::from).or(tls_opts.key);
-        let tls = matches!(url.scheme, Scheme::Consul { tls: true })
-            || url.flag("tls")?.unwrap_or(false)
-            || options.tls.is_some();
+        let tls = url.scheme.tls || url.flag("tls")?.unwrap_or(false) || options.tls.is_some();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60));
