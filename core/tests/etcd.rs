@@ -205,13 +205,20 @@ async fn one_client_watches_many_elections_on_one_stream() {
         held.push(e);
     }
     // Each leader watches its own key; the epochs of all of them come from one watch.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The gauges are the whole server's, and the other tests of this binary open and
+    // close watches meanwhile: a difference from before can fall below N when they
+    // close theirs, but the server's total cannot, once our N watches are registered.
+    live("a watcher per leader", async {
+        while metric(&ep, "etcd_debugging_mvcc_watcher_total").await < N as f64 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let streams = metric(&ep, "etcd_debugging_mvcc_watch_stream_total").await - streams0;
     let watchers = metric(&ep, "etcd_debugging_mvcc_watcher_total").await - watchers0;
     eprintln!("{N} leaders on one client: {streams} more watch streams, {watchers} more watchers");
     // Other tests of this binary share the server; they open a few streams.
     assert!(streams <= 8.0, "{streams} more watch streams for {N} elections of one client");
-    assert!(watchers >= N as f64, "{watchers} more watchers for {N} leaders");
     // An end() still reaches a leader that never observed.
     held[0].end().await.unwrap();
     let other = connect(&url, 10).await.election("svc1").unwrap();
