@@ -32,7 +32,7 @@ command -v cargo >/dev/null || { echo "error: cargo is not installed (install Ru
 cargo --version
 
 step "disk space"
-# A run from a fresh clone writes up to 6.2 GiB into the checkout (debug, check and
+# A run from a fresh clone writes up to 6.4 GiB into the checkout (debug, check and
 # release builds; measured 2026-11-30), plus the servers' data; a disk that fills up
 # half-way fails in the middle of a build with ENOSPC, so say it first. Incremental caches only help a checkout that is built again.
 if [ "${CI:-}" = "true" ]; then
