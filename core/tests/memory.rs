@@ -109,6 +109,26 @@ async fn an_expired_session_gives_lost_and_the_next_candidate_wins() {
     assert_eq!(ea.state(), State::Leader);
 }
 
+/// The safety rule on memory://: from the moment the session expires, the old
+/// leader's handle does not read `Leader`, though its successor may already lead
+/// and its own `Lost` is still on the way.
+#[tokio::test(start_paused = true)]
+async fn an_expired_leader_stops_reading_leader_at_once() {
+    let _rt = ballot::memory::use_current_runtime().unwrap();
+    let (a, b) = (connect("memory://at-once").await, connect("memory://at-once").await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let lead = ea.campaign("a").await.unwrap();
+    let waiting = campaign(&eb, "b");
+    settle().await;
+    // No await between the expiry and the checks: ballot's tasks (on this thread)
+    // have not run yet.
+    ballot::memory::expire_session(&a).unwrap();
+    assert_ne!(ea.state(), State::Leader, "a expired leader reads Leader");
+    assert!(!lead.is_current(), "an expired leadership is current");
+    assert_eq!(ea.proclaim("a2").await.unwrap_err().kind(), ErrorKind::NotLeader);
+    live("b elected", waiting).await.unwrap().unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn end_ends_everyone() {
     let _rt = ballot::memory::use_current_runtime().unwrap();
