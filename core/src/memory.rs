@@ -36,24 +36,28 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> ballot::Result<()> {
-//! use ballot::{Client, Event, LostReason, Options};
+//! use ballot::{Client, Event, LostReason, Options, State};
 //!
-//! let a = Client::connect("memory://doc-example", Options::default()).await?;
-//! let b = Client::connect("memory://doc-example", Options::default()).await?;
-//! let (ea, eb) = (a.election("svc")?, b.election("svc")?);
-//! let mut a_events = ea.events();
-//! let first = ea.campaign("a").await?;
-//! let waiting = tokio::spawn(async move { eb.campaign("b").await });
+//! let client = Client::connect("memory://doc-example", Options::default()).await?;
+//! let election = client.election("svc")?;
+//! let mut events = election.events();
+//! let first = election.campaign("node-1").await?;
 //!
-//! ballot::memory::expire_session(&a)?;
-//! let second = waiting.await.expect("the campaign task")?;
-//! assert!(second.term() > first.term());
-//! while let Some(ev) = a_events.recv().await {
-//!     if let Event::Lost { reason } = ev {
-//!         assert_eq!(reason, LostReason::SessionLost);
-//!         break;
+//! ballot::memory::expire_session(&client)?;
+//! // From here on the old leadership is not current...
+//! assert!(!first.is_current());
+//! assert_ne!(election.state(), State::Leader);
+//! // ...`Lost` follows, and (auto-requeue) the handle campaigns again and wins
+//! // under its new session, with a new term.
+//! let mut lost = None;
+//! while let Some(ev) = events.recv().await {
+//!     match ev {
+//!         Event::Lost { reason } => lost = Some(reason),
+//!         Event::Elected { term } if term > first.term() => break,
+//!         _ => {}
 //!     }
 //! }
+//! assert_eq!(lost, Some(LostReason::SessionLost));
 //! # Ok(()) }
 //! ```
 

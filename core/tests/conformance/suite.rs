@@ -160,7 +160,10 @@ pub async fn killed_leader_process_is_replaced(url: &str) {
     if url.starts_with("memory:") {
         // memory:// state is per process: a child would have a store of its own.
         // What a killed process is to a server, an expired session is here.
-        let (dying, c) = (connect(url).await, connect(url).await);
+        // Without auto-requeue, so that the survivor wins even if it joins only
+        // after the expiry.
+        let dying = Client::connect(url, Options::default().with_auto_requeue(false)).await.unwrap();
+        let c = connect(url).await;
         let leader = dying.election(&n).unwrap();
         let term = leader.campaign("doomed").await.unwrap().term();
         let e = c.election(&n).unwrap();
