@@ -82,6 +82,8 @@ export declare class Client {
   readonly url: string
   /** A handle on election `name`. Throws BALLOT_INVALID_ARGUMENT or BALLOT_CLOSED. */
   election(name: string): Election
+  /** memory:// only: the session expires now (leaders emit 'lost', the next candidates lead) and a new one starts. */
+  expireSession(): void
   /** Resigns and withdraws everything and releases the session; then nothing keeps the process alive. */
   close(): Promise<void>
 }

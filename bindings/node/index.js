@@ -168,6 +168,17 @@ class Client {
   }
 
   /**
+   * memory:// only: the session expires now, as a server expires a silent
+   * client's session: each election that led emits 'lost' (reason
+   * 'session_lost'), the next candidates lead, and a new session starts (with
+   * autoRequeue, elections that led campaign again). Throws
+   * BALLOT_INVALID_ARGUMENT for another backend. Never waits.
+   */
+  expireSession() {
+    callSync(() => this.#inner.expireSession())
+  }
+
+  /**
    * Resigns and withdraws every election of this client, releases the session and
    * stops every event subscription. Afterwards nothing of ballot keeps the process
    * alive. Idempotent.

@@ -30,6 +30,13 @@ export declare class Client {
   /** The backend URL with secrets redacted. */
   get url(): string
   /**
+   * memory:// only: makes this client's session expire now, as a server
+   * expires a silent client's session (`ballot::memory::expire_session`):
+   * each handle that led gets `lost`, the next candidates lead, and a new
+   * session starts. Throws `BALLOT_INVALID_ARGUMENT` for another backend.
+   */
+  expireSession(): void
+  /**
    * Resigns and withdraws everything, releases the session, and ends every
    * event subscription of this client. Idempotent.
    */

@@ -110,6 +110,12 @@ impl Client {
         Ok(e)
     }
 
+    /// The backend, for `ballot::memory`'s test helpers.
+    #[cfg(feature = "memory")]
+    pub(crate) fn backend(&self) -> &Arc<dyn backend::Backend> {
+        &self.connection.backend
+    }
+
     /// The backend URL, with any password replaced by `***`.
     pub fn url(&self) -> &str {
         &self.connection.url

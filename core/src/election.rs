@@ -198,6 +198,8 @@ struct Inner {
     entry: Option<Arc<dyn Entry>>,
     task: Option<AbortHandle>,
     epoch_base: Option<u64>,
+    /// The session generation the current leadership was won under.
+    won_generation: Option<u64>,
 }
 
 impl fmt::Debug for Election {
@@ -212,7 +214,14 @@ impl Election {
         let shared = Arc::new(Shared {
             client,
             name,
-            inner: Mutex::new(Inner { info, value: Vec::new(), entry: None, task: None, epoch_base: None }),
+            inner: Mutex::new(Inner {
+                info,
+                value: Vec::new(),
+                entry: None,
+                task: None,
+                epoch_base: None,
+                won_generation: None,
+            }),
             state_tx: watch::channel(info).0,
             view_tx: watch::channel(View::default()).0,
             events: Mutex::new(Vec::new()),
@@ -679,10 +688,20 @@ impl Shared {
         lock(&self.inner).info
     }
 
+    /// The state, with a leadership whose session is in doubt read as `Suspended`
+    /// before the hold task has said so: an unhealthy session, or a new session
+    /// generation (the one it was won under is gone, and a backend may start the
+    /// next one before the hold task runs; memory:// does so at once).
     fn state_now(&self) -> State {
-        let st = self.info().state;
-        if st == State::Leader && self.backend().session().status().health != Health::Healthy {
-            return State::Suspended;
+        let (st, won) = {
+            let inner = lock(&self.inner);
+            (inner.info.state, inner.won_generation)
+        };
+        if st == State::Leader {
+            let session = self.backend().session().status();
+            if session.health != Health::Healthy || Some(session.generation) != won {
+                return State::Suspended;
+            }
         }
         st
     }
@@ -1060,6 +1079,7 @@ impl Shared {
             return Err(Error::new(ErrorKind::SessionLost, "the session was lost as the campaign won"));
         }
         inner.entry = Some(entry.clone());
+        inner.won_generation = Some(generation);
         let op = self.set_state(&mut inner, State::Leader, Some(leader.term), false);
         let task = runtime::spawn(self.clone().hold(op, entry, generation))?;
         if let Some(old) = inner.task.replace(task.abort_handle()) {

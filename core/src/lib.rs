@@ -12,6 +12,8 @@
 //!   earliest moment the backend could let another candidate win.
 //! - [`blocking`] offers the same operations with timeouts to code without an async
 //!   runtime; the C ABI and the Python and Node bindings build on it.
+//! - `memory://NAME` is an in-process backend for testing leader logic without a
+//!   server; `ballot::memory` makes its sessions expire.
 //!
 //! All background work runs on a runtime owned by the library, so the async API
 //! works from any executor.
@@ -46,6 +48,8 @@ mod client;
 mod connection;
 mod election;
 mod error;
+#[cfg(feature = "memory")]
+pub mod memory;
 mod model;
 mod options;
 mod runtime;

@@ -4,7 +4,7 @@
 //! ballot keeps working whatever runtime (or none) the caller uses, and a caller's
 //! runtime shutting down does not kill a session.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -24,6 +24,17 @@ static RUNTIME: PerProcess<Mutex<Option<&'static Runtime>>> = PerProcess::new(||
 
 thread_local! {
     static ON_LIBRARY_RUNTIME: Cell<bool> = const { Cell::new(false) };
+    // memory:// tests: a current-thread runtime (paused time) that this thread
+    // lent to the library with `ballot::memory::use_current_runtime`.
+    static LENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+/// memory:// tests: makes this thread's spawns and `run`s use `handle` (a
+/// current-thread runtime that runs on this very thread) instead of the library
+/// runtime, or stops that with `None`; returns what was set before.
+#[cfg_attr(not(feature = "memory"), allow(dead_code))]
+pub(crate) fn lend_current(handle: Option<Handle>) -> Option<Handle> {
+    LENT.with(|l| l.replace(handle))
 }
 
 /// Worker threads of the library runtime. Two is enough: the work is I/O-bound and
@@ -37,6 +48,9 @@ const BLOCKING: usize = 4;
 
 /// The runtime's handle, building the runtime on first use in this process.
 pub(crate) fn handle() -> Result<Handle> {
+    if let Some(lent) = LENT.with(|l| l.borrow().clone()) {
+        return Ok(lent);
+    }
     let mut slot = lock(RUNTIME.get());
     if let Some(rt) = *slot {
         return Ok(rt.handle().clone());
@@ -59,7 +73,7 @@ pub(crate) fn handle() -> Result<Handle> {
 
 /// Whether the current thread belongs to the library runtime.
 pub(crate) fn on_library_runtime() -> bool {
-    ON_LIBRARY_RUNTIME.with(|f| f.get())
+    ON_LIBRARY_RUNTIME.with(|f| f.get()) || LENT.with(|l| l.borrow().is_some())
 }
 
 /// Spawns a background task on the library runtime.

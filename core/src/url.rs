@@ -91,8 +91,6 @@ pub(crate) enum Place {
     /// backend looks up by name, not a server. Read as a host list without a
     /// default port (port 0: none given), so the backend refuses a port, several
     /// names or a userinfo in its own words.
-    // Its first user is the memory:// backend (issue 15).
-    #[cfg_attr(not(test), allow(dead_code))]
     Name,
 }
 

@@ -3,7 +3,7 @@
 //! freshly built `libballot.so`, then run against a backend, under
 //! AddressSanitizer (with LeakSanitizer) and under valgrind.
 //!
-//! Backends: the local backend always; etcd, ZooKeeper and Consul when
+//! Backends: the local and the memory:// backends always; etcd, ZooKeeper and Consul when
 //! `tests/run.sh` started them and set `BALLOT_TEST_ETCD`, `BALLOT_TEST_ZK` and
 //! `BALLOT_TEST_CONSUL`. A server test whose variable is missing panics when
 //! `BALLOT_TEST_REQUIRE_SERVERS=1` (set by tests/run.sh whenever it starts servers)
@@ -202,6 +202,21 @@ fn bad_input_local_valgrind() {
     valgrind_present();
     let bin = compile("bad_input", Mode::Valgrind, "local");
     run(&bin, Mode::Valgrind, &[&local_url("bad")]);
+}
+
+/// A user's own test on memory:// (no server): elect, hand off, end.
+#[test]
+fn memory_asan() {
+    let bin = compile("memory", Mode::Asan, "memory");
+    let o = run(&bin, Mode::Asan, &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("checks passed"));
+}
+
+#[test]
+fn memory_valgrind() {
+    valgrind_present();
+    let bin = compile("memory", Mode::Valgrind, "memory");
+    run(&bin, Mode::Valgrind, &[]);
 }
 
 /// 10,000 create/campaign/resign/free cycles in one process: the resident set

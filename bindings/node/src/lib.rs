@@ -187,6 +187,15 @@ impl Client {
         self.inner.url().to_string()
     }
 
+    /// memory:// only: makes this client's session expire now, as a server
+    /// expires a silent client's session (`ballot::memory::expire_session`):
+    /// each handle that led gets `lost`, the next candidates lead, and a new
+    /// session starts. Throws `BALLOT_INVALID_ARGUMENT` for another backend.
+    #[napi]
+    pub fn expire_session(&self) -> napi::Result<()> {
+        ballot::memory::expire_session(&self.inner).map_err(js_err)
+    }
+
     /// Resigns and withdraws everything, releases the session, and ends every
     /// event subscription of this client. Idempotent.
     #[napi]

@@ -57,6 +57,15 @@ impl Client {
         crate::aio::future_into_py(py, async move { async_check(c.close().await) })
     }
 
+    /// memory:// only: makes this client's session expire now, as a server expires
+    /// a silent client's session (`ballot::memory::expire_session`): each handle
+    /// that led gets a `lost` event, the next candidates lead, and a new session
+    /// starts. Raises `InvalidArgumentError` for another backend. Never waits.
+    fn expire_session(&self, py: Python<'_>) -> PyResult<()> {
+        self.guard.check(py)?;
+        check(py, ballot::memory::expire_session(self.inner.as_async()))
+    }
+
     /// The backend URL, with any password replaced by `***`.
     #[getter]
     fn url(&self) -> String {

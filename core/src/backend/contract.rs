@@ -52,6 +52,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// The backend as `Any`, for the test helpers of `ballot::memory`, which reach
+    /// a memory backend through a `Client`; `None` for every other backend.
+    #[cfg(feature = "memory")]
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// Adds a candidate with `value` to `election` under the current session.
     /// The returned entry is not yet leader; `Entry::wait_won` says when it is.
     async fn join(&self, election: &str, value: &[u8]) -> Result<Arc<dyn Entry>>;

@@ -5,7 +5,8 @@
 //!   `url.rs`, `error.rs`, `session.rs`) and on small utilities, never on the
 //!   engine (`client.rs`, `election.rs`) nor on another backend.
 //! - `registry.rs`: URL scheme -> backend; the engine connects through it.
-//! - one module per backend, each behind its cargo feature.
+//! - one module per backend, each behind its cargo feature. (The test helpers of
+//!   memory://, which take a `Client`, are `crate::memory`, above the client.)
 
 mod contract;
 pub(crate) mod registry;
@@ -16,6 +17,8 @@ pub(crate) mod consul;
 pub(crate) mod etcd;
 #[cfg(feature = "local")]
 pub(crate) mod local;
+#[cfg(feature = "memory")]
+pub(crate) mod memory;
 #[cfg(feature = "zookeeper")]
 pub(crate) mod zookeeper;
 

@@ -97,6 +97,12 @@ pub(crate) const BACKENDS: &[Description] = &[
         },
         connect: connect!("consul", async super::consul::ConsulBackend::connect),
     },
+    // In-process, for tests: `memory://NAME[/NS]`. The backend refuses a port,
+    // several names, a userinfo, and the `ttl` and `margin` options.
+    Description {
+        syntax: Syntax { schemes: &[Scheme::plain("memory")], place: Place::Name, options: &[] },
+        connect: connect!("memory", super::memory::MemoryBackend::open),
+    },
 ];
 
 impl BackendUrl {

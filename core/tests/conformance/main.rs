@@ -70,6 +70,13 @@ pub fn etcd_url() -> String {
 }
 
 backend_tests!(local, crate::local_url());
+backend_tests!(memory, crate::memory_url());
+
+/// A fresh in-process store of its own (`memory://`), shared by every client the
+/// test connects with the URL.
+pub fn memory_url() -> String {
+    format!("memory://{}", unique("conformance"))
+}
 backend_tests!(zookeeper, crate::zk_url());
 
 /// A fresh chroot on the ZooKeeper server that the harness started (the backend

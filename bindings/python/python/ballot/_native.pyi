@@ -62,6 +62,10 @@ class Client:
         """Resigns and withdraws every election of this client and releases the session."""
 
     def close_async(self) -> Awaitable[None]: ...
+    def expire_session(self) -> None:
+        """memory:// only: the session expires now (leaders get ``lost``, the next
+        candidates lead) and a new one starts. ``InvalidArgumentError`` otherwise."""
+
     def __enter__(self) -> Client: ...
     def __exit__(
         self,
