@@ -42,17 +42,22 @@
 
 mod backend;
 pub mod blocking;
+mod cancel;
 mod client;
 mod election;
 mod error;
+mod process_runtime;
 mod runtime;
 mod session;
+pub mod surface;
 mod sync;
 mod url;
 
+pub use cancel::CancelToken;
 pub use client::{default_backend_url, Client, Credentials, Options, TlsOptions};
 pub use election::{Election, Event, Events, Leader, Leadership, LostReason, Observe, State};
 pub use error::{Error, ErrorKind, Result};
+pub use surface::{EventKind, OptionInfo, OptionType, OptionValue, OPTIONS};
 pub use url::MAX_NAME_LEN;
 
 /// For tests only: acquire attempts of the Consul backend on one election key.
@@ -63,6 +68,10 @@ pub use backend::consul::acquire_attempts as __consul_acquire_attempts;
 /// For the bindings only: a process-wide value that a forked child gets afresh.
 #[doc(hidden)]
 pub use sync::PerProcess as __PerProcess;
+
+/// For the bindings only: a tokio runtime that a forked child builds afresh.
+#[doc(hidden)]
+pub use process_runtime::ProcessRuntime as __ProcessRuntime;
 
 /// The version of this library (the workspace version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -83,5 +92,7 @@ mod tests {
         assert_send_sync::<crate::blocking::Client>();
         assert_send_sync::<crate::blocking::Election>();
         assert_send_sync::<crate::blocking::CancelToken>();
+        assert_send_sync::<crate::OptionValue>();
+        assert_send_sync::<crate::__ProcessRuntime>();
     }
 }
