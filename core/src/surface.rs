@@ -341,6 +341,22 @@ pub fn duration_from_millis(what: &str, ms: f64) -> Result<Duration> {
     Ok(Duration::from_millis(ms as u64))
 }
 
+/// The error for a value that a binding cannot even convert to an
+/// [`OptionValue`] (a list, an object, ...): the same message as
+/// [`Options::set`](crate::Options::set) gives for a value of the wrong type,
+/// or for an unknown option. `got` names what was given, as the binding calls it.
+pub fn unusable_value(name: &str, got: &str) -> Error {
+    match OptionInfo::find(name) {
+        Some(info) => Error::invalid(format!("option {} takes {}, not {got}", info.name, expected(info.ty))),
+        None => unknown_option(name),
+    }
+}
+
+fn unknown_option(name: &str) -> Error {
+    let names: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+    Error::invalid(format!("unknown option {}; the options are: {}", shown_name(name), names.join(", ")))
+}
+
 impl Options {
     /// Sets option `name` of [`OPTIONS`] from `value`: the one parser of options
     /// that every binding uses, so that each language takes the same options
@@ -372,17 +388,8 @@ impl Options {
     /// # Ok::<_, ballot::Error>(())
     /// ```
     pub fn set(&mut self, name: &str, value: OptionValue) -> Result<()> {
-        let Some(info) = OptionInfo::find(name) else {
-            let names: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
-            return Err(Error::invalid(format!(
-                "unknown option {}; the options are: {}",
-                shown_name(name),
-                names.join(", ")
-            )));
-        };
-        let wrong = |value: &OptionValue| {
-            Error::invalid(format!("option {} takes {}, not {}", info.name, expected(info.ty), value.shown()))
-        };
+        let Some(info) = OptionInfo::find(name) else { return Err(unknown_option(name)) };
+        let wrong = |value: &OptionValue| unusable_value(info.name, &value.shown());
         match info.ty {
             OptionType::Duration => {
                 let d = match &value {
@@ -655,6 +662,11 @@ mod tests {
         t.set("token", OptionValue::Text("t0ken".into())).unwrap();
         assert!(err(&mut t, "username", OptionValue::Text("alice".into())).contains("exclude each other"));
         assert!(!format!("{:?}", OptionValue::Text("hunter2".into())).contains("hunter2"));
+        assert_eq!(
+            unusable_value("ttl", "list").to_string(),
+            "invalid_argument: option ttl takes a duration (a number, or text such as 10s), not list"
+        );
+        assert!(unusable_value("tll", "list").to_string().contains("unknown option"));
         // A refused value leaves the options as they were.
         assert_eq!(o.ttl(), Options::default().ttl());
         assert_eq!(o.credentials, Some(Credentials::Password { user: String::new(), password: "hunter2".into() }));
