@@ -12,6 +12,8 @@
 //!   earliest moment the backend could let another candidate win.
 //! - [`blocking`] offers the same operations with timeouts to code without an async
 //!   runtime; the C ABI and the Python and Node bindings build on it.
+//! - [`surface`] is the one table of error kinds, event kinds and options that
+//!   every surface (C, Python, Node, the CLI) derives its names from.
 //!
 //! All background work runs on a runtime owned by the library, so the async API
 //! works from any executor.
