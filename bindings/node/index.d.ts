@@ -27,20 +27,8 @@ export type ErrorCode =
 /** Every error code, in the core's order. */
 export declare const ERROR_CODES: readonly ErrorCode[]
 
-/**
- * Every event an Election emits: the core's event kinds in lowerCamelCase
- * (`leader_changed` is 'leaderChanged'). test/table.test.js checks this union,
- * ElectionEvents and ConnectOptions against the core's table.
- */
-export type EventName =
-  | 'elected'
-  | 'suspended'
-  | 'reconnected'
-  | 'lost'
-  | 'resigned'
-  | 'leaderChanged'
-  | 'ended'
-  | 'error'
+/** Every event an Election emits: the core's event kinds in lowerCamelCase (see ElectionEvents). */
+export type EventName = Exclude<keyof ElectionEvents, 'leader'>
 
 /** Every event name, in the core's order. */
 export declare const EVENT_NAMES: readonly EventName[]
@@ -114,6 +102,11 @@ export type ElectionState = 'idle' | 'campaigning' | 'leader' | 'suspended' | 'e
 
 export type LostReason = 'session_lost' | 'deleted' | 'not_owner'
 
+/**
+ * The events of an Election: the core's event kinds in lowerCamelCase
+ * (`leader_changed` is 'leaderChanged'). test/table.test.js checks these keys and
+ * ConnectOptions against the core's table.
+ */
 export interface ElectionEvents {
   elected: [info: { term: bigint }]
   suspended: []

@@ -14,7 +14,7 @@ const native = require('./native.js')
 const TABLE = native.table()
 
 /** Every error code, one per core ErrorKind, e.g. 'BALLOT_NOT_LEADER'. */
-const ERROR_CODES = Object.freeze(TABLE.errors.map((e) => e.jsCode))
+const ERROR_CODES = Object.freeze(TABLE.errors.map((e) => e.jsName))
 
 /** The event names an Election emits, one per core event kind, e.g. 'leaderChanged'. */
 const EVENT_NAMES = Object.freeze(TABLE.events.map((e) => e.jsName))
@@ -128,28 +128,6 @@ function checkOptions(options, known, where) {
 }
 
 /**
- * The options of connect() as the core takes them: each key mapped to the core
- * option it names, values passed on as they are (the core parses and checks them).
- */
-function connectOptions(options) {
-  if (options === undefined || options === null) return []
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw invalid(`connect options must be an object, got ${describe(options)}`)
-  }
-  const out = []
-  for (const [key, value] of Object.entries(options)) {
-    const name = OPTION_KEYS.get(key)
-    if (name === undefined) throw invalid(`connect: unknown option '${key}' (known: ${[...OPTION_KEYS.keys()].join(', ')})`)
-    if (value === undefined || value === null) continue
-    if (!['number', 'boolean', 'string'].includes(typeof value)) {
-      throw invalid(`connect: ${key} must be a number, a boolean or a string, got ${describe(value)}`)
-    }
-    out.push({ name, value })
-  }
-  return out
-}
-
-/**
  * Connects to a backend and starts its session.
  * @param {string} [url] backend URL; default: the local backend (defaultBackendUrl())
  * @param {object} [options] one key per core option: ttlMs, safetyMarginMs, connectTimeoutMs,
@@ -160,7 +138,10 @@ function connectOptions(options) {
 async function connect(url, options) {
   if (url === undefined) url = native.defaultBackendUrl()
   if (typeof url !== 'string') throw invalid(`the backend URL must be a string, got ${describe(url)}`)
-  const settings = connectOptions(options)
+  // Each key names a core option, which parses and checks the value.
+  const settings = Object.entries(checkOptions(options, [...OPTION_KEYS.keys()], 'connect'))
+    .filter(([, value]) => value !== undefined && value !== null)
+    .map(([key, value]) => ({ name: OPTION_KEYS.get(key), value }))
   const inner = await call(() => native.connect(url, settings))
   return new Client(inner)
 }

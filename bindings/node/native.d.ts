@@ -107,23 +107,13 @@ export declare function connect(url: string, options: Array<OptionSetting>): Pro
 /** The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root. */
 export declare function defaultBackendUrl(): string
 
-/** One row of the error table as Node spells it. */
-export interface ErrorRow {
-  /** The stable numeric code (the C `ballot_result`). */
+/** One row of the error or the event table as Node spells it. */
+export interface KindRow {
+  /** The stable numeric code (the C `ballot_result` or `ballot_event_kind`). */
   code: number
-  /** The canonical name, as `not_leader`. */
+  /** The canonical name, as `not_leader` or `leader_changed`. */
   name: string
-  /** The Node code, as `BALLOT_NOT_LEADER`. */
-  jsCode: string
-}
-
-/** One row of the event table as Node spells it. */
-export interface EventRow {
-  /** The stable numeric code (the C `ballot_event_kind`). */
-  code: number
-  /** The canonical name, as `leader_changed`. */
-  name: string
-  /** The name an `Election` emits, as `leaderChanged`. */
+  /** The Node name: an error's code (`BALLOT_NOT_LEADER`), an event's name (`leaderChanged`). */
   jsName: string
 }
 
@@ -200,9 +190,9 @@ export declare function table(): Table
  */
 export interface Table {
   /** Every error kind, in code order. */
-  errors: Array<ErrorRow>
+  errors: Array<KindRow>
   /** Every event kind, in code order. */
-  events: Array<EventRow>
+  events: Array<KindRow>
   /** Every option. */
   options: Array<OptionRow>
 }

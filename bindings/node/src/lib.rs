@@ -69,25 +69,14 @@ pub fn version() -> String {
     ballot::VERSION.to_string()
 }
 
-/// One row of the error table as Node spells it.
+/// One row of the error or the event table as Node spells it.
 #[napi(object)]
-pub struct ErrorRow {
-    /// The stable numeric code (the C `ballot_result`).
+pub struct KindRow {
+    /// The stable numeric code (the C `ballot_result` or `ballot_event_kind`).
     pub code: u32,
-    /// The canonical name, as `not_leader`.
+    /// The canonical name, as `not_leader` or `leader_changed`.
     pub name: String,
-    /// The Node code, as `BALLOT_NOT_LEADER`.
-    pub js_code: String,
-}
-
-/// One row of the event table as Node spells it.
-#[napi(object)]
-pub struct EventRow {
-    /// The stable numeric code (the C `ballot_event_kind`).
-    pub code: u32,
-    /// The canonical name, as `leader_changed`.
-    pub name: String,
-    /// The name an `Election` emits, as `leaderChanged`.
+    /// The Node name: an error's code (`BALLOT_NOT_LEADER`), an event's name (`leaderChanged`).
     pub js_name: String,
 }
 
@@ -107,9 +96,9 @@ pub struct OptionRow {
 #[napi(object)]
 pub struct Table {
     /// Every error kind, in code order.
-    pub errors: Vec<ErrorRow>,
+    pub errors: Vec<KindRow>,
     /// Every event kind, in code order.
-    pub events: Vec<EventRow>,
+    pub events: Vec<KindRow>,
     /// Every option.
     pub options: Vec<OptionRow>,
 }
@@ -120,11 +109,11 @@ pub fn table() -> Table {
     Table {
         errors: ballot::ErrorKind::ALL
             .iter()
-            .map(|k| ErrorRow { code: k.code(), name: k.as_str().into(), js_code: code_of(*k) })
+            .map(|k| KindRow { code: k.code(), name: k.as_str().into(), js_name: code_of(*k) })
             .collect(),
         events: ballot::EventKind::ALL
             .iter()
-            .map(|k| EventRow { code: k.code(), name: k.as_str().into(), js_name: camel(k.as_str()) })
+            .map(|k| KindRow { code: k.code(), name: k.as_str().into(), js_name: camel(k.as_str()) })
             .collect(),
         options: ballot::OPTIONS
             .iter()

@@ -81,12 +81,14 @@ def test_event_kinds_are_the_core_names_in_the_stub() -> None:
     assert literal == [name for _, name in TABLE["events"]]
 
 
-@pytest.mark.parametrize("function", ["connect", "connect_async"])
-def test_connect_takes_every_option_by_its_name_in_the_stub(function: str) -> None:
-    [fn] = [n for n in stub("_native.pyi").body if isinstance(n, ast.FunctionDef) and n.name == function]
+def test_connect_takes_every_option_by_its_name_in_the_stub() -> None:
+    body = stub("_native.pyi").body
+    [options] = [n for n in body if isinstance(n, ast.ClassDef) and n.name == "_Options"]
     types = {"duration": "Optional[float]", "bool": "Optional[bool]", "text": "Optional[str]", "path": "Optional[_Path]"}
-    declared = [(a.arg, ast.unparse(a.annotation) if a.annotation else "") for a in fn.args.kwonlyargs]
+    declared = [(ast.unparse(a.target), ast.unparse(a.annotation)) for a in options.body if isinstance(a, ast.AnnAssign)]
     assert declared == [(name, types[ty]) for name, ty, _ in TABLE["options"]]
+    for fn in (n for n in body if isinstance(n, ast.FunctionDef) and n.name in ("connect", "connect_async")):
+        assert fn.args.kwarg is not None and ast.unparse(fn.args.kwarg) == "options: Unpack[_Options]", fn.name
 
 
 def test_options_are_parsed_by_the_core_which_names_them(tmp_path: pathlib.Path) -> None:

@@ -2,21 +2,9 @@
 # table. mypy's stubtest (in bindings/python/test.sh) checks this file against
 # the module, and tests/test_table.py checks the names against the table.
 
-__all__ = [
-    "BallotError",
-    "InvalidArgumentError",
-    "ConnectionError",
-    "TimeoutError",
-    "NotLeaderError",
-    "NoLeaderError",
-    "SessionLostError",
-    "EndedError",
-    "ClosedError",
-    "AuthError",
-    "BackendError",
-    "InternalError",
-    "CancelledError",
-]
+__all__ = ["BallotError", "InvalidArgumentError", "ConnectionError", "TimeoutError", "NotLeaderError"]
+__all__ += ["NoLeaderError", "SessionLostError", "EndedError", "ClosedError", "AuthError", "BackendError"]
+__all__ += ["InternalError", "CancelledError"]
 
 class BallotError(Exception):
     kind: str

@@ -7,27 +7,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Literal, Optional, TypedDict, Union, final
 
+from typing_extensions import Unpack
+
 from ballot._errors import BallotError
 
 __version__: str
 
-__all__ = [
-    "__version__",
-    "connect",
-    "connect_async",
-    "default_backend_url",
-    "_table",
-    "Client",
-    "Election",
-    "Leader",
-    "Leadership",
-    "LeadershipContext",
-    "Event",
-    "Observer",
-    "AsyncObserver",
-    "AsyncLeadershipContext",
-    "Subscription",
-]
+__all__ = ["__version__", "connect", "connect_async", "default_backend_url", "_table", "Client", "Election", "Leader"]
+__all__ += ["Leadership", "LeadershipContext", "Event", "Observer", "AsyncObserver", "AsyncLeadershipContext"]
+__all__ += ["Subscription"]
 
 # Aliases of these stubs only (a leading underscore: not in the module).
 _Value = Union[bytes, bytearray, str]
@@ -36,43 +24,30 @@ _Path = Union[str, "os.PathLike[str]"]
 # the core's table. A kind added to the core later arrives by its name too.
 _EventKind = Literal["elected", "suspended", "reconnected", "lost", "resigned", "leader_changed", "ended", "error"]
 
-def connect(
-    url: Optional[str] = None,
-    *,
-    ttl: Optional[float] = None,
-    safety_margin: Optional[float] = None,
-    connect_timeout: Optional[float] = None,
-    auto_requeue: Optional[bool] = None,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    token: Optional[str] = None,
-    tls_ca: Optional[_Path] = None,
-    tls_cert: Optional[_Path] = None,
-    tls_key: Optional[_Path] = None,
-) -> Client:
+class _Options(TypedDict, total=False):
+    """``connect``'s keywords: the core's options by their names (tests/test_table.py
+    checks them against the core's table). Durations in seconds; None: the default."""
+
+    ttl: Optional[float]
+    safety_margin: Optional[float]
+    connect_timeout: Optional[float]
+    auto_requeue: Optional[bool]
+    username: Optional[str]
+    password: Optional[str]
+    token: Optional[str]
+    tls_ca: Optional[_Path]
+    tls_cert: Optional[_Path]
+    tls_key: Optional[_Path]
+
+def connect(url: Optional[str] = None, **options: Unpack[_Options]) -> Client:
     """Connects to the backend ``url`` (None: the local default) and starts a session.
 
-    Every keyword is an option of the core's table, by its name; durations are in
-    seconds; None leaves an option at its default. A setting that the URL also
-    gives (``?ttl=10s``, ``user:password@``) is the URL's; contradictions (a token
-    with a username, TLS files for a backend without TLS, ...) raise
-    ``InvalidArgumentError``. Raises ``InvalidArgumentError``, ``ConnectionError``,
-    ``TimeoutError``, ``AuthError``."""
+    A setting that the URL also gives (``?ttl=10s``, ``user:password@``) is the
+    URL's; contradictions (a token with a username, TLS files for a backend without
+    TLS, ...) raise ``InvalidArgumentError``. Raises ``InvalidArgumentError``,
+    ``ConnectionError``, ``TimeoutError``, ``AuthError``."""
 
-def connect_async(
-    url: Optional[str] = None,
-    *,
-    ttl: Optional[float] = None,
-    safety_margin: Optional[float] = None,
-    connect_timeout: Optional[float] = None,
-    auto_requeue: Optional[bool] = None,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    token: Optional[str] = None,
-    tls_ca: Optional[_Path] = None,
-    tls_cert: Optional[_Path] = None,
-    tls_key: Optional[_Path] = None,
-) -> Awaitable[Client]:
+def connect_async(url: Optional[str] = None, **options: Unpack[_Options]) -> Awaitable[Client]:
     """``connect()`` for asyncio."""
 
 def default_backend_url() -> str:
