@@ -20,7 +20,7 @@
 //!
 //! # An event kind a binding does not know
 //!
-//! [`Event`](crate::Event) may grow. A binding that meets a kind it has no
+//! [`Event`] may grow. A binding that meets a kind it has no
 //! special handling for **passes it on**: the event is delivered under its
 //! canonical name (spelt by the binding's rule) or its code, with none of the
 //! payload fields set, never dropped, never renamed to `"unknown"`, never turned
