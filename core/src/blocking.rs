@@ -20,9 +20,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::election::{Event, Leader, Leadership, Observe, State};
+use crate::cancel;
+use crate::election::{Leadership, Observe};
 use crate::error::{Error, ErrorKind, Result};
-use crate::{cancel, runtime, Options};
+use crate::model::{Event, Leader, State};
+use crate::options::Options;
+use crate::runtime;
 
 pub use crate::cancel::CancelToken;
 

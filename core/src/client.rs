@@ -1,234 +1,15 @@
-//! `Client`: one connection and one session to a backend, and its `Options`.
+//! `Client`: one connection and one session to a backend.
 
-use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
-use crate::backend::{self, Backend};
+use crate::backend;
+use crate::connection::Connection;
 use crate::election::{Election, Shared};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::options::Options;
 use crate::runtime;
-use crate::url::{check_duration, validate_name, BackendUrl};
-
-/// The backend used when none is given: the local backend in
-/// `$XDG_STATE_HOME/ballot` (by default `~/.local/state/ballot`), or in
-/// `/var/lib/ballot` for root.
-///
-/// Not in a temporary directory: cleaners such as systemd-tmpfiles delete files
-/// there that nobody touched for days (a stable leadership touches nothing), and a
-/// tmpfs loses the persisted terms at every reboot.
-pub fn default_backend_url() -> String {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let dir = default_local_dir(root, std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"));
-    format!("file://{}", dir.display())
-}
-
-/// The default local directory, from the facts `default_backend_url` reads.
-fn default_local_dir(root: bool, xdg_state_home: Option<OsString>, home: Option<OsString>) -> PathBuf {
-    // The XDG base directory spec: a relative (or empty) value is invalid and ignored.
-    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    if root {
-        return PathBuf::from("/var/lib/ballot");
-    }
-    if let Some(state) = absolute(xdg_state_home) {
-        return state.join("ballot");
-    }
-    match absolute(home) {
-        Some(home) => home.join(".local/state/ballot"),
-        // No home to put it in: the system location, where a user without the right
-        // to write gets a clear error from connect() rather than a silent elsewhere.
-        None => PathBuf::from("/var/lib/ballot"),
-    }
-}
-
-/// Credentials for a backend: a user and password (etcd, ZooKeeper digest) or a
-/// token (Consul ACL). `Debug` prints neither the secret nor the user name.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Credentials {
-    /// User name and password.
-    Password {
-        /// User name.
-        user: String,
-        /// Password.
-        password: String,
-    },
-    /// A bearer token.
-    Token(String),
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::Password { .. } => {
-                f.debug_struct("Password").field("user", &"***").field("password", &"***").finish()
-            }
-            Credentials::Token(_) => f.write_str("Token(***)"),
-        }
-    }
-}
-
-/// TLS settings: PEM files for the CA bundle and for an optional client identity.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// CA certificates that verify the server (PEM). None: the system roots.
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM), for mutual TLS.
-    pub cert: Option<PathBuf>,
-    /// Client private key (PEM), for mutual TLS.
-    pub key: Option<PathBuf>,
-}
-
-/// Client settings, built with `with_*` methods. Options in the backend URL's query
-/// (`ttl=`, `margin=`, `connect_timeout=`) override the values set here.
-///
-/// The builders accept any value; [`Client::connect`] checks the result and
-/// refuses a duration out of its range with an `InvalidArgument` error that names
-/// the option (the ranges are in the README's URL section: TTL 1 s to 24 h, margin
-/// below the TTL, connect timeout 1 ms to 1 h).
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub(crate) ttl: Duration,
-    pub(crate) margin: Option<Duration>,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) auto_requeue: bool,
-    pub(crate) tls: Option<TlsOptions>,
-    pub(crate) credentials: Option<Credentials>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            ttl: Duration::from_secs(10),
-            margin: None,
-            connect_timeout: Duration::from_secs(5),
-            auto_requeue: true,
-            tls: None,
-            credentials: None,
-        }
-    }
-}
-
-impl Options {
-    /// Session TTL (default 10 s): how long the backend keeps the session of a
-    /// silent client. Keepalives are sent every TTL/3. From 1 s to 24 h (checked
-    /// by [`Client::connect`]); Consul's minimum is 10 s.
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Safety margin (default TTL/5): leadership is reported lost at
-    /// `send time of the last acknowledged keepalive + TTL - margin`, so that it is
-    /// reported before the backend could let another candidate win. Must be
-    /// smaller than the TTL (checked by [`Client::connect`]).
-    ///
-    /// The deadline counts `CLOCK_BOOTTIME`, so time the host spent suspended
-    /// counts too. A process or VM that is paused cannot check anything while
-    /// paused: the margin does not cover that, fencing with the term does.
-    pub fn with_safety_margin(mut self, margin: Duration) -> Self {
-        self.margin = Some(margin);
-        self
-    }
-
-    /// How long `connect` may take (default 5 s) before a `Timeout` error. From
-    /// 1 ms to 1 h (checked by [`Client::connect`]).
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Whether a leader that lost its leadership (for example because its session
-    /// expired) joins the election again with its last value (default true).
-    ///
-    /// Such a campaign keeps going through transient failures (`Connection`,
-    /// `Timeout`, `SessionLost`, `Backend`): each one is reported as an
-    /// `Event::Error` and retried after a pause that grows from 200 ms to 5 s. Any
-    /// other error ends it, reported the same way, and the handle is `Idle`.
-    pub fn with_auto_requeue(mut self, on: bool) -> Self {
-        self.auto_requeue = on;
-        self
-    }
-
-    /// TLS settings for backends that speak TLS.
-    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Credentials for the backend. Credentials in the URL take precedence.
-    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = Some(credentials);
-        self
-    }
-
-    /// The TTL in force.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The safety margin in force (TTL/5 unless set).
-    pub fn safety_margin(&self) -> Duration {
-        self.margin.unwrap_or(self.ttl / 5)
-    }
-
-    /// Whether auto-requeue is on.
-    pub fn auto_requeue(&self) -> bool {
-        self.auto_requeue
-    }
-
-    /// Applies URL overrides and checks ranges.
-    fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
-        crate::surface::check_contradictions(&self, url.scheme.name())?;
-        // Builder values are checked against the same ranges as URL options (a URL
-        // value was checked when the URL was parsed), also when the URL overrides
-        // them: a bad value is reported, not silently replaced.
-        let check = |name: &str, shown: &str, d: Duration| {
-            check_duration(name, d)
-                .map_err(|m| Error::invalid(format!("{shown} {} is out of range: {m}", show_duration_exact(d))))
-        };
-        check("ttl", "ttl", self.ttl)?;
-        if let Some(m) = self.margin {
-            check("margin", "safety margin", m)?;
-        }
-        check("connect_timeout", "connect_timeout", self.connect_timeout)?;
-        if let Some(t) = url.duration("ttl")? {
-            self.ttl = t;
-        }
-        if let Some(m) = url.duration("margin")? {
-            self.margin = Some(m);
-        }
-        if let Some(c) = url.duration("connect_timeout")? {
-            self.connect_timeout = c;
-        }
-        if self.safety_margin() >= self.ttl {
-            return Err(Error::invalid(format!(
-                "safety margin {:?} must be smaller than the ttl {:?}",
-                self.safety_margin(),
-                self.ttl
-            )));
-        }
-        if let (Some(user), Some(pw)) = (&url.user, &url.password) {
-            self.credentials = Some(Credentials::Password { user: user.clone(), password: pw.0.clone() });
-        } else if let Some(user) = &url.user {
-            // A bare userinfo is a token (consul://TOKEN@host).
-            self.credentials = Some(Credentials::Token(user.clone()));
-        }
-        Ok(self)
-    }
-}
-
-/// A duration as given, for messages (`Debug` of a huge one is unwieldy but exact).
-fn show_duration_exact(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{d:?}")
-    }
-}
+use crate::url::{validate_name, BackendUrl};
 
 /// A connection to one backend with one session (an etcd lease, a ZooKeeper
 /// session, a Consul session), kept alive by the library.
@@ -243,42 +24,29 @@ fn show_duration_exact(d: Duration) -> String {
 /// release the session at once.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<ClientInner>,
+    connection: Arc<Connection>,
+    /// The elections made from this client, for `close`.
+    elections: Arc<Mutex<Vec<Weak<Shared>>>>,
 }
 
-pub(crate) struct ClientInner {
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) options: Options,
-    url: String,
-    elections: Mutex<Vec<Weak<Shared>>>,
-    pub(crate) closed: std::sync::atomic::AtomicBool,
-}
-
-#[cfg(test)]
 impl Client {
-    /// A client over `inner`, for engine tests that need no server.
-    pub(crate) fn for_test(inner: Arc<ClientInner>) -> Client {
-        Client { inner }
+    /// A client over `connection`, with no election yet.
+    fn new(connection: Arc<Connection>) -> Client {
+        Client { connection, elections: Arc::new(Mutex::new(Vec::new())) }
     }
 }
 
 #[cfg(test)]
-impl ClientInner {
-    /// A client over a test backend, for engine tests that need no server.
-    pub(crate) fn for_test(backend: Arc<dyn Backend>, options: Options) -> Arc<ClientInner> {
-        Arc::new(ClientInner {
-            backend,
-            options,
-            url: "test://".into(),
-            elections: Mutex::new(Vec::new()),
-            closed: std::sync::atomic::AtomicBool::new(false),
-        })
+impl Client {
+    /// A client over `connection`, for engine tests that need no server.
+    pub(crate) fn for_test(connection: Arc<Connection>) -> Client {
+        Client::new(connection)
     }
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("url", &self.inner.url).finish_non_exhaustive()
+        f.debug_struct("Client").field("url", &self.connection.url).finish_non_exhaustive()
     }
 }
 
@@ -307,10 +75,10 @@ impl Client {
         let timeout = options.connect_timeout;
         let opts = options.clone();
         let backend = runtime::run(async move {
-            match tokio::time::timeout(timeout, backend::connect(&parsed, &opts)).await {
+            match tokio::time::timeout(timeout, backend::registry::connect(&parsed, &opts)).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::new(
-                    crate::ErrorKind::Timeout,
+                    ErrorKind::Timeout,
                     format!("connecting to {parsed} took longer than the connect timeout {timeout:?}"),
                 )),
             }
@@ -320,15 +88,7 @@ impl Client {
         if let Some(ttl) = backend.session_ttl() {
             options.ttl = ttl;
         }
-        Ok(Client {
-            inner: Arc::new(ClientInner {
-                backend,
-                options,
-                url: shown,
-                elections: Mutex::new(Vec::new()),
-                closed: std::sync::atomic::AtomicBool::new(false),
-            }),
-        })
+        Ok(Client::new(Arc::new(Connection::new(backend, options, shown))))
     }
 
     /// A handle on the election `name` (a `/`-separated path of printable UTF-8, at
@@ -343,8 +103,8 @@ impl Client {
         if self.is_closed() {
             return Err(Error::closed());
         }
-        let e = Election::new(self.inner.clone(), name.to_string());
-        let mut list = self.inner.elections.lock().unwrap_or_else(|p| p.into_inner());
+        let e = Election::new(self.connection.clone(), name.to_string());
+        let mut list = self.elections.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|w| w.strong_count() > 0);
         list.push(Arc::downgrade(e.shared()));
         Ok(e)
@@ -352,7 +112,7 @@ impl Client {
 
     /// The backend URL, with any password replaced by `***`.
     pub fn url(&self) -> &str {
-        &self.inner.url
+        &self.connection.url
     }
 
     /// The largest value, in bytes, that this client's backend takes in
@@ -363,30 +123,30 @@ impl Client {
     /// default limits: 1 MiB on the local backend and etcd, 1 MiB - 4 KiB on
     /// ZooKeeper, 384,000 bytes on Consul (see the README's "Values").
     pub fn max_value_len(&self) -> usize {
-        self.inner.backend.max_value_len()
+        self.connection.backend.max_value_len()
     }
 
     /// The options in force (after URL overrides).
     pub fn options(&self) -> &Options {
-        &self.inner.options
+        &self.connection.options
     }
 
     /// Whether [`close`](Client::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(std::sync::atomic::Ordering::SeqCst)
+        self.connection.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Resigns every election of this client, withdraws every candidate, releases
     /// the session, and marks every handle `Closed`. Idempotent.
     pub async fn close(&self) -> Result<()> {
-        if self.inner.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if self.connection.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
         let list: Vec<_> = {
-            let l = self.inner.elections.lock().unwrap_or_else(|p| p.into_inner());
+            let l = self.elections.lock().unwrap_or_else(|p| p.into_inner());
             l.iter().filter_map(Weak::upgrade).collect()
         };
-        let backend = self.inner.backend.clone();
+        let backend = self.connection.backend.clone();
         // To completion even if the caller stops waiting: `closed` is already set, so
         // a second close() would not redo this work.
         runtime::run_to_completion(async move {
@@ -399,24 +159,5 @@ impl Client {
             Ok(())
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_directory_is_not_a_temporary_one() {
-        let s = |v: &str| Some(OsString::from(v));
-        assert_eq!(default_local_dir(true, s("/x/state"), s("/root")), PathBuf::from("/var/lib/ballot"));
-        assert_eq!(default_local_dir(false, s("/x/state"), s("/home/u")), PathBuf::from("/x/state/ballot"));
-        assert_eq!(default_local_dir(false, None, s("/home/u")), PathBuf::from("/home/u/.local/state/ballot"));
-        // Relative or empty values are invalid (XDG spec) and ignored.
-        assert_eq!(default_local_dir(false, s("rel"), s("/home/u")), PathBuf::from("/home/u/.local/state/ballot"));
-        assert_eq!(default_local_dir(false, s(""), s("/home/u")), PathBuf::from("/home/u/.local/state/ballot"));
-        assert_eq!(default_local_dir(false, None, None), PathBuf::from("/var/lib/ballot"));
-        let url = default_backend_url();
-        assert!(url.starts_with("file:///") && url.ends_with("/ballot"), "{url}");
     }
 }

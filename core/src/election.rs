@@ -24,129 +24,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::backend::{Backend, Entry, Snapshot};
-use crate::client::ClientInner;
+use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Event, Leader, LostReason, State};
 use crate::runtime;
 use crate::session::Health;
-
-/// The leader of an election as the backend records it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Leader {
-    /// The value the leader campaigned or proclaimed with.
-    pub value: Vec<u8>,
-    /// The fencing token: strictly increasing over the successive leaders of the
-    /// election, also across `end()`, backend restarts and reconnects.
-    pub term: u64,
-    /// The leader's key as the backend names it (etcd key, ZooKeeper node path,
-    /// Consul session, local holder id).
-    pub key: String,
-}
-
-impl Leader {
-    pub(crate) fn new(value: Vec<u8>, term: u64, key: String) -> Leader {
-        Leader { value, term, key }
-    }
-}
-
-/// Where an election handle stands. See the module docs for the transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum State {
-    /// Not a candidate.
-    Idle,
-    /// Waiting to win.
-    Campaigning,
-    /// Leading, and the session is healthy.
-    Leader,
-    /// Was leading, but the session's health is in doubt: do not act as leader. Either
-    /// `Reconnected` (back to `Leader`) or `Lost` follows.
-    Suspended,
-    /// The election was ended by `end()`. Terminal.
-    Ended,
-    /// The handle or its client was closed. Terminal.
-    Closed,
-}
-
-impl State {
-    /// A short stable name (`"leader"`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Idle => "idle",
-            State::Campaigning => "campaigning",
-            State::Leader => "leader",
-            State::Suspended => "suspended",
-            State::Ended => "ended",
-            State::Closed => "closed",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why leadership was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum LostReason {
-    /// The session expired, or its local deadline (TTL minus safety margin since
-    /// the last acknowledged keepalive was sent) passed.
-    SessionLost,
-    /// The leader's record was deleted or taken over by someone else.
-    Deleted,
-    /// After a reconnect, the record no longer belonged to this session.
-    NotOwner,
-}
-
-impl LostReason {
-    /// A short stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LostReason::SessionLost => "session_lost",
-            LostReason::Deleted => "deleted",
-            LostReason::NotOwner => "not_owner",
-        }
-    }
-}
-
-impl fmt::Display for LostReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What happens to an election handle, in order.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
-    /// This handle became leader with `term`.
-    Elected {
-        /// The new term (fencing token).
-        term: u64,
-    },
-    /// Leadership is in doubt; stop acting as leader until `Reconnected`.
-    Suspended,
-    /// Leadership was confirmed again after `Suspended`.
-    Reconnected,
-    /// Leadership is gone. Reported no later than the earliest moment the backend
-    /// could let another candidate win.
-    Lost {
-        /// Why.
-        reason: LostReason,
-    },
-    /// This handle resigned.
-    Resigned,
-    /// The election's leader changed (None: no leader).
-    LeaderChanged(Option<Leader>),
-    /// The election was ended. No event follows.
-    Ended,
-    /// A background error (a broken watch, a failed re-campaign). The handle keeps
-    /// working where it can.
-    Error(Error),
-}
 
 /// Proof of a won campaign: the term and key, and a way to learn when it is over.
 #[derive(Debug, Clone)]
@@ -235,7 +117,7 @@ struct View {
 }
 
 pub(crate) struct Shared {
-    client: Arc<ClientInner>,
+    client: Arc<Connection>,
     name: String,
     inner: Mutex<Inner>,
     state_tx: watch::Sender<StateInfo>,
@@ -325,7 +207,7 @@ impl fmt::Debug for Election {
 }
 
 impl Election {
-    pub(crate) fn new(client: Arc<ClientInner>, name: String) -> Election {
+    pub(crate) fn new(client: Arc<Connection>, name: String) -> Election {
         let info = StateInfo { state: State::Idle, term: None, op: 0 };
         let shared = Arc::new(Shared {
             client,
@@ -1556,7 +1438,8 @@ enum Seen {
 pub(crate) mod testing {
     use super::*;
     use crate::backend::{EpochStream, SnapshotStream};
-    use crate::client::{Client, ClientInner, Options};
+    use crate::client::Client;
+    use crate::options::Options;
     use crate::session::SessionTracker;
     use async_trait::async_trait;
 
@@ -1641,8 +1524,8 @@ pub(crate) mod testing {
         let tracker = SessionTracker::new(None, Duration::ZERO);
         tracker.new_session(crate::session::Stamp::now());
         let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss });
-        let inner = ClientInner::for_test(backend, Options::default().with_auto_requeue(false));
-        (Client::for_test(inner), tracker)
+        let connection = Connection::for_test(backend, Options::default().with_auto_requeue(false));
+        (Client::for_test(connection), tracker)
     }
 
     /// Emits `ev` on `e` as the state machine would.

@@ -46,8 +46,11 @@ mod backend;
 pub mod blocking;
 mod cancel;
 mod client;
+mod connection;
 mod election;
 mod error;
+mod model;
+mod options;
 mod process_runtime;
 mod runtime;
 mod session;
@@ -56,9 +59,11 @@ mod sync;
 mod url;
 
 pub use cancel::CancelToken;
-pub use client::{default_backend_url, Client, Credentials, Options, TlsOptions};
-pub use election::{Election, Event, Events, Leader, Leadership, LostReason, Observe, State};
+pub use client::Client;
+pub use election::{Election, Events, Leadership, Observe};
 pub use error::{Error, ErrorKind, Result};
+pub use model::{Event, Leader, LostReason, State};
+pub use options::{default_backend_url, Credentials, Options, TlsOptions};
 pub use surface::{EventKind, OptionInfo, OptionType, OptionValue, OPTIONS};
 pub use url::MAX_NAME_LEN;
 

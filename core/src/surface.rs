@@ -50,7 +50,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::url::{duration_range, parse_duration, show_duration};
+use crate::url::{parse_duration, show_duration, BackendUrl, COMMON_OPTIONS};
 use crate::{Credentials, Event, Options};
 
 /// What an [`Event`] reports, without its payload: the event table.
@@ -459,7 +459,7 @@ fn with_credential(now: Option<Credentials>, name: &str, text: String) -> Result
 
 /// Checks a duration against the range of its option (the URL's ranges).
 fn check_range(info: &OptionInfo, d: Duration) -> Result<()> {
-    let Some((min, max)) = info.in_url.and_then(duration_range) else { return Ok(()) };
+    let Some((min, max)) = info.in_url.and_then(url_range) else { return Ok(()) };
     if d < min {
         Err(Error::invalid(format!("option {} must be at least {}; got {d:?}", info.name, show_duration(min))))
     } else if d > max {
@@ -489,13 +489,17 @@ fn shown_name(name: &str) -> String {
     }
 }
 
-/// Backends (by scheme) that speak TLS, and that take credentials.
-const TLS_SCHEMES: &[&str] = &["etcd", "etcds", "consul", "consuls"];
-const CREDENTIAL_SCHEMES: &[&str] = &["etcd", "etcds", "zk", "consul", "consuls"];
+/// The range of the common URL option `name` (`ttl`, `margin`, `connect_timeout`).
+fn url_range(name: &str) -> Option<(Duration, Duration)> {
+    COMMON_OPTIONS.iter().find(|o| o.name == name).and_then(|o| o.range)
+}
 
-/// Refuses options that contradict each other or the backend `scheme`, before
-/// the URL's values are merged in (see the module docs).
-pub(crate) fn check_contradictions(options: &Options, scheme: &str) -> Result<()> {
+/// Refuses options that contradict each other or the backend of `url`, before
+/// the URL's values are merged in (see the module docs). What a backend takes
+/// comes from its registry entry: TLS files if its URLs take `ca=`, credentials
+/// if they name hosts (with a userinfo).
+pub(crate) fn check_contradictions(options: &Options, url: &BackendUrl) -> Result<()> {
+    let scheme = url.scheme.name;
     match &options.credentials {
         Some(Credentials::Password { user, password }) if user.is_empty() && !password.is_empty() => {
             return Err(Error::invalid("option password is set but username is not"));
@@ -503,14 +507,14 @@ pub(crate) fn check_contradictions(options: &Options, scheme: &str) -> Result<()
         Some(Credentials::Password { user, password }) if !user.is_empty() && password.is_empty() => {
             return Err(Error::invalid("option username is set but password is not"));
         }
-        Some(_) if !CREDENTIAL_SCHEMES.contains(&scheme) => {
+        Some(_) if !url.takes_credentials() => {
             return Err(Error::invalid(format!("{scheme}:// takes no credentials (username, password, token)")));
         }
         _ => {}
     }
-    if options.tls.is_some() && !TLS_SCHEMES.contains(&scheme) {
+    if options.tls.is_some() && !url.takes_tls() {
         return Err(Error::invalid(format!(
-            "{scheme}:// does not speak TLS: options tls_ca, tls_cert and tls_key need etcd or consul"
+            "{scheme}:// does not speak TLS: options tls_ca, tls_cert and tls_key are for backends that do"
         )));
     }
     Ok(())
@@ -588,7 +592,7 @@ mod tests {
             assert!(o.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", o.name);
             assert!(o.summary.ends_with('.'), "{}", o.name);
             if o.ty == OptionType::Duration {
-                assert!(o.in_url.and_then(duration_range).is_some(), "{} has a range", o.name);
+                assert!(o.in_url.and_then(url_range).is_some(), "{} has a range", o.name);
             }
         }
     }
@@ -681,17 +685,18 @@ mod tests {
             }
             o
         };
-        let refused = |o: &Options, scheme: &str| check_contradictions(o, scheme).expect_err(scheme).to_string();
-        assert!(refused(&with(&[("username", "u")]), "etcd").contains("password is not"));
-        assert!(refused(&with(&[("password", "p")]), "etcd").contains("username is not"));
-        assert!(refused(&with(&[("token", "t")]), "file").contains("takes no credentials"));
-        assert!(refused(&with(&[("tls_ca", "/ca")]), "zk").contains("does not speak TLS"));
-        assert!(refused(&with(&[("tls_ca", "/ca")]), "file").contains("does not speak TLS"));
-        for ok in ["etcd", "etcds", "consul", "consuls"] {
-            check_contradictions(&with(&[("tls_ca", "/ca"), ("username", "u"), ("password", "p")]), ok).unwrap();
+        let url = |u: &str| BackendUrl::parse(u).unwrap();
+        let refused = |o: &Options, u: &str| check_contradictions(o, &url(u)).expect_err(u).to_string();
+        assert!(refused(&with(&[("username", "u")]), "etcd://h").contains("password is not"));
+        assert!(refused(&with(&[("password", "p")]), "etcd://h").contains("username is not"));
+        assert!(refused(&with(&[("token", "t")]), "file:///d").contains("file:// takes no credentials"));
+        assert!(refused(&with(&[("tls_ca", "/ca")]), "zk://h").contains("zk:// does not speak TLS"));
+        assert!(refused(&with(&[("tls_ca", "/ca")]), "file:///d").contains("does not speak TLS"));
+        for ok in ["etcd://h", "etcds://h", "consul://h", "consuls://h"] {
+            check_contradictions(&with(&[("tls_ca", "/ca"), ("username", "u"), ("password", "p")]), &url(ok)).unwrap();
         }
-        check_contradictions(&with(&[("username", "u"), ("password", "p")]), "zk").unwrap();
-        check_contradictions(&Options::default(), "file").unwrap();
+        check_contradictions(&with(&[("username", "u"), ("password", "p")]), &url("zk://h")).unwrap();
+        check_contradictions(&Options::default(), &url("file:///d")).unwrap();
     }
 
     /// Through `Client::connect`: the URL's value wins over the option's, and an

@@ -1,5 +1,10 @@
 //! Backend URL parsing and validation, and election-name validation.
 //!
+//! The parser is generic: what differs between backends (schemes, default port,
+//! servers, a directory or a name, own options and their ranges) is each backend's
+//! [`Syntax`], which the registry (`backend/registry.rs`) holds. The registry's
+//! `BackendUrl::parse` parses a URL against every registered backend.
+//!
 //! URLs are parsed by hand rather than with a general URL crate because the
 //! backend forms list several hosts in the authority (`h1:2379,h2:2379`), which a
 //! WHATWG parser rejects.
@@ -34,10 +39,11 @@
 //!
 //! # Durations
 //!
-//! Every duration option has a range (see [`duration_range`]); a value outside it,
-//! from the URL or from [`Options`](crate::Options), is an `InvalidArgument` error
-//! that names the option. The ranges keep every deadline that ballot computes from
-//! them far from the limits of the clock's arithmetic.
+//! Every duration option has a range (the common ones in [`COMMON_OPTIONS`], a
+//! backend's own in its [`Syntax`]); a value outside it, from the URL or from
+//! [`Options`](crate::Options), is an `InvalidArgument` error that names the
+//! option. The ranges keep every deadline that ballot computes from them far from
+//! the limits of the clock's arithmetic.
 
 use std::fmt;
 use std::time::Duration;
@@ -47,70 +53,111 @@ use crate::error::{Error, Result};
 /// The longest election name, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
 
-/// The backend a URL selects.
+/// One URL scheme of a backend, as written in URLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scheme {
-    File,
-    Etcd { tls: bool },
-    Zk,
-    Consul { tls: bool },
+pub(crate) struct Scheme {
+    /// The scheme in lowercase (`etcds`); URLs may write it in any case.
+    pub(crate) name: &'static str,
+    /// Whether the scheme asks for TLS by itself (`etcds`, `consuls`).
+    pub(crate) tls: bool,
 }
 
 impl Scheme {
-    fn parse(s: &str) -> Result<Scheme> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "file" => Scheme::File,
-            "etcd" => Scheme::Etcd { tls: false },
-            "etcds" => Scheme::Etcd { tls: true },
-            "zk" => Scheme::Zk,
-            "consul" => Scheme::Consul { tls: false },
-            "consuls" => Scheme::Consul { tls: true },
-            other => {
-                // Echo only what looks like a scheme: anything else may be a
-                // misplaced secret (`user:pass@etcd://...`).
-                let plain = other.len() <= 32
-                    && other.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-                let shown = if plain { format!(" {other:?}") } else { String::new() };
-                return Err(Error::invalid(format!(
-                    "unknown backend scheme{shown}; expected file, etcd, etcds, zk, consul or consuls"
-                )));
-            }
-        })
+    /// A scheme that leaves TLS to the URL's options.
+    pub(crate) const fn plain(name: &'static str) -> Scheme {
+        Scheme { name, tls: false }
     }
 
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Scheme::File => "file",
-            Scheme::Etcd { tls: false } => "etcd",
-            Scheme::Etcd { tls: true } => "etcds",
-            Scheme::Zk => "zk",
-            Scheme::Consul { tls: false } => "consul",
-            Scheme::Consul { tls: true } => "consuls",
-        }
-    }
-
-    fn default_port(self) -> Option<u16> {
-        match self {
-            Scheme::File => None,
-            Scheme::Etcd { .. } => Some(2379),
-            Scheme::Zk => Some(2181),
-            Scheme::Consul { .. } => Some(8500),
-        }
-    }
-
-    /// Query options this scheme accepts besides the common ones.
-    fn own_options(self) -> &'static [&'static str] {
-        match self {
-            Scheme::File => &[],
-            Scheme::Etcd { .. } => &["tls", "ca", "cert", "key"],
-            Scheme::Zk => &["session_timeout"],
-            Scheme::Consul { .. } => &["lock_delay", "tls", "ca", "cert", "key"],
-        }
+    /// A scheme that always means TLS.
+    pub(crate) const fn tls(name: &'static str) -> Scheme {
+        Scheme { name, tls: true }
     }
 }
 
-/// Query options every scheme accepts.
-const COMMON_OPTIONS: &[&str] = &["ttl", "margin", "connect_timeout"];
+/// What a backend's URL names between `://` and the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// `[USERINFO@]HOST[:PORT][,HOST[:PORT]...][/NAMESPACE]`: servers, and a
+    /// namespace put before every election name. A host without a port gets
+    /// `default_port`.
+    Hosts {
+        /// The port of a host written without one.
+        default_port: u16,
+    },
+    /// `/ABSOLUTE/DIRECTORY` (`file:///var/run/ballot`): a directory of this host.
+    /// No userinfo, and no host but `localhost`.
+    Directory,
+    /// `NAME[/NAMESPACE]` (`memory://test`): something of this process that the
+    /// backend looks up by name, not a server. Read as a host list without a
+    /// default port (port 0: none given), so the backend refuses a port, several
+    /// names or a userinfo in its own words.
+    // Its first user is the memory:// backend (issue 15).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Name,
+}
+
+/// A query option of a backend's URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UrlOption {
+    /// Its name, as in `?name=value`.
+    pub(crate) name: &'static str,
+    /// For a duration: its range `(min, max)`, checked when the URL is parsed.
+    /// `None`: any text, read by the backend (`tls=` is read as a flag there).
+    pub(crate) range: Option<(Duration, Duration)>,
+}
+
+impl UrlOption {
+    /// An option whose value the backend reads.
+    pub(crate) const fn text(name: &'static str) -> UrlOption {
+        UrlOption { name, range: None }
+    }
+
+    /// A duration option (`500ms`, `10s`, `2m`, `1h`) within `min..=max`.
+    pub(crate) const fn duration(name: &'static str, min: Duration, max: Duration) -> UrlOption {
+        UrlOption { name, range: Some((min, max)) }
+    }
+}
+
+/// How one backend's URLs are written: everything the parser needs to know of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Syntax {
+    /// Its schemes, in the order error messages list them.
+    pub(crate) schemes: &'static [Scheme],
+    /// What the URL names.
+    pub(crate) place: Place,
+    /// Query options it accepts besides the [`COMMON_OPTIONS`].
+    pub(crate) options: &'static [UrlOption],
+}
+
+impl Syntax {
+    /// The option `name` of this syntax, common or own.
+    fn option(&self, name: &str) -> Option<&'static UrlOption> {
+        COMMON_OPTIONS.iter().chain(self.options).find(|o| o.name == name)
+    }
+}
+
+/// One second, for option ranges.
+pub(crate) const SECOND: Duration = Duration::from_secs(1);
+/// One hour, for option ranges.
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
+/// One day, for option ranges; also Consul's maximum session TTL.
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);
+
+/// Query options every scheme accepts, with their ranges:
+///
+/// - `ttl`: 1 s to 24 h, Consul's own maximum session TTL. The lower bounds of
+///   each backend (Consul: 10 s, a ZooKeeper server's 2 ticks) are checked by the
+///   backend.
+/// - `margin`: 0 to 24 h, and below the TTL (checked with the TTL).
+/// - `connect_timeout`: 1 ms to 1 h.
+///
+/// The same names and ranges apply to the values given through
+/// [`Options`](crate::Options).
+pub(crate) const COMMON_OPTIONS: &[UrlOption] = &[
+    UrlOption::duration("ttl", SECOND, DAY),
+    UrlOption::duration("margin", Duration::ZERO, DAY),
+    UrlOption::duration("connect_timeout", Duration::from_millis(1), HOUR),
+];
 
 /// A secret string whose `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -131,6 +178,10 @@ pub(crate) struct HostPort {
 
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Port 0 is "none given", for a name (`Place::Name`): a server's port is never 0.
+        if self.port == 0 {
+            return f.write_str(&self.host);
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -144,6 +195,8 @@ impl fmt::Display for HostPort {
 #[derive(Clone)]
 pub(crate) struct BackendUrl {
     pub(crate) scheme: Scheme,
+    /// How URLs of this scheme are written.
+    syntax: &'static Syntax,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<Secret>,
     pub(crate) hosts: Vec<HostPort>,
@@ -154,16 +207,16 @@ pub(crate) struct BackendUrl {
 }
 
 impl BackendUrl {
-    /// Parses and validates `input`; every problem is an `InvalidArgument` error
-    /// that names it.
-    pub(crate) fn parse(input: &str) -> Result<BackendUrl> {
+    /// Parses and validates `input` as a URL of one of `known`; every problem is an
+    /// `InvalidArgument` error that names it.
+    pub(crate) fn parse_with(input: &str, known: impl Iterator<Item = &'static Syntax> + Clone) -> Result<BackendUrl> {
         let (scheme_str, rest) = input.split_once("://").ok_or_else(|| {
             Error::invalid(format!(
                 "malformed backend URL {}: expected SCHEME://..., for example etcd://127.0.0.1:2379",
                 redact(input)
             ))
         })?;
-        let scheme = Scheme::parse(scheme_str)?;
+        let (scheme, syntax) = find_scheme(scheme_str, known)?;
         // The userinfo ends at the last '@' (see the module docs).
         let (userinfo, after) = match rest.rfind('@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
@@ -184,10 +237,11 @@ impl BackendUrl {
         };
         let (mut user, mut password) = (None, None);
         if let Some(ui) = userinfo {
-            if scheme == Scheme::File {
-                return Err(Error::invalid(
-                    "file:// URLs take no user or password (an '@' in the directory is written %40)",
-                ));
+            if syntax.place == Place::Directory {
+                return Err(Error::invalid(format!(
+                    "{}:// URLs take no user or password (an '@' in the directory is written %40)",
+                    scheme.name
+                )));
             }
             let (u, p) = match ui.split_once(':') {
                 Some((u, p)) => (u, Some(p)),
@@ -207,40 +261,48 @@ impl BackendUrl {
         }
 
         let mut hosts = Vec::new();
-        let path_out = if scheme == Scheme::File {
-            if !(hostlist.is_empty() || hostlist.eq_ignore_ascii_case("localhost")) {
-                return Err(Error::invalid(format!(
-                    "file:// URLs take an absolute directory, as file:///var/run/ballot; got host {hostlist:?}"
-                )));
+        let path_out = match syntax.place {
+            Place::Directory => {
+                let s = scheme.name;
+                if !(hostlist.is_empty() || hostlist.eq_ignore_ascii_case("localhost")) {
+                    return Err(Error::invalid(format!(
+                        "{s}:// URLs take an absolute directory, as {s}:///var/run/ballot; got host {hostlist:?}"
+                    )));
+                }
+                let dir = percent_decode(path, "directory")?;
+                if !dir.starts_with('/') {
+                    return Err(Error::invalid(format!("{s}:// URL has no directory; use {s}:///some/dir")));
+                }
+                if dir.contains('\0') {
+                    return Err(Error::invalid(format!("{s}:// directory contains NUL")));
+                }
+                dir
             }
-            let dir = percent_decode(path, "directory")?;
-            if !dir.starts_with('/') {
-                return Err(Error::invalid("file:// URL has no directory; use file:///some/dir"));
+            Place::Hosts { .. } | Place::Name => {
+                let s = scheme.name;
+                let default_port = match syntax.place {
+                    Place::Hosts { default_port } => default_port,
+                    _ => 0,
+                };
+                if hostlist.is_empty() {
+                    return Err(Error::invalid(match syntax.place {
+                        Place::Name => format!("{s}:// URL has no name; for example {s}://test"),
+                        _ => format!("{s}:// URL has no host; for example {s}://127.0.0.1:{default_port}"),
+                    }));
+                }
+                for hp in hostlist.split(',') {
+                    hosts.push(parse_hostport(hp, default_port)?);
+                }
+                let ns = percent_decode(path, "namespace")?;
+                // One leading and one trailing '/' are separators; more are empty segments.
+                let ns = ns.strip_prefix('/').unwrap_or(&ns);
+                let ns = ns.strip_suffix('/').unwrap_or(ns);
+                if !ns.is_empty() {
+                    validate_name(ns)
+                        .map_err(|e| Error::invalid(format!("namespace in backend URL: {}", e.message())))?;
+                }
+                ns.to_string()
             }
-            if dir.contains('\0') {
-                return Err(Error::invalid("file:// directory contains NUL"));
-            }
-            dir
-        } else {
-            if hostlist.is_empty() {
-                return Err(Error::invalid(format!(
-                    "{}:// URL has no host; for example {}://127.0.0.1:{}",
-                    scheme.name(),
-                    scheme.name(),
-                    scheme.default_port().unwrap_or(0)
-                )));
-            }
-            for hp in hostlist.split(',') {
-                hosts.push(parse_hostport(hp, scheme)?);
-            }
-            let ns = percent_decode(path, "namespace")?;
-            // One leading and one trailing '/' are separators; more are empty segments.
-            let ns = ns.strip_prefix('/').unwrap_or(&ns);
-            let ns = ns.strip_suffix('/').unwrap_or(ns);
-            if !ns.is_empty() {
-                validate_name(ns).map_err(|e| Error::invalid(format!("namespace in backend URL: {}", e.message())))?;
-            }
-            ns.to_string()
         };
 
         let mut options: Vec<(String, String)> = Vec::new();
@@ -251,12 +313,11 @@ impl BackendUrl {
                 })?;
                 let k = percent_decode(k, "option name")?;
                 let v = percent_decode(v, "option value")?;
-                if !COMMON_OPTIONS.contains(&k.as_str()) && !scheme.own_options().contains(&k.as_str()) {
-                    let mut known: Vec<&str> = COMMON_OPTIONS.to_vec();
-                    known.extend_from_slice(scheme.own_options());
+                if syntax.option(&k).is_none() {
+                    let known: Vec<&str> = COMMON_OPTIONS.iter().chain(syntax.options).map(|o| o.name).collect();
                     return Err(Error::invalid(format!(
                         "unknown option {k:?} for {}:// URLs; known options: {}",
-                        scheme.name(),
+                        scheme.name,
                         known.join(", ")
                     )));
                 }
@@ -266,14 +327,25 @@ impl BackendUrl {
                 options.push((k, v));
             }
         }
-        let url = BackendUrl { scheme, user, password, hosts, path: path_out, options };
+        let url = BackendUrl { scheme, syntax, user, password, hosts, path: path_out, options };
         // Validate every duration now so a bad value is reported at connect.
         for (k, _) in &url.options {
-            if duration_range(k).is_some() {
+            if syntax.option(k).is_some_and(|o| o.range.is_some()) {
                 url.duration(k)?;
             }
         }
         Ok(url)
+    }
+
+    /// Whether this URL's backend speaks TLS: its URLs take `ca=`.
+    pub(crate) fn takes_tls(&self) -> bool {
+        self.syntax.option("ca").is_some()
+    }
+
+    /// Whether this URL's backend takes credentials: its URLs name hosts, with a
+    /// userinfo.
+    pub(crate) fn takes_credentials(&self) -> bool {
+        matches!(self.syntax.place, Place::Hosts { .. })
     }
 
     /// The raw value of option `key`, if given.
@@ -282,12 +354,14 @@ impl BackendUrl {
     }
 
     /// Option `key` parsed as a duration (`500ms`, `10s`, `2m`, `1h`) and checked
-    /// against the option's range ([`duration_range`]).
+    /// against the option's range (in [`COMMON_OPTIONS`] or the backend's
+    /// [`Syntax`]).
     pub(crate) fn duration(&self, key: &str) -> Result<Option<Duration>> {
+        let range = self.syntax.option(key).and_then(|o| o.range);
         self.option(key)
             .map(|v| {
                 let d = parse_duration(v).map_err(|m| Error::invalid(format!("option {key}={v:?}: {m}")))?;
-                check_duration(key, d).map_err(|m| Error::invalid(format!("option {key}={v:?}: {m}")))
+                check_range(key, range, d).map_err(|m| Error::invalid(format!("option {key}={v:?}: {m}")))
             })
             .transpose()
     }
@@ -321,8 +395,8 @@ impl fmt::Debug for BackendUrl {
 impl fmt::Display for BackendUrl {
     /// The URL with its userinfo (user, password or token) replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.scheme.name())?;
-        if self.scheme == Scheme::File {
+        write!(f, "{}://", self.scheme.name)?;
+        if self.syntax.place == Place::Directory {
             return f.write_str(&self.path);
         }
         if self.user.is_some() || self.password.is_some() {
@@ -347,7 +421,30 @@ fn redact(input: &str) -> String {
     }
 }
 
-fn parse_hostport(hp: &str, scheme: Scheme) -> Result<HostPort> {
+/// The scheme `written` names among the schemes of `known`, and its syntax.
+fn find_scheme(
+    written: &str,
+    known: impl Iterator<Item = &'static Syntax> + Clone,
+) -> Result<(Scheme, &'static Syntax)> {
+    let lower = written.to_ascii_lowercase();
+    let all = known.flat_map(|syntax| syntax.schemes.iter().map(move |scheme| (*scheme, syntax)));
+    if let Some(found) = all.clone().find(|(scheme, _)| scheme.name == lower) {
+        return Ok(found);
+    }
+    // Echo only what looks like a scheme: anything else may be a misplaced secret
+    // (`user:pass@etcd://...`).
+    let plain = lower.len() <= 32 && lower.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let shown = if plain { format!(" {lower:?}") } else { String::new() };
+    let names: Vec<&str> = all.map(|(scheme, _)| scheme.name).collect();
+    let expected = match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "none (this build has no backend)".to_string(),
+    };
+    Err(Error::invalid(format!("unknown backend scheme{shown}; expected {expected}")))
+}
+
+fn parse_hostport(hp: &str, default_port: u16) -> Result<HostPort> {
     if hp.is_empty() {
         return Err(Error::invalid("backend URL has an empty host in its host list"));
     }
@@ -372,7 +469,7 @@ fn parse_hostport(hp: &str, scheme: Scheme) -> Result<HostPort> {
     }
     let port =
         match port {
-            None => scheme.default_port().unwrap_or(0),
+            None => default_port,
             Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
                 Error::invalid(format!("port {p:?} of host {host:?} is not a number from 1 to 65535"))
             })?,
@@ -403,34 +500,16 @@ fn percent_decode(s: &str, what: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| Error::invalid(format!("{what} in backend URL is not valid UTF-8")))
 }
 
-const SECOND: Duration = Duration::from_secs(1);
-const HOUR: Duration = Duration::from_secs(3600);
-const DAY: Duration = Duration::from_secs(86_400);
-
-/// The range `(min, max)` of duration option `name`, or `None` when `name` is not
-/// a duration option. The same names are used for the values given through
-/// [`Options`](crate::Options).
-///
-/// - `ttl` and `session_timeout` (the TTL on ZooKeeper): 1 s to 24 h, Consul's
-///   own maximum session TTL. The lower bounds of each backend (Consul: 10 s, a
-///   ZooKeeper server's 2 ticks) are checked by the backend.
-/// - `margin`: 0 to 24 h, and below the TTL (checked with the TTL).
-/// - `connect_timeout`: 1 ms to 1 h.
-/// - `lock_delay` (Consul): 0 to 60 s, Consul's own maximum.
-pub(crate) fn duration_range(name: &str) -> Option<(Duration, Duration)> {
-    Some(match name {
-        "ttl" | "session_timeout" => (SECOND, DAY),
-        "margin" => (Duration::ZERO, DAY),
-        "connect_timeout" => (Duration::from_millis(1), HOUR),
-        "lock_delay" => (Duration::ZERO, Duration::from_secs(60)),
-        _ => return None,
-    })
+/// Checks `d` against the range of the common duration option `name` (see
+/// [`COMMON_OPTIONS`]); the error text says the range.
+pub(crate) fn check_duration(name: &str, d: Duration) -> std::result::Result<Duration, String> {
+    let range = COMMON_OPTIONS.iter().find(|o| o.name == name).and_then(|o| o.range);
+    check_range(name, range, d)
 }
 
-/// Checks `d` against the range of duration option `name`; the error text says
-/// the range.
-pub(crate) fn check_duration(name: &str, d: Duration) -> std::result::Result<Duration, String> {
-    let Some((min, max)) = duration_range(name) else { return Ok(d) };
+/// Checks `d` against `range`, for the option `name`; the error text says the range.
+fn check_range(name: &str, range: Option<(Duration, Duration)>, d: Duration) -> std::result::Result<Duration, String> {
+    let Some((min, max)) = range else { return Ok(d) };
     if d < min {
         Err(format!("{name} must be at least {}", show_duration(min)))
     } else if d > max {
@@ -542,7 +621,7 @@ mod tests {
     #[test]
     fn parses_each_form() {
         let u = BackendUrl::parse("etcd://alice:s3cr%40t@h1:1,h2/app/ns?ttl=5s&tls=1").unwrap();
-        assert_eq!(u.scheme, Scheme::Etcd { tls: false });
+        assert_eq!(u.scheme, Scheme::plain("etcd"));
         assert_eq!(u.user.as_deref(), Some("alice"));
         assert_eq!(u.password.as_ref().unwrap().0, "s3cr@t");
         assert_eq!(u.hosts, vec![HostPort { host: "h1".into(), port: 1 }, HostPort { host: "h2".into(), port: 2379 }]);
@@ -554,7 +633,7 @@ mod tests {
         assert!(!format!("{u:?}").contains("s3cr"));
 
         let f = BackendUrl::parse("file:///var/run/ballot").unwrap();
-        assert_eq!((f.scheme, f.path.as_str()), (Scheme::File, "/var/run/ballot"));
+        assert_eq!((f.scheme, f.path.as_str()), (Scheme::plain("file"), "/var/run/ballot"));
         let z = BackendUrl::parse("zk://[::1]:2181/chroot?session_timeout=6s").unwrap();
         assert_eq!(z.hosts[0].host, "::1");
         assert_eq!(BackendUrl::parse("consuls://tok@h").unwrap().password, None);
@@ -735,6 +814,26 @@ mod tests {
             assert_eq!(validate_name(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad:?}");
         }
         assert!(validate_name(&"x".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn a_name_instead_of_hosts() {
+        // The form of an in-process backend: a name, no default port.
+        static NAMED: Syntax = Syntax { schemes: &[Scheme::plain("mem")], place: Place::Name, options: &[] };
+        let parse = |u: &str| BackendUrl::parse_with(u, [&NAMED].into_iter());
+        let u = parse("MEM://test/app/ns?ttl=5s").unwrap();
+        assert_eq!(u.scheme, Scheme::plain("mem"));
+        assert_eq!(u.hosts, vec![HostPort { host: "test".into(), port: 0 }]);
+        assert_eq!(u.path, "app/ns");
+        assert_eq!(u.to_string(), "mem://test/app/ns");
+        // A port or several names are the backend's to refuse; they parse.
+        assert_eq!(parse("mem://a:5,b").unwrap().to_string(), "mem://a:5,b");
+        assert_eq!(parse("mem://u:s3cret@a").unwrap().to_string(), "mem://***@a");
+        let e = parse("mem:///ns").unwrap_err().to_string();
+        assert!(e.contains("mem:// URL has no name; for example mem://test"), "{e}");
+        let e = parse("file:///x").unwrap_err().to_string();
+        assert!(e.contains("unknown backend scheme \"file\"; expected mem"), "{e}");
+        assert!(parse("mem://a?lock_delay=1s").unwrap_err().to_string().contains("known options: ttl, margin"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Consul-specific behaviour, against the real agents that `tests/servers/harness.py`
 //! starts (`consul` and `consul-acl`): interop with the real `consul lock`, the
 //! herd-free queue with 50 waiters, terms across a deleted lock key, ACL tokens,
-//! lock delay, and a leader whose renewals fail.
+//! lock delay, a leader whose renewals fail, acquisitions whose answer is lost or
+//! late, and an agent that loses its data.
 #![cfg(feature = "consul")]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -642,6 +643,489 @@ async fn a_value_refused_by_a_smaller_agent_limit_is_invalid_argument_and_holds_
     c.close().await.unwrap();
     agent.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// A candidate never leaves `.lock` held by its session once it has withdrawn,
+// whatever became of its acquiring transaction in flight.
+
+/// What a [`RequestProxy`] does with its clients' requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Forward everything.
+    Pass,
+    /// Keep the next acquiring transaction (a `PUT /v1/txn` with a `lock`
+    /// operation) until [`RequestProxy::release`], then forward it; pass the rest.
+    HoldAcquire,
+    /// Forward the next acquiring transaction, but close the client's connection
+    /// instead of forwarding Consul's answer; from then on, refuse every read of
+    /// the whole election (the candidate's look at the queue) by closing the
+    /// connection. Everything else (renewals among them) passes.
+    LoseAcquireAnswer,
+}
+
+/// What the proxy did, for the test to wait on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    held: u32,
+    held_answered: u32,
+    lost_answers: u32,
+    refused_views: u32,
+}
+
+struct ProxyCtl {
+    rule: std::sync::Mutex<Rule>,
+    /// Refusing the candidate's looks at the queue (after a lost answer).
+    refusing: AtomicBool,
+    release: tokio::sync::watch::Sender<bool>,
+    seen: tokio::sync::watch::Sender<Seen>,
+}
+
+impl ProxyCtl {
+    fn note(&self, f: impl FnOnce(&mut Seen)) {
+        self.seen.send_modify(f);
+    }
+}
+
+/// A loopback HTTP/1.1 proxy to the agent that reads each request whole (head
+/// and `Content-Length` body) and applies a [`Rule`] to it.
+struct RequestProxy {
+    port: u16,
+    ctl: Arc<ProxyCtl>,
+}
+
+/// How the connection's answers are handled: 0 forward, 1 lose the next answer,
+/// 2 forward and count the next answer as the held request's.
+const ANSWER_FORWARD: u8 = 0;
+const ANSWER_LOSE: u8 = 1;
+const ANSWER_HELD: u8 = 2;
+
+impl RequestProxy {
+    async fn start(upstream: String, rule: Rule) -> RequestProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ctl = Arc::new(ProxyCtl {
+            rule: std::sync::Mutex::new(rule),
+            refusing: AtomicBool::new(false),
+            release: tokio::sync::watch::channel(false).0,
+            seen: tokio::sync::watch::channel(Seen::default()).0,
+        });
+        let ctl2 = ctl.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = listener.accept().await else { return };
+                tokio::spawn(serve_connection(down, upstream.clone(), ctl2.clone()));
+            }
+        });
+        RequestProxy { port, ctl }
+    }
+
+    fn release(&self) {
+        self.ctl.release.send_replace(true);
+    }
+
+    async fn wait_for(&self, what: &str, f: impl Fn(&Seen) -> bool) -> Seen {
+        let mut rx = self.ctl.seen.subscribe();
+        live(what, async { *rx.wait_for(|s| f(s)).await.unwrap() }).await
+    }
+}
+
+/// Reads one request from `r` (buffered in `buf`); None at the end of the stream.
+async fn read_request(r: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            assert!(!head.contains("transfer-encoding: chunked"), "the proxy reads Content-Length bodies only");
+            if buf.len() >= end + len {
+                return Some(buf.drain(..end + len).collect());
+            }
+        }
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A transaction that acquires `.lock` (the only one with a `lock` operation).
+fn is_acquire(request: &[u8]) -> bool {
+    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    if !request.starts_with(b"PUT /v1/txn") {
+        return false;
+    }
+    let ops: Vec<serde_json::Value> = serde_json::from_slice(&request[end + 4..]).unwrap_or_default();
+    ops.iter().any(|op| op["KV"]["Verb"] == "lock")
+}
+
+/// A read of the whole election (`GET ...?recurse`): a candidate's look at its queue.
+fn is_view(request: &[u8]) -> bool {
+    let line = request.split(|b| *b == b'\r').next().unwrap_or_default();
+    line.starts_with(b"GET ") && String::from_utf8_lossy(line).contains("recurse")
+}
+
+async fn serve_connection(down: tokio::net::TcpStream, upstream: String, ctl: Arc<ProxyCtl>) {
+    use std::sync::atomic::AtomicU8;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else { return };
+    let (mut dr, mut dw) = down.into_split();
+    let (mut ur, mut uw) = up.into_split();
+    let answer = Arc::new(AtomicU8::new(ANSWER_FORWARD));
+    let answers = {
+        let (answer, ctl) = (answer.clone(), ctl.clone());
+        tokio::spawn(async move {
+            let mut chunk = vec![0u8; 65536];
+            loop {
+                let n = match ur.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                match answer.swap(ANSWER_FORWARD, Ordering::SeqCst) {
+                    // Dropping the write half closes the client's side: it sees its
+                    // connection closed with no answer.
+                    ANSWER_LOSE => return ctl.note(|s| s.lost_answers += 1),
+                    ANSWER_HELD => ctl.note(|s| s.held_answered += 1),
+                    _ => {}
+                }
+                // The client of a held request has gone: its answer goes nowhere.
+                let _ = dw.write_all(&chunk[..n]).await;
+            }
+        })
+    };
+    let mut buf = Vec::new();
+    while let Some(request) = read_request(&mut dr, &mut buf).await {
+        if ctl.refusing.load(Ordering::SeqCst) && is_view(&request) {
+            ctl.note(|s| s.refused_views += 1);
+            answers.abort();
+            return;
+        }
+        if is_acquire(&request) {
+            let rule = std::mem::replace(&mut *ctl.rule.lock().unwrap(), Rule::Pass);
+            match rule {
+                Rule::Pass => {}
+                Rule::HoldAcquire => {
+                    ctl.note(|s| s.held += 1);
+                    let _ = ctl.release.subscribe().wait_for(|r| *r).await;
+                    answer.store(ANSWER_HELD, Ordering::SeqCst);
+                }
+                Rule::LoseAcquireAnswer => {
+                    answer.store(ANSWER_LOSE, Ordering::SeqCst);
+                    ctl.refusing.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        if uw.write_all(&request).await.is_err() {
+            break;
+        }
+    }
+    // The client has gone; an answer to what was forwarded may still be on its way.
+    let _ = tokio::time::timeout(Duration::from_secs(5), answers).await;
+}
+
+/// The session holding `key` on the plain agent, if any.
+async fn holder_of(key: &str) -> Option<String> {
+    let (st, text) = http(reqwest::Method::GET, &format!("/v1/kv/{key}"), None, None).await;
+    if st == 404 {
+        return None;
+    }
+    assert_eq!(st, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v[0]["Session"].as_str().map(str::to_string)
+}
+
+/// The sessions of the candidate keys under `prefix/.candidates/`.
+async fn candidate_sessions(prefix: &str) -> Vec<String> {
+    let under = format!("{prefix}/.candidates/");
+    keys(&under).await.iter().filter_map(|k| Some(k.strip_prefix(&under)?.split('.').next()?.to_string())).collect()
+}
+
+/// Issue 14, found by the chaos suite's run mode: an acquisition that Consul
+/// applied but whose answer was lost leaves `.lock` held by the candidate's
+/// session with no entry claiming it; the candidate releases it at its next look.
+/// When the candidate is withdrawn before that look, the withdrawal must release
+/// it: otherwise the lock stays held by a session that the client keeps renewing,
+/// and every later candidate waits for it for as long as the client lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_releases_a_lock_whose_acquisition_answer_was_lost() {
+    let ns = unique("ns");
+    let proxy = RequestProxy::start(env("BALLOT_TEST_CONSUL_HTTP_ADDR"), Rule::LoseAcquireAnswer).await;
+    let a = connect(&format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s", proxy.port)).await;
+    let b = connect(&format!("{}/{ns}?lock_delay=0s", env("BALLOT_TEST_CONSUL"))).await;
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let ea2 = ea.clone();
+    let campaign = tokio::spawn(async move { ea2.campaign("a").await });
+    // The acquisition went through, its answer did not, and the candidate is
+    // already looking again (and failing to): it holds no claim on the lock.
+    proxy.wait_for("the acquisition's answer lost", |s| s.lost_answers == 1).await;
+    proxy.wait_for("a looks again", |s| s.refused_views >= 1).await;
+    let queued = candidate_sessions(&format!("{ns}/svc")).await;
+    let [a_session] = &queued[..] else { panic!("a is not queued alone: {queued:?}") };
+    assert_eq!(holder_of(&format!("{ns}/svc/.lock")).await.as_deref(), Some(a_session.as_str()));
+    assert_eq!(ea.state(), State::Campaigning);
+    live("a resigns", ea.resign()).await.unwrap();
+    let err = campaign.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert_eq!(
+        holder_of(&format!("{ns}/svc/.lock")).await,
+        None,
+        "a withdrew, yet its live session {a_session} still holds the lock"
+    );
+    let lb = live("b wins", eb.campaign("b")).await.unwrap();
+    assert_eq!(eb.leader().await.unwrap().unwrap().term, lb.term());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// Issue 14: an acquiring transaction that is still on its way when the candidate
+/// withdraws (the campaign was resigned or dropped with the request in flight)
+/// must not take the lock when it arrives after the withdrawal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquisition_that_arrives_after_the_withdrawal_takes_nothing() {
+    let ns = unique("ns");
+    let proxy = RequestProxy::start(env("BALLOT_TEST_CONSUL_HTTP_ADDR"), Rule::HoldAcquire).await;
+    let a = connect(&format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s", proxy.port)).await;
+    let b = connect(&format!("{}/{ns}?lock_delay=0s", env("BALLOT_TEST_CONSUL"))).await;
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let ea2 = ea.clone();
+    let campaign = tokio::spawn(async move { ea2.campaign("a").await });
+    proxy.wait_for("a's acquisition held", |s| s.held == 1).await;
+    live("a resigns", ea.resign()).await.unwrap();
+    let err = campaign.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert!(candidate_sessions(&format!("{ns}/svc")).await.is_empty(), "a's candidate key is gone");
+    // Now Consul gets the acquisition, from a session that is alive and renewed.
+    proxy.release();
+    proxy.wait_for("the late acquisition answered", |s| s.held_answered == 1).await;
+    assert_eq!(
+        holder_of(&format!("{ns}/svc/.lock")).await,
+        None,
+        "an acquisition that arrived after a's withdrawal took the lock"
+    );
+    let lb = live("b wins", eb.campaign("b")).await.unwrap();
+    assert_eq!(eb.leader().await.unwrap().unwrap().term, lb.term());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// Issue 14: a withdrawal that fails (the agent cannot be reached for a moment)
+/// must not leave the candidate key held by a session that the client keeps
+/// renewing: the candidates queued behind it would wait for that key for as long
+/// as the client lives. It is done once the agent answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_that_fails_is_done_once_the_agent_answers_again() {
+    let ns = unique("ns");
+    let proxy = Proxy::start(env("BALLOT_TEST_CONSUL_HTTP_ADDR")).await;
+    let a = connect(&format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s", proxy.port)).await;
+    let url = format!("{}/{ns}?lock_delay=0s", env("BALLOT_TEST_CONSUL"));
+    let (b, c) = (connect(&url).await, connect(&url).await);
+    let (ea, eb, ec) = (a.election("svc").unwrap(), b.election("svc").unwrap(), c.election("svc").unwrap());
+    let b_session = eb.campaign("b").await.unwrap().key().to_string();
+    let queued = |n: usize| {
+        let prefix = format!("{ns}/svc");
+        async move {
+            live("queued", async {
+                while candidate_sessions(&prefix).await.len() != n {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+        }
+    };
+    // a queues behind b, and c behind a.
+    let ea2 = ea.clone();
+    let a_waiting = tokio::spawn(async move { ea2.campaign("a").await });
+    queued(2).await;
+    let a_session = candidate_sessions(&format!("{ns}/svc")).await.into_iter().find(|s| *s != b_session).unwrap();
+    let ec2 = ec.clone();
+    let c_waiting = tokio::spawn(async move { ec2.campaign("c").await });
+    queued(3).await;
+    proxy.set_cut(true);
+    let err = ea.resign().await.expect_err("a's withdrawal cannot reach the agent");
+    eprintln!("a's resign while cut off: {err}");
+    assert_eq!(a_waiting.await.unwrap().unwrap_err().kind(), ErrorKind::Cancelled);
+    proxy.set_cut(false);
+    eb.resign().await.unwrap();
+    let lc = live("c wins after b resigns", c_waiting).await.unwrap().unwrap();
+    assert_eq!(lc.value(), b"c");
+    assert!(!candidate_sessions(&format!("{ns}/svc")).await.contains(&a_session), "a's candidate key is gone");
+    for cl in [a, b, c] {
+        cl.close().await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A `-dev` agent that loses its data: only a real end() (a higher epoch) ends a
+// candidate.
+
+/// A Consul dev agent of the test's own, on free ports; [`wipe`](Self::wipe)
+/// restarts it, which loses every key and session, as the chaos suite's restart
+/// and crash faults do. Killed by its PID when dropped.
+struct DevAgent {
+    dir: std::path::PathBuf,
+    http: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl DevAgent {
+    async fn start(tag: &str) -> DevAgent {
+        let dir = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&dir).unwrap();
+        let http = free_port();
+        let config = serde_json::json!({
+            "ports": { "http": http, "dns": -1, "grpc": -1, "serf_lan": free_port(), "serf_wan": free_port(),
+                       "server": free_port() },
+            "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
+            "data_dir": dir.join("data"),
+        });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let mut agent = DevAgent { dir, http, child: None };
+        agent.run().await;
+        agent
+    }
+
+    fn url(&self, ns: &str) -> String {
+        format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s", self.http)
+    }
+
+    async fn run(&mut self) {
+        let child = tokio::process::Command::new("consul")
+            .args(["agent", "-dev", "-config-file"])
+            .arg(self.dir.join("config.json"))
+            .stdout(std::fs::File::options().create(true).append(true).open(self.dir.join("log")).unwrap())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot run `consul` (tests/servers/install.sh consul installs it)");
+        self.child = Some(child);
+        // Ready once a session can be made: a new agent has a leader before it has
+        // registered its own node ("Missing node registration").
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{}", self.http);
+        live("the agent takes sessions", async {
+            loop {
+                let made = client.put(format!("{base}/v1/session/create")).body("{}").send().await;
+                if let Ok(r) = made {
+                    if r.status() == 200 {
+                        let id: serde_json::Value = r.json().await.unwrap();
+                        let id = id["ID"].as_str().unwrap();
+                        client.put(format!("{base}/v1/session/destroy/{id}")).send().await.unwrap();
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Kills the agent and starts it again: every key and session is gone.
+    async fn wipe(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+        self.run().await;
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://127.0.0.1:{}{path}", self.http)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+impl Drop for DevAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Two candidates campaign, the agent loses its data, both campaign again (with
+/// auto-requeue) while `.epoch` is missing, then `.epoch` is created again at 0, as
+/// the watch of any new handle does. Nobody calls end(): when the leader resigns,
+/// the other candidate must win, not end. With `ended_before`, the election had
+/// one end() before the handles were made, so the epoch after the wipe (0) is
+/// lower than the handles' (1): not an end either.
+async fn no_end_after_a_wipe(ended_before: bool) {
+    let mut agent = DevAgent::start("consul-wipe").await;
+    let ns = unique("ns");
+    let url = agent.url(&ns);
+    let (x, w) = (connect(&url).await, connect(&url).await);
+    if ended_before {
+        x.election("svc").unwrap().end().await.unwrap();
+    }
+    let (ex, ew) = (x.election("svc").unwrap(), w.election("svc").unwrap());
+    ex.campaign("x").await.unwrap();
+    let ew2 = ew.clone();
+    let waiting = tokio::spawn(async move { ew2.campaign("w").await });
+    let candidates = format!("/v1/kv/{ns}/svc/.candidates/?keys");
+    let count = |text: &str| serde_json::from_str::<Vec<String>>(text).map(|v| v.len()).unwrap_or(0);
+    live("w queued", async {
+        while count(&agent.get(&candidates).await.1) != 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    agent.wipe().await;
+    let not_ended = |what: &str| {
+        for (name, e) in [("x", &ex), ("w", &ew)] {
+            assert_ne!(e.state(), State::Ended, "{what}: {name} ended after a wipe, and nobody called end()");
+        }
+    };
+    // Both campaign again under new sessions; their watches do not write `.epoch`.
+    let (leader, other, other_name) = live("both queued again, one leading", async {
+        loop {
+            not_ended("queueing again");
+            let (lock, queued) = (agent.get(&format!("/v1/kv/{ns}/svc/.lock")).await, agent.get(&candidates).await);
+            if lock.0 == 200 && count(&queued.1) == 2 {
+                match (ex.state(), ew.state()) {
+                    (State::Leader, State::Campaigning) => return (&ex, &ew, "w"),
+                    (State::Campaigning, State::Leader) => return (&ew, &ex, "x"),
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.get(&format!("/v1/kv/{ns}/svc/.epoch")).await.0, 404, "the wipe left .epoch missing");
+    let r = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{}/v1/kv/{ns}/svc/.epoch?cas=0", agent.http))
+        .body("0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap().trim(), "true");
+    leader.resign().await.unwrap();
+    live("the other candidate wins", async {
+        while other.state() != State::Leader {
+            not_ended("after the leader resigned");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    not_ended("at the end");
+    if other_name == "w" {
+        live("w's campaign returns", waiting).await.unwrap().unwrap();
+    }
+    x.close().await.unwrap();
+    w.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_epoch_of_the_same_number_after_a_wipe_is_not_an_end() {
+    no_end_after_a_wipe(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_epoch_after_a_wipe_is_not_an_end() {
+    no_end_after_a_wipe(true).await;
 }
 
 // ---------------------------------------------------------------------------

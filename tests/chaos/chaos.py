@@ -861,8 +861,9 @@ def run_intervals(driver: list[dict], end_t: int, tol: int, raw: list, leads: li
             if r["code"] == 5 and any(w <= r["t"] for w in wipes):
                 # Nobody calls end() here: `ended` comes from the backend's view of the epoch,
                 # which only a wipe of the server's data disturbs (outside the contract; the
-                # Consul backend takes the `.epoch` key that a client re-creates after a wipe
-                # for an end() when it joined while the key was missing).
+                # Consul backend took the `.epoch` key that a client re-creates after a wipe
+                # for an end() when it joined while the key was missing, until issue 14's fix:
+                # the count should be 0).
                 stats["ended_by_wipe"] += 1
                 continue
             stats["exited"] += 1

@@ -53,9 +53,9 @@ use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
-use crate::client::Options;
-use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Leader, LostReason};
+use crate::options::Options;
 use crate::session::SessionTracker;
 use crate::url::BackendUrl;
 

@@ -50,9 +50,9 @@ use tokio::time::Instant;
 use zookeeper_client as zk;
 
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
-use crate::client::{Credentials, Options};
-use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Leader, LostReason};
+use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
 

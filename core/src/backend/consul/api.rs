@@ -78,6 +78,11 @@ pub(super) fn op_set(key: &str, value: &[u8], flags: u64) -> Value {
     json!({ "KV": { "Verb": "set", "Key": key, "Value": v, "Flags": flags } })
 }
 
+/// A `check-session` transaction operation: it fails unless `session` holds `key`.
+pub(super) fn op_check_session(key: &str, session: &str) -> Value {
+    json!({ "KV": { "Verb": "check-session", "Key": key, "Session": session } })
+}
+
 /// A `lock` (with `session`) or `unlock` transaction operation.
 pub(super) fn op_lock(verb: &str, key: &str, value: &[u8], flags: u64, session: &str) -> Value {
     let v = base64::engine::general_purpose::STANDARD.encode(value);

@@ -17,9 +17,20 @@
 //!   after releasing `.lock`, so its successor finds the lock free.
 //! - `.term`: `<session> <nonce>`: the session of the last ballot leader, written
 //!   in the same transaction that acquires `.lock` (the transaction also checks
-//!   `.epoch`). The nonce makes every write a change, so that Consul gives it a
-//!   new index even when one session wins the same election again.
-//! - `.epoch`: the number of `end()` calls.
+//!   `.epoch`, and that the candidate's key is still held by its session, so that
+//!   an acquisition that arrives after the candidate withdrew takes nothing). The
+//!   nonce makes every write a change, so that Consul gives it a new index even
+//!   when one session wins the same election again.
+//! - `.epoch`: the number of `end()` calls. Only a higher number ends a
+//!   candidate: an agent that lost its data (`-dev`) has no `.epoch` until a
+//!   handle's watch creates it again at 0, which ends nobody.
+//!
+//! **Withdrawal** deletes the candidate key and, when its session holds `.lock`
+//! for no other entry of the client, releases the lock in the same transaction
+//! (also after an acquisition whose answer was lost). A withdrawal that fails is
+//! tried again in the background for as long as the session lives: a key or a
+//! lock left held by a session that the client keeps renewing would hold up every
+//! later candidate.
 //!
 //! **Sessions.** A client has one session (TTL from the options, at least Consul's
 //! bound of 10 s; `Behavior=release`; the configured lock delay), renewed every
@@ -61,13 +72,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use self::api::{next_index, op, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
+use self::api::{next_index, op, op_check_session, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
-use crate::client::{Credentials, Options};
-use crate::election::{Leader, LostReason};
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Leader, LostReason};
+use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
-use crate::url::{BackendUrl, Scheme};
+use crate::url::BackendUrl;
 
 /// The Flags of `api.Lock`'s and `consul lock`'s lock key.
 pub(crate) const LOCK_FLAGS: u64 = 0x2ddc_cbc0_58a5_0c18;
@@ -76,16 +87,17 @@ pub(crate) const LOCK_FLAGS: u64 = 0x2ddc_cbc0_58a5_0c18;
 /// default, limits each raw value, in a transaction and in a KV `PUT`.
 const TXN_MAX_REQ_LEN: usize = 512 * 1024;
 /// The largest value ballot stores. The value travels base64-encoded (4 bytes per
-/// 3) in the transaction that acquires `.lock` (see `try_acquire`), with three
-/// other operations on keys of up to 2 x 513 + 7 bytes once JSON-escaped (a
-/// 256-byte namespace and a 256-byte name, every byte a `"`), a session ID and
-/// two indexes: 4,473 bytes besides the value at most. 384,000 bytes encode to
-/// 512,000, so the largest body is 516,473 bytes, 7,815 below the limit; a unit
+/// 3) in the transaction that acquires `.lock` (see `try_acquire`), with four
+/// other operations: three on keys of up to 2 x 513 + 7 bytes once JSON-escaped (a
+/// 256-byte namespace and a 256-byte name, every byte a `"`), one on the candidate
+/// key (that prefix, `/.candidates/`, a session ID and a number), two session IDs
+/// and two indexes: 5,658 bytes besides the value at most. 384,000 bytes encode to
+/// 512,000, so the largest body is 517,658 bytes, 6,630 below the limit; a unit
 /// test builds that body. `proclaim` sends the value raw in a KV `PUT`, whose
 /// limit is `kv_max_value_size`.
 const MAX_VALUE: usize = 384_000;
-// The encoded value alone, with room for the 4,473 bytes of the rest.
-const _: () = assert!(MAX_VALUE.div_ceil(3) * 4 + 4473 <= TXN_MAX_REQ_LEN);
+// The encoded value alone, with room for the 5,658 bytes of the rest.
+const _: () = assert!(MAX_VALUE.div_ceil(3) * 4 + 5658 <= TXN_MAX_REQ_LEN);
 /// Consul's bounds on a session TTL.
 const MIN_TTL: Duration = Duration::from_secs(10);
 const MAX_TTL: Duration = Duration::from_secs(86_400);
@@ -182,6 +194,16 @@ impl Inner {
         }
     }
 
+    /// Claims the lock for `id` only when no entry of this client claims it.
+    fn claim_if_free(&self, prefix: &str, id: u64, generation: u64) -> bool {
+        let mut h = lock(&self.holders);
+        if h.contains_key(prefix) {
+            return false;
+        }
+        h.insert(prefix.to_string(), (id, generation));
+        true
+    }
+
     fn holds(&self, prefix: &str, id: u64) -> bool {
         lock(&self.holders).get(prefix).is_some_and(|&(i, _)| i == id)
     }
@@ -250,9 +272,7 @@ impl ConsulBackend {
         let ca = url.option("ca").map(std::path::PathBuf::from).or(tls_opts.ca);
         let cert = url.option("cert").map(std::path::PathBuf::from).or(tls_opts.cert);
         let key = url.option("key").map(std::path::PathBuf::from).or(tls_opts.key);
-        let tls = matches!(url.scheme, Scheme::Consul { tls: true })
-            || url.flag("tls")?.unwrap_or(false)
-            || options.tls.is_some();
+        let tls = url.scheme.tls || url.flag("tls")?.unwrap_or(false) || options.tls.is_some();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60));
@@ -518,7 +538,8 @@ impl Backend for ConsulBackend {
             id: n,
             value: Mutex::new(value.to_vec()),
             epoch,
-            epoch_index: epoch_kv.map(|p| p.modify_index),
+            epoch_index: Mutex::new(epoch_kv.map(|p| p.modify_index)),
+            attempted: AtomicBool::new(false),
             withdrawn: AtomicBool::new(false),
         }))
     }
@@ -695,9 +716,14 @@ struct ConsulEntry {
     sess: Sess,
     id: u64,
     value: Mutex<Vec<u8>>,
-    /// The epoch when the candidate joined, and the modify index of `.epoch` then.
+    /// The epoch when the candidate joined.
     epoch: u64,
-    epoch_index: Option<u64>,
+    /// The modify index of `.epoch` that the acquisition checks (None: the key did
+    /// not exist): the one at the join, or the one of a key created again with
+    /// the same number (see `recheck_epoch`).
+    epoch_index: Mutex<Option<u64>>,
+    /// An acquisition was sent: the lock may be held by this entry's session.
+    attempted: AtomicBool,
     withdrawn: AtomicBool,
 }
 
@@ -743,6 +769,21 @@ impl ConsulEntry {
         Ok(())
     }
 
+    /// After an acquisition that failed its check of `.epoch`: a higher number is
+    /// an end(). The same number is `.epoch` created again (at 0, by any handle's
+    /// watch) after a `-dev` agent lost its data, which is no end: the next attempt
+    /// checks the key as it is now. Only end() changes the number and it only goes
+    /// up, except through such a loss, which also loses this candidate's key and
+    /// session, so that such an entry cannot win whatever the check says.
+    async fn recheck_epoch(&self, epoch_key: &str) -> Result<()> {
+        let (e, _) = self.inner.api.kv_get(epoch_key, None).await?;
+        if parse_epoch(e.as_ref())? > self.epoch {
+            return Err(Error::ended());
+        }
+        *lock(&self.epoch_index) = e.map(|p| p.modify_index);
+        Ok(())
+    }
+
     fn count_attempt(&self) {
         *attempts().entry(self.prefix.clone()).or_insert(0) += 1;
     }
@@ -764,7 +805,9 @@ impl ConsulEntry {
                     continue;
                 }
             };
-            if v.epoch != self.epoch {
+            // Only a higher epoch is an end(). A lower one is an agent that lost its
+            // data (`-dev`), which lost this candidate's key too: that is below.
+            if v.epoch > self.epoch {
                 return Err(Error::ended());
             }
             let Some(pos) = v.candidates.iter().position(|c| c.key == self.key) else {
@@ -823,17 +866,24 @@ impl ConsulEntry {
             return Ok(None);
         }
         self.count_attempt();
+        self.attempted.store(true, Ordering::SeqCst);
         let nonce = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let value = lock(&self.value).clone();
         let epoch_key = format!("{}/.epoch", self.prefix);
-        // One transaction: the epoch is still the one we joined under, the lock is
-        // acquired (Consul enforces lock delays here too), and `.term` names our
-        // session at the acquisition's index.
+        let epoch_check = match *lock(&self.epoch_index) {
+            Some(i) => op_index("check-index", &epoch_key, i),
+            None => op("check-not-exists", &epoch_key),
+        };
+        // One transaction: the epoch is still the one we joined under, this
+        // candidate is still queued, the lock is acquired (Consul enforces lock
+        // delays here too), and `.term` names our session at the acquisition's index.
         let ops = vec![
-            match self.epoch_index {
-                Some(i) => op_index("check-index", &epoch_key, i),
-                None => op("check-not-exists", &epoch_key),
-            },
+            epoch_check,
+            // `withdraw` deletes the candidate key: a request still on its way then
+            // (its future dropped, as when a campaign is resigned while it acquires)
+            // takes nothing when it arrives, instead of taking the lock for a session
+            // that its client keeps renewing and no entry will ever release.
+            op_check_session(&self.key, &self.sess.id),
             op_lock("lock", &self.lock_key, &value, LOCK_FLAGS, &self.sess.id),
             // Unique per attempt: Consul does not bump the index of a write that
             // changes nothing, and one session may win the same election again.
@@ -846,7 +896,13 @@ impl ConsulEntry {
             Ok(TxnOutcome::RolledBack(errors)) => {
                 self.inner.unclaim(&self.prefix, self.id);
                 if errors.iter().any(|(i, _)| *i == 0) {
-                    return Err(Error::ended());
+                    return self.recheck_epoch(&epoch_key).await.map(|()| None);
+                }
+                if errors.iter().any(|(i, _)| *i == 1) {
+                    if self.withdrawn.load(Ordering::SeqCst) {
+                        return Err(Error::new(ErrorKind::Cancelled, "the candidate was withdrawn"));
+                    }
+                    return Err(Error::new(ErrorKind::SessionLost, "the candidate's key in Consul is gone"));
                 }
                 // Held by someone outside the queue (`consul lock`), or a lock delay
                 // after an invalidated session is in force.
@@ -899,7 +955,7 @@ impl Entry for ConsulEntry {
                         // participant when it sees the new epoch, which is not a loss.
                         let epoch = self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None).await;
                         if let Ok((e, _)) = epoch {
-                            if parse_epoch(e.as_ref()).is_ok_and(|e| e != self.epoch) {
+                            if parse_epoch(e.as_ref()).is_ok_and(|e| e > self.epoch) {
                                 std::future::pending::<()>().await;
                             }
                         }
@@ -944,23 +1000,86 @@ impl Entry for ConsulEntry {
 
     async fn withdraw(&self) -> Result<()> {
         self.withdrawn.store(true, Ordering::SeqCst);
-        if self.inner.unclaim(&self.prefix, self.id) {
+        let w = Withdrawal {
+            inner: self.inner.clone(),
+            prefix: self.prefix.clone(),
+            lock_key: self.lock_key.clone(),
+            key: self.key.clone(),
+            sess: self.sess.clone(),
+            id: self.id,
+            release: self.attempted.load(Ordering::SeqCst),
+        };
+        match w.once().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Left as they are, the candidate key (and the lock, if this entry's
+                // session holds it) stay for as long as the client renews the
+                // session, and every candidate queued behind waits for them: try
+                // again in the background while the session lives. (A session that
+                // is replaced is destroyed, which frees what it held.)
+                crate::runtime::spawn_detached(w.retry());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a withdrawal removes: the candidate key, and `.lock` when the candidate's
+/// session holds it for no other entry of this client.
+struct Withdrawal {
+    inner: Arc<Inner>,
+    prefix: String,
+    lock_key: String,
+    key: String,
+    sess: Sess,
+    id: u64,
+    /// The entry sent an acquisition, so its session may hold the lock.
+    release: bool,
+}
+
+impl Withdrawal {
+    async fn once(&self) -> Result<()> {
+        // The lock is released under a claim: the entry's own when it leads or is
+        // acquiring; else a new one, taken only when no entry of this client claims
+        // the lock. An acquisition whose answer was lost leaves the lock held by
+        // this session with no entry claiming it; the entry's next look releases
+        // it, but a withdrawn entry has no next look. The claim keeps the other
+        // entries of this client from acquiring until the release is done.
+        let claimed = self.release
+            && (self.inner.holds(&self.prefix, self.id)
+                || self.inner.claim_if_free(&self.prefix, self.id, self.sess.generation));
+        if claimed {
             // The release and the removal of the candidate key in one transaction:
             // the successor wakes on that removal and must find the lock free.
             let ops = vec![op_lock("unlock", &self.lock_key, b"", LOCK_FLAGS, &self.sess.id), op("delete", &self.key)];
-            match self.inner.api.txn(ops).await {
+            let outcome = self.inner.api.txn(ops).await;
+            self.inner.unclaim(&self.prefix, self.id);
+            match outcome {
                 Ok(TxnOutcome::Applied(_)) => return Ok(()),
-                // Not held any more (taken away, or the session is gone).
+                // Not held by this session (taken away, or the session is gone).
                 Ok(TxnOutcome::RolledBack(_)) => {}
+                Err(e) if self.inner.current().as_ref() == Some(&self.sess) => return Err(e),
                 // A session that was replaced is destroyed, which releases its locks.
-                Err(e) if self.inner.current().as_ref() == Some(&self.sess) => {
-                    let _ = self.inner.api.kv_delete(&self.key, None).await;
-                    return Err(e);
-                }
                 Err(_) => {}
             }
         }
         self.inner.api.kv_delete(&self.key, None).await.map(|_| ())
+    }
+
+    /// Withdraws again, with a growing pause, until it works or the session is no
+    /// longer the client's (replaced, or the client closed).
+    async fn retry(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if self.inner.closed.load(Ordering::SeqCst) || self.inner.current().as_ref() != Some(&self.sess) {
+                return;
+            }
+            if self.once().await.is_ok() {
+                return;
+            }
+        }
     }
 }
 
@@ -1005,9 +1124,11 @@ mod tests {
         let prefix = format!("{}/{}", "\"".repeat(256), "\"".repeat(256));
         let (lock_key, epoch_key) = (format!("{prefix}/.lock"), format!("{prefix}/.epoch"));
         let session = "3f1d2c4b-aaaa-bbbb-cccc-0123456789ab";
+        let candidate_key = format!("{prefix}/.candidates/{session}.{}", u64::MAX);
         let body = |value: &[u8]| {
             let ops = vec![
                 op_index("check-index", &epoch_key, u64::MAX),
+                op_check_session(&candidate_key, session),
                 op_lock("lock", &lock_key, value, LOCK_FLAGS, session),
                 op_set(&format!("{prefix}/.term"), format!("{session} {}", u64::MAX).as_bytes(), 0),
                 op("get", &lock_key),
@@ -1015,7 +1136,7 @@ mod tests {
             serde_json::to_vec(&ops).unwrap().len()
         };
         let overhead = body(b"");
-        assert!(overhead < 5 * 1024, "{overhead}");
+        assert!(overhead <= 5658, "{overhead}: the budget in MAX_VALUE's comment");
         let at_limit = body(&vec![0xff; MAX_VALUE]);
         assert!(at_limit <= TXN_MAX_REQ_LEN, "{at_limit} > {TXN_MAX_REQ_LEN}");
         // The margin is for keys and numbers only: a value 2% larger would not fit.

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use etcd_client as ec;
 use tokio::sync::mpsc;
 
+use super::error::map_err;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::lock;
 
@@ -88,7 +89,7 @@ impl HubWatch {
             Kind::Own(stream) => match stream.message().await {
                 Ok(Some(resp)) => Ok(resp),
                 Ok(None) => Err(Error::new(ErrorKind::Connection, "etcd closed the watch stream")),
-                Err(e) => Err(super::etcd::map_err("watch", e)),
+                Err(e) => Err(map_err("watch", e)),
             },
         }
     }
@@ -139,7 +140,7 @@ impl WatchHub {
         if self.legacy.load(Ordering::Relaxed) {
             let mut stream = create(first.0.clone(), opts(first.1, 0)).await?;
             for (k, p) in rest {
-                stream.watch(k.clone(), Some(opts(*p, 0))).await.map_err(|e| super::etcd::map_err("watch", e))?;
+                stream.watch(k.clone(), Some(opts(*p, 0))).await.map_err(|e| map_err("watch", e))?;
             }
             return Ok(HubWatch(Kind::Own(stream)));
         }
@@ -211,7 +212,7 @@ async fn read_loop(mut responses: ec::WatchResponseStream, table: Shared, legacy
             }
             Ok(None) => break (ErrorKind::Connection, "etcd closed the watch stream".to_string()),
             Err(e) => {
-                let e = super::etcd::map_err("watch", e);
+                let e = map_err("watch", e);
                 break (e.kind(), e.message().to_string());
             }
         }

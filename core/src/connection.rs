@@ -1,0 +1,36 @@
+//! [`Connection`]: what a client and every election made from it share.
+//!
+//! It sits below both `client.rs` and `election.rs`, so that an election can
+//! reach its backend and options without importing the client that made it.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::options::Options;
+
+/// One connected backend (one session), the options in force and whether the
+/// client was closed. Owned through an `Arc` by the client and by each of its
+/// elections.
+pub(crate) struct Connection {
+    pub(crate) backend: Arc<dyn Backend>,
+    /// The options after URL overrides (and the TTL the backend put in force).
+    pub(crate) options: Options,
+    /// The backend URL for messages: the userinfo replaced by `***`.
+    pub(crate) url: String,
+    /// Set once by `Client::close`; elections refuse new work after it.
+    pub(crate) closed: AtomicBool,
+}
+
+impl Connection {
+    /// A connection over `backend`, not closed.
+    pub(crate) fn new(backend: Arc<dyn Backend>, options: Options, url: String) -> Connection {
+        Connection { backend, options, url, closed: AtomicBool::new(false) }
+    }
+
+    /// A connection over a test backend, for engine tests that need no server.
+    #[cfg(test)]
+    pub(crate) fn for_test(backend: Arc<dyn Backend>, options: Options) -> Arc<Connection> {
+        Arc::new(Connection::new(backend, options, "test://".into()))
+    }
+}
