@@ -7,11 +7,26 @@
 const { EventEmitter } = require('node:events')
 const native = require('./native.js')
 
-/** Every error code, one per core ErrorKind, e.g. 'BALLOT_NOT_LEADER'. */
-const ERROR_CODES = Object.freeze(native.errorCodes())
+// Error codes, event names and option keys all come from the core's table, spelt
+// by Node's rules in the addon: codes `BALLOT_` + the kind in capitals, event
+// names and option keys in lowerCamelCase (`leader_changed` -> 'leaderChanged'),
+// and `Ms` after a duration option, which takes milliseconds.
+const TABLE = native.table()
 
-/** The event names an Election emits. */
-const EVENTS = new Set(['elected', 'lost', 'leader', 'suspended', 'reconnected', 'resigned', 'ended', 'error'])
+/** Every error code, one per core ErrorKind, e.g. 'BALLOT_NOT_LEADER'. */
+const ERROR_CODES = Object.freeze(TABLE.errors.map((e) => e.jsName))
+
+/** The event names an Election emits, one per core event kind, e.g. 'leaderChanged'. */
+const EVENT_NAMES = Object.freeze(TABLE.events.map((e) => e.jsName))
+
+/** Old event names still emitted beside the new ones, and their replacements. */
+const DEPRECATED_EVENTS = Object.freeze({ leader: 'leaderChanged' })
+
+/** Every event name a listener can subscribe to. */
+const EVENTS = new Set([...EVENT_NAMES, ...Object.keys(DEPRECATED_EVENTS)])
+
+/** connect()'s option keys and the core option each one sets. */
+const OPTION_KEYS = new Map(TABLE.options.map((o) => [o.jsName, o.name]))
 
 /** The states in which an election wants to lead. */
 const ACTIVE = new Set(['campaigning', 'leader', 'suspended'])
@@ -112,31 +127,22 @@ function checkOptions(options, known, where) {
   return options
 }
 
-const CONNECT_OPTIONS = [
-  'ttlMs',
-  'safetyMarginMs',
-  'connectTimeoutMs',
-  'autoRequeue',
-  'username',
-  'password',
-  'token',
-  'tlsCa',
-  'tlsCert',
-  'tlsKey',
-]
-
 /**
  * Connects to a backend and starts its session.
- * @param {string} [url] backend URL; default: the local backend under the temp dir
- * @param {object} [options] ttlMs, safetyMarginMs, connectTimeoutMs, autoRequeue,
- *   username/password or token, tlsCa/tlsCert/tlsKey
+ * @param {string} [url] backend URL; default: the local backend (defaultBackendUrl())
+ * @param {object} [options] one key per core option: ttlMs, safetyMarginMs, connectTimeoutMs,
+ *   autoRequeue, username, password, token, tlsCa, tlsCert, tlsKey. A value the URL
+ *   also gives is the URL's; contradictions are refused.
  * @returns {Promise<Client>}
  */
 async function connect(url, options) {
   if (url === undefined) url = native.defaultBackendUrl()
   if (typeof url !== 'string') throw invalid(`the backend URL must be a string, got ${describe(url)}`)
-  const opts = checkOptions(options, CONNECT_OPTIONS, 'connect')
-  const inner = await call(() => native.connect(url, opts))
+  // Each key names a core option, which parses and checks the value.
+  const settings = Object.entries(checkOptions(options, [...OPTION_KEYS.keys()], 'connect'))
+    .filter(([, value]) => value !== undefined && value !== null)
+    .map(([key, value]) => ({ name: OPTION_KEYS.get(key), value }))
+  const inner = await call(() => native.connect(url, settings))
   return new Client(inner)
 }
 
@@ -194,9 +200,11 @@ class Client {
 }
 
 /**
- * One participant in an election, and an EventEmitter:
- * 'elected' ({term}), 'lost' ({reason}), 'leader' (Leader | null), 'suspended',
- * 'reconnected', 'resigned', 'ended', 'error' (BallotError).
+ * One participant in an election, and an EventEmitter of the core's event kinds
+ * in lowerCamelCase: 'elected' ({term}), 'suspended', 'reconnected', 'lost'
+ * ({reason}), 'resigned', 'leaderChanged' (Leader | null), 'ended', 'error'
+ * (BallotError). 'leader' is the deprecated name of 'leaderChanged' and still
+ * works. A kind added to the core later is emitted by its name, without payload.
  *
  * Events are delivered in order on the JavaScript thread. A listener that throws
  * is reported through 'error' (or, without an 'error' listener, as a process
@@ -219,6 +227,7 @@ class Election extends EventEmitter {
     // The native subscription starts with the first listener of a ballot event,
     // so handles nobody listens to cost nothing.
     this.on('newListener', (event) => {
+      if (event in DEPRECATED_EVENTS) warnDeprecated(event)
       if (EVENTS.has(event)) this.#subscribe()
     })
   }
@@ -358,7 +367,8 @@ class Election extends EventEmitter {
         return this.#emitSafely('elected', { term: ev.term })
       case 'lost':
         return this.#emitSafely('lost', { reason: ev.reason })
-      case 'leader':
+      case 'leaderChanged':
+        this.#emitSafely('leaderChanged', ev.leader ?? null)
         return this.#emitSafely('leader', ev.leader ?? null)
       case 'error':
         return this.#emitSafely('error', convertError(new Error(ev.error)))
@@ -402,12 +412,24 @@ class Election extends EventEmitter {
   }
 }
 
+const warned = new Set()
+/** Warns once per process that an old event name is used. */
+function warnDeprecated(event) {
+  if (warned.has(event)) return
+  warned.add(event)
+  process.emitWarning(`the '${event}' event is deprecated: listen to '${DEPRECATED_EVENTS[event]}'`, {
+    type: 'DeprecationWarning',
+    code: `BALLOT_DEP_${event.toUpperCase()}_EVENT`,
+  })
+}
+
 module.exports = {
   connect,
   Client,
   Election,
   BallotError,
   ERROR_CODES,
+  EVENT_NAMES,
   version: native.version(),
   defaultBackendUrl: native.defaultBackendUrl,
 }

@@ -9,7 +9,10 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** Cancels one `campaign` from JavaScript (an AbortSignal's abort). */
+/**
+ * Cancels one `campaign` from JavaScript (an AbortSignal's abort): the core's
+ * token.
+ */
 export declare class CancelToken {
   /** A token that is not cancelled. */
   constructor()
@@ -55,8 +58,7 @@ export declare class Election {
   /**
    * Campaigns and resolves once leading. `timeoutMs` bounds the wait
    * (`BALLOT_TIMEOUT`); `cancel` interrupts it (`BALLOT_CANCELLED`). Either way
-   * the candidate is withdrawn, because dropping the core's campaign future
-   * withdraws it.
+   * the candidate is withdrawn (the core's `campaign_with`).
    */
   campaign(value: Buffer, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Leadership>
   /** Replaces the leader's value; the term does not change. */
@@ -101,42 +103,26 @@ export declare class Subscription {
 }
 
 /**
- * Connects to the backend that `url` names and starts its session.
+ * Connects to the backend that `url` names and starts its session. The core
+ * parses and checks every option.
  *
  * Rejects with `BALLOT_INVALID_ARGUMENT` for a bad URL or option,
  * `BALLOT_CONNECTION`, `BALLOT_TIMEOUT` or `BALLOT_AUTH`.
  */
-export declare function connect(url: string, options?: ConnectOptions | undefined | null): Promise<Client>
-
-/** Settings for `connect`. Options in the URL's query override these. */
-export interface ConnectOptions {
-  /** Session TTL in milliseconds (default 10000). */
-  ttlMs?: number
-  /** Safety margin in milliseconds (default TTL/5). */
-  safetyMarginMs?: number
-  /** How long connecting may take, in milliseconds (default 5000). */
-  connectTimeoutMs?: number
-  /** Whether a lost leadership campaigns again by itself (default true). */
-  autoRequeue?: boolean
-  /** User name for the backend (with `password`). */
-  username?: string
-  /** Password for the backend (with `username`). */
-  password?: string
-  /** A token for the backend (Consul ACL). */
-  token?: string
-  /** PEM file of the CA certificates that verify the server. */
-  tlsCa?: string
-  /** PEM file of the client certificate (mutual TLS). */
-  tlsCert?: string
-  /** PEM file of the client key (mutual TLS). */
-  tlsKey?: string
-}
+export declare function connect(url: string, options: Array<OptionSetting>): Promise<Client>
 
 /** The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root. */
 export declare function defaultBackendUrl(): string
 
-/** Every error code, one per core `ErrorKind`, in the core's declaration order. */
-export declare function errorCodes(): Array<string>
+/** One row of the error or the event table as Node spells it. */
+export interface KindRow {
+  /** The stable numeric code (the C `ballot_result` or `ballot_event_kind`). */
+  code: number
+  /** The canonical name, as `not_leader` or `leader_changed`. */
+  name: string
+  /** The Node name: an error's code (`BALLOT_NOT_LEADER`), an event's name (`leaderChanged`). */
+  jsName: string
+}
 
 /** The leader of an election. */
 export interface Leader {
@@ -161,15 +147,16 @@ export interface Leadership {
 /** An event as the native layer hands it to `index.js`. */
 export interface NativeEvent {
   /**
-   * `elected`, `suspended`, `reconnected`, `lost`, `resigned`, `leader`,
-   * `ended` or `error`.
+   * The event's name, spelt as `table().events[].jsName`: `elected`,
+   * `suspended`, `reconnected`, `lost`, `resigned`, `leaderChanged`, `ended`,
+   * `error`, or a kind added to the core later (passed on without payload).
    */
   kind: string
   /** The new term, for `elected`. */
   term?: bigint
   /** Why leadership was lost, for `lost`: `session_lost`, `deleted`, `not_owner`. */
   reason?: string
-  /** The new leader for `leader` (absent: no leader). */
+  /** The new leader for `leaderChanged` (absent: no leader). */
   leader?: Leader
   /** The error, for `error`, as `[CODE] message`. */
   error?: string
@@ -181,6 +168,40 @@ export interface ObserveStep {
   done: boolean
   /** The leader after the change (absent: no leader). */
   leader?: Leader
+}
+
+/** One row of the option table as Node spells it. */
+export interface OptionRow {
+  /** The canonical name, as `safety_margin`. */
+  name: string
+  /** `duration` (milliseconds in Node), `bool`, `text` or `path`. */
+  type: string
+  /** The key of `connect`'s options, as `safetyMarginMs`. */
+  jsName: string
+}
+
+/** One option for `connect`, by its canonical name (`index.js` maps the keys). */
+export interface OptionSetting {
+  /** The option's canonical name, as `safety_margin`. */
+  name: string
+  /** A number (milliseconds, for a duration), a boolean or a string. */
+  value: number | boolean | string
+}
+
+/** The core's table (see `Table`). */
+export declare function table(): Table
+
+/**
+ * The core's table of errors, events and options, spelt by Node's rules;
+ * `index.js` derives its codes, event names and option keys from it.
+ */
+export interface Table {
+  /** Every error kind, in code order. */
+  errors: Array<KindRow>
+  /** Every event kind, in code order. */
+  events: Array<KindRow>
+  /** Every option. */
+  options: Array<OptionRow>
 }
 
 /** The version of the native addon, which is the workspace version of ballot. */

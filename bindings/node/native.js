@@ -842,5 +842,5 @@ module.exports.Observer = nativeBinding.Observer
 module.exports.Subscription = nativeBinding.Subscription
 module.exports.connect = nativeBinding.connect
 module.exports.defaultBackendUrl = nativeBinding.defaultBackendUrl
-module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.table = nativeBinding.table
 module.exports.version = nativeBinding.version

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python step of tests/run.sh: builds the `ballot` package with pip (maturin
 # from the package index as the build backend), installs it into a venv under the
-# ignored target/ directory, runs pytest and mypy --strict, and runs the README's
-# Python example in a fresh venv, as a new user would.
+# ignored target/ directory, runs pytest, mypy --strict and mypy's stubtest (the
+# stubs against the compiled module), and runs the README's Python example in a
+# fresh venv, as a new user would.
 #
 # Real backends are tested when their BALLOT_TEST_* URLs are set (tests/run.sh
 # starts the servers); the local backend always.
@@ -46,6 +47,12 @@ fi
 
 echo "mypy --strict examples tests"
 "$VENV/bin/python" -m mypy --strict --cache-dir "$ROOT/target/mypy-cache" examples tests
+
+# The stubs are written by hand and checked, not trusted: mypy's stubtest (part of
+# the mypy that requirements-test.txt pins) compares _native.pyi and _errors.pyi
+# with the compiled module and the classes it makes, names, signatures and all.
+echo "stubtest ballot._native ballot._errors"
+MYPY_CACHE_DIR="$ROOT/target/mypy-cache" "$VENV/bin/python" -m mypy.stubtest ballot._native ballot._errors
 
 echo "README example in a fresh venv"
 "$PY" -m venv "$FRESH/venv"

@@ -19,49 +19,15 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::watch;
 
+use crate::cancel;
 use crate::election::{Leadership, Observe};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Event, Leader, State};
 use crate::options::Options;
 use crate::runtime;
 
-/// Cancels blocking calls from another thread. Cloning gives another handle on the
-/// same token. Once cancelled, it stays cancelled; make a new one for new calls.
-#[derive(Clone, Debug)]
-pub struct CancelToken {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for CancelToken {
-    fn default() -> Self {
-        CancelToken { tx: Arc::new(watch::channel(false).0) }
-    }
-}
-
-impl CancelToken {
-    /// A token that is not cancelled.
-    pub fn new() -> CancelToken {
-        CancelToken::default()
-    }
-
-    /// Cancels every call waiting on this token; they return `Cancelled` (a
-    /// cancelled campaign is withdrawn and leaves no entry).
-    pub fn cancel(&self) {
-        self.tx.send_replace(true);
-    }
-
-    /// Whether `cancel` was called.
-    pub fn is_cancelled(&self) -> bool {
-        *self.tx.borrow()
-    }
-
-    async fn cancelled(&self) {
-        let mut rx = self.tx.subscribe();
-        let _ = rx.wait_for(|c| *c).await;
-    }
-}
+pub use crate::cancel::CancelToken;
 
 /// Runs `fut` on the library runtime and blocks until it finishes, times out, or
 /// `cancel` fires. Timeout and cancellation drop the future on the runtime, which
@@ -80,26 +46,7 @@ where
     let cancel = cancel.cloned();
     let (tx, rx) = mpsc::sync_channel(1);
     runtime::spawn(async move {
-        let cancelled = async {
-            match &cancel {
-                Some(c) => c.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        let limited = async {
-            match timeout {
-                Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {
-                    Err(Error::new(ErrorKind::Timeout, format!("the operation did not finish within {t:?}")))
-                }),
-                None => fut.await,
-            }
-        };
-        let r = tokio::select! {
-            biased;
-            _ = cancelled => Err(Error::new(ErrorKind::Cancelled, "the operation was cancelled")),
-            r = limited => r,
-        };
-        let _ = tx.send(r);
+        let _ = tx.send(cancel::bounded(fut, timeout, cancel.as_ref(), "the operation").await);
     })?;
     rx.recv().unwrap_or_else(|_| Err(Error::new(ErrorKind::Internal, "a ballot task ended without an answer")))
 }
@@ -183,7 +130,8 @@ impl Election {
     ) -> Result<Leadership> {
         let e = self.inner.clone();
         let v = value.to_vec();
-        let r = wait(async move { e.campaign(v).await }, timeout, cancel);
+        let cancel = cancel.cloned();
+        let r = wait(async move { e.campaign_with(v, timeout, cancel.as_ref()).await }, None, None);
         if let Err(err) = &r {
             if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Cancelled) {
                 // The withdrawal runs in the background; finish it before returning, so

@@ -58,7 +58,59 @@ impl ErrorKind {
         }
     }
 
-    /// Every kind, in declaration order (used by bindings to build their tables).
+    /// The stable numeric code of the kind: 1 to 12 in declaration order, the same
+    /// numbers as the C ABI's `ballot_result` (0 is success there). A code is never
+    /// reused or renumbered; a retired kind keeps its code reserved.
+    pub fn code(self) -> u32 {
+        match self {
+            ErrorKind::InvalidArgument => 1,
+            ErrorKind::Connection => 2,
+            ErrorKind::Timeout => 3,
+            ErrorKind::NotLeader => 4,
+            ErrorKind::NoLeader => 5,
+            ErrorKind::SessionLost => 6,
+            ErrorKind::Ended => 7,
+            ErrorKind::Closed => 8,
+            ErrorKind::Auth => 9,
+            ErrorKind::Backend => 10,
+            ErrorKind::Internal => 11,
+            ErrorKind::Cancelled => 12,
+        }
+    }
+
+    /// The kind with this [`code`](Self::code), if any.
+    pub fn from_code(code: u32) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// The kind with this [`name`](Self::as_str), if any.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// One sentence saying what the kind means, for the documentation that the
+    /// bindings derive from this table (Python docstrings, for example).
+    pub fn description(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => {
+                "A value, name, URL or option is not acceptable, or the handle's state does not allow the operation."
+            }
+            ErrorKind::Connection => "The backend could not be reached or the connection broke.",
+            ErrorKind::Timeout => "The operation did not finish within its timeout.",
+            ErrorKind::NotLeader => "The operation needs leadership and this handle does not hold it.",
+            ErrorKind::NoLeader => "The election has no leader.",
+            ErrorKind::SessionLost => "The session was lost while the operation ran.",
+            ErrorKind::Ended => "The election was ended by end(), from this or any other participant.",
+            ErrorKind::Closed => "The client or election handle was closed.",
+            ErrorKind::Auth => "The backend refused the credentials or the permission.",
+            ErrorKind::Backend => "The backend answered with an error that fits no other kind.",
+            ErrorKind::Internal => "A bug or broken invariant inside ballot (please report it).",
+            ErrorKind::Cancelled => "The operation was cancelled by the caller.",
+        }
+    }
+
+    /// Every kind, in declaration order, which is the order of the codes (used by
+    /// bindings to build their tables).
     pub const ALL: [ErrorKind; 12] = [
         ErrorKind::InvalidArgument,
         ErrorKind::Connection,
@@ -168,6 +220,38 @@ mod tests {
         assert_eq!(e.to_string(), "backend: opening /x: denied");
         assert!(std::error::Error::source(&e).is_some());
         assert_eq!(e.kind(), ErrorKind::Backend);
+    }
+
+    /// The table every surface derives from. A failure here means a code or a name
+    /// changed: that breaks every C, Python and Node program that stored one. Add
+    /// new kinds at the end with the next code instead.
+    #[test]
+    fn codes_and_names_never_change() {
+        let pinned = [
+            (ErrorKind::InvalidArgument, 1, "invalid_argument"),
+            (ErrorKind::Connection, 2, "connection"),
+            (ErrorKind::Timeout, 3, "timeout"),
+            (ErrorKind::NotLeader, 4, "not_leader"),
+            (ErrorKind::NoLeader, 5, "no_leader"),
+            (ErrorKind::SessionLost, 6, "session_lost"),
+            (ErrorKind::Ended, 7, "ended"),
+            (ErrorKind::Closed, 8, "closed"),
+            (ErrorKind::Auth, 9, "auth"),
+            (ErrorKind::Backend, 10, "backend"),
+            (ErrorKind::Internal, 11, "internal"),
+            (ErrorKind::Cancelled, 12, "cancelled"),
+        ];
+        assert_eq!(ErrorKind::ALL.len(), pinned.len(), "a kind was added: pin its code and name here");
+        for (i, (kind, code, name)) in pinned.into_iter().enumerate() {
+            assert_eq!(ErrorKind::ALL[i], kind, "ALL is in code order");
+            assert_eq!(kind.code(), code, "{kind:?}");
+            assert_eq!(kind.as_str(), name, "{kind:?}");
+            assert_eq!(ErrorKind::from_code(code), Some(kind));
+            assert_eq!(ErrorKind::from_name(name), Some(kind));
+            assert!(kind.description().ends_with('.'), "{kind:?} has a sentence");
+        }
+        assert_eq!(ErrorKind::from_code(0), None, "0 is success in C, never a kind");
+        assert_eq!(ErrorKind::from_name("unknown"), None);
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   runtime; the C ABI and the Python and Node bindings build on it.
 //! - `memory://NAME` is an in-process backend for testing leader logic without a
 //!   server; `ballot::memory` makes its sessions expire.
+//! - [`surface`] is the one table of error kinds, event kinds and options that
+//!   every surface (C, Python, Node, the CLI) derives its names from.
 //!
 //! All background work runs on a runtime owned by the library, so the async API
 //! works from any executor.
@@ -44,6 +46,7 @@
 
 mod backend;
 pub mod blocking;
+mod cancel;
 mod client;
 mod connection;
 mod election;
@@ -52,16 +55,20 @@ mod error;
 pub mod memory;
 mod model;
 mod options;
+mod process_runtime;
 mod runtime;
 mod session;
+pub mod surface;
 mod sync;
 mod url;
 
+pub use cancel::CancelToken;
 pub use client::Client;
 pub use election::{Election, Events, Leadership, Observe};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Event, Leader, LostReason, State};
 pub use options::{default_backend_url, Credentials, Options, TlsOptions};
+pub use surface::{EventKind, OptionInfo, OptionType, OptionValue, OPTIONS};
 pub use url::MAX_NAME_LEN;
 
 /// For tests only: acquire attempts of the Consul backend on one election key.
@@ -72,6 +79,10 @@ pub use backend::consul::acquire_attempts as __consul_acquire_attempts;
 /// For the bindings only: a process-wide value that a forked child gets afresh.
 #[doc(hidden)]
 pub use sync::PerProcess as __PerProcess;
+
+/// For the bindings only: a tokio runtime that a forked child builds afresh.
+#[doc(hidden)]
+pub use process_runtime::ProcessRuntime as __ProcessRuntime;
 
 /// The version of this library (the workspace version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -92,5 +103,7 @@ mod tests {
         assert_send_sync::<crate::blocking::Client>();
         assert_send_sync::<crate::blocking::Election>();
         assert_send_sync::<crate::blocking::CancelToken>();
+        assert_send_sync::<crate::OptionValue>();
+        assert_send_sync::<crate::__ProcessRuntime>();
     }
 }

@@ -182,6 +182,7 @@ impl Options {
 
     /// Applies URL overrides and checks ranges.
     pub(crate) fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
+        crate::surface::check_contradictions(&self, url)?;
         // Builder values are checked against the same ranges as URL options (a URL
         // value was checked when the URL was parsed), also when the URL overrides
         // them: a bad value is reported, not silently replaced.

@@ -6,21 +6,16 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::sync::Mutex;
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::sync::{lock, PerProcess};
+use crate::process_runtime::ProcessRuntime;
 
-/// The runtime of this process. A forked child inherits the memory of the
-/// parent's runtime but none of its threads, so it must not use it: the first use
-/// in a child builds a new one (the old one is leaked, since dropping it would try
-/// to join threads that do not exist in the child). The slot is per process
-/// *before* any lock is taken: a lock that a parent's thread held at the fork would
-/// stay locked in the child.
-static RUNTIME: PerProcess<Mutex<Option<&'static Runtime>>> = PerProcess::new(|| Mutex::new(None));
+/// The runtime of this process, built afresh in a forked child (see
+/// [`ProcessRuntime`]).
+static RUNTIME: ProcessRuntime = ProcessRuntime::new("ballot", build);
 
 thread_local! {
     static ON_LIBRARY_RUNTIME: Cell<bool> = const { Cell::new(false) };
@@ -51,11 +46,11 @@ pub(crate) fn handle() -> Result<Handle> {
     if let Some(lent) = LENT.with(|l| l.borrow().clone()) {
         return Ok(lent);
     }
-    let mut slot = lock(RUNTIME.get());
-    if let Some(rt) = *slot {
-        return Ok(rt.handle().clone());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    RUNTIME.handle()
+}
+
+fn build() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .max_blocking_threads(BLOCKING)
         // Idle ones leave after a second (tokio's default is 10 s): an idle process
@@ -65,10 +60,6 @@ pub(crate) fn handle() -> Result<Handle> {
         .enable_all()
         .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
         .build()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("could not start the ballot runtime: {e}")))?;
-    let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *slot = Some(rt);
-    Ok(rt.handle().clone())
 }
 
 /// Whether the current thread belongs to the library runtime.
@@ -159,6 +150,6 @@ mod tests {
     #[test]
     fn a_child_forked_while_the_runtime_slot_is_locked_builds_its_own() {
         assert!(run_a_task(), "the parent's runtime runs a task");
-        assert_child_ok(fork_while_locked(RUNTIME.get(), run_a_task), "runtime slot held at fork");
+        assert_child_ok(fork_while_locked(RUNTIME.slot(), run_a_task), "runtime slot held at fork");
     }
 }

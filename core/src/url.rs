@@ -335,6 +335,17 @@ impl BackendUrl {
         Ok(url)
     }
 
+    /// Whether this URL's backend speaks TLS: its URLs take `ca=`.
+    pub(crate) fn takes_tls(&self) -> bool {
+        self.syntax.option("ca").is_some()
+    }
+
+    /// Whether this URL's backend takes credentials: its URLs name hosts, with a
+    /// userinfo.
+    pub(crate) fn takes_credentials(&self) -> bool {
+        matches!(self.syntax.place, Place::Hosts { .. })
+    }
+
     /// The raw value of option `key`, if given.
     pub(crate) fn option(&self, key: &str) -> Option<&str> {
         self.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())

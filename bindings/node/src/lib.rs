@@ -14,18 +14,47 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
-use napi::bindgen_prelude::{BigInt, Buffer, Function, PromiseRaw};
+use napi::bindgen_prelude::{BigInt, Buffer, Either3, Function, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
-use tokio::sync::{watch, Mutex as AsyncMutex};
+use tokio::sync::Mutex as AsyncMutex;
 
-/// The stable code of an error kind: `BALLOT_` and the kind's name in capitals.
+/// The Node spelling of an error kind (its stable `code`): `BALLOT_` and the
+/// kind's name in capitals, as `BALLOT_NOT_LEADER`.
 fn code_of(kind: ballot::ErrorKind) -> String {
     format!("BALLOT_{}", kind.as_str().to_ascii_uppercase())
+}
+
+/// The Node spelling of a name of the core table: lowerCamelCase, as
+/// `leader_changed` -> `leaderChanged`.
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, word) in name.split('_').enumerate() {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            if i == 0 {
+                out.push(first);
+            } else {
+                out.extend(first.to_uppercase());
+            }
+            out.push_str(chars.as_str());
+        }
+    }
+    out
+}
+
+/// The Node spelling of an option: lowerCamelCase, and `Ms` after a duration
+/// (given in milliseconds), as `safety_margin` -> `safetyMarginMs`.
+fn option_key(o: &ballot::OptionInfo) -> String {
+    let key = camel(o.name);
+    if o.ty == ballot::OptionType::Duration {
+        key + "Ms"
+    } else {
+        key
+    }
 }
 
 /// Converts a core error, keeping its kind as a `[CODE]` prefix that `index.js`
@@ -34,30 +63,63 @@ fn js_err(e: ballot::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("[{}] {}", code_of(e.kind()), e.message()))
 }
 
-fn invalid(message: impl std::fmt::Display) -> napi::Error {
-    js_err(ballot::Error::new(ballot::ErrorKind::InvalidArgument, message.to_string()))
-}
-
-/// Converts a millisecond count from JavaScript into a duration, refusing
-/// negative, fractional, non-finite and absurdly large values instead of rounding
-/// them silently.
-fn millis(what: &str, ms: f64) -> napi::Result<Duration> {
-    if !ms.is_finite() || ms < 0.0 || ms.fract() != 0.0 || ms > 1e15 {
-        return Err(invalid(format!("{what} must be a whole, non-negative number of milliseconds, got {ms}")));
-    }
-    Ok(Duration::from_millis(ms as u64))
-}
-
 /// The version of the native addon, which is the workspace version of ballot.
 #[napi]
 pub fn version() -> String {
     ballot::VERSION.to_string()
 }
 
-/// Every error code, one per core `ErrorKind`, in the core's declaration order.
+/// One row of the error or the event table as Node spells it.
+#[napi(object)]
+pub struct KindRow {
+    /// The stable numeric code (the C `ballot_result` or `ballot_event_kind`).
+    pub code: u32,
+    /// The canonical name, as `not_leader` or `leader_changed`.
+    pub name: String,
+    /// The Node name: an error's code (`BALLOT_NOT_LEADER`), an event's name (`leaderChanged`).
+    pub js_name: String,
+}
+
+/// One row of the option table as Node spells it.
+#[napi(object)]
+pub struct OptionRow {
+    /// The canonical name, as `safety_margin`.
+    pub name: String,
+    /// `duration` (milliseconds in Node), `bool`, `text` or `path`.
+    pub r#type: String,
+    /// The key of `connect`'s options, as `safetyMarginMs`.
+    pub js_name: String,
+}
+
+/// The core's table of errors, events and options, spelt by Node's rules;
+/// `index.js` derives its codes, event names and option keys from it.
+#[napi(object)]
+pub struct Table {
+    /// Every error kind, in code order.
+    pub errors: Vec<KindRow>,
+    /// Every event kind, in code order.
+    pub events: Vec<KindRow>,
+    /// Every option.
+    pub options: Vec<OptionRow>,
+}
+
+/// The core's table (see `Table`).
 #[napi]
-pub fn error_codes() -> Vec<String> {
-    ballot::ErrorKind::ALL.iter().map(|k| code_of(*k)).collect()
+pub fn table() -> Table {
+    Table {
+        errors: ballot::ErrorKind::ALL
+            .iter()
+            .map(|k| KindRow { code: k.code(), name: k.as_str().into(), js_name: code_of(*k) })
+            .collect(),
+        events: ballot::EventKind::ALL
+            .iter()
+            .map(|k| KindRow { code: k.code(), name: k.as_str().into(), js_name: camel(k.as_str()) })
+            .collect(),
+        options: ballot::OPTIONS
+            .iter()
+            .map(|o| OptionRow { name: o.name.into(), r#type: o.ty.as_str().into(), js_name: option_key(o) })
+            .collect(),
+    }
 }
 
 /// The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root.
@@ -66,75 +128,31 @@ pub fn default_backend_url() -> String {
     ballot::default_backend_url()
 }
 
-/// Settings for `connect`. Options in the URL's query override these.
+/// One option for `connect`, by its canonical name (`index.js` maps the keys).
 #[napi(object)]
-#[derive(Default)]
-pub struct ConnectOptions {
-    /// Session TTL in milliseconds (default 10000).
-    pub ttl_ms: Option<f64>,
-    /// Safety margin in milliseconds (default TTL/5).
-    pub safety_margin_ms: Option<f64>,
-    /// How long connecting may take, in milliseconds (default 5000).
-    pub connect_timeout_ms: Option<f64>,
-    /// Whether a lost leadership campaigns again by itself (default true).
-    pub auto_requeue: Option<bool>,
-    /// User name for the backend (with `password`).
-    pub username: Option<String>,
-    /// Password for the backend (with `username`).
-    pub password: Option<String>,
-    /// A token for the backend (Consul ACL).
-    pub token: Option<String>,
-    /// PEM file of the CA certificates that verify the server.
-    pub tls_ca: Option<String>,
-    /// PEM file of the client certificate (mutual TLS).
-    pub tls_cert: Option<String>,
-    /// PEM file of the client key (mutual TLS).
-    pub tls_key: Option<String>,
+pub struct OptionSetting {
+    /// The option's canonical name, as `safety_margin`.
+    pub name: String,
+    /// A number (milliseconds, for a duration), a boolean or a string.
+    pub value: Either3<f64, bool, String>,
 }
 
-fn build_options(o: ConnectOptions) -> napi::Result<ballot::Options> {
-    let mut opts = ballot::Options::default();
-    if let Some(ms) = o.ttl_ms {
-        opts = opts.with_ttl(millis("ttlMs", ms)?);
-    }
-    if let Some(ms) = o.safety_margin_ms {
-        opts = opts.with_safety_margin(millis("safetyMarginMs", ms)?);
-    }
-    if let Some(ms) = o.connect_timeout_ms {
-        opts = opts.with_connect_timeout(millis("connectTimeoutMs", ms)?);
-    }
-    if let Some(on) = o.auto_requeue {
-        opts = opts.with_auto_requeue(on);
-    }
-    match (o.username, o.password, o.token) {
-        (None, None, None) => {}
-        (Some(user), Some(password), None) => {
-            opts = opts.with_credentials(ballot::Credentials::Password { user, password })
-        }
-        (None, None, Some(token)) => opts = opts.with_credentials(ballot::Credentials::Token(token)),
-        _ => return Err(invalid("give either username and password, or token, not a mix")),
-    }
-    if o.tls_ca.is_some() || o.tls_cert.is_some() || o.tls_key.is_some() {
-        if o.tls_cert.is_some() != o.tls_key.is_some() {
-            return Err(invalid("tlsCert and tlsKey go together"));
-        }
-        let tls = ballot::TlsOptions {
-            ca: o.tls_ca.map(Into::into),
-            cert: o.tls_cert.map(Into::into),
-            key: o.tls_key.map(Into::into),
-        };
-        opts = opts.with_tls(tls);
-    }
-    Ok(opts)
-}
-
-/// Connects to the backend that `url` names and starts its session.
+/// Connects to the backend that `url` names and starts its session. The core
+/// parses and checks every option.
 ///
 /// Rejects with `BALLOT_INVALID_ARGUMENT` for a bad URL or option,
 /// `BALLOT_CONNECTION`, `BALLOT_TIMEOUT` or `BALLOT_AUTH`.
 #[napi]
-pub async fn connect(url: String, options: Option<ConnectOptions>) -> napi::Result<Client> {
-    let opts = build_options(options.unwrap_or_default())?;
+pub async fn connect(url: String, options: Vec<OptionSetting>) -> napi::Result<Client> {
+    let mut opts = ballot::Options::default();
+    for o in options {
+        let value = match o.value {
+            Either3::A(ms) => ballot::OptionValue::Millis(ms),
+            Either3::B(on) => ballot::OptionValue::Bool(on),
+            Either3::C(text) => ballot::OptionValue::Text(text),
+        };
+        opts.set(&o.name, value).map_err(js_err)?;
+    }
     let inner = ballot::Client::connect(&url, opts).await.map_err(js_err)?;
     Ok(Client { inner })
 }
@@ -204,16 +222,12 @@ impl Client {
     }
 }
 
-/// Cancels one `campaign` from JavaScript (an AbortSignal's abort).
+/// Cancels one `campaign` from JavaScript (an AbortSignal's abort): the core's
+/// token.
 #[napi]
+#[derive(Default)]
 pub struct CancelToken {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for CancelToken {
-    fn default() -> Self {
-        CancelToken { tx: Arc::new(watch::channel(false).0) }
-    }
+    inner: ballot::CancelToken,
 }
 
 #[napi]
@@ -228,7 +242,7 @@ impl CancelToken {
     /// `BALLOT_CANCELLED` and the candidate is withdrawn.
     #[napi]
     pub fn cancel(&self) {
-        self.tx.send_replace(true);
+        self.inner.cancel();
     }
 }
 
@@ -255,8 +269,7 @@ impl Election {
 
     /// Campaigns and resolves once leading. `timeoutMs` bounds the wait
     /// (`BALLOT_TIMEOUT`); `cancel` interrupts it (`BALLOT_CANCELLED`). Either way
-    /// the candidate is withdrawn, because dropping the core's campaign future
-    /// withdraws it.
+    /// the candidate is withdrawn (the core's `campaign_with`).
     #[napi(ts_return_type = "Promise<Leadership>")]
     pub fn campaign<'e>(
         &self,
@@ -265,37 +278,13 @@ impl Election {
         timeout_ms: Option<f64>,
         cancel: Option<&CancelToken>,
     ) -> napi::Result<PromiseRaw<'e, Leadership>> {
-        let timeout = timeout_ms.map(|ms| millis("timeoutMs", ms)).transpose()?;
+        let timeout = timeout_ms.map(|ms| ballot::surface::duration_from_millis("timeoutMs", ms)).transpose();
+        let timeout = timeout.map_err(js_err)?;
         let election = self.inner.clone();
         let value = value.to_vec();
-        let mut cancelled = cancel.map(|c| c.tx.subscribe());
+        let cancel = cancel.map(|c| c.inner.clone());
         env.spawn_future(async move {
-            let won = async {
-                match timeout {
-                    Some(t) => match tokio::time::timeout(t, election.campaign(&value)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(ballot::Error::new(
-                            ballot::ErrorKind::Timeout,
-                            format!("not elected within {} ms", t.as_millis()),
-                        )),
-                    },
-                    None => election.campaign(&value).await,
-                }
-            };
-            let aborted = async {
-                match cancelled.as_mut() {
-                    Some(rx) => {
-                        let _ = rx.wait_for(|c| *c).await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            let r = tokio::select! {
-                biased;
-                _ = aborted => Err(ballot::Error::new(ballot::ErrorKind::Cancelled, "the campaign was aborted")),
-                r = won => r,
-            };
-            let lead = r.map_err(js_err)?;
+            let lead = election.campaign_with(&value, timeout, cancel.as_ref()).await.map_err(js_err)?;
             Ok(Leadership { term: BigInt::from(lead.term()), key: lead.key().to_string(), value: lead.value().into() })
         })
     }
@@ -336,10 +325,7 @@ impl Election {
     /// Watches the leader: the current one first, then each change.
     #[napi]
     pub fn observe(&self) -> Observer {
-        Observer {
-            stream: Arc::new(AsyncMutex::new(Some(self.inner.observe()))),
-            stop: Arc::new(watch::channel(false).0),
-        }
+        Observer { stream: Arc::new(AsyncMutex::new(Some(self.inner.observe()))), stop: ballot::CancelToken::new() }
     }
 
     /// Calls `callback` with every event of this handle, in order, until the
@@ -369,49 +355,31 @@ impl Election {
 /// An event as the native layer hands it to `index.js`.
 #[napi(object)]
 pub struct NativeEvent {
-    /// `elected`, `suspended`, `reconnected`, `lost`, `resigned`, `leader`,
-    /// `ended` or `error`.
+    /// The event's name, spelt as `table().events[].jsName`: `elected`,
+    /// `suspended`, `reconnected`, `lost`, `resigned`, `leaderChanged`, `ended`,
+    /// `error`, or a kind added to the core later (passed on without payload).
     pub kind: String,
     /// The new term, for `elected`.
     pub term: Option<BigInt>,
     /// Why leadership was lost, for `lost`: `session_lost`, `deleted`, `not_owner`.
     pub reason: Option<String>,
-    /// The new leader for `leader` (absent: no leader).
+    /// The new leader for `leaderChanged` (absent: no leader).
     pub leader: Option<Leader>,
     /// The error, for `error`, as `[CODE] message`.
     pub error: Option<String>,
 }
 
 fn event_js(ev: ballot::Event) -> NativeEvent {
-    let mut out = NativeEvent { kind: String::new(), term: None, reason: None, leader: None, error: None };
-    out.kind = match ev {
-        ballot::Event::Elected { term } => {
-            out.term = Some(BigInt::from(term));
-            "elected"
-        }
-        ballot::Event::Suspended => "suspended",
-        ballot::Event::Reconnected => "reconnected",
-        ballot::Event::Lost { reason } => {
-            out.reason = Some(reason.as_str().to_string());
-            "lost"
-        }
-        ballot::Event::Resigned => "resigned",
-        ballot::Event::LeaderChanged(l) => {
-            out.leader = l.map(leader_js);
-            "leader"
-        }
-        ballot::Event::Ended => "ended",
-        ballot::Event::Error(e) => {
-            out.error = Some(format!("[{}] {}", code_of(e.kind()), e.message()));
-            "error"
-        }
-        // Event is non_exhaustive: a kind added to core later is reported, not dropped.
-        other => {
-            out.error = Some(format!("[BALLOT_INTERNAL] an event this addon does not know: {other:?}"));
-            "error"
-        }
+    let mut out = NativeEvent { kind: camel(ev.kind().as_str()), term: None, reason: None, leader: None, error: None };
+    match ev {
+        ballot::Event::Elected { term } => out.term = Some(BigInt::from(term)),
+        ballot::Event::Lost { reason } => out.reason = Some(reason.as_str().to_string()),
+        ballot::Event::LeaderChanged(l) => out.leader = l.map(leader_js),
+        ballot::Event::Error(e) => out.error = Some(format!("[{}] {}", code_of(e.kind()), e.message())),
+        // Kinds without payload, and kinds this addon does not know: passed on by
+        // name (the core table's policy).
+        _ => {}
     }
-    .to_string();
     out
 }
 
@@ -445,7 +413,7 @@ pub struct ObserveStep {
 #[napi]
 pub struct Observer {
     stream: Arc<AsyncMutex<Option<ballot::Observe>>>,
-    stop: Arc<watch::Sender<bool>>,
+    stop: ballot::CancelToken,
 }
 
 #[napi]
@@ -455,7 +423,7 @@ impl Observer {
     #[napi]
     pub async fn next(&self) -> napi::Result<ObserveStep> {
         let stream = self.stream.clone();
-        let mut stop = self.stop.subscribe();
+        let stop = self.stop.clone();
         let done = ObserveStep { done: true, leader: None };
         let step = async move {
             let mut guard = stream.lock().await;
@@ -474,7 +442,7 @@ impl Observer {
             }
         };
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => Ok(done),
+            _ = stop.cancelled() => Ok(done),
             r = step => match r? {
                 None => Ok(done),
                 Some(l) => Ok(ObserveStep { done: false, leader: l.map(leader_js) }),
@@ -485,7 +453,7 @@ impl Observer {
     /// Stops the observer: a pending `next()` resolves `{ done: true }`.
     #[napi]
     pub fn close(&self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
     }
 }
 
@@ -494,22 +462,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_unique_and_prefixed() {
-        let mut codes = error_codes();
-        assert_eq!(codes.len(), ballot::ErrorKind::ALL.len());
-        assert!(codes.iter().all(|c| c.starts_with("BALLOT_")));
-        assert!(codes.contains(&"BALLOT_NOT_LEADER".to_string()));
-        assert!(codes.contains(&"BALLOT_CANCELLED".to_string()));
-        codes.sort();
-        codes.dedup();
-        assert_eq!(codes.len(), ballot::ErrorKind::ALL.len());
-    }
-
-    #[test]
-    fn millis_refuses_what_it_cannot_represent() {
-        assert_eq!(millis("x", 1500.0).ok(), Some(Duration::from_millis(1500)));
-        for bad in [-1.0, 0.5, f64::NAN, f64::INFINITY, 1e16] {
-            assert!(millis("x", bad).is_err(), "{bad} accepted");
-        }
+    fn names_are_spelt_by_the_node_rules() {
+        assert_eq!(camel("leader_changed"), "leaderChanged");
+        assert_eq!(camel("elected"), "elected");
+        assert_eq!(code_of(ballot::ErrorKind::NotLeader), "BALLOT_NOT_LEADER");
+        let keys: Vec<String> = ballot::OPTIONS.iter().map(option_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "ttlMs",
+                "safetyMarginMs",
+                "connectTimeoutMs",
+                "autoRequeue",
+                "username",
+                "password",
+                "token",
+                "tlsCa",
+                "tlsCert",
+                "tlsKey"
+            ]
+        );
     }
 }

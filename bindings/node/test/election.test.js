@@ -126,27 +126,27 @@ for (const backend of backends()) {
       assert.equal(n, 1)
     })
 
-    it('emits elected, leader, resigned and ended in order', { timeout: LIMIT * 2 }, async () => {
+    it('emits elected, leaderChanged, resigned and ended in order', { timeout: LIMIT * 2 }, async () => {
       const name = uniqueName('events')
       const e = a.election(name)
       const log = []
       e.on('elected', ({ term }) => log.push(['elected', term]))
-      e.on('leader', (l) => log.push(['leader', l && l.value.toString()]))
+      e.on('leaderChanged', (l) => log.push(['leaderChanged', l && l.value.toString()]))
       e.on('resigned', () => log.push(['resigned']))
       e.on('ended', () => log.push(['ended']))
       const elected = waitFor(e, 'elected', LIMIT)
       // A watch may coalesce a leader that comes and goes quickly, so the test
-      // resigns only once the 'leader' event has named this candidate.
+      // resigns only once the 'leaderChanged' event has named this candidate.
       const sawMe = new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("no 'leader' event naming this candidate")), LIMIT)
+        const timer = setTimeout(() => reject(new Error("no 'leaderChanged' event naming this candidate")), LIMIT)
         const on = (l) => {
           if (l && l.value.toString() === 'me') {
             clearTimeout(timer)
-            e.off('leader', on)
+            e.off('leaderChanged', on)
             resolve()
           }
         }
-        e.on('leader', on)
+        e.on('leaderChanged', on)
       })
       const lead = await e.campaign('me')
       const [{ term }] = await elected
@@ -163,7 +163,7 @@ for (const backend of backends()) {
       assert.ok(kinds.indexOf('elected') < kinds.indexOf('resigned'), kinds.join(','))
       assert.ok(kinds.indexOf('resigned') < kinds.indexOf('ended'), kinds.join(','))
       assert.equal(kinds[kinds.length - 1], 'ended', 'nothing follows ended')
-      assert.ok(log.some((x) => x[0] === 'leader' && x[1] === 'me'), JSON.stringify(log.map((x) => x.map(String))))
+      assert.ok(log.some((x) => x[0] === 'leaderChanged' && x[1] === 'me'), JSON.stringify(log.map((x) => x.map(String))))
     })
 
     it('end() ends the election for every participant', { timeout: LIMIT * 2 }, async () => {

@@ -1,5 +1,6 @@
 //! The asyncio bridge: pyo3-async-runtimes' generic `future_into_py` on a small
-//! tokio runtime of our own that, like the core's, is rebuilt in a forked child.
+//! tokio runtime of our own that, like the core's (and with the core's code), is
+//! rebuilt in a forked child.
 //! (pyo3-async-runtimes' own tokio runtime is built once per address space, so a
 //! forked child would spawn onto a runtime whose threads stayed in the parent.)
 
@@ -9,38 +10,22 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use ballot::{__PerProcess as PerProcess, Error, ErrorKind};
+use ballot::{__PerProcess as PerProcess, __ProcessRuntime as ProcessRuntime};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::generic::{ContextExt, Runtime as GenericRuntime};
 use pyo3_async_runtimes::TaskLocals;
-use tokio::runtime::Runtime;
 
 use crate::convert::py_err;
 
-/// The bridge runtime of this process (see `ballot`'s own runtime): per process
-/// before any lock is taken, because a lock that a parent's thread held at the
-/// fork would stay locked in the child.
-static RUNTIME: PerProcess<Mutex<Option<&'static Runtime>>> = PerProcess::new(|| Mutex::new(None));
-
-fn runtime() -> ballot::Result<&'static Runtime> {
-    let mut slot = RUNTIME.get().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(rt) = *slot {
-        return Ok(rt);
-    }
+/// The bridge runtime of this process: the core's fork-aware runtime type, built
+/// afresh in a forked child. Not the library's runtime itself: a bridge task
+/// waits for the GIL to hand its result to the event loop, and must not hold up
+/// the library's keepalives while it waits.
+static RUNTIME: ProcessRuntime = ProcessRuntime::new("asyncio bridge", || {
     // It only awaits futures whose work runs on the library runtime: one worker.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("ballot-asyncio")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("could not start the asyncio bridge runtime: {e}")))?;
-    // Leaked on purpose: in a forked child the old one cannot be dropped (its
-    // threads are not there to join), and in the parent it lives for the process.
-    let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *slot = Some(rt);
-    Ok(rt)
-}
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("ballot-asyncio").enable_all().build()
+});
 
 /// Bridge tasks alive in this process, and a condition signalled when none is
 /// left. Such a task takes the GIL to hand its result to the event loop, and the
@@ -104,7 +89,7 @@ impl GenericRuntime for Bridge {
         // `future_into_py` below built the runtime for this process before any
         // spawn; a failure to build it was reported there as InternalError.
         let live = LiveTask::new();
-        match runtime() {
+        match RUNTIME.get() {
             Ok(rt) => rt.spawn(async move {
                 fut.await;
                 drop(live);
@@ -118,7 +103,7 @@ impl GenericRuntime for Bridge {
         F: FnOnce() + Send + 'static,
     {
         let live = LiveTask::new();
-        match runtime() {
+        match RUNTIME.get() {
             Ok(rt) => rt.spawn_blocking(move || {
                 f();
                 drop(live);
@@ -149,7 +134,7 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    runtime().map_err(|e| py_err(py, &e))?;
+    RUNTIME.get().map_err(|e| py_err(py, &e))?;
     pyo3_async_runtimes::generic::future_into_py::<Bridge, F, T>(py, fut)
 }
 
@@ -160,7 +145,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     // `spawn` cannot report a runtime that failed to start; ask first.
-    if runtime().is_ok() {
+    if RUNTIME.get().is_ok() {
         drop(<Bridge as GenericRuntime>::spawn(fut));
     }
 }

@@ -10,38 +10,24 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
-/// The Python class (in `ballot._errors`) of each kind. One class per kind; the
-/// table is checked against `ErrorKind::ALL` by `tests/test_errors.py`.
-fn class_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidArgument => "InvalidArgumentError",
-        ErrorKind::Connection => "ConnectionError",
-        ErrorKind::Timeout => "TimeoutError",
-        ErrorKind::NotLeader => "NotLeaderError",
-        ErrorKind::NoLeader => "NoLeaderError",
-        ErrorKind::SessionLost => "SessionLostError",
-        ErrorKind::Ended => "EndedError",
-        ErrorKind::Closed => "ClosedError",
-        ErrorKind::Auth => "AuthError",
-        ErrorKind::Backend => "BackendError",
-        ErrorKind::Internal => "InternalError",
-        ErrorKind::Cancelled => "CancelledError",
-        // ErrorKind is non_exhaustive: a kind added to core without a class here
-        // still reaches Python as the base class rather than being lost.
-        _ => "BallotError",
-    }
+/// The Python class (in `ballot._errors`) of a kind, by Python's rule: the
+/// kind's name in CamelCase and `Error`, as `not_leader` -> `NotLeaderError`.
+/// `_errors.py` makes one class per row of the core's table with this name.
+pub(crate) fn class_name(kind: ErrorKind) -> String {
+    let mut out: String = kind.as_str().split('_').flat_map(capitalized).collect();
+    out.push_str("Error");
+    out
 }
 
-/// The names of every kind, as `(kind name, class name)`, for the test that checks
-/// the table is complete.
-pub(crate) fn kind_table() -> Vec<(&'static str, &'static str)> {
-    ErrorKind::ALL.iter().map(|k| (k.as_str(), class_name(*k))).collect()
+fn capitalized(word: &str) -> Vec<char> {
+    let mut chars = word.chars();
+    chars.next().into_iter().flat_map(char::to_uppercase).chain(chars).collect()
 }
 
 /// A Python exception for `e`: the class of its kind, the message as `str(exc)`,
 /// and the underlying error chained as `__cause__`.
 pub(crate) fn py_err(py: Python<'_>, e: &Error) -> PyErr {
-    let err = match py.import("ballot._errors").and_then(|m| m.getattr(class_name(e.kind()))) {
+    let err = match py.import("ballot._errors").and_then(|m| m.getattr(class_name(e.kind()).as_str())) {
         Ok(cls) => match cls.call1((e.message().to_string(),)) {
             Ok(inst) => PyErr::from_value(inst),
             Err(import_err) => import_err,
@@ -106,15 +92,12 @@ pub(crate) fn value_bytes(v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 /// A timeout in seconds: None (or infinity) waits forever; negative or NaN is an
-/// `InvalidArgumentError`.
+/// `InvalidArgumentError` (the core reads the number, as it reads options).
 pub(crate) fn timeout(py: Python<'_>, what: &str, secs: Option<f64>) -> PyResult<Option<Duration>> {
     match secs {
         None => Ok(None),
         Some(s) if s == f64::INFINITY => Ok(None),
-        Some(s) => match Duration::try_from_secs_f64(s) {
-            Ok(d) => Ok(Some(d)),
-            Err(_) => Err(invalid(py, format!("{what} must be a number of seconds >= 0 or None, not {s}"))),
-        },
+        Some(s) => check(py, ballot::surface::duration_from_secs(what, s).map(Some)),
     }
 }
 

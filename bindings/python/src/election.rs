@@ -92,10 +92,12 @@ impl Leadership {
     }
 }
 
-/// One event of an election handle. `kind` is one of `"elected"`, `"suspended"`,
-/// `"reconnected"`, `"lost"`, `"resigned"`, `"leader_changed"`, `"ended"`,
-/// `"error"`; `term` is set for `elected`, `reason` for `lost`, `leader` for
-/// `leader_changed` (None: no leader), `error` for `error`.
+/// One event of an election handle. `kind` is the core's name of the event kind:
+/// `"elected"`, `"suspended"`, `"reconnected"`, `"lost"`, `"resigned"`,
+/// `"leader_changed"`, `"ended"`, `"error"`, or a kind added to the core later
+/// (passed on by its name, with no other field set). `term` is set for
+/// `elected`, `reason` for `lost`, `leader` for `leader_changed` (None: no
+/// leader), `error` for `error`.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Event {
     #[pyo3(get)]
@@ -112,32 +114,14 @@ pub(crate) struct Event {
 
 impl Event {
     fn new(py: Python<'_>, ev: &ballot::Event) -> PyResult<Event> {
-        let mut e = Event { kind: "unknown", term: None, reason: None, leader: None, error: None };
+        let mut e = Event { kind: ev.kind().as_str(), term: None, reason: None, leader: None, error: None };
         match ev {
-            ballot::Event::Elected { term } => {
-                e.kind = "elected";
-                e.term = Some(*term);
-            }
-            ballot::Event::Suspended => e.kind = "suspended",
-            ballot::Event::Reconnected => e.kind = "reconnected",
-            ballot::Event::Lost { reason } => {
-                e.kind = "lost";
-                e.reason = Some(reason.as_str());
-            }
-            ballot::Event::Resigned => e.kind = "resigned",
-            ballot::Event::LeaderChanged(l) => {
-                e.kind = "leader_changed";
-                e.leader = match l {
-                    Some(l) => Some(Py::new(py, Leader::from(l.clone()))?),
-                    None => None,
-                };
-            }
-            ballot::Event::Ended => e.kind = "ended",
-            ballot::Event::Error(err) => {
-                e.kind = "error";
-                e.error = Some(py_err(py, err).into_value(py).into_any());
-            }
-            // Event is non_exhaustive; a new core event arrives as "unknown".
+            ballot::Event::Elected { term } => e.term = Some(*term),
+            ballot::Event::Lost { reason } => e.reason = Some(reason.as_str()),
+            ballot::Event::LeaderChanged(Some(l)) => e.leader = Some(Py::new(py, Leader::from(l.clone()))?),
+            ballot::Event::Error(err) => e.error = Some(py_err(py, err).into_value(py).into_any()),
+            // Kinds without payload, and kinds this module does not know: passed on
+            // by name (the core table's policy).
             _ => {}
         }
         Ok(e)
@@ -154,7 +138,7 @@ impl Event {
         if let Some(r) = self.reason {
             s.push_str(&format!(", reason={r:?}"));
         }
-        if self.kind == "leader_changed" {
+        if self.kind == ballot::EventKind::LeaderChanged.as_str() {
             let l = match &self.leader {
                 Some(l) => l.borrow(py).__repr__(py).unwrap_or_else(|_| "?".into()),
                 None => "None".into(),
@@ -416,14 +400,7 @@ impl Election {
         let e = self.inner.as_async().clone();
         let guard = self.guard;
         let aw = crate::aio::future_into_awaitable(py, move |handover| async move {
-            let r = match t {
-                None => e.campaign(v).await,
-                Some(t) => match tokio::time::timeout(t, e.campaign(v)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::new(ErrorKind::Timeout, format!("the campaign did not win within {t:?}"))),
-                },
-            };
-            let lead = async_check(r)?;
+            let lead = async_check(e.campaign_with(v, t, None).await)?;
             // Owned: a forked child that drops the undo must not close the parent's handle.
             let undo = Owned::new(e, guard);
             handover.ready(move || {

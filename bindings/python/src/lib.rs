@@ -11,12 +11,11 @@ mod aio;
 mod convert;
 mod election;
 
-use std::time::Duration;
-
 use ballot::blocking;
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
-use crate::convert::{check, py_err, timeout, ForkGuard, Owned};
+use crate::convert::{check, py_err, ForkGuard, Owned};
 use crate::election::{
     AsyncLeadershipContext, AsyncObserver, Election, Event, Leader, Leadership, LeadershipContext, Observer,
     Subscription,
@@ -98,47 +97,42 @@ impl Client {
     }
 }
 
-/// Builds the core options from the keyword arguments (seconds as floats).
-fn options(
-    py: Python<'_>,
-    ttl: Option<f64>,
-    safety_margin: Option<f64>,
-    connect_timeout: Option<f64>,
-    auto_requeue: bool,
-) -> PyResult<ballot::Options> {
-    let mut o = ballot::Options::default().with_auto_requeue(auto_requeue);
-    let secs = |what: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
-        match v {
-            Some(s) if !s.is_finite() => {
-                Err(convert::invalid(py, format!("{what} must be a finite number of seconds")))
-            }
-            _ => timeout(py, what, v),
+/// Builds the core options from `connect`'s keyword arguments: each one is an
+/// option of the core's table by its name, converted as it comes (a number of
+/// seconds, a bool, a str or an `os.PathLike`) and parsed and checked by the core.
+/// None leaves the option at its default.
+fn options(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ballot::Options> {
+    let mut o = ballot::Options::default();
+    for (key, value) in kwargs.into_iter().flatten() {
+        let name: String = key.extract()?;
+        if value.is_none() {
+            continue;
         }
-    };
-    if let Some(t) = secs("ttl", ttl)? {
-        o = o.with_ttl(t);
-    }
-    if let Some(m) = secs("safety_margin", safety_margin)? {
-        o = o.with_safety_margin(m);
-    }
-    if let Some(c) = secs("connect_timeout", connect_timeout)? {
-        o = o.with_connect_timeout(c);
+        let v = if let Ok(b) = value.cast::<PyBool>() {
+            ballot::OptionValue::Bool(b.is_true())
+        } else if value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>() {
+            // An int too large for a float is too large for any duration.
+            ballot::OptionValue::Seconds(value.extract().unwrap_or(f64::INFINITY))
+        } else if let Ok(text) = value.cast::<PyString>() {
+            ballot::OptionValue::Text(text.to_cow()?.into_owned())
+        } else if value.hasattr("__fspath__")? {
+            let path = py.import("os")?.call_method1("fspath", (&value,))?;
+            ballot::OptionValue::Text(path.extract()?)
+        } else {
+            let ty = value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            return Err(py_err(py, &ballot::surface::unusable_value(&name, &ty)));
+        };
+        check(py, o.set(&name, v))?;
     }
     Ok(o)
 }
 
 /// Connects to the backend `url` (None: the local default) and starts a session.
+/// Every keyword is an option of the core's table (`ttl=`, `token=`, ...).
 #[pyfunction]
-#[pyo3(signature = (url=None, *, ttl=None, safety_margin=None, connect_timeout=None, auto_requeue=true))]
-fn connect(
-    py: Python<'_>,
-    url: Option<String>,
-    ttl: Option<f64>,
-    safety_margin: Option<f64>,
-    connect_timeout: Option<f64>,
-    auto_requeue: bool,
-) -> PyResult<Client> {
-    let o = options(py, ttl, safety_margin, connect_timeout, auto_requeue)?;
+#[pyo3(signature = (url=None, **options))]
+fn connect(py: Python<'_>, url: Option<String>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Client> {
+    let o = self::options(py, options)?;
     let url = url.unwrap_or_else(ballot::default_backend_url);
     let inner = check(py, py.detach(move || blocking::Client::connect(&url, o)))?;
     let guard = ForkGuard::new();
@@ -147,16 +141,13 @@ fn connect(
 
 /// `connect()` for asyncio.
 #[pyfunction]
-#[pyo3(signature = (url=None, *, ttl=None, safety_margin=None, connect_timeout=None, auto_requeue=true))]
+#[pyo3(signature = (url=None, **options))]
 fn connect_async<'py>(
     py: Python<'py>,
     url: Option<String>,
-    ttl: Option<f64>,
-    safety_margin: Option<f64>,
-    connect_timeout: Option<f64>,
-    auto_requeue: bool,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let o = options(py, ttl, safety_margin, connect_timeout, auto_requeue)?;
+    let o = self::options(py, options)?;
     let url = url.unwrap_or_else(ballot::default_backend_url);
     crate::aio::future_into_py(py, async move {
         // The core's async connect does the work on the library runtime; the
@@ -178,10 +169,23 @@ fn default_backend_url() -> String {
     ballot::default_backend_url()
 }
 
-/// `(kind name, class name)` for every core error kind (used by the tests).
+/// The core's table, spelt by Python's rules: `errors` as `(code, name, class
+/// name, description)`, `events` as `(code, name)` (an `Event.kind` is the
+/// name), `options` as `(name, type, summary)` (`connect`'s keywords). The error
+/// classes are made from it, and the tests compare the stubs with it.
 #[pyfunction]
-fn _error_kinds() -> Vec<(&'static str, &'static str)> {
-    convert::kind_table()
+fn _table(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let errors: Vec<_> = ballot::ErrorKind::ALL
+        .iter()
+        .map(|k| (k.code(), k.as_str(), convert::class_name(*k), k.description()))
+        .collect();
+    let events: Vec<_> = ballot::EventKind::ALL.iter().map(|k| (k.code(), k.as_str())).collect();
+    let options: Vec<_> = ballot::OPTIONS.iter().map(|o| (o.name, o.ty.as_str(), o.summary)).collect();
+    let table = PyDict::new(py);
+    table.set_item("errors", errors)?;
+    table.set_item("events", events)?;
+    table.set_item("options", options)?;
+    Ok(table)
 }
 
 #[pymodule]
@@ -192,7 +196,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(connect_async, m)?)?;
     m.add_function(wrap_pyfunction!(default_backend_url, m)?)?;
-    m.add_function(wrap_pyfunction!(_error_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(_table, m)?)?;
     m.add_class::<Client>()?;
     m.add_class::<Election>()?;
     m.add_class::<Leader>()?;

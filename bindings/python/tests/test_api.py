@@ -345,18 +345,6 @@ def test_connection_error_chains_its_cause() -> None:
     assert info.value.__cause__.errno is not None
 
 
-def test_one_exception_class_per_kind() -> None:
-    from ballot import _native
-
-    table = _native._error_kinds()
-    assert len(table) == 12
-    classes = [getattr(ballot, cls) for _, cls in table]
-    assert len(set(classes)) == 12
-    for (kind, _), cls in zip(table, classes):
-        assert issubclass(cls, ballot.BallotError) and cls is not ballot.BallotError
-        assert cls.kind == kind
-
-
 def test_version_is_the_workspace_version() -> None:
     cargo = pathlib.Path(__file__).resolve().parents[3] / "Cargo.toml"
     m = re.search(r'\[workspace\.package\][^\[]*?version = "([^"]+)"', cargo.read_text())

@@ -4,10 +4,11 @@ import * as ballot from '../..'
 
 async function example(signal: AbortSignal): Promise<bigint> {
   const client: ballot.Client = await ballot.connect('file:///tmp/ballot', { ttlMs: 10000, autoRequeue: true })
+  const names: readonly ballot.EventName[] = ballot.EVENT_NAMES
   const e: ballot.Election = client.election('svc')
   e.on('elected', ({ term }) => console.log(term + 1n))
   e.on('lost', ({ reason }) => console.log(reason.toUpperCase()))
-  e.on('leader', (l) => console.log(l?.value.toString(), l?.term, l?.key))
+  e.on('leaderChanged', (l) => console.log(l?.value.toString(), l?.term, l?.key))
   e.on('error', (err) => console.log(err.code === 'BALLOT_NOT_LEADER', err.message))
   e.on('ended', () => {})
   const lead: ballot.Leadership = await e.campaign('node-1', { signal, timeoutMs: 1000 })
@@ -20,7 +21,7 @@ async function example(signal: AbortSignal): Promise<bigint> {
     console.log(v.length)
   }
   const state: ballot.ElectionState = e.state
-  console.log(state, now, ballot.version, ballot.ERROR_CODES.length, ballot.defaultBackendUrl())
+  console.log(state, now, names, ballot.version, ballot.ERROR_CODES.length, ballot.defaultBackendUrl())
   try {
     await e.resign()
   } catch (err) {

@@ -10,6 +10,12 @@ Blocking calls release the GIL, and Ctrl-C during ``campaign`` withdraws the
 candidate. Callbacks given to ``on_event`` run on a library thread with the GIL
 taken. The asyncio counterparts end in ``_async``.
 
+Names come from the core's one table: ``connect``'s keywords are the core's
+options (``ttl=``, ``token=``, ``tls_ca=``, ...; durations in seconds), an
+``Event.kind`` is the core's name of its kind (``"leader_changed"``), and each
+error kind has the class named by it in CamelCase and ``Error``
+(``not_leader``: ``NotLeaderError``).
+
 Fork: create clients after ``fork()``, in the process that uses them. A client
 made before a fork raises ``ClosedError`` when used in the child.
 """

@@ -2,48 +2,67 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Literal, Optional, Union, final
+from typing import Literal, Optional, TypedDict, Union, final
+
+from typing_extensions import Unpack
 
 from ballot._errors import BallotError
 
 __version__: str
 
-Value = Union[bytes, bytearray, str]
-EventKind = Literal[
-    "elected", "suspended", "reconnected", "lost", "resigned", "leader_changed", "ended", "error", "unknown"
-]
+__all__ = ["__version__", "connect", "connect_async", "default_backend_url", "_table", "Client", "Election", "Leader"]
+__all__ += ["Leadership", "LeadershipContext", "Event", "Observer", "AsyncObserver", "AsyncLeadershipContext"]
+__all__ += ["Subscription"]
 
-def connect(
-    url: Optional[str] = None,
-    *,
-    ttl: Optional[float] = None,
-    safety_margin: Optional[float] = None,
-    connect_timeout: Optional[float] = None,
-    auto_requeue: bool = True,
-) -> Client:
+# Aliases of these stubs only (a leading underscore: not in the module).
+_Value = Union[bytes, bytearray, str]
+_Path = Union[str, "os.PathLike[str]"]
+# The core's event kinds by name; tests/test_table.py checks this list against
+# the core's table. A kind added to the core later arrives by its name too.
+_EventKind = Literal["elected", "suspended", "reconnected", "lost", "resigned", "leader_changed", "ended", "error"]
+
+class _Options(TypedDict, total=False):
+    """``connect``'s keywords: the core's options by their names (tests/test_table.py
+    checks them against the core's table). Durations in seconds; None: the default."""
+
+    ttl: Optional[float]
+    safety_margin: Optional[float]
+    connect_timeout: Optional[float]
+    auto_requeue: Optional[bool]
+    username: Optional[str]
+    password: Optional[str]
+    token: Optional[str]
+    tls_ca: Optional[_Path]
+    tls_cert: Optional[_Path]
+    tls_key: Optional[_Path]
+
+def connect(url: Optional[str] = None, **options: Unpack[_Options]) -> Client:
     """Connects to the backend ``url`` (None: the local default) and starts a session.
 
-    Durations are in seconds. Options in the URL's query (``?ttl=10s``) override
-    these. Raises ``InvalidArgumentError``, ``ConnectionError``, ``TimeoutError``,
-    ``AuthError``."""
+    A setting that the URL also gives (``?ttl=10s``, ``user:password@``) is the
+    URL's; contradictions (a token with a username, TLS files for a backend without
+    TLS, ...) raise ``InvalidArgumentError``. Raises ``InvalidArgumentError``,
+    ``ConnectionError``, ``TimeoutError``, ``AuthError``."""
 
-def connect_async(
-    url: Optional[str] = None,
-    *,
-    ttl: Optional[float] = None,
-    safety_margin: Optional[float] = None,
-    connect_timeout: Optional[float] = None,
-    auto_requeue: bool = True,
-) -> Awaitable[Client]:
+def connect_async(url: Optional[str] = None, **options: Unpack[_Options]) -> Awaitable[Client]:
     """``connect()`` for asyncio."""
 
 def default_backend_url() -> str:
     """The backend used when none is given: the local backend in
     ``$XDG_STATE_HOME/ballot`` (``~/.local/state/ballot``), or ``/var/lib/ballot`` for root."""
 
-def _error_kinds() -> list[tuple[str, str]]: ...
+class _Table(TypedDict):
+    errors: list[tuple[int, str, str, str]]
+    events: list[tuple[int, str]]
+    options: list[tuple[str, str, str]]
+
+def _table() -> _Table:
+    """The core's table: ``errors`` as (code, name, class name, description),
+    ``events`` as (code, name), ``options`` as (name, type, summary)."""
+
 @final
 class Client:
     """A connection to one backend with one session, kept alive by the library.
@@ -78,7 +97,7 @@ class Client:
 class Leader:
     """The leader of an election as the backend records it."""
 
-    def __init__(self, value: Value, term: int, key: str) -> None: ...
+    def __new__(cls, value: _Value, term: int, key: str) -> Leader: ...
     @property
     def value(self) -> bytes: ...
     @property
@@ -87,7 +106,7 @@ class Leader:
 
     @property
     def key(self) -> str: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -130,10 +149,10 @@ class AsyncLeadershipContext:
 
 @final
 class Event:
-    """One event of an election handle."""
+    """One event of an election handle; ``kind`` is the core's name of its kind."""
 
     @property
-    def kind(self) -> EventKind: ...
+    def kind(self) -> _EventKind: ...
     @property
     def term(self) -> Optional[int]:
         """Set for ``elected``."""
@@ -192,14 +211,14 @@ class Election:
         """"idle", "campaigning", "leader", "suspended", "ended" or "closed". A plain
         ``str`` (not a Literal) because it changes under the caller's feet. "closed"
         in a child made by ``fork()``, where the handle raises ``ClosedError``."""
-    def campaign(self, value: Value, timeout: Optional[float] = None) -> Leadership:
+    def campaign(self, value: _Value, timeout: Optional[float] = None) -> Leadership:
         """Campaigns and blocks until elected. ``TimeoutError`` after ``timeout``
         seconds; Ctrl-C raises KeyboardInterrupt. Both withdraw the candidate."""
 
-    def leadership(self, value: Value, timeout: Optional[float] = None) -> LeadershipContext:
+    def leadership(self, value: _Value, timeout: Optional[float] = None) -> LeadershipContext:
         """``with e.leadership(value) as lead:`` campaigns on enter and resigns on exit."""
 
-    def proclaim(self, value: Value) -> None:
+    def proclaim(self, value: _Value) -> None:
         """Replaces the leader's value; the term stays. ``NotLeaderError`` unless leading."""
 
     def resign(self) -> None:
@@ -221,14 +240,14 @@ class Election:
         """Calls ``callback(event)`` in order on a library thread, with the GIL taken.
         Exceptions from the callback go to ``sys.unraisablehook``."""
 
-    def campaign_async(self, value: Value, timeout: Optional[float] = None) -> Awaitable[Leadership]:
+    def campaign_async(self, value: _Value, timeout: Optional[float] = None) -> Awaitable[Leadership]:
         """``campaign()`` for asyncio; cancelling the task withdraws the candidate, resigning if
         it had won: a win that the awaiting code never received is given back."""
 
-    def leadership_async(self, value: Value, timeout: Optional[float] = None) -> AsyncLeadershipContext:
+    def leadership_async(self, value: _Value, timeout: Optional[float] = None) -> AsyncLeadershipContext:
         """``async with e.leadership_async(value) as lead:`` campaigns on enter and resigns on exit."""
 
-    def proclaim_async(self, value: Value) -> Awaitable[None]: ...
+    def proclaim_async(self, value: _Value) -> Awaitable[None]: ...
     def resign_async(self) -> Awaitable[None]: ...
     def leader_async(self) -> Awaitable[Optional[Leader]]: ...
     def end_async(self) -> Awaitable[None]: ...

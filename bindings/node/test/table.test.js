@@ -1,0 +1,240 @@
+'use strict'
+// The core's one table (error kinds, event kinds, options) as this package spells
+// it: every code, event name and option key equals the table read from the native
+// addon, spelt by Node's rules, in the code and in index.d.ts; every option works
+// without the URL; and the scenario every language runs (campaign, a successor
+// waits, resign, end) reports the same set of event names.
+
+const { describe, it } = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const ballot = require('..')
+const native = require('../native.js')
+const { backends, uniqueName, waitFor, rejectsWith } = require('../testlib/helpers')
+
+const TABLE = native.table()
+const DTS = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
+
+// Node's spelling rules, written out here independently of the addon's.
+const camel = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+const optionKey = (o) => camel(o.name) + (o.type === 'duration' ? 'Ms' : '')
+const TS_TYPE = { duration: 'number', bool: 'boolean', text: 'string', path: 'string' }
+
+/** The quoted members of `export type NAME = | 'a' | 'b'` in index.d.ts. */
+function union(name) {
+  const m = new RegExp(`export type ${name} =([^]*?)\\n\\n`).exec(DTS)
+  assert.ok(m, `index.d.ts has a ${name} union`)
+  return [...m[1].matchAll(/'([A-Za-z_]+)'/g)].map((x) => x[1])
+}
+
+/** `key: type` members of `export interface NAME { ... }` in index.d.ts. */
+function members(name) {
+  const m = new RegExp(`export interface ${name} \\{([^]*?)\\n\\}`).exec(DTS)
+  assert.ok(m, `index.d.ts has an interface ${name}`)
+  return [...m[1].matchAll(/^ {2}(\w+)\??: ([^\n]+)$/gm)].map((x) => [x[1], x[2]])
+}
+
+// First: the warning is given once per process, and later tests listen to 'leader' too.
+it("listening to the deprecated 'leader' warns once", async () => {
+  const warned = new Promise((resolve) => process.once('warning', resolve))
+  const c = await ballot.connect(`file://${fs.mkdtempSync(path.join(os.tmpdir(), 'ballot-node-dep-'))}`)
+  try {
+    const e = c.election('dep')
+    e.on('leader', () => {})
+    const w = await warned
+    assert.equal(w.name, 'DeprecationWarning')
+    assert.equal(w.code, 'BALLOT_DEP_LEADER_EVENT')
+    assert.match(w.message, /'leaderChanged'/)
+  } finally {
+    await c.close()
+  }
+})
+
+describe('the core table', () => {
+  it('has stable codes in order and unique names', () => {
+    for (const rows of [TABLE.errors, TABLE.events]) {
+      assert.deepEqual(
+        rows.map((r) => r.code),
+        rows.map((_, i) => i + 1),
+      )
+      assert.equal(new Set(rows.map((r) => r.name)).size, rows.length)
+    }
+    assert.deepEqual(
+      TABLE.events.map((e) => e.name),
+      ['elected', 'suspended', 'reconnected', 'lost', 'resigned', 'leader_changed', 'ended', 'error'],
+    )
+  })
+
+  it('gives every error code: BALLOT_ and the kind in capitals, in the code and in index.d.ts', () => {
+    const want = TABLE.errors.map((e) => `BALLOT_${e.name.toUpperCase()}`)
+    assert.deepEqual([...ballot.ERROR_CODES], want)
+    assert.deepEqual(union('ErrorCode'), want)
+  })
+
+  it('gives every event name: lowerCamelCase, in the code and in index.d.ts', () => {
+    const want = TABLE.events.map((e) => camel(e.name))
+    assert.deepEqual([...ballot.EVENT_NAMES], want)
+    assert.ok(want.includes('leaderChanged'))
+    const declared = members('ElectionEvents').map(([k]) => k)
+    assert.deepEqual(declared, [...want, 'leader'], 'ElectionEvents: every event, then the deprecated alias')
+  })
+
+  it('gives every option: lowerCamelCase, Ms after a duration, in index.d.ts with its type', () => {
+    const want = TABLE.options.map((o) => [optionKey(o), TS_TYPE[o.type]])
+    assert.deepEqual(members('ConnectOptions'), want)
+    assert.deepEqual(
+      TABLE.options.map((o) => o.name),
+      [
+        'ttl',
+        'safety_margin',
+        'connect_timeout',
+        'auto_requeue',
+        'username',
+        'password',
+        'token',
+        'tls_ca',
+        'tls_cert',
+        'tls_key',
+      ],
+    )
+  })
+})
+
+describe('options without the URL', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ballot-node-table-'))
+  const local = `file://${dir}`
+
+  it('are parsed by the core, which names the option in its errors', async () => {
+    const c = await ballot.connect(local, { ttlMs: 3000, safetyMarginMs: 500, connectTimeoutMs: 2000, autoRequeue: false })
+    await c.close()
+    const refused = async (options, text) => {
+      await rejectsWith(assert, ballot.connect(local, options), 'BALLOT_INVALID_ARGUMENT')
+      await assert.rejects(ballot.connect(local, options), (err) => err.message.includes(text) || assert.fail(err.message))
+    }
+    await refused({ tll: 5 }, "unknown option 'tll'")
+    await refused({ ttlMs: true }, 'ttlMs must be a number of milliseconds')
+    await refused({ ttlMs: 999 }, 'option ttl must be at least 1s')
+    await refused({ ttlMs: 1e300 }, 'too large')
+    await refused({ autoRequeue: 1 }, 'option auto_requeue takes true or false')
+    await refused({ token: 't', username: 'u' }, 'exclude each other')
+    await refused({ token: 's3cret' }, 'file:// takes no credentials')
+    await refused({ tlsCa: '/nonexistent/ca.pem' }, 'does not speak TLS')
+    await refused({ tlsCa: 5 }, 'option tls_ca takes a file path')
+  })
+
+  it('the URL wins over an option', async () => {
+    // A 20 s margin is refused with a TTL of 3 s from the URL even though the
+    // option says 30 s, and accepted with 30 s from the URL though the option says 3 s.
+    const margin = { safetyMarginMs: 20000 }
+    await rejectsWith(assert, ballot.connect(`${local}?ttl=3s`, { ttlMs: 30000, ...margin }), 'BALLOT_INVALID_ARGUMENT')
+    await (await ballot.connect(`${local}?ttl=30s`, { ttlMs: 3000, ...margin })).close()
+  })
+
+  const env = process.env
+  const need = (v) => env[v] || (env.BALLOT_TEST_REQUIRE_SERVERS === '1' ? assert.fail(`${v} is not set`) : null)
+
+  it('username and password reach etcd', { skip: !need('BALLOT_TEST_ETCD_AUTH') && 'no etcd-auth' }, async () => {
+    const ns = `${env.BALLOT_TEST_ETCD_AUTH_PREFIX.replace(/\/$/, '')}/${uniqueName('ns').replaceAll('/', '-')}`
+    const url = `${env.BALLOT_TEST_ETCD_AUTH}/${ns}`
+    await rejectsWith(assert, ballot.connect(url, { connectTimeoutMs: 5000 }), 'BALLOT_AUTH')
+    const c = await ballot.connect(url, {
+      username: env.BALLOT_TEST_ETCD_AUTH_USER,
+      password: env.BALLOT_TEST_ETCD_AUTH_PASSWORD,
+      ttlMs: 2000,
+    })
+    try {
+      const e = c.election('svc')
+      assert.ok((await e.campaign('me', { timeoutMs: 10000 })).term > 0n)
+      await e.resign()
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('tlsCa, tlsCert and tlsKey reach etcd', { skip: !need('BALLOT_TEST_ETCD_TLS') && 'no etcd-tls' }, async () => {
+    const c = await ballot.connect(env.BALLOT_TEST_ETCD_TLS, {
+      tlsCa: env.BALLOT_TEST_ETCD_TLS_CA,
+      tlsCert: env.BALLOT_TEST_ETCD_TLS_CERT,
+      tlsKey: env.BALLOT_TEST_ETCD_TLS_KEY,
+      ttlMs: 2000,
+    })
+    try {
+      const e = c.election(uniqueName('tls'))
+      assert.ok((await e.campaign('me', { timeoutMs: 10000 })).term > 0n)
+      await e.resign()
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('token reaches Consul', { skip: !need('BALLOT_TEST_CONSUL_ACL') && 'no consul-acl' }, async () => {
+    const url = `${env.BALLOT_TEST_CONSUL_ACL}?lock_delay=0s`
+    const c = await ballot.connect(url, { token: env.BALLOT_TEST_CONSUL_ACL_TOKEN, ttlMs: 10000 })
+    try {
+      const e = c.election(uniqueName('acl'))
+      assert.ok((await e.campaign('me', { timeoutMs: 10000 })).term > 0n)
+      await e.resign()
+    } finally {
+      await c.close()
+    }
+  })
+})
+
+for (const backend of backends()) {
+  describe(`the common scenario on ${backend.name}`, () => {
+    const LIMIT = backend.ttlMs * 2 + 10000
+
+    it('campaign, a successor waits, resign, end: the same event names as every language', { timeout: LIMIT * 3 }, async () => {
+      const url = backend.name === 'consul' ? `${backend.url}?lock_delay=0s` : backend.url
+      const [ca, cb] = [await ballot.connect(url, { ttlMs: backend.ttlMs }), await ballot.connect(url, { ttlMs: backend.ttlMs })]
+      try {
+        const name = uniqueName('scenario')
+        const [a, b] = [ca.election(name), cb.election(name)]
+        const seen = { a: [], b: [] }
+        const leaderAlias = []
+        for (const [who, e] of [['a', a], ['b', b]]) {
+          for (const ev of ballot.EVENT_NAMES) e.on(ev, () => seen[who].push(ev))
+        }
+        a.on('leader', (l) => leaderAlias.push(l))
+        // Resolves once `e` reports `value` as the leader. Its timer also keeps the
+        // process alive meanwhile: events alone do not.
+        const named = (e, value) =>
+          new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no 'leaderChanged' naming ${value}`)), LIMIT)
+            const on = (l) => {
+              if (l && l.value.toString() === value) {
+                clearTimeout(timer)
+                e.off('leaderChanged', on)
+                resolve()
+              }
+            }
+            e.on('leaderChanged', on)
+          })
+        const aNamed = named(a, 'a')
+        await a.campaign('a', { timeoutMs: LIMIT })
+        await aNamed
+        const bNamed = named(b, 'b')
+        const bWins = b.campaign('b', { timeoutMs: LIMIT })
+        const resigned = waitFor(a, 'resigned', LIMIT)
+        await a.resign()
+        await resigned
+        await bWins
+        await bNamed
+        const ended = [waitFor(a, 'ended', LIMIT), waitFor(b, 'ended', LIMIT)]
+        await b.end()
+        await Promise.all(ended)
+        const all = new Set([...seen.a, ...seen.b])
+        assert.deepEqual([...all].sort(), ['elected', 'ended', 'leaderChanged', 'resigned'], JSON.stringify(seen))
+        for (const who of ['a', 'b']) assert.equal(seen[who].at(-1), 'ended', `${who}: nothing follows ended`)
+        // The deprecated 'leader' still fires, with the same leaders.
+        assert.equal(leaderAlias.length, seen.a.filter((x) => x === 'leaderChanged').length)
+      } finally {
+        await ca.close()
+        await cb.close()
+      }
+    })
+  })
+}
+
