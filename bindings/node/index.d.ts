@@ -38,7 +38,7 @@ export declare class BallotError extends Error {
   readonly code: ErrorCode
 }
 
-/** Settings for connect(). Options in the URL's query override these. */
+/** Settings for connect(). An option also given in the URL must have the same value there. */
 export interface ConnectOptions {
   /** Session TTL in milliseconds (default 10000; Consul's minimum is 10000). */
   ttlMs?: number

@@ -101,7 +101,7 @@ export declare class Subscription {
  */
 export declare function connect(url: string, options?: ConnectOptions | undefined | null): Promise<Client>
 
-/** Settings for `connect`. Options in the URL's query override these. */
+/** Settings for `connect`. An option also given in the URL must have the same value there. */
 export interface ConnectOptions {
   /** Session TTL in milliseconds (default 10000). */
   ttlMs?: number

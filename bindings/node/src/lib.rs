@@ -66,7 +66,7 @@ pub fn default_backend_url() -> String {
     ballot::default_backend_url()
 }
 
-/// Settings for `connect`. Options in the URL's query override these.
+/// Settings for `connect`. An option also given in the URL must have the same value there.
 #[napi(object)]
 #[derive(Default)]
 pub struct ConnectOptions {

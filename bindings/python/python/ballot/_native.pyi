@@ -25,8 +25,8 @@ def connect(
 ) -> Client:
     """Connects to the backend ``url`` (None: the local default) and starts a session.
 
-    Durations are in seconds. Options in the URL's query (``?ttl=10s``) override
-    these. Raises ``InvalidArgumentError``, ``ConnectionError``, ``TimeoutError``,
+    Durations are in seconds. An option also given in the URL's query
+    (``?ttl=10s``) must have the same value there. Raises ``InvalidArgumentError``, ``ConnectionError``, ``TimeoutError``,
     ``AuthError``."""
 
 def connect_async(
