@@ -325,12 +325,17 @@ fn example_cpp_valgrind() {
     example("cpp", Mode::Valgrind);
 }
 
-/// `url` with a connect timeout that suits a program slowed down by ASan or
-/// valgrind on a busy machine: the default 5 s was seen to run out in valgrind
-/// while two such programs and a build shared two cores.
+/// `url` with a connect timeout and a session TTL that suit a program slowed down
+/// by ASan or valgrind on a busy machine. The default connect timeout, 5 s, was
+/// seen to run out in valgrind while two such programs and a build shared two
+/// cores. With the default TTL, 10 s (renewals every 3.3 s), a renewal answered
+/// late made the Consul leader of `election.c` Suspended under valgrind, so that
+/// its next proclaim failed with NOT_LEADER (2 of 5 full runs at a load of 8 on
+/// two cores); 30 s leaves renewals three times the room. (ZooKeeper's server
+/// clamps the TTL to its own maximum.)
 fn patient(url: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout=30s")
+    format!("{url}{sep}connect_timeout=30s&ttl=30s")
 }
 
 macro_rules! server_tests {
