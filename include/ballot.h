@@ -14,6 +14,12 @@
  *  - Strings are NUL-terminated UTF-8; invalid UTF-8 gives BALLOT_RESULT_INVALID_UTF8.
  *  - Byte values are a pointer followed by a size_t length.
  *  - Every object has a _free function, and _free(NULL) is a no-op.
+ *  - Ownership is the same for every handle (ballot_client, ballot_election,
+ *    ballot_leader, ballot_error, ballot_options): libballot makes it (_new,
+ *    _connect, an `out` or `err_out` argument), the caller owns it and gives it
+ *    back exactly once to its _free; a function taking a handle borrows it for the
+ *    call. A handle lent to a callback (an event's leader, a completion's error)
+ *    is borrowed for that call and never freed by the caller.
  *  - No panic crosses into C: a caught one gives BALLOT_RESULT_PANIC.
  *  - Callbacks always run on threads owned by libballot.
  */
@@ -285,33 +291,34 @@ typedef struct ballot_error ballot_error;
 typedef struct ballot_leader ballot_leader;
 
 /**
- * Client settings. Zero-initialize it (`ballot_client_options o = {0};`) and set
- * only what you need: a field left 0 keeps its default. Options given in the
- * backend URL's query (`ttl=`, `margin=`, `connect_timeout=`) override these.
+ * Settings for `ballot_client_connect`: made by `ballot_options_new` with every
+ * option at its default, changed by the `ballot_options_set_*` functions, freed
+ * by `ballot_options_free`.
+ *
+ * The options are `ttl`, `safety_margin`, `connect_timeout`, `auto_requeue`,
+ * `username`, `password`, `token`, `tls_ca`, `tls_cert` and `tls_key`; each has
+ * the setter `ballot_options_set_<option>`. Setting an option again replaces its
+ * value. A setter checks its value at once and leaves the options unchanged when
+ * it refuses it; what depends on several options or on the URL (a margin below
+ * the TTL, a username with its password, the URL agreeing with the options) is
+ * checked by `ballot_client_connect`.
+ *
+ * The URL and the options: the TTL, the margin, the connect timeout, the
+ * credentials and the TLS files may also be given in the backend URL (`ttl=`,
+ * `margin=`, `connect_timeout=`, `user:password@`, `TOKEN@`, `ca=`, `cert=`,
+ * `key=`). Neither place overrides the other. An option given in one place is
+ * used; one given in both with the same value is used too; one given in both
+ * with different values makes `ballot_client_connect` fail with
+ * `BALLOT_RESULT_INVALID_ARGUMENT`, and a message that names the option but
+ * never shows a password, token or user name. So does `tls=0` in the URL beside
+ * a `tls_*` option, and, on ZooKeeper, a `session_timeout=` in the URL that
+ * differs from the `ttl` set here.
+ *
+ * Threads: an options object may be used from any thread, but not from two at
+ * once while one of them sets an option. `ballot_client_connect` only reads it,
+ * so one options object may serve many connects, also concurrently.
  */
-typedef struct ballot_client_options {
-    /**
-     * Session TTL in milliseconds: how long the backend keeps the session of a
-     * silent client. 0: the default, 10000. Consul's minimum is 10000.
-     */
-    uint64_t ttl_ms;
-    /**
-     * Safety margin in milliseconds: leadership is reported lost at the send time
-     * of the last acknowledged keepalive + TTL - margin. 0: the default, TTL/5.
-     * Must be smaller than the TTL.
-     */
-    uint64_t safety_margin_ms;
-    /**
-     * How long `ballot_client_connect` may take before `BALLOT_RESULT_TIMEOUT`.
-     * 0: the default, 5000.
-     */
-    uint64_t connect_timeout_ms;
-    /**
-     * Non-zero: a leader that lost its leadership does not campaign again by
-     * itself. 0: the default, it joins the election again with its last value.
-     */
-    uint8_t no_auto_requeue;
-} ballot_client_options;
+typedef struct ballot_options ballot_options;
 
 /**
  * The completion callback of `ballot_election_campaign_async`.
@@ -405,14 +412,18 @@ const char *ballot_version(void);
  * library is rejected with `BALLOT_RESULT_INVALID_ARGUMENT`.
  *
  * Parameters: `url` is a NUL-terminated UTF-8 string, borrowed for the call.
- * `options` may be NULL for the defaults; it is borrowed for the call. On
+ * `options` (made by `ballot_options_new`) may be NULL for the defaults; it is
+ * borrowed for the call and stays the caller's. An option given both in the URL
+ * and in `options` must have the same value in both (see `ballot_options`). On
  * success `*out` receives a new client, owned by the caller, to be freed with
  * `ballot_client_free`; on failure `*out` is not written.
  *
  * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`url` or `out` NULL);
  * `INVALID_UTF8`; `INVALID_ARGUMENT` (malformed URL, unknown option, value out of
- * range); `CONNECTION`; `TIMEOUT`; `AUTH`. With a non-NULL `err_out`, a failure
- * stores an error there that the caller frees with `ballot_error_free`.
+ * range, an option that the URL and `options` give with different values, a
+ * username without its password); `CONNECTION`; `TIMEOUT`; `AUTH`. With a
+ * non-NULL `err_out`, a failure stores an error there that the caller frees with
+ * `ballot_error_free`; no message shows a password, token or user name.
  *
  * Thread: any; blocks the calling thread.
  *
@@ -420,7 +431,7 @@ const char *ballot_version(void);
  * Pointers are NULL or valid as described above.
  */
 ballot_result ballot_client_connect(const char *url,
-                                    const struct ballot_client_options *options,
+                                    const struct ballot_options *options,
                                     struct ballot_client **out,
                                     struct ballot_error **err_out);
 
@@ -490,7 +501,8 @@ ballot_result ballot_election_new(const struct ballot_client *client,
  *
  * Results: `BALLOT_RESULT_OK`; `BALLOT_RESULT_REENTRANT` when called from inside
  * this election's own event callback or campaign completion callback, where it
- * would wait for itself: then nothing is done and the handle stays valid.
+ * would wait for itself: then nothing is done and the handle stays valid (and
+ * `*err_out`, when `err_out` is not NULL, receives an error to free).
  *
  * Thread: any other thread may free; no other thread may be using `election`
  * (a blocking campaign on it must have returned). Blocks until the above is done.
@@ -498,7 +510,8 @@ ballot_result ballot_election_new(const struct ballot_client *client,
  * # Safety
  * `election` is NULL or a live election.
  */
-ballot_result ballot_election_free(struct ballot_election *election);
+ballot_result ballot_election_free(struct ballot_election *election,
+                                   struct ballot_error **err_out);
 
 /**
  * Campaigns with `value` and blocks until this handle leads, `timeout_ms` passes,
@@ -539,9 +552,10 @@ ballot_result ballot_election_campaign(const struct ballot_election *election,
  * libballot never frees it (free it in `cb`).
  *
  * Results: `BALLOT_RESULT_OK` when the campaign was started (every later outcome,
- * including an invalid value or a campaign already running, goes to `cb`);
- * `NULL_PARAMETER` (`election` or `cb` NULL, or `value` NULL with `len` > 0) and
- * `INTERNAL` (no thread could be started), in which cases `cb` is never called.
+ * including an invalid value or a campaign already running, goes to `cb`, and
+ * not to `err_out`); `NULL_PARAMETER` (`election` or `cb` NULL, or `value` NULL
+ * with `len` > 0) and `INTERNAL` (no thread could be started), in which cases
+ * `cb` is never called.
  *
  * Thread: any; does not block.
  *
@@ -553,7 +567,8 @@ ballot_result ballot_election_campaign_async(const struct ballot_election *elect
                                              const uint8_t *value,
                                              size_t len,
                                              ballot_done_cb cb,
-                                             void *user_data);
+                                             void *user_data,
+                                             struct ballot_error **err_out);
 
 /**
  * Cancels the campaigns of this handle that are running now, blocking or
@@ -569,7 +584,8 @@ ballot_result ballot_election_campaign_async(const struct ballot_election *elect
  * # Safety
  * `election` is NULL or a live election.
  */
-ballot_result ballot_election_cancel(const struct ballot_election *election);
+ballot_result ballot_election_cancel(const struct ballot_election *election,
+                                     struct ballot_error **err_out);
 
 /**
  * Replaces the leader's value; the term does not change. `value` points to `len`
@@ -649,7 +665,8 @@ ballot_result ballot_election_end(const struct ballot_election *election,
  * Pointers are NULL or valid as described above.
  */
 ballot_result ballot_election_state(const struct ballot_election *election,
-                                    ballot_state *state_out);
+                                    ballot_state *state_out,
+                                    struct ballot_error **err_out);
 
 /**
  * The static name of a state (`"idle"`, `"campaigning"`, `"leader"`,
@@ -687,7 +704,64 @@ const char *ballot_state_str(uint32_t state);
 ballot_result ballot_election_on_event(const struct ballot_election *election,
                                        ballot_event_cb cb,
                                        void *user_data,
-                                       ballot_user_data_free user_data_free);
+                                       ballot_user_data_free user_data_free,
+                                       struct ballot_error **err_out);
+
+/**
+ * The static name of a result code, such as `"ok"`, `"not_leader"` or
+ * `"null_parameter"`; `"unknown"` for a value that is not a code.
+ *
+ * `code` is a `ballot_result` value; any `uint32_t` is accepted.
+ *
+ * Ownership: the string is static; do not free it. Thread: any. Never fails.
+ */
+const char *ballot_result_str(uint32_t code);
+
+/**
+ * The message of an error: one line naming the code and the cause, for example
+ * `"invalid_argument: election name \"a//b\" has an empty segment ..."`.
+ *
+ * Ownership: the string belongs to `error` and lives until
+ * `ballot_error_free(error)`. NULL: returns NULL when `error` is NULL.
+ * Thread: any.
+ *
+ * # Safety
+ * `error` is NULL or an error made by libballot and not yet freed.
+ */
+const char *ballot_error_message(const struct ballot_error *error);
+
+/**
+ * The result code of an error (never `BALLOT_RESULT_OK`).
+ *
+ * NULL: returns `BALLOT_RESULT_NULL_PARAMETER` when `error` is NULL.
+ * Thread: any.
+ *
+ * # Safety
+ * `error` is NULL or an error made by libballot and not yet freed.
+ */
+ballot_result ballot_error_result(const struct ballot_error *error);
+
+/**
+ * Frees an error returned through an `err_out` argument.
+ *
+ * Ownership: takes `error`; it must not be used afterwards. NULL: no-op.
+ * Thread: any.
+ *
+ * # Safety
+ * `error` is NULL or an error made by libballot and not yet freed.
+ */
+void ballot_error_free(struct ballot_error *error);
+
+/**
+ * The canonical name of an event kind: `"elected"`, `"suspended"`,
+ * `"reconnected"`, `"lost"`, `"resigned"`, `"leader_changed"`, `"ended"` or
+ * `"error"` (the constant's name in lower case, without its prefix);
+ * `"unknown"` for a value that is not a kind. `kind` is a `ballot_event_kind`
+ * value; any `uint32_t` is accepted.
+ *
+ * Ownership: the string is static; do not free it. Thread: any. Never fails.
+ */
+const char *ballot_event_kind_str(uint32_t kind);
 
 /**
  * The leader's term: the fencing token, strictly increasing over the successive
@@ -741,49 +815,212 @@ const char *ballot_leader_key(const struct ballot_leader *leader);
 void ballot_leader_free(struct ballot_leader *leader);
 
 /**
- * The static name of a result code, such as `"ok"`, `"not_leader"` or
- * `"null_parameter"`; `"unknown"` for a value that is not a code.
+ * Makes an options object with every option at its default. On success `*out`
+ * receives it, owned by the caller, freed with `ballot_options_free`.
  *
- * `code` is a `ballot_result` value; any `uint32_t` is accepted.
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`out` NULL).
  *
- * Ownership: the string is static; do not free it. Thread: any. Never fails.
- */
-const char *ballot_result_str(uint32_t code);
-
-/**
- * The message of an error: one line naming the code and the cause, for example
- * `"invalid_argument: election name \"a//b\" has an empty segment ..."`.
- *
- * Ownership: the string belongs to `error` and lives until
- * `ballot_error_free(error)`. NULL: returns NULL when `error` is NULL.
- * Thread: any.
+ * Thread: any; does not block.
  *
  * # Safety
- * `error` is NULL or an error made by libballot and not yet freed.
+ * `out` and `err_out` are NULL or writable.
  */
-const char *ballot_error_message(const struct ballot_error *error);
+ballot_result ballot_options_new(struct ballot_options **out,
+                                 struct ballot_error **err_out);
 
 /**
- * The result code of an error (never `BALLOT_RESULT_OK`).
+ * Frees an options object. Clients connected with it do not need it any more.
  *
- * NULL: returns `BALLOT_RESULT_NULL_PARAMETER` when `error` is NULL.
- * Thread: any.
+ * Ownership: takes `options`; it must not be used afterwards. NULL: no-op.
+ * Thread: any, while no other thread uses `options`.
  *
  * # Safety
- * `error` is NULL or an error made by libballot and not yet freed.
+ * `options` is NULL or an options object made by `ballot_options_new`, not yet
+ * freed.
  */
-ballot_result ballot_error_result(const struct ballot_error *error);
+void ballot_options_free(struct ballot_options *options);
 
 /**
- * Frees an error returned through an `err_out` argument.
+ * Sets the session TTL in milliseconds: how long the backend keeps the session
+ * of a silent client. Default 10000; from 1000 (1 s) to 86400000 (24 h).
+ * Consul's minimum is 10000; ZooKeeper's server may clamp it. The URL's `ttl=`
+ * (or, on ZooKeeper, `session_timeout=`) must agree with it.
  *
- * Ownership: takes `error`; it must not be used afterwards. NULL: no-op.
- * Thread: any.
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (out of
+ * range; the options are unchanged).
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
  *
  * # Safety
- * `error` is NULL or an error made by libballot and not yet freed.
+ * `options` is NULL or a live options object; `err_out` is NULL or writable.
  */
-void ballot_error_free(struct ballot_error *error);
+ballot_result ballot_options_set_ttl(struct ballot_options *options,
+                                     uint64_t ttl_ms,
+                                     struct ballot_error **err_out);
+
+/**
+ * Sets the safety margin in milliseconds: leadership is reported lost at the
+ * send time of the last acknowledged keepalive + TTL - margin. Default TTL/5;
+ * from 0 to 86400000 (24 h), and below the TTL (checked at connect). The URL's
+ * `margin=` must agree with it.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (out of
+ * range; the options are unchanged).
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_safety_margin(struct ballot_options *options,
+                                               uint64_t margin_ms,
+                                               struct ballot_error **err_out);
+
+/**
+ * Sets how long `ballot_client_connect` may take before it fails with
+ * `BALLOT_RESULT_TIMEOUT`, in milliseconds. Default 5000; from 1 to 3600000
+ * (1 h). The URL's `connect_timeout=` must agree with it.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (out of
+ * range; the options are unchanged).
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_connect_timeout(struct ballot_options *options,
+                                                 uint64_t timeout_ms,
+                                                 struct ballot_error **err_out);
+
+/**
+ * Sets whether a leader that lost its leadership (say, because its session
+ * expired) joins the election again with its last value. Default true. Such a
+ * campaign rides out transient failures, each reported as a
+ * `BALLOT_EVENT_KIND_ERROR` event.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_auto_requeue(struct ballot_options *options,
+                                              bool on,
+                                              struct ballot_error **err_out);
+
+/**
+ * Sets the user name (etcd, ZooKeeper digest), given with
+ * `ballot_options_set_password`. The URL's `user:password@` must be the same.
+ * `username` is NUL-terminated UTF-8, not empty, and copied. It never appears
+ * in an error message.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `username` is NULL or a
+ * NUL-terminated string; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_username(struct ballot_options *options,
+                                          const char *username,
+                                          struct ballot_error **err_out);
+
+/**
+ * Sets the password that goes with `ballot_options_set_username`. `password` is
+ * NUL-terminated UTF-8, not empty, and copied; no error message ever shows it,
+ * nor where it is not valid UTF-8.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `password` is NULL or a
+ * NUL-terminated string; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_password(struct ballot_options *options,
+                                          const char *password,
+                                          struct ballot_error **err_out);
+
+/**
+ * Sets a token (a Consul ACL token), instead of a username and password. The
+ * URL's `TOKEN@` must be the same. `token` is NUL-terminated UTF-8, not empty,
+ * and copied; no error message ever shows it.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `token` is NULL or a
+ * NUL-terminated string; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_token(struct ballot_options *options,
+                                       const char *token,
+                                       struct ballot_error **err_out);
+
+/**
+ * Sets the PEM file of the CA certificates that verify the server (etcd,
+ * Consul), and turns TLS on. Without it TLS trusts the system's roots. The URL's
+ * `ca=` must name the same file. `path` is NUL-terminated UTF-8, not empty, and
+ * copied; the file is read at connect.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `path` is NULL or a
+ * NUL-terminated string; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_tls_ca(struct ballot_options *options,
+                                        const char *path,
+                                        struct ballot_error **err_out);
+
+/**
+ * Sets the PEM file of the client certificate for mutual TLS, and turns TLS on;
+ * it needs `ballot_options_set_tls_key` too (checked at connect). The URL's
+ * `cert=` must name the same file. `path` is NUL-terminated UTF-8, not empty,
+ * and copied; the file is read at connect.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `path` is NULL or a
+ * NUL-terminated string; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_tls_cert(struct ballot_options *options,
+                                          const char *path,
+                                          struct ballot_error **err_out);
+
+/**
+ * Sets the PEM file of the client's private key for mutual TLS, and turns TLS
+ * on; it needs `ballot_options_set_tls_cert` too (checked at connect). The URL's
+ * `key=` must name the same file. `path` is NUL-terminated UTF-8, not empty, and
+ * copied; the file is read at connect.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+ * `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+ *
+ * Thread: any, while no other thread uses `options`; does not block.
+ *
+ * # Safety
+ * `options` is NULL or a live options object; `path` is NULL or a
+ * NUL-terminated string; `err_out` is NULL or writable.
+ */
+ballot_result ballot_options_set_tls_key(struct ballot_options *options,
+                                         const char *path,
+                                         struct ballot_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -79,10 +79,10 @@ int main(int argc, char **argv) {
         if (ballot_election_new(c[i], name, &e[i], &err) != BALLOT_RESULT_OK) return fail("election", err);
     }
     struct timespec at, t0;
-    ballot_election_campaign_async(e[0], (const uint8_t *)val[0], strlen(val[0]), done, (void *)(intptr_t)0);
+    ballot_election_campaign_async(e[0], (const uint8_t *)val[0], strlen(val[0]), done, (void *)(intptr_t)0, NULL);
     if (wait_won(&at) != 0) return fail("first campaign", NULL);
     int leader = 0;
-    ballot_election_campaign_async(e[1], (const uint8_t *)val[1], strlen(val[1]), done, (void *)(intptr_t)1);
+    ballot_election_campaign_async(e[1], (const uint8_t *)val[1], strlen(val[1]), done, (void *)(intptr_t)1, NULL);
     double *samples = calloc((size_t)rounds, sizeof(double));
     for (int r = 0; r < warmup + rounds; r++) {
         usleep((useconds_t)settle * 1000);
@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
         int next = wait_won(&at);
         if (next < 0 || next == leader) return fail("successor campaign", NULL);
         ballot_election_campaign_async(e[leader], (const uint8_t *)val[leader], strlen(val[leader]), done,
-                                       (void *)(intptr_t)leader);
+                                       (void *)(intptr_t)leader, NULL);
         leader = next;
         if (r >= warmup) samples[r - warmup] = ms_between(t0, at);
     }
@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     printf("]}\n");
     fflush(stdout);
     for (int i = 0; i < 2; i++) {
-        ballot_election_free(e[i]);
+        ballot_election_free(e[i], NULL);
         ballot_client_close(c[i], NULL);
         ballot_client_free(c[i]);
     }

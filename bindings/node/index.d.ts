@@ -47,9 +47,10 @@ export declare class BallotError extends Error {
 
 /**
  * Settings for connect(): the core's options in lowerCamelCase, with `Ms` after a
- * duration (in milliseconds). A setting the URL also gives is the URL's;
- * contradictions (a token with a username, TLS files for a backend without TLS,
- * ...) are refused with BALLOT_INVALID_ARGUMENT.
+ * duration (in milliseconds). An option also given in the URL must have the same
+ * value there; a different value and other contradictions (a token with a
+ * username, TLS files for a backend without TLS, ...) are refused with
+ * BALLOT_INVALID_ARGUMENT.
  */
 export interface ConnectOptions {
   /** Session TTL in milliseconds (default 10000; Consul's minimum is 10000). */

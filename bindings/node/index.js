@@ -132,7 +132,7 @@ function checkOptions(options, known, where) {
  * @param {string} [url] backend URL; default: the local backend (defaultBackendUrl())
  * @param {object} [options] one key per core option: ttlMs, safetyMarginMs, connectTimeoutMs,
  *   autoRequeue, username, password, token, tlsCa, tlsCert, tlsKey. A value the URL
- *   also gives is the URL's; contradictions are refused.
+ *   also gives must be the same there; contradictions are refused.
  * @returns {Promise<Client>}
  */
 async function connect(url, options) {

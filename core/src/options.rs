@@ -82,13 +82,22 @@ pub struct TlsOptions {
     pub key: Option<PathBuf>,
 }
 
-/// Client settings, built with `with_*` methods. Options in the backend URL's query
-/// (`ttl=`, `margin=`, `connect_timeout=`) override the values set here.
+/// Client settings, built with `with_*` methods.
 ///
-/// The builders accept any value; [`Client::connect`](crate::Client::connect)
-/// checks the result and refuses a duration out of its range with an
-/// `InvalidArgument` error that names the option (the ranges are in the README's
-/// URL section: TTL 1 s to 24 h, margin below the TTL, connect timeout 1 ms to 1 h).
+/// The backend URL can carry some of them too: `ttl=`, `margin=`,
+/// `connect_timeout=`, the credentials (`user:password@`, `TOKEN@`) and the TLS
+/// files (`ca=`, `cert=`, `key=`). Neither place overrides the other: an option
+/// given in one place is used, one given in both with the same value too, and one
+/// given in both with different values (or `tls=0` in the URL beside
+/// [`with_tls`](Options::with_tls)) makes
+/// [`Client::connect`](crate::Client::connect) fail with an `InvalidArgument`
+/// error that names the option and never shows a secret.
+///
+/// The builders accept any value; [`validate`](Options::validate) and
+/// [`Client::connect`](crate::Client::connect) refuse a duration out of its range
+/// with an `InvalidArgument` error that names the option (the ranges are in the
+/// README's URL section: TTL 1 s to 24 h, margin below the TTL, connect timeout
+/// 1 ms to 1 h).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub(crate) ttl: Duration,
@@ -97,6 +106,11 @@ pub struct Options {
     pub(crate) auto_requeue: bool,
     pub(crate) tls: Option<TlsOptions>,
     pub(crate) credentials: Option<Credentials>,
+    /// Whether `with_ttl` set the TTL, which the URL's `ttl=` (and ZooKeeper's
+    /// `session_timeout=`) must then agree with; the default does not count.
+    pub(crate) ttl_set: bool,
+    /// Whether `with_connect_timeout` set the connect timeout (as `ttl_set`).
+    connect_timeout_set: bool,
 }
 
 impl Default for Options {
@@ -108,6 +122,8 @@ impl Default for Options {
             auto_requeue: true,
             tls: None,
             credentials: None,
+            ttl_set: false,
+            connect_timeout_set: false,
         }
     }
 }
@@ -118,6 +134,7 @@ impl Options {
     /// by [`Client::connect`](crate::Client::connect)); Consul's minimum is 10 s.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self.ttl_set = true;
         self
     }
 
@@ -138,6 +155,7 @@ impl Options {
     /// 1 ms to 1 h (checked by [`Client::connect`](crate::Client::connect)).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self.connect_timeout_set = true;
         self
     }
 
@@ -159,7 +177,7 @@ impl Options {
         self
     }
 
-    /// Credentials for the backend. Credentials in the URL take precedence.
+    /// Credentials for the backend. Credentials in the URL must be the same ones.
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
         self
@@ -180,28 +198,45 @@ impl Options {
         self.auto_requeue
     }
 
-    /// Applies URL overrides and checks ranges.
-    pub(crate) fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
-        crate::surface::check_contradictions(&self, url)?;
-        // Builder values are checked against the same ranges as URL options (a URL
-        // value was checked when the URL was parsed), also when the URL overrides
-        // them: a bad value is reported, not silently replaced.
+    /// Checks every duration set so far against its range, as
+    /// [`Client::connect`](crate::Client::connect) does before anything else; for
+    /// callers that want a bad value reported where it is set. That the margin is
+    /// below the TTL is checked at connect, where the URL may still set either.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` naming the option and its range.
+    pub fn validate(&self) -> Result<()> {
         let check = |name: &str, shown: &str, d: Duration| {
             check_duration(name, d)
+                .map(|_| ())
                 .map_err(|m| Error::invalid(format!("{shown} {} is out of range: {m}", show_duration_exact(d))))
         };
         check("ttl", "ttl", self.ttl)?;
         if let Some(m) = self.margin {
             check("margin", "safety margin", m)?;
         }
-        check("connect_timeout", "connect_timeout", self.connect_timeout)?;
+        check("connect_timeout", "connect_timeout", self.connect_timeout)
+    }
+
+    /// Merges in what the URL gives (see the type's docs: the same option in both
+    /// places must agree) and checks ranges.
+    pub(crate) fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
+        crate::surface::check_contradictions(&self, url)?;
+        // Builder values are checked against the same ranges as URL options (a URL
+        // value was checked when the URL was parsed), also when the URL gives them
+        // too: a bad value is reported, not silently replaced.
+        self.validate()?;
         if let Some(t) = url.duration("ttl")? {
+            agree("ttl", "ttl", self.ttl_set.then_some(self.ttl), t)?;
             self.ttl = t;
         }
         if let Some(m) = url.duration("margin")? {
+            agree("margin", "safety margin", self.margin, m)?;
             self.margin = Some(m);
         }
         if let Some(c) = url.duration("connect_timeout")? {
+            agree("connect_timeout", "connect timeout", self.connect_timeout_set.then_some(self.connect_timeout), c)?;
             self.connect_timeout = c;
         }
         if self.safety_margin() >= self.ttl {
@@ -211,13 +246,50 @@ impl Options {
                 self.ttl
             )));
         }
-        if let (Some(user), Some(pw)) = (&url.user, &url.password) {
-            self.credentials = Some(Credentials::Password { user: user.clone(), password: pw.0.clone() });
-        } else if let Some(user) = &url.user {
+        let from_url = match (&url.user, &url.password) {
+            (Some(user), Some(pw)) => Some(Credentials::Password { user: user.clone(), password: pw.0.clone() }),
             // A bare userinfo is a token (consul://TOKEN@host).
-            self.credentials = Some(Credentials::Token(user.clone()));
+            (Some(user), None) => Some(Credentials::Token(user.clone())),
+            _ => None,
+        };
+        if let Some(c) = from_url {
+            if self.credentials.as_ref().is_some_and(|o| *o != c) {
+                // Neither credential is shown, nor which part differs.
+                return Err(Error::invalid(
+                    "the credentials in the URL differ from the credentials in the options; give them in one place",
+                ));
+            }
+            self.credentials = Some(c);
+        }
+        if let Some(tls) = &self.tls {
+            for (k, set) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+                if let (Some(u), Some(o)) = (url.option(k), set) {
+                    if std::path::Path::new(u) != o {
+                        return Err(Error::invalid(format!(
+                            "the TLS {k} file is given twice, as {k}={u:?} in the URL and as {o:?} in the options; \
+                             give it in one place, or the same file in both"
+                        )));
+                    }
+                }
+            }
+            if url.flag("tls")? == Some(false) {
+                return Err(Error::invalid("tls=0 in the URL contradicts the TLS settings in the options"));
+            }
         }
         Ok(self)
+    }
+}
+
+/// Refuses a value that the URL gives (`from_url`) when the options set another.
+fn agree(key: &str, shown: &str, from_options: Option<Duration>, from_url: Duration) -> Result<()> {
+    match from_options {
+        Some(o) if o != from_url => Err(Error::invalid(format!(
+            "the {shown} is given twice, as {key}={} in the URL and as {} in the options; give it in one \
+             place, or the same value in both",
+            show_duration_exact(from_url),
+            show_duration_exact(o)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -233,6 +305,71 @@ fn show_duration_exact(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolve(url: &str, o: Options) -> Result<Options> {
+        o.resolve(&BackendUrl::parse(url).expect("a valid URL"))
+    }
+
+    /// Issue 15: an option given in the URL and in `Options` must agree; neither
+    /// overrides the other, and a refusal never shows a secret.
+    #[test]
+    fn an_option_in_the_url_and_in_the_options_must_agree() {
+        let secs = Duration::from_secs;
+        // One place, or both with the same value: used.
+        assert_eq!(resolve("file:///d?ttl=3s", Options::default()).unwrap().ttl(), secs(3));
+        assert_eq!(resolve("file:///d", Options::default().with_ttl(secs(3))).unwrap().ttl(), secs(3));
+        assert_eq!(resolve("file:///d?ttl=3s", Options::default().with_ttl(secs(3))).unwrap().ttl(), secs(3));
+        // The default is not a setting: the URL gives the value.
+        assert_eq!(resolve("file:///d?ttl=10s", Options::default()).unwrap().ttl(), secs(10));
+        // Different values: refused, naming the option.
+        let refused = |url: &str, o: Options, names: &str| {
+            let e = resolve(url, o).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e}");
+            assert!(e.to_string().contains(names), "{e}");
+            e.to_string()
+        };
+        refused("file:///d?ttl=3s", Options::default().with_ttl(secs(4)), "ttl=3s");
+        refused("file:///d?margin=1s", Options::default().with_safety_margin(secs(2)), "margin=1s");
+        refused("file:///d?connect_timeout=1s", Options::default().with_connect_timeout(secs(2)), "connect_timeout");
+        // Credentials: the same ones are fine, others (or another kind) are refused unseen.
+        let pw = |u: &str, p: &str| Credentials::Password { user: u.into(), password: p.into() };
+        let o = resolve("etcd://alice:s3cret@h", Options::default().with_credentials(pw("alice", "s3cret"))).unwrap();
+        assert_eq!(o.credentials, Some(pw("alice", "s3cret")));
+        let o = resolve("etcd://h", Options::default().with_credentials(pw("alice", "s3cret"))).unwrap();
+        assert_eq!(o.credentials, Some(pw("alice", "s3cret")));
+        for other in [pw("alice", "other-pw"), pw("bob", "s3cret"), Credentials::Token("tok3n".into())] {
+            let shown = refused("etcd://alice:s3cret@h", Options::default().with_credentials(other), "credentials");
+            for secret in ["alice", "s3cret", "other-pw", "bob", "tok3n"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+        refused(
+            "consul://tok3n@h",
+            Options::default().with_credentials(Credentials::Token("t2".into())),
+            "credentials",
+        );
+        // TLS files: the same file is fine, another is refused; tls=0 contradicts them.
+        let tls = |ca: &str| TlsOptions { ca: Some(ca.into()), ..TlsOptions::default() };
+        resolve("etcds://h?ca=/a.pem", Options::default().with_tls(tls("/a.pem"))).unwrap();
+        refused("etcds://h?ca=/a.pem", Options::default().with_tls(tls("/b.pem")), "ca=");
+        refused("consul://h?tls=0", Options::default().with_tls(tls("/a.pem")), "tls=0");
+        refused("etcd://h?tls=0", Options::default().with_tls(tls("/a.pem")), "tls=0");
+    }
+
+    #[test]
+    fn validate_names_the_option_out_of_range() {
+        assert!(Options::default().validate().is_ok());
+        for (o, name) in [
+            (Options::default().with_ttl(Duration::ZERO), "ttl"),
+            (Options::default().with_ttl(Duration::MAX), "ttl"),
+            (Options::default().with_safety_margin(Duration::from_secs(25 * 3600)), "margin"),
+            (Options::default().with_connect_timeout(Duration::from_millis(u64::MAX)), "connect_timeout"),
+        ] {
+            let e = o.validate().unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e}");
+            assert!(e.to_string().contains(name), "{e}");
+        }
+    }
 
     #[test]
     fn the_default_directory_is_not_a_temporary_one() {

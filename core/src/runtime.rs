@@ -58,8 +58,30 @@ fn build() -> std::io::Result<Runtime> {
         .thread_keep_alive(std::time::Duration::from_secs(1))
         .thread_name("ballot-rt")
         .enable_all()
-        .on_thread_start(|| ON_LIBRARY_RUNTIME.with(|f| f.set(true)))
+        .on_thread_start(|| {
+            ON_LIBRARY_RUNTIME.with(|f| f.set(true));
+            block_sigpipe();
+        })
         .build()
+}
+
+/// Blocks SIGPIPE on the calling thread, a thread of the library runtime.
+///
+/// A write to a connection that the peer has closed raises SIGPIPE, whose default
+/// action ends the process. Rust programs ignore it (their runtime does), but a C
+/// program using libballot usually does not: a TLS server breaking off a handshake
+/// killed such a program in the middle of `ballot_client_connect` (`writev`, which
+/// has no `MSG_NOSIGNAL`). Every network write happens on the runtime's threads,
+/// so blocking the signal there turns it into the `EPIPE` error that the clients
+/// handle, and leaves the host's own handling of SIGPIPE alone.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local set; no precondition can fail.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// Whether the current thread belongs to the library runtime.

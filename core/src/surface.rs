@@ -32,12 +32,14 @@
 //! Each option of [`OPTIONS`] can be given without the URL, in every language.
 //! Some can also be given in the backend URL ([`OptionInfo::in_url`]).
 //!
-//! - **The URL wins.** When both give a value for the same setting, the URL's
-//!   is used: its query (`ttl=`, `margin=`, `connect_timeout=`, `ca=`, `cert=`,
-//!   `key=`) replaces that option, and its userinfo (`user:password@` or
-//!   `token@`) replaces the credentials as a whole. The URL is the deployment's
-//!   configuration; the options are the program's. An option's value is still
-//!   checked when the URL replaces it.
+//! - **The two must agree.** Neither place overrides the other: an option given
+//!   in one place is used; one given in both with the same value too; one given
+//!   in both with different values (the query's `ttl=`, `margin=`,
+//!   `connect_timeout=`, `ca=`, `cert=`, `key=`, or the userinfo's
+//!   `user:password@` / `token@` against the credentials) is refused with
+//!   `InvalidArgument`, naming the option and never showing a secret. A value
+//!   silently replaced in either direction would be a setting the user believes
+//!   in and does not have.
 //! - **Contradictions are refused** with `InvalidArgument`, never resolved
 //!   silently: a token together with a username or password; a username without
 //!   a password or the reverse; TLS files for a backend that does not speak TLS
@@ -189,7 +191,7 @@ pub struct OptionInfo {
     /// The type of its value.
     pub ty: OptionType,
     /// Where the backend URL sets the same thing, if it can: a query key (`ttl`,
-    /// `margin`, `ca`, ...) or `userinfo`. When both give a value, the URL's wins.
+    /// `margin`, `ca`, ...) or `userinfo`. When both give a value, they must agree.
     pub in_url: Option<&'static str>,
     /// Whether the value is a secret: no error message and no `Debug` shows it.
     pub secret: bool,
@@ -366,8 +368,8 @@ impl Options {
     /// Setting `username` or `password` makes the credentials a user and
     /// password; `token` makes them a token; one kind excludes the other. TLS
     /// files add to the TLS settings. The [`surface`](crate::surface) module says
-    /// how the URL and these options combine (the URL wins; contradictions are
-    /// refused at connect).
+    /// how the URL and these options combine (they must agree; contradictions
+    /// are refused at connect).
     ///
     /// # Errors
     ///
@@ -699,16 +701,19 @@ mod tests {
         check_contradictions(&Options::default(), &url("file:///d")).unwrap();
     }
 
-    /// Through `Client::connect`: the URL's value wins over the option's, and an
+    /// Through `Client::connect`: the URL and the options must agree, and an
     /// option the backend cannot use is refused (it used to be ignored silently).
     #[tokio::test]
-    async fn connect_takes_the_url_over_options_and_refuses_contradictions() {
+    async fn connect_refuses_a_url_that_disagrees_and_options_a_backend_cannot_use() {
         let dir = std::env::temp_dir().join(format!("ballot-surface-{}", std::process::id()));
         let url = format!("file://{}", dir.display());
         let mut o = Options::default();
         o.set("ttl", OptionValue::Seconds(5.0)).unwrap();
-        let c = crate::Client::connect(&format!("{url}?ttl=3s"), o.clone()).await.unwrap();
-        assert_eq!(c.options().ttl(), Duration::from_secs(3), "the URL wins");
+        let e = crate::Client::connect(&format!("{url}?ttl=3s"), o.clone()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains("ttl=3s"), "{e}");
+        let c = crate::Client::connect(&format!("{url}?ttl=5s"), o.clone()).await.unwrap();
+        assert_eq!(c.options().ttl(), Duration::from_secs(5), "the same value in both places");
         c.close().await.unwrap();
         for (name, shown) in [("tls_ca", "does not speak TLS"), ("token", "takes no credentials")] {
             let mut bad = o.clone();

@@ -282,6 +282,19 @@ async fn session_timeout_option_sets_the_ttl_in_force() {
     assert_eq!(c.election("a/./b").unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
 
+/// Issue 15: `session_timeout=` is the TTL on ZooKeeper, so a different TTL from
+/// `Options::with_ttl` contradicts it and is refused before anything is sent; the
+/// same TTL is no contradiction. (No server: nothing listens on port 1.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timeout_and_a_ttl_from_the_options_must_agree() {
+    let url = "zk://127.0.0.1:1?session_timeout=3s&connect_timeout=2s";
+    let err = Client::connect(url, Options::default().with_ttl(Duration::from_secs(5))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("session_timeout"), "{err}");
+    let err = Client::connect(url, Options::default().with_ttl(Duration::from_secs(3))).await.unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_value_round_trips_and_one_more_byte_is_refused() {
     let c = connect(&format!("{}/{}", env("BALLOT_TEST_ZK"), unique("big")), Duration::from_secs(4)).await;

@@ -14,10 +14,9 @@ static void on_event(void *user_data, const ballot_event *ev) {
     const char *who = (const char *)user_data;
     switch (ev->kind) {
     case BALLOT_EVENT_KIND_ELECTED: printf("[%s] event: elected, term %llu\n", who, (unsigned long long)ev->term); break;
-    case BALLOT_EVENT_KIND_RESIGNED: printf("[%s] event: resigned\n", who); break;
     case BALLOT_EVENT_KIND_SUSPENDED: printf("[%s] event: suspended: stop acting as leader\n", who); break;
-    case BALLOT_EVENT_KIND_LOST: printf("[%s] event: lost\n", who); break;
-    default: break;
+    case BALLOT_EVENT_KIND_LEADER_CHANGED: break;
+    default: printf("[%s] event: %s\n", who, ballot_event_kind_str(ev->kind)); break;
     }
 }
 
@@ -30,6 +29,7 @@ static int fail(const char *what, ballot_error *err) {
 int main(int argc, char **argv) {
     const char *url = argc > 1 ? argv[1] : getenv("BALLOT_BACKEND");
     char local[512];
+    ballot_options *options = NULL;
     ballot_client *client = NULL;
     ballot_election *election = NULL;
     ballot_leader *leader = NULL;
@@ -44,9 +44,14 @@ int main(int argc, char **argv) {
         url = local;
     }
     printf("libballot %s, backend %s\n", ballot_version(), url);
-    if (ballot_client_connect(url, NULL, &client, &err) != BALLOT_RESULT_OK) return fail("connect", err);
+    /* Options may also come from the URL (?ttl=10s); the two must then agree. */
+    if (ballot_options_new(&options, &err) != BALLOT_RESULT_OK ||
+        ballot_options_set_ttl(options, 10000, &err) != BALLOT_RESULT_OK)
+        return fail("options", err);
+    if (ballot_client_connect(url, options, &client, &err) != BALLOT_RESULT_OK) return fail("connect", err);
+    ballot_options_free(options); /* the client keeps what it needs */
     if (ballot_election_new(client, "example/c", &election, &err) != BALLOT_RESULT_OK) return fail("election", err);
-    ballot_election_on_event(election, on_event, (void *)"c", NULL);
+    ballot_election_on_event(election, on_event, (void *)"c", NULL, NULL);
 
     /* Wait at most 10 s to win. */
     if (ballot_election_campaign(election, (const uint8_t *)"node-1", 6, 10000, &term, &err) != BALLOT_RESULT_OK)
@@ -62,7 +67,7 @@ int main(int argc, char **argv) {
     ballot_leader_free(leader);
 
     if (ballot_election_resign(election, &err) != BALLOT_RESULT_OK) return fail("resign", err);
-    ballot_election_free(election); /* waits for a running callback */
+    ballot_election_free(election, NULL); /* waits for a running callback */
     ballot_client_free(client);
     printf("resigned; done\n");
     return 0;

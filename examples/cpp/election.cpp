@@ -18,7 +18,7 @@ struct ClientFree {
     void operator()(ballot_client *c) const { ballot_client_free(c); }
 };
 struct ElectionFree {
-    void operator()(ballot_election *e) const { ballot_election_free(e); }
+    void operator()(ballot_election *e) const { ballot_election_free(e, nullptr); }
 };
 struct LeaderFree {
     void operator()(ballot_leader *l) const { ballot_leader_free(l); }
@@ -94,8 +94,8 @@ int main(int argc, char **argv) {
 
         std::promise<uint64_t> won;
         std::future<uint64_t> beta = won.get_future();
-        check(ballot_election_campaign_async(eb.get(), reinterpret_cast<const uint8_t *>("beta"), 4, on_done, &won),
-              nullptr, "campaign beta");
+        check(ballot_election_campaign_async(eb.get(), reinterpret_cast<const uint8_t *>("beta"), 4, on_done, &won, &err),
+              err, "campaign beta");
         std::cout << "leader now: " << leader_of(eb) << "\n";
 
         check(ballot_election_resign(ea.get(), &err), err, "resign alpha");

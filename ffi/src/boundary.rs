@@ -4,7 +4,8 @@
 use std::ffi::CStr;
 use std::os::raw::c_char;
 
-use crate::result::{ballot_error, ballot_result, Failure};
+use crate::handle::Boxed;
+use crate::result::{ballot_result, Failure};
 
 /// Runs `$body` (a block evaluating to `Result<(), Failure>`) so that no panic
 /// crosses into C, writes `*$err_out` on failure, and evaluates to the
@@ -16,7 +17,7 @@ macro_rules! ffi_boundary {
                 Ok(r) => r,
                 Err(p) => Err($crate::result::Failure::panic(p)),
             };
-        $crate::boundary::finish(r, $err_out)
+        $crate::result::finish(r, $err_out)
     }};
 }
 
@@ -31,28 +32,22 @@ macro_rules! ffi_boundary_value {
     }};
 }
 
-/// Turns the outcome into the result code and stores the error detail.
-pub(crate) fn finish(r: Result<(), Failure>, err_out: *mut *mut ballot_error) -> ballot_result {
-    match r {
-        Ok(()) => ballot_result::Ok,
-        Err(f) => {
-            let code = f.code;
-            if !err_out.is_null() {
-                // SAFETY: the caller passes either NULL or a writable pointer.
-                unsafe { *err_out = Box::into_raw(Box::new(ballot_error::from(f))) };
-            }
-            code
-        }
-    }
-}
-
-/// A shared reference to a handle, or `NULL_PARAMETER` naming `what`.
+/// A handle lent for the call, or `NULL_PARAMETER` naming `what`.
 ///
 /// # Safety
-/// `p` is NULL or points to a live `T` made by this library.
-pub(crate) unsafe fn arg<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failure> {
+/// `p` is NULL or a live handle made by this library.
+pub(crate) unsafe fn arg<'a, T: Boxed>(p: *const T, what: &str) -> Result<&'a T, Failure> {
     // SAFETY: guaranteed by the caller.
-    unsafe { p.as_ref() }.ok_or_else(|| Failure::null(what))
+    unsafe { T::borrow(p) }.ok_or_else(|| Failure::null(what))
+}
+
+/// A handle lent mutably for the call, or `NULL_PARAMETER` naming `what`.
+///
+/// # Safety
+/// `p` is NULL or a live handle made by this library that no other thread uses.
+pub(crate) unsafe fn arg_mut<'a, T: Boxed>(p: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { T::borrow_mut(p) }.ok_or_else(|| Failure::null(what))
 }
 
 /// A NUL-terminated UTF-8 string argument.
@@ -60,16 +55,32 @@ pub(crate) unsafe fn arg<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failur
 /// # Safety
 /// `p` is NULL or a NUL-terminated string that stays valid during the call.
 pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { utf8_arg(p, what, true) }
+}
+
+/// A NUL-terminated UTF-8 string argument that is a secret (a password, a
+/// token): an error names the argument but says nothing about its content, not
+/// even where its first invalid byte is.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn secret_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { utf8_arg(p, what, false) }
+}
+
+/// # Safety
+/// As [`str_arg`].
+unsafe fn utf8_arg<'a>(p: *const c_char, what: &str, show_offset: bool) -> Result<&'a str, Failure> {
     if p.is_null() {
         return Err(Failure::null(what));
     }
     // SAFETY: guaranteed by the caller.
     let c = unsafe { CStr::from_ptr(p) };
     c.to_str().map_err(|e| {
-        Failure::new(
-            ballot_result::InvalidUtf8,
-            format!("{what} is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
-        )
+        let at = if show_offset { format!(" (invalid byte at offset {})", e.valid_up_to()) } else { String::new() };
+        Failure::new(ballot_result::InvalidUtf8, format!("{what} is not valid UTF-8{at}"))
     })
 }
 
@@ -96,30 +107,4 @@ pub(crate) fn out_arg<T>(p: *mut T, what: &str) -> Result<(), Failure> {
         return Err(Failure::null(what));
     }
     Ok(())
-}
-
-/// Whether the calling thread is inside a callback of the election at `e`, which
-/// is where `ballot_election_free(e)` must refuse with `REENTRANT`.
-pub(crate) fn in_callback_of(e: *const crate::election::ballot_election) -> bool {
-    CALLBACK_OF.with(|c| c.get() == e as usize)
-}
-
-/// Marks the calling thread as running a callback of `e` until the guard drops.
-pub(crate) fn enter_callback(e: *const crate::election::ballot_election) -> CallbackGuard {
-    let prev = CALLBACK_OF.with(|c| c.replace(e as usize));
-    CallbackGuard { prev }
-}
-
-pub(crate) struct CallbackGuard {
-    prev: usize,
-}
-
-impl Drop for CallbackGuard {
-    fn drop(&mut self) {
-        CALLBACK_OF.with(|c| c.set(self.prev));
-    }
-}
-
-thread_local! {
-    static CALLBACK_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }

@@ -1,11 +1,12 @@
 //! `ballot_client`: connect, close, free.
 
 use std::os::raw::c_char;
-use std::time::Duration;
 
 use ballot::blocking;
 
 use crate::boundary::{arg, out_arg, str_arg};
+use crate::handle::Boxed;
+use crate::options::ballot_options;
 use crate::result::{ballot_error, ballot_result};
 
 /// A connection to one backend with one session (an etcd lease, a ZooKeeper
@@ -18,42 +19,7 @@ pub struct ballot_client {
     pub(crate) inner: blocking::Client,
 }
 
-/// Client settings. Zero-initialize it (`ballot_client_options o = {0};`) and set
-/// only what you need: a field left 0 keeps its default. Options given in the
-/// backend URL's query (`ttl=`, `margin=`, `connect_timeout=`) override these.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ballot_client_options {
-    /// Session TTL in milliseconds: how long the backend keeps the session of a
-    /// silent client. 0: the default, 10000. Consul's minimum is 10000.
-    pub ttl_ms: u64,
-    /// Safety margin in milliseconds: leadership is reported lost at the send time
-    /// of the last acknowledged keepalive + TTL - margin. 0: the default, TTL/5.
-    /// Must be smaller than the TTL.
-    pub safety_margin_ms: u64,
-    /// How long `ballot_client_connect` may take before `BALLOT_RESULT_TIMEOUT`.
-    /// 0: the default, 5000.
-    pub connect_timeout_ms: u64,
-    /// Non-zero: a leader that lost its leadership does not campaign again by
-    /// itself. 0: the default, it joins the election again with its last value.
-    pub no_auto_requeue: u8,
-}
-
-impl ballot_client_options {
-    fn to_options(self) -> ballot::Options {
-        let mut o = ballot::Options::default();
-        if self.ttl_ms != 0 {
-            o = o.with_ttl(Duration::from_millis(self.ttl_ms));
-        }
-        if self.safety_margin_ms != 0 {
-            o = o.with_safety_margin(Duration::from_millis(self.safety_margin_ms));
-        }
-        if self.connect_timeout_ms != 0 {
-            o = o.with_connect_timeout(Duration::from_millis(self.connect_timeout_ms));
-        }
-        o.with_auto_requeue(self.no_auto_requeue == 0)
-    }
-}
+impl Boxed for ballot_client {}
 
 /// Connects to the backend that `url` names and starts its session. Blocks until
 /// connected, at most the connect timeout.
@@ -63,14 +29,18 @@ impl ballot_client_options {
 /// library is rejected with `BALLOT_RESULT_INVALID_ARGUMENT`.
 ///
 /// Parameters: `url` is a NUL-terminated UTF-8 string, borrowed for the call.
-/// `options` may be NULL for the defaults; it is borrowed for the call. On
+/// `options` (made by `ballot_options_new`) may be NULL for the defaults; it is
+/// borrowed for the call and stays the caller's. An option given both in the URL
+/// and in `options` must have the same value in both (see `ballot_options`). On
 /// success `*out` receives a new client, owned by the caller, to be freed with
 /// `ballot_client_free`; on failure `*out` is not written.
 ///
 /// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`url` or `out` NULL);
 /// `INVALID_UTF8`; `INVALID_ARGUMENT` (malformed URL, unknown option, value out of
-/// range); `CONNECTION`; `TIMEOUT`; `AUTH`. With a non-NULL `err_out`, a failure
-/// stores an error there that the caller frees with `ballot_error_free`.
+/// range, an option that the URL and `options` give with different values, a
+/// username without its password); `CONNECTION`; `TIMEOUT`; `AUTH`. With a
+/// non-NULL `err_out`, a failure stores an error there that the caller frees with
+/// `ballot_error_free`; no message shows a password, token or user name.
 ///
 /// Thread: any; blocks the calling thread.
 ///
@@ -79,7 +49,7 @@ impl ballot_client_options {
 #[no_mangle]
 pub unsafe extern "C" fn ballot_client_connect(
     url: *const c_char,
-    options: *const ballot_client_options,
+    options: *const ballot_options,
     out: *mut *mut ballot_client,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
@@ -87,9 +57,12 @@ pub unsafe extern "C" fn ballot_client_connect(
         // SAFETY (all blocks): the caller passes valid or NULL pointers.
         let url = unsafe { str_arg(url, "url") }?;
         out_arg(out, "out")?;
-        let opts = unsafe { options.as_ref() }.copied().unwrap_or_default();
-        let inner = blocking::Client::connect(url, opts.to_options())?;
-        unsafe { *out = Box::into_raw(Box::new(ballot_client { inner })) };
+        let options = match unsafe { ballot_options::borrow(options) } {
+            Some(o) => o.to_options()?,
+            None => ballot::Options::default(),
+        };
+        let inner = blocking::Client::connect(url, options)?;
+        unsafe { ballot_client { inner }.write_to(out) };
         Ok(())
     })
 }
@@ -133,11 +106,8 @@ pub unsafe extern "C" fn ballot_client_close(
 #[no_mangle]
 pub unsafe extern "C" fn ballot_client_free(client: *mut ballot_client) {
     ffi_boundary_value!((), {
-        if client.is_null() {
-            return;
-        }
-        // SAFETY: it came from Box::into_raw in ballot_client_connect.
-        let c = unsafe { Box::from_raw(client) };
+        // SAFETY: guaranteed by the caller.
+        let Some(c) = (unsafe { ballot_client::take(client) }) else { return };
         // A failure to release the session cleanly has no one to report to: the
         // server expires the session after its TTL.
         let _ = c.inner.close();

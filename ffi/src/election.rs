@@ -11,9 +11,11 @@ use std::time::Duration;
 use ballot::blocking::{self, CancelToken, Subscription};
 use ballot::State;
 
-use crate::boundary::{arg, bytes_arg, enter_callback, in_callback_of, out_arg, str_arg};
+use crate::boundary::{arg, bytes_arg, out_arg, str_arg};
+use crate::callback;
 use crate::client::ballot_client;
 use crate::event::{ballot_event_cb, ballot_user_data_free, Sink};
+use crate::handle::Boxed;
 use crate::leader::ballot_leader;
 use crate::result::{ballot_error, ballot_result, Failure};
 
@@ -38,6 +40,8 @@ pub struct ballot_election {
     /// Threads of `ballot_election_campaign_async`, joined by `_free`.
     campaigns: Mutex<Vec<JoinHandle<()>>>,
 }
+
+impl Boxed for ballot_election {}
 
 /// Where an election handle stands.
 #[repr(u32)]
@@ -117,7 +121,7 @@ pub unsafe extern "C" fn ballot_election_new(
             events: Mutex::new(None),
             campaigns: Mutex::new(Vec::new()),
         };
-        unsafe { *out = Box::into_raw(Box::new(e)) };
+        unsafe { e.write_to(out) };
         Ok(())
     })
 }
@@ -132,7 +136,8 @@ pub unsafe extern "C" fn ballot_election_new(
 ///
 /// Results: `BALLOT_RESULT_OK`; `BALLOT_RESULT_REENTRANT` when called from inside
 /// this election's own event callback or campaign completion callback, where it
-/// would wait for itself: then nothing is done and the handle stays valid.
+/// would wait for itself: then nothing is done and the handle stays valid (and
+/// `*err_out`, when `err_out` is not NULL, receives an error to free).
 ///
 /// Thread: any other thread may free; no other thread may be using `election`
 /// (a blocking campaign on it must have returned). Blocks until the above is done.
@@ -140,20 +145,19 @@ pub unsafe extern "C" fn ballot_election_new(
 /// # Safety
 /// `election` is NULL or a live election.
 #[no_mangle]
-pub unsafe extern "C" fn ballot_election_free(election: *mut ballot_election) -> ballot_result {
-    ffi_boundary!(std::ptr::null_mut(), {
-        if election.is_null() {
-            return Ok(());
-        }
-        if in_callback_of(election) {
+pub unsafe extern "C" fn ballot_election_free(
+    election: *mut ballot_election,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        if callback::in_callback_of(election) {
             return Err(Failure::new(
                 ballot_result::Reentrant,
                 "ballot_election_free was called from a callback of the same election",
             ));
         }
-        // SAFETY: it came from Box::into_raw in ballot_election_new and the caller
-        // gives it up.
-        let e = unsafe { Box::from_raw(election) };
+        // SAFETY: the caller gives up a live election, or NULL.
+        let Some(e) = (unsafe { ballot_election::take(election) }) else { return Ok(()) };
         // The event callback goes first, so that no event of the teardown reaches
         // a caller who is freeing its user_data.
         // The lock is released before waiting: the callback may itself be waiting
@@ -241,9 +245,10 @@ unsafe impl Send for Done {}
 /// libballot never frees it (free it in `cb`).
 ///
 /// Results: `BALLOT_RESULT_OK` when the campaign was started (every later outcome,
-/// including an invalid value or a campaign already running, goes to `cb`);
-/// `NULL_PARAMETER` (`election` or `cb` NULL, or `value` NULL with `len` > 0) and
-/// `INTERNAL` (no thread could be started), in which cases `cb` is never called.
+/// including an invalid value or a campaign already running, goes to `cb`, and
+/// not to `err_out`); `NULL_PARAMETER` (`election` or `cb` NULL, or `value` NULL
+/// with `len` > 0) and `INTERNAL` (no thread could be started), in which cases
+/// `cb` is never called.
 ///
 /// Thread: any; does not block.
 ///
@@ -257,8 +262,9 @@ pub unsafe extern "C" fn ballot_election_campaign_async(
     len: usize,
     cb: ballot_done_cb,
     user_data: *mut c_void,
+    err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(std::ptr::null_mut(), {
+    ffi_boundary!(err_out, {
         // SAFETY (all blocks): the caller passes valid or NULL pointers.
         let e = unsafe { arg(election, "election") }?;
         let value = unsafe { bytes_arg(value, len, "value") }?.to_vec();
@@ -281,7 +287,7 @@ pub unsafe extern "C" fn ballot_election_campaign_async(
                     }
                 };
                 let errp = err.as_ref().map_or(std::ptr::null(), |e| e as *const ballot_error);
-                let _guard = enter_callback(done.owner);
+                let _guard = callback::enter(done.owner);
                 // SAFETY: the callback was given by the caller for exactly this use.
                 unsafe { (done.cb)(done.user_data, code, term, errp) };
             })
@@ -304,8 +310,11 @@ pub unsafe extern "C" fn ballot_election_campaign_async(
 /// # Safety
 /// `election` is NULL or a live election.
 #[no_mangle]
-pub unsafe extern "C" fn ballot_election_cancel(election: *const ballot_election) -> ballot_result {
-    ffi_boundary!(std::ptr::null_mut(), {
+pub unsafe extern "C" fn ballot_election_cancel(
+    election: *const ballot_election,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
         // SAFETY: the caller passes a live election or NULL.
         let e = unsafe { arg(election, "election") }?;
         let old = std::mem::take(&mut *lock(&e.cancel));
@@ -387,7 +396,7 @@ pub unsafe extern "C" fn ballot_election_leader(
         out_arg(out, "out")?;
         match e.inner.leader()? {
             Some(l) => {
-                unsafe { *out = Box::into_raw(Box::new(ballot_leader::new(&l))) };
+                unsafe { ballot_leader::new(&l).write_to(out) };
                 Ok(())
             }
             None => Err(Failure::new(ballot_result::NoLeader, "no_leader: the election has no leader")),
@@ -432,8 +441,9 @@ pub unsafe extern "C" fn ballot_election_end(
 pub unsafe extern "C" fn ballot_election_state(
     election: *const ballot_election,
     state_out: *mut ballot_state,
+    err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(std::ptr::null_mut(), {
+    ffi_boundary!(err_out, {
         // SAFETY (all blocks): the caller passes valid or NULL pointers.
         let e = unsafe { arg(election, "election") }?;
         out_arg(state_out, "state_out")?;
@@ -489,8 +499,9 @@ pub unsafe extern "C" fn ballot_election_on_event(
     cb: ballot_event_cb,
     user_data: *mut c_void,
     user_data_free: ballot_user_data_free,
+    err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(std::ptr::null_mut(), {
+    ffi_boundary!(err_out, {
         // SAFETY: the caller passes a live election or NULL.
         let e = unsafe { arg(election, "election") }?;
         let cb = cb.ok_or_else(|| Failure::null("cb"))?;
@@ -498,7 +509,7 @@ pub unsafe extern "C" fn ballot_election_on_event(
         // documented contract is that user_data_free is then not called, so the
         // sink releases user_data only once it is armed here, on success.
         let armed = Arc::new(AtomicBool::new(false));
-        let mut sink = Sink::new(cb, user_data, user_data_free, election, armed.clone());
+        let mut sink = Sink::new(cb, user_data, user_data_free, election.cast(), armed.clone());
         let sub = e.inner.on_event(move |ev| sink.deliver(ev))?;
         armed.store(true, Ordering::SeqCst);
         // The old registration is stopped outside the lock: stopping waits for its

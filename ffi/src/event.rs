@@ -1,13 +1,12 @@
-//! Events and their callback registration.
+//! Events, their names, and the C side of a callback registration.
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ballot::{Event, LostReason};
 
-use crate::election::ballot_election;
 use crate::leader::ballot_leader;
 use crate::result::ballot_result;
 
@@ -35,6 +34,41 @@ pub enum ballot_event_kind {
     /// A background error (a broken watch, a failed re-campaign); `error` and
     /// `message` describe it. The handle keeps working where it can.
     Error = 8,
+}
+
+impl ballot_event_kind {
+    /// Every kind with its canonical name, in code order. This is the one place
+    /// where the C ABI spells event names; it is to follow the core's table of
+    /// event names once the core has one. The rule from C constant to name:
+    /// `BALLOT_EVENT_KIND_LEADER_CHANGED` is `"leader_changed"` (lower case, the
+    /// prefix dropped), which a test checks.
+    const NAMES: [(ballot_event_kind, &'static CStr); 8] = [
+        (ballot_event_kind::Elected, c"elected"),
+        (ballot_event_kind::Suspended, c"suspended"),
+        (ballot_event_kind::Reconnected, c"reconnected"),
+        (ballot_event_kind::Lost, c"lost"),
+        (ballot_event_kind::Resigned, c"resigned"),
+        (ballot_event_kind::LeaderChanged, c"leader_changed"),
+        (ballot_event_kind::Ended, c"ended"),
+        (ballot_event_kind::Error, c"error"),
+    ];
+
+    /// The canonical name of the kind whose code is `code`, if it is one.
+    fn name(code: u32) -> Option<&'static CStr> {
+        Self::NAMES.iter().find(|(k, _)| *k as u32 == code).map(|(_, n)| *n)
+    }
+}
+
+/// The canonical name of an event kind: `"elected"`, `"suspended"`,
+/// `"reconnected"`, `"lost"`, `"resigned"`, `"leader_changed"`, `"ended"` or
+/// `"error"` (the constant's name in lower case, without its prefix);
+/// `"unknown"` for a value that is not a kind. `kind` is a `ballot_event_kind`
+/// value; any `uint32_t` is accepted.
+///
+/// Ownership: the string is static; do not free it. Thread: any. Never fails.
+#[no_mangle]
+pub extern "C" fn ballot_event_kind_str(kind: u32) -> *const c_char {
+    ffi_boundary_value!(c"unknown".as_ptr(), { ballot_event_kind::name(kind).unwrap_or(c"unknown").as_ptr() })
 }
 
 /// Why leadership was lost (the `reason` of a `BALLOT_EVENT_KIND_LOST` event).
@@ -95,7 +129,9 @@ pub(crate) struct Sink {
     cb: unsafe extern "C" fn(*mut c_void, *const ballot_event),
     user_data: *mut c_void,
     free: ballot_user_data_free,
-    owner: *const ballot_election,
+    /// The election handle the registration belongs to, known by its address
+    /// only (see `callback.rs`).
+    owner: *const c_void,
     /// Set once the registration succeeded; before that, dropping the sink must
     /// leave `user_data` to the caller.
     armed: Arc<AtomicBool>,
@@ -111,7 +147,7 @@ impl Sink {
         cb: unsafe extern "C" fn(*mut c_void, *const ballot_event),
         user_data: *mut c_void,
         free: ballot_user_data_free,
-        owner: *const ballot_election,
+        owner: *const c_void,
         armed: Arc<AtomicBool>,
     ) -> Sink {
         Sink { cb, user_data, free, owner, armed }
@@ -166,7 +202,7 @@ impl Sink {
             // yet is not passed on (the header promises only the kinds above).
             _ => return,
         }
-        let _guard = crate::boundary::enter_callback(self.owner);
+        let _guard = crate::callback::enter(self.owner);
         // SAFETY: the callback was given by the caller for exactly this use.
         unsafe { (self.cb)(self.user_data, &out) };
     }
@@ -180,6 +216,52 @@ impl Drop for Sink {
         if let Some(f) = self.free {
             // SAFETY: called once, after the last call of the callback.
             unsafe { f(self.user_data) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names follow from the constants by one rule, so that a kind added to
+    /// the enum without its name (or with a hand-made one) fails here.
+    /// Exhaustive: a kind added to the enum does not compile here until it has its
+    /// place in `NAMES`.
+    fn position(kind: ballot_event_kind) -> usize {
+        match kind {
+            ballot_event_kind::Elected => 0,
+            ballot_event_kind::Suspended => 1,
+            ballot_event_kind::Reconnected => 2,
+            ballot_event_kind::Lost => 3,
+            ballot_event_kind::Resigned => 4,
+            ballot_event_kind::LeaderChanged => 5,
+            ballot_event_kind::Ended => 6,
+            ballot_event_kind::Error => 7,
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_name_by_the_one_rule() {
+        let mut codes = Vec::new();
+        for (i, (kind, name)) in ballot_event_kind::NAMES.into_iter().enumerate() {
+            assert_eq!(position(kind), i, "{kind:?}");
+            let snake: String = format!("{kind:?}")
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+                    sep.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+                })
+                .collect();
+            assert_eq!(name.to_str().unwrap(), snake);
+            let got = unsafe { CStr::from_ptr(ballot_event_kind_str(kind as u32)) };
+            assert_eq!(got, name);
+            codes.push(kind as u32);
+        }
+        assert_eq!(codes, (1..=8).collect::<Vec<u32>>(), "codes are 1 to 8, in order, never renumbered");
+        for code in [0, 9, u32::MAX] {
+            assert_eq!(unsafe { CStr::from_ptr(ballot_event_kind_str(code)) }, c"unknown");
         }
     }
 }

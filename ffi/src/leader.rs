@@ -3,6 +3,8 @@
 use std::ffi::CString;
 use std::os::raw::c_char;
 
+use crate::handle::Boxed;
+
 /// The leader of an election as the backend recorded it when it was read: its
 /// value, its term (fencing token) and its key.
 ///
@@ -15,6 +17,8 @@ pub struct ballot_leader {
     term: u64,
     key: CString,
 }
+
+impl Boxed for ballot_leader {}
 
 impl ballot_leader {
     pub(crate) fn new(l: &ballot::Leader) -> ballot_leader {
@@ -38,7 +42,7 @@ impl ballot_leader {
 #[no_mangle]
 pub unsafe extern "C" fn ballot_leader_term(leader: *const ballot_leader) -> u64 {
     // SAFETY: guaranteed by the caller.
-    ffi_boundary_value!(0, { unsafe { leader.as_ref() }.map_or(0, |l| l.term) })
+    ffi_boundary_value!(0, { unsafe { ballot_leader::borrow(leader) }.map_or(0, |l| l.term) })
 }
 
 /// The leader's value: `*value_out` receives a pointer to its bytes and `*len_out`
@@ -59,7 +63,7 @@ pub unsafe extern "C" fn ballot_leader_value(
 ) {
     ffi_boundary_value!((), {
         // SAFETY: guaranteed by the caller.
-        let (p, n) = match unsafe { leader.as_ref() } {
+        let (p, n) = match unsafe { ballot_leader::borrow(leader) } {
             Some(l) => (l.value.as_ptr(), l.value.len()),
             None => (std::ptr::null(), 0),
         };
@@ -85,7 +89,9 @@ pub unsafe extern "C" fn ballot_leader_value(
 #[no_mangle]
 pub unsafe extern "C" fn ballot_leader_key(leader: *const ballot_leader) -> *const c_char {
     // SAFETY: guaranteed by the caller.
-    ffi_boundary_value!(std::ptr::null(), { unsafe { leader.as_ref() }.map_or(std::ptr::null(), |l| l.key.as_ptr()) })
+    ffi_boundary_value!(std::ptr::null(), {
+        unsafe { ballot_leader::borrow(leader) }.map_or(std::ptr::null(), |l| l.key.as_ptr())
+    })
 }
 
 /// Frees a leader returned by `ballot_election_leader`. Never call it on the
@@ -97,10 +103,6 @@ pub unsafe extern "C" fn ballot_leader_key(leader: *const ballot_leader) -> *con
 /// `leader` is NULL or a leader owned by the caller and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn ballot_leader_free(leader: *mut ballot_leader) {
-    ffi_boundary_value!((), {
-        if !leader.is_null() {
-            // SAFETY: it came from Box::into_raw in ballot_election_leader.
-            drop(unsafe { Box::from_raw(leader) });
-        }
-    })
+    // SAFETY: guaranteed by the caller.
+    ffi_boundary_value!((), { unsafe { ballot_leader::free(leader) } })
 }

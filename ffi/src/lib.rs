@@ -16,6 +16,8 @@
 //!   `BALLOT_RESULT_INVALID_UTF8`;
 //! - every body runs inside a panic boundary: a panic gives `BALLOT_RESULT_PANIC`
 //!   and never unwinds into C;
+//! - every handle is a `Box` made by the library and given back to its `_free`,
+//!   through the one trait in `handle.rs`;
 //! - callbacks run on threads owned by the library, never on a caller's thread.
 //!
 //! The functions are written out by hand (no macro generates an `extern` item) so
@@ -26,18 +28,26 @@
 // The C names (`ballot_client`, `BALLOT_RESULT_OK`) are the public contract.
 #![allow(non_camel_case_types)]
 
+// Layers, each file using only files of the layers before it: `handle` and
+// `callback` (no crate imports); `result`; `boundary`; `error`, `leader`,
+// `options`; `event` (leader); `client` (options); `election` (client, event).
+mod callback;
+mod handle;
+mod result;
 #[macro_use]
 mod boundary;
 mod client;
 mod election;
+mod error;
 mod event;
 mod leader;
-mod result;
+mod options;
 
-pub use client::{ballot_client, ballot_client_options};
+pub use client::ballot_client;
 pub use election::{ballot_done_cb, ballot_election, ballot_state};
 pub use event::{ballot_event, ballot_event_cb, ballot_event_kind, ballot_lost_reason, ballot_user_data_free};
 pub use leader::ballot_leader;
+pub use options::ballot_options;
 pub use result::{ballot_error, ballot_result};
 
 use std::os::raw::c_char;

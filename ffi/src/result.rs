@@ -1,9 +1,11 @@
-//! Result codes and error details.
+//! Result codes, the error detail, and the failure on its way to C. The
+//! functions that C calls on them are in `error.rs`.
 
 use std::ffi::CString;
-use std::os::raw::c_char;
 
 use ballot::ErrorKind;
+
+use crate::handle::Boxed;
 
 /// The outcome of a libballot call. `BALLOT_RESULT_OK` (0) is success; every other
 /// value names what went wrong. Codes 1 to 12 are one per kind of ballot error
@@ -81,7 +83,7 @@ impl ballot_result {
         }
     }
 
-    fn name(code: u32) -> &'static [u8] {
+    pub(crate) fn name(code: u32) -> &'static [u8] {
         match code {
             0 => b"ok\0",
             1 => b"invalid_argument\0",
@@ -112,9 +114,11 @@ impl ballot_result {
 /// may be read from any thread.
 #[derive(Debug)]
 pub struct ballot_error {
-    code: ballot_result,
-    message: CString,
+    pub(crate) code: ballot_result,
+    pub(crate) message: CString,
 }
+
+impl Boxed for ballot_error {}
 
 /// A failure on its way to C: a code and a message.
 #[derive(Debug)]
@@ -126,6 +130,12 @@ pub(crate) struct Failure {
 impl Failure {
     pub(crate) fn new(code: ballot_result, message: impl Into<String>) -> Failure {
         Failure { code, message: message.into() }
+    }
+
+    /// An `INVALID_ARGUMENT` failure, worded as the core's errors are
+    /// (`"invalid_argument: ..."`).
+    pub(crate) fn invalid(message: impl Into<String>) -> Failure {
+        Failure::from(ballot::Error::new(ErrorKind::InvalidArgument, message))
     }
 
     pub(crate) fn null(what: &str) -> Failure {
@@ -157,70 +167,21 @@ impl From<Failure> for ballot_error {
     }
 }
 
-/// The static name of a result code, such as `"ok"`, `"not_leader"` or
-/// `"null_parameter"`; `"unknown"` for a value that is not a code.
-///
-/// `code` is a `ballot_result` value; any `uint32_t` is accepted.
-///
-/// Ownership: the string is static; do not free it. Thread: any. Never fails.
-#[no_mangle]
-pub extern "C" fn ballot_result_str(code: u32) -> *const c_char {
-    ffi_boundary_value!(c"unknown".as_ptr(), { ballot_result::name(code).as_ptr().cast() })
-}
-
-/// The message of an error: one line naming the code and the cause, for example
-/// `"invalid_argument: election name \"a//b\" has an empty segment ..."`.
-///
-/// Ownership: the string belongs to `error` and lives until
-/// `ballot_error_free(error)`. NULL: returns NULL when `error` is NULL.
-/// Thread: any.
-///
-/// # Safety
-/// `error` is NULL or an error made by libballot and not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn ballot_error_message(error: *const ballot_error) -> *const c_char {
-    ffi_boundary_value!(std::ptr::null(), {
-        // SAFETY: guaranteed by the caller.
-        match unsafe { error.as_ref() } {
-            Some(e) => e.message.as_ptr(),
-            None => std::ptr::null(),
+/// Turns the outcome of an exported function into its result code, and stores the
+/// error detail in `*err_out` (a new `ballot_error` owned by the caller) when the
+/// call failed and `err_out` is not NULL.
+pub(crate) fn finish(r: Result<(), Failure>, err_out: *mut *mut ballot_error) -> ballot_result {
+    match r {
+        Ok(()) => ballot_result::Ok,
+        Err(f) => {
+            let code = f.code;
+            if !err_out.is_null() {
+                // SAFETY: the caller passes either NULL or a writable pointer.
+                unsafe { ballot_error::from(f).write_to(err_out) };
+            }
+            code
         }
-    })
-}
-
-/// The result code of an error (never `BALLOT_RESULT_OK`).
-///
-/// NULL: returns `BALLOT_RESULT_NULL_PARAMETER` when `error` is NULL.
-/// Thread: any.
-///
-/// # Safety
-/// `error` is NULL or an error made by libballot and not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn ballot_error_result(error: *const ballot_error) -> ballot_result {
-    ffi_boundary_value!(ballot_result::Panic, {
-        // SAFETY: guaranteed by the caller.
-        match unsafe { error.as_ref() } {
-            Some(e) => e.code,
-            None => ballot_result::NullParameter,
-        }
-    })
-}
-
-/// Frees an error returned through an `err_out` argument.
-///
-/// Ownership: takes `error`; it must not be used afterwards. NULL: no-op.
-/// Thread: any.
-///
-/// # Safety
-/// `error` is NULL or an error made by libballot and not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn ballot_error_free(error: *mut ballot_error) {
-    ffi_boundary_value!((), {
-        if !error.is_null() {
-            // SAFETY: guaranteed by the caller; it came from Box::into_raw.
-            drop(unsafe { Box::from_raw(error) });
-        }
-    })
+    }
 }
 
 #[cfg(test)]
@@ -239,20 +200,5 @@ mod tests {
         assert_eq!(ballot_result::InvalidUtf8 as u32, 101);
         assert_eq!(ballot_result::Panic as u32, 102);
         assert_eq!(ballot_result::Reentrant as u32, 103);
-    }
-
-    #[test]
-    fn a_panic_becomes_the_panic_code_with_its_message() {
-        let mut err: *mut ballot_error = std::ptr::null_mut();
-        let r = ffi_boundary!(&mut err, {
-            if err.is_null() {
-                panic!("boom");
-            }
-            Ok(())
-        });
-        assert_eq!(r, ballot_result::Panic);
-        let msg = unsafe { std::ffi::CStr::from_ptr(ballot_error_message(err)) };
-        assert!(msg.to_str().unwrap().contains("boom"), "{msg:?}");
-        unsafe { ballot_error_free(err) };
     }
 }

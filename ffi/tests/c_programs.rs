@@ -5,7 +5,9 @@
 //!
 //! Backends: the local and the memory:// backends always; etcd, ZooKeeper and Consul when
 //! `tests/run.sh` started them and set `BALLOT_TEST_ETCD`, `BALLOT_TEST_ZK` and
-//! `BALLOT_TEST_CONSUL`. A server test whose variable is missing panics when
+//! `BALLOT_TEST_CONSUL`, and for `options.c` the servers that need credentials or
+//! TLS (`BALLOT_TEST_ETCD_AUTH`, `BALLOT_TEST_ETCD_TLS`,
+//! `BALLOT_TEST_CONSUL_ACL`). A server test whose variable is missing panics when
 //! `BALLOT_TEST_REQUIRE_SERVERS=1` (set by tests/run.sh whenever it starts servers)
 //! and otherwise says on stderr that it did not run.
 
@@ -244,6 +246,64 @@ fn cycles_leak_nothing_valgrind() {
     run(&bin, Mode::Valgrind, &[&local_url("cycles"), "50", "1000000"]);
 }
 
+/// `ballot_options` against `ballot_client_connect` without a server: the URL and
+/// the options agree or are refused (`tests/c/options.c`, mode `local`).
+fn options_local(mode: Mode) {
+    let bin = compile("options", mode, "local");
+    let dir = scratch().join(format!("options-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    run(&bin, mode, &["local", &dir.display().to_string()]);
+}
+
+#[test]
+fn options_local_asan() {
+    options_local(Mode::Asan);
+}
+
+#[test]
+fn options_local_valgrind() {
+    valgrind_present();
+    options_local(Mode::Valgrind);
+}
+
+/// The facts of a server kind that tests/run.sh started (`BALLOT_TEST_ETCD_AUTH`,
+/// `..._USER`, ...), or None (with a note) as [`server_url`] says.
+fn server_facts(var: &str, suffixes: &[&str]) -> Option<Vec<String>> {
+    let url = server_url(var)?;
+    let mut facts = vec![url];
+    for s in suffixes {
+        let v = format!("{var}_{s}");
+        facts.push(std::env::var(&v).unwrap_or_else(|_| panic!("{v} is not set, but {var} is")));
+    }
+    Some(facts)
+}
+
+/// Credentials set only through `ballot_options` reach an etcd with auth on; a
+/// wrong password is refused without being shown.
+#[test]
+fn options_etcd_auth_asan() {
+    let Some(f) = server_facts("BALLOT_TEST_ETCD_AUTH", &["USER", "PASSWORD", "PREFIX"]) else { return };
+    let bin = compile("options", Mode::Asan, "etcd-auth");
+    run(&bin, Mode::Asan, &["etcd-auth", &f[0], &f[1], &f[2], &f[3]]);
+}
+
+/// TLS files set only through `ballot_options` reach an etcd that asks for a
+/// client certificate, under `etcds://` and under plain `etcd://`.
+#[test]
+fn options_etcd_tls_asan() {
+    let Some(f) = server_facts("BALLOT_TEST_ETCD_TLS", &["CA", "CERT", "KEY"]) else { return };
+    let bin = compile("options", Mode::Asan, "etcd-tls");
+    run(&bin, Mode::Asan, &["etcd-tls", &f[0], &f[1], &f[2], &f[3]]);
+}
+
+/// A token set only through `ballot_options` reaches a Consul with ACLs on
+/// (default deny); a wrong one is refused without being shown.
+#[test]
+fn options_consul_acl_asan() {
+    let Some(f) = server_facts("BALLOT_TEST_CONSUL_ACL", &["TOKEN"]) else { return };
+    let bin = compile("options", Mode::Asan, "consul-acl");
+    run(&bin, Mode::Asan, &["consul-acl", &f[0], &f[1]]);
+}
+
 /// The README's C and C++ examples, on the local backend, under ASan and valgrind.
 fn example(lang: &str, mode: Mode) {
     let (src, compiler, std) = match lang {
@@ -280,12 +340,17 @@ fn example_cpp_valgrind() {
     example("cpp", Mode::Valgrind);
 }
 
-/// `url` with a connect timeout that suits a program slowed down by ASan or
-/// valgrind on a busy machine: the default 5 s was seen to run out in valgrind
-/// while two such programs and a build shared two cores.
+/// `url` with a connect timeout and a session TTL that suit a program slowed down
+/// by ASan or valgrind on a busy machine. The default connect timeout, 5 s, was
+/// seen to run out in valgrind while two such programs and a build shared two
+/// cores. With the default TTL, 10 s (renewals every 3.3 s), a renewal answered
+/// late made the Consul leader of `election.c` Suspended under valgrind, so that
+/// its next proclaim failed with NOT_LEADER (2 of 5 full runs at a load of 8 on
+/// two cores); 30 s leaves renewals three times the room. (ZooKeeper's server
+/// clamps the TTL to its own maximum.)
 fn patient(url: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout=30s")
+    format!("{url}{sep}connect_timeout=30s&ttl=30s")
 }
 
 macro_rules! server_tests {

@@ -329,7 +329,8 @@ impl ZkBackend {
         };
         let requested = match url.duration("session_timeout")? {
             Some(st) => {
-                if url.option("ttl").is_some() && st != options.ttl {
+                // A TTL that the URL or `Options::with_ttl` gave must agree with it.
+                if (url.option("ttl").is_some() || options.ttl_set) && st != options.ttl {
                     return Err(Error::invalid(format!(
                         "zk: session_timeout={st:?} and ttl={:?} disagree; give one of them",
                         options.ttl

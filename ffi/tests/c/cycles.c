@@ -38,9 +38,9 @@ int main(int argc, char **argv) {
         OK(ballot_election_new(c, name, &e, err_out));
         OK(ballot_election_campaign(e, (const uint8_t *)"cycle", 5, 10000, &term, err_out));
         OK(ballot_election_resign(e, err_out));
-        OK(ballot_election_state(e, &st));
+        OK(ballot_election_state(e, &st, err_out));
         if (st != BALLOT_STATE_IDLE) FAIL("cycle %ld: state %s after resign", i, ballot_state_str(st));
-        OK(ballot_election_free(e));
+        OK(ballot_election_free(e, err_out));
         if (i == warm) {
             rss_warm = rss_kib();
             printf("cycles: after %ld cycles rss_kib=%ld\n", i, rss_warm);

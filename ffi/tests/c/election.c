@@ -18,6 +18,7 @@ typedef struct recorder {
     int cb_threads_differ;       /* the callback ever ran on two threads */
     ballot_election *self;       /* for the reentrancy check */
     ballot_result free_inside;   /* what ballot_election_free gave inside the callback */
+    ballot_result free_inside_err; /* the code of the error it stored in err_out */
     ballot_election *replace_e;  /* on the first event, re-register on this election ... */
     struct recorder *replace_with; /* ... with this recorder */
     ballot_result replaced;      /* what that re-registration returned */
@@ -49,13 +50,17 @@ static void on_event(void *user_data, const ballot_event *ev) {
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     /* Freeing its own election from inside its callback must be refused. */
-    if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->self)
-        r->free_inside = ballot_election_free(r->self);
+    if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->self) {
+        ballot_error *err = NULL;
+        r->free_inside = ballot_election_free(r->self, &err);
+        r->free_inside_err = err ? ballot_error_result(err) : BALLOT_RESULT_OK;
+        ballot_error_free(err);
+    }
     /* Replacing its own registration from inside the callback is allowed. */
     if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->replace_e && r->replace_with) {
         ballot_election *e = r->replace_e;
         r->replace_e = NULL;
-        r->replaced = ballot_election_on_event(e, on_event, r->replace_with, on_free);
+        r->replaced = ballot_election_on_event(e, on_event, r->replace_with, on_free, NULL);
     }
 }
 
@@ -82,7 +87,7 @@ static int wait_event_at(recorder *r, ballot_event_kind kind, long timeout_ms, i
     double until = now_ms() + timeout_ms;
     int at;
     while ((at = find(r, 0, kind)) < 0) {
-        if (now_ms() > until) FAIL("line %d: no event of kind %u within %ld ms", line, (unsigned)kind, timeout_ms);
+        if (now_ms() > until) FAIL("line %d: no %s event within %ld ms", line, ballot_event_kind_str(kind), timeout_ms);
         sleep_ms(2);
     }
     return at;
@@ -114,7 +119,7 @@ static void on_done(void *user_data, ballot_result result, uint64_t term, const 
     d->term = term;
     if (err) snprintf(d->message, sizeof d->message, "%s", ballot_error_message(err));
     /* Freeing its own election from its completion callback must be refused. */
-    if (d->self) d->free_inside = ballot_election_free(d->self);
+    if (d->self) d->free_inside = ballot_election_free(d->self, NULL);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -184,8 +189,8 @@ int main(int argc, char **argv) {
     recorder_init(&ra);
     recorder_init(&rb);
     rb.self = eb;
-    OK(ballot_election_on_event(ea, on_event, &ra, on_free));
-    OK(ballot_election_on_event(eb, on_event, &rb, on_free));
+    OK(ballot_election_on_event(ea, on_event, &ra, on_free, err_out));
+    OK(ballot_election_on_event(eb, on_event, &rb, on_free, err_out));
 
     /* A wins; B waits asynchronously. */
     OK(ballot_election_campaign(ea, (const uint8_t *)"a", 1, 10000, &t1, err_out));
@@ -193,7 +198,7 @@ int main(int argc, char **argv) {
     CHECK(state_of(ea) == BALLOT_STATE_LEADER);
     done_init(&db);
     db.self = eb;
-    OK(ballot_election_campaign_async(eb, (const uint8_t *)"b", 1, on_done, &db));
+    OK(ballot_election_campaign_async(eb, (const uint8_t *)"b", 1, on_done, &db, err_out));
     wait_state(eb, BALLOT_STATE_CAMPAIGNING, 10000);
     sleep_ms(50);
     CHECK(db.calls == 0);
@@ -227,8 +232,12 @@ int main(int argc, char **argv) {
         CHECK(ra.terms[el] == t1);
         CHECK(find(&ra, el + 1, BALLOT_EVENT_KIND_ELECTED) < 0);
         CHECK(rb.terms[find(&rb, 0, BALLOT_EVENT_KIND_ELECTED)] == t2);
-        /* Leader changes never go back in term. */
         pthread_mutex_lock(&ra.mu);
+        /* Every kind seen has its canonical name. */
+        CHECK(strcmp(ballot_event_kind_str(ra.kinds[el]), "elected") == 0);
+        CHECK(strcmp(ballot_event_kind_str(ra.kinds[rs]), "resigned") == 0);
+        for (i = 0; i < ra.n; i++) CHECK(strcmp(ballot_event_kind_str(ra.kinds[i]), "unknown") != 0);
+        /* Leader changes never go back in term. */
         for (i = 0; i < ra.n; i++) {
             if (ra.kinds[i] != BALLOT_EVENT_KIND_LEADER_CHANGED || ra.terms[i] == 0) continue;
             CHECK((int)ra.terms[i] >= prev);
@@ -239,8 +248,10 @@ int main(int argc, char **argv) {
         CHECK(!ra.cb_threads_differ);
         CHECK(!pthread_equal(ra.cb_thread, pthread_self()));
     }
-    /* _free from inside its own callback was refused, and the handle still works. */
+    /* _free from inside its own callback was refused, with the error in err_out,
+     * and the handle still works. */
     CHECK(rb.free_inside == BALLOT_RESULT_REENTRANT);
+    CHECK(rb.free_inside_err == BALLOT_RESULT_REENTRANT);
     CHECK(state_of(eb) == BALLOT_STATE_LEADER);
 
     /* Cancel a blocking campaign from another thread. */
@@ -249,7 +260,7 @@ int main(int argc, char **argv) {
     bc.result = BALLOT_RESULT_OK;
     CHECK(pthread_create(&t, NULL, campaign_thread, &bc) == 0);
     wait_state(ec, BALLOT_STATE_CAMPAIGNING, 10000);
-    OK(ballot_election_cancel(ec));
+    OK(ballot_election_cancel(ec, err_out));
     CHECK(pthread_join(t, NULL) == 0);
     CHECK(bc.result == BALLOT_RESULT_CANCELLED);
     CHECK(state_of(ec) == BALLOT_STATE_IDLE);
@@ -259,9 +270,9 @@ int main(int argc, char **argv) {
     {
         done dc;
         done_init(&dc);
-        OK(ballot_election_campaign_async(ec, (const uint8_t *)"c", 1, on_done, &dc));
+        OK(ballot_election_campaign_async(ec, (const uint8_t *)"c", 1, on_done, &dc, err_out));
         wait_state(ec, BALLOT_STATE_CAMPAIGNING, 10000);
-        OK(ballot_election_cancel(ec));
+        OK(ballot_election_cancel(ec, err_out));
         wait_done(&dc, 10000);
         CHECK(dc.calls == 1);
         CHECK(dc.result == BALLOT_RESULT_CANCELLED);
@@ -282,9 +293,9 @@ int main(int argc, char **argv) {
      * before the free returns. */
     OK(ballot_election_new(ca, name, &ed, err_out));
     done_init(&dd);
-    OK(ballot_election_campaign_async(ed, (const uint8_t *)"d", 1, on_done, &dd));
+    OK(ballot_election_campaign_async(ed, (const uint8_t *)"d", 1, on_done, &dd, err_out));
     wait_state(ed, BALLOT_STATE_CAMPAIGNING, 10000);
-    OK(ballot_election_free(ed));
+    OK(ballot_election_free(ed, err_out));
     CHECK(dd.calls == 1);
     CHECK(dd.result == BALLOT_RESULT_CANCELLED);
 
@@ -301,11 +312,11 @@ int main(int argc, char **argv) {
     OK(ballot_election_new(cb, name, &ee, err_out));
     OK(ballot_election_campaign(ee, (const uint8_t *)"e", 1, 10000, &tmp, err_out));
     CHECK(tmp > t2);
-    OK(ballot_election_free(ee));
+    OK(ballot_election_free(ee, err_out));
 
     /* Freeing calls each user_data_free exactly once, after the last callback. */
-    OK(ballot_election_free(ea));
-    OK(ballot_election_free(eb));
+    OK(ballot_election_free(ea, err_out));
+    OK(ballot_election_free(eb, err_out));
     CHECK(ra.freed == 1);
     CHECK(rb.freed == 1);
 
@@ -319,7 +330,7 @@ int main(int argc, char **argv) {
         OK(ballot_election_new(ca, name2, &ef, err_out));
         r1.replace_e = ef;
         r1.replace_with = &r2;
-        OK(ballot_election_on_event(ef, on_event, &r1, on_free));
+        OK(ballot_election_on_event(ef, on_event, &r1, on_free, err_out));
         OK(ballot_election_campaign(ef, (const uint8_t *)"f", 1, 10000, NULL, err_out));
         wait_event(&r1, BALLOT_EVENT_KIND_ELECTED, 10000);
         /* The old user_data is released right after the replacing call returns. */
@@ -338,7 +349,7 @@ int main(int argc, char **argv) {
         wait_event(&r2, BALLOT_EVENT_KIND_RESIGNED, 10000);
         CHECK(r1.replaced == BALLOT_RESULT_OK);
         CHECK(find(&r1, 0, BALLOT_EVENT_KIND_RESIGNED) < 0);
-        OK(ballot_election_free(ef));
+        OK(ballot_election_free(ef, err_out));
         CHECK(r1.freed == 1);
         CHECK(r2.freed == 1);
     }
@@ -352,8 +363,8 @@ int main(int argc, char **argv) {
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_campaign(ea, (const uint8_t *)"a", 1, 100, NULL, err_out));
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_leader(ea, &(ballot_leader *){NULL}, err_out));
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_new(ca, name2, &ed, err_out));
-    OK(ballot_election_free(ea));
-    OK(ballot_election_free(ec));
+    OK(ballot_election_free(ea, err_out));
+    OK(ballot_election_free(ec, err_out));
     ballot_client_free(ca);
     ballot_client_free(cb);
 

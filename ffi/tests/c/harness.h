@@ -69,7 +69,7 @@ static inline void unique_name(char *buf, size_t n, const char *tag) {
 
 static inline ballot_state state_of(const ballot_election *e) {
     ballot_state s = BALLOT_STATE_CLOSED;
-    OK(ballot_election_state(e, &s));
+    OK(ballot_election_state(e, &s, err_out));
     return s;
 }
 

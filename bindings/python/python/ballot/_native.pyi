@@ -42,10 +42,11 @@ class _Options(TypedDict, total=False):
 def connect(url: Optional[str] = None, **options: Unpack[_Options]) -> Client:
     """Connects to the backend ``url`` (None: the local default) and starts a session.
 
-    A setting that the URL also gives (``?ttl=10s``, ``user:password@``) is the
-    URL's; contradictions (a token with a username, TLS files for a backend without
-    TLS, ...) raise ``InvalidArgumentError``. Raises ``InvalidArgumentError``,
-    ``ConnectionError``, ``TimeoutError``, ``AuthError``."""
+    An option that the URL also gives (``?ttl=10s``, ``user:password@``) must have
+    the same value there; a different value and other contradictions (a token with
+    a username, TLS files for a backend without TLS, ...) raise
+    ``InvalidArgumentError``. Raises ``InvalidArgumentError``, ``ConnectionError``,
+    ``TimeoutError``, ``AuthError``."""
 
 def connect_async(url: Optional[str] = None, **options: Unpack[_Options]) -> Awaitable[Client]:
     """``connect()`` for asyncio."""

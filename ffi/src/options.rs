@@ -1,0 +1,411 @@
+//! `ballot_options`: the settings of `ballot_client_connect`, opaque, with one
+//! setter per option, so that options can be added without breaking the ABI
+//! (wasmtime's `wasm_config_t`).
+
+use std::fmt;
+use std::os::raw::c_char;
+use std::time::Duration;
+
+use crate::boundary::{arg_mut, out_arg, secret_arg, str_arg};
+use crate::handle::Boxed;
+use crate::result::{ballot_error, ballot_result, Failure};
+
+/// Settings for `ballot_client_connect`: made by `ballot_options_new` with every
+/// option at its default, changed by the `ballot_options_set_*` functions, freed
+/// by `ballot_options_free`.
+///
+/// The options are `ttl`, `safety_margin`, `connect_timeout`, `auto_requeue`,
+/// `username`, `password`, `token`, `tls_ca`, `tls_cert` and `tls_key`; each has
+/// the setter `ballot_options_set_<option>`. Setting an option again replaces its
+/// value. A setter checks its value at once and leaves the options unchanged when
+/// it refuses it; what depends on several options or on the URL (a margin below
+/// the TTL, a username with its password, the URL agreeing with the options) is
+/// checked by `ballot_client_connect`.
+///
+/// The URL and the options: the TTL, the margin, the connect timeout, the
+/// credentials and the TLS files may also be given in the backend URL (`ttl=`,
+/// `margin=`, `connect_timeout=`, `user:password@`, `TOKEN@`, `ca=`, `cert=`,
+/// `key=`). Neither place overrides the other. An option given in one place is
+/// used; one given in both with the same value is used too; one given in both
+/// with different values makes `ballot_client_connect` fail with
+/// `BALLOT_RESULT_INVALID_ARGUMENT`, and a message that names the option but
+/// never shows a password, token or user name. So does `tls=0` in the URL beside
+/// a `tls_*` option, and, on ZooKeeper, a `session_timeout=` in the URL that
+/// differs from the `ttl` set here.
+///
+/// Threads: an options object may be used from any thread, but not from two at
+/// once while one of them sets an option. `ballot_client_connect` only reads it,
+/// so one options object may serve many connects, also concurrently.
+pub struct ballot_options {
+    inner: ballot::Options,
+    username: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+    tls: ballot::TlsOptions,
+}
+
+impl Boxed for ballot_options {}
+
+impl fmt::Debug for ballot_options {
+    /// Says which credentials are set, never what they are.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "***" } else { "unset" };
+        f.debug_struct("ballot_options")
+            .field("inner", &self.inner)
+            .field("username", &set(&self.username))
+            .field("password", &set(&self.password))
+            .field("token", &set(&self.token))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl ballot_options {
+    fn new() -> ballot_options {
+        ballot_options {
+            inner: ballot::Options::default(),
+            username: None,
+            password: None,
+            token: None,
+            tls: ballot::TlsOptions::default(),
+        }
+    }
+
+    /// The core's options: the durations and the requeue setting as set, the
+    /// credentials and the TLS files from their parts.
+    pub(crate) fn to_options(&self) -> Result<ballot::Options, Failure> {
+        let mut o = self.inner.clone();
+        let invalid = Failure::invalid;
+        match (&self.username, &self.password, &self.token) {
+            (None, None, None) => {}
+            (Some(user), Some(password), None) => {
+                o = o.with_credentials(ballot::Credentials::Password { user: user.clone(), password: password.clone() })
+            }
+            (None, None, Some(token)) => o = o.with_credentials(ballot::Credentials::Token(token.clone())),
+            (Some(_), None, None) => return Err(invalid("the options have a username but no password")),
+            (None, Some(_), None) => return Err(invalid("the options have a password but no username")),
+            _ => return Err(invalid("the options have both a token and a username or password; give one of them")),
+        }
+        if self.tls != ballot::TlsOptions::default() {
+            o = o.with_tls(self.tls.clone());
+        }
+        Ok(o)
+    }
+
+    /// Applies `set` to a copy of the core's options and keeps it only if every
+    /// duration is still in its range.
+    fn set_checked(&mut self, set: impl FnOnce(ballot::Options) -> ballot::Options) -> Result<(), Failure> {
+        let next = set(self.inner.clone());
+        next.validate()?;
+        self.inner = next;
+        Ok(())
+    }
+}
+
+/// A string option's value: checked, not empty, and copied.
+///
+/// # Safety
+/// `value` is NULL or a NUL-terminated string valid for the call.
+unsafe fn text(value: *const c_char, what: &str, secret: bool) -> Result<String, Failure> {
+    // SAFETY: guaranteed by the caller.
+    let s = if secret { unsafe { secret_arg(value, what) } } else { unsafe { str_arg(value, what) } }?;
+    if s.is_empty() {
+        return Err(Failure::invalid(format!("{what} is empty")));
+    }
+    Ok(s.to_string())
+}
+
+/// Makes an options object with every option at its default. On success `*out`
+/// receives it, owned by the caller, freed with `ballot_options_free`.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` (`out` NULL).
+///
+/// Thread: any; does not block.
+///
+/// # Safety
+/// `out` and `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_new(
+    out: *mut *mut ballot_options,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        out_arg(out, "out")?;
+        // SAFETY: checked above.
+        unsafe { ballot_options::new().write_to(out) };
+        Ok(())
+    })
+}
+
+/// Frees an options object. Clients connected with it do not need it any more.
+///
+/// Ownership: takes `options`; it must not be used afterwards. NULL: no-op.
+/// Thread: any, while no other thread uses `options`.
+///
+/// # Safety
+/// `options` is NULL or an options object made by `ballot_options_new`, not yet
+/// freed.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_free(options: *mut ballot_options) {
+    // SAFETY: guaranteed by the caller.
+    ffi_boundary_value!((), { unsafe { ballot_options::free(options) } })
+}
+
+/// Sets the session TTL in milliseconds: how long the backend keeps the session
+/// of a silent client. Default 10000; from 1000 (1 s) to 86400000 (24 h).
+/// Consul's minimum is 10000; ZooKeeper's server may clamp it. The URL's `ttl=`
+/// (or, on ZooKeeper, `session_timeout=`) must agree with it.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (out of
+/// range; the options are unchanged).
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_ttl(
+    options: *mut ballot_options,
+    ttl_ms: u64,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY: guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.set_checked(|i| i.with_ttl(Duration::from_millis(ttl_ms)))
+    })
+}
+
+/// Sets the safety margin in milliseconds: leadership is reported lost at the
+/// send time of the last acknowledged keepalive + TTL - margin. Default TTL/5;
+/// from 0 to 86400000 (24 h), and below the TTL (checked at connect). The URL's
+/// `margin=` must agree with it.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (out of
+/// range; the options are unchanged).
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_safety_margin(
+    options: *mut ballot_options,
+    margin_ms: u64,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY: guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.set_checked(|i| i.with_safety_margin(Duration::from_millis(margin_ms)))
+    })
+}
+
+/// Sets how long `ballot_client_connect` may take before it fails with
+/// `BALLOT_RESULT_TIMEOUT`, in milliseconds. Default 5000; from 1 to 3600000
+/// (1 h). The URL's `connect_timeout=` must agree with it.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_ARGUMENT` (out of
+/// range; the options are unchanged).
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_connect_timeout(
+    options: *mut ballot_options,
+    timeout_ms: u64,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY: guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.set_checked(|i| i.with_connect_timeout(Duration::from_millis(timeout_ms)))
+    })
+}
+
+/// Sets whether a leader that lost its leadership (say, because its session
+/// expired) joins the election again with its last value. Default true. Such a
+/// campaign rides out transient failures, each reported as a
+/// `BALLOT_EVENT_KIND_ERROR` event.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_auto_requeue(
+    options: *mut ballot_options,
+    on: bool,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY: guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.inner = o.inner.clone().with_auto_requeue(on);
+        Ok(())
+    })
+}
+
+/// Sets the user name (etcd, ZooKeeper digest), given with
+/// `ballot_options_set_password`. The URL's `user:password@` must be the same.
+/// `username` is NUL-terminated UTF-8, not empty, and copied. It never appears
+/// in an error message.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+/// `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `username` is NULL or a
+/// NUL-terminated string; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_username(
+    options: *mut ballot_options,
+    username: *const c_char,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (both): guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.username = Some(unsafe { text(username, "username", true) }?);
+        Ok(())
+    })
+}
+
+/// Sets the password that goes with `ballot_options_set_username`. `password` is
+/// NUL-terminated UTF-8, not empty, and copied; no error message ever shows it,
+/// nor where it is not valid UTF-8.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+/// `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `password` is NULL or a
+/// NUL-terminated string; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_password(
+    options: *mut ballot_options,
+    password: *const c_char,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (both): guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.password = Some(unsafe { text(password, "password", true) }?);
+        Ok(())
+    })
+}
+
+/// Sets a token (a Consul ACL token), instead of a username and password. The
+/// URL's `TOKEN@` must be the same. `token` is NUL-terminated UTF-8, not empty,
+/// and copied; no error message ever shows it.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+/// `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `token` is NULL or a
+/// NUL-terminated string; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_token(
+    options: *mut ballot_options,
+    token: *const c_char,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (both): guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.token = Some(unsafe { text(token, "token", true) }?);
+        Ok(())
+    })
+}
+
+/// Sets the PEM file of the CA certificates that verify the server (etcd,
+/// Consul), and turns TLS on. Without it TLS trusts the system's roots. The URL's
+/// `ca=` must name the same file. `path` is NUL-terminated UTF-8, not empty, and
+/// copied; the file is read at connect.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+/// `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `path` is NULL or a
+/// NUL-terminated string; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_tls_ca(
+    options: *mut ballot_options,
+    path: *const c_char,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (both): guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.tls.ca = Some(unsafe { text(path, "tls_ca", false) }?.into());
+        Ok(())
+    })
+}
+
+/// Sets the PEM file of the client certificate for mutual TLS, and turns TLS on;
+/// it needs `ballot_options_set_tls_key` too (checked at connect). The URL's
+/// `cert=` must name the same file. `path` is NUL-terminated UTF-8, not empty,
+/// and copied; the file is read at connect.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+/// `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `path` is NULL or a
+/// NUL-terminated string; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_tls_cert(
+    options: *mut ballot_options,
+    path: *const c_char,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (both): guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.tls.cert = Some(unsafe { text(path, "tls_cert", false) }?.into());
+        Ok(())
+    })
+}
+
+/// Sets the PEM file of the client's private key for mutual TLS, and turns TLS
+/// on; it needs `ballot_options_set_tls_cert` too (checked at connect). The URL's
+/// `key=` must name the same file. `path` is NUL-terminated UTF-8, not empty, and
+/// copied; the file is read at connect.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `INVALID_UTF8`;
+/// `INVALID_ARGUMENT` (empty). On failure the options are unchanged.
+///
+/// Thread: any, while no other thread uses `options`; does not block.
+///
+/// # Safety
+/// `options` is NULL or a live options object; `path` is NULL or a
+/// NUL-terminated string; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_options_set_tls_key(
+    options: *mut ballot_options,
+    path: *const c_char,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (both): guaranteed by the caller.
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.tls.key = Some(unsafe { text(path, "tls_key", false) }?.into());
+        Ok(())
+    })
+}
