@@ -54,7 +54,7 @@ int main(void) {
     CHECK(state_of(ea) == BALLOT_STATE_LEADER);
 
     /* Hand off: b waits while a leads, and wins when a resigns. */
-    OK(ballot_election_campaign_async(eb, (const uint8_t *)"b", 1, on_done, &o));
+    OK(ballot_election_campaign_async(eb, (const uint8_t *)"b", 1, on_done, &o, err_out));
     wait_state(eb, BALLOT_STATE_CAMPAIGNING, 10000);
     CHECK(!is_done(&o));
     OK(ballot_election_resign(ea, err_out));
@@ -80,8 +80,8 @@ int main(void) {
     EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_client_connect("memory://x?ttl=5s", NULL, &bad, err_out));
     CHECK(bad == NULL);
 
-    OK(ballot_election_free(ea));
-    OK(ballot_election_free(eb));
+    OK(ballot_election_free(ea, err_out));
+    OK(ballot_election_free(eb, err_out));
     ballot_client_free(a);
     ballot_client_free(b);
     pthread_mutex_destroy(&o.mu);
