@@ -299,9 +299,11 @@ typedef struct ballot_leader ballot_leader;
  * `username`, `password`, `token`, `tls_ca`, `tls_cert` and `tls_key`; each has
  * the setter `ballot_options_set_<option>`. Setting an option again replaces its
  * value. A setter checks its value at once and leaves the options unchanged when
- * it refuses it; what depends on several options or on the URL (a margin below
- * the TTL, a username with its password, the URL agreeing with the options) is
- * checked by `ballot_client_connect`.
+ * it refuses it; a token and a username or password exclude each other, so
+ * setting one kind after the other is refused there too. What depends on
+ * several options or on the URL (a margin below the TTL, a username with its
+ * password, the URL agreeing with the options) is checked by
+ * `ballot_client_connect`.
  *
  * The URL and the options: the TTL, the margin, the connect timeout, the
  * credentials and the TLS files may also be given in the backend URL (`ttl=`,

@@ -58,7 +58,7 @@ pub unsafe extern "C" fn ballot_client_connect(
         let url = unsafe { str_arg(url, "url") }?;
         out_arg(out, "out")?;
         let options = match unsafe { ballot_options::borrow(options) } {
-            Some(o) => o.to_options()?,
+            Some(o) => o.options(),
             None => ballot::Options::default(),
         };
         let inner = blocking::Client::connect(url, options)?;

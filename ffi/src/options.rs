@@ -2,9 +2,10 @@
 //! setter per option, so that options can be added without breaking the ABI
 //! (wasmtime's `wasm_config_t`).
 
-use std::fmt;
 use std::os::raw::c_char;
 use std::time::Duration;
+
+use ballot::OptionValue;
 
 use crate::boundary::{arg_mut, out_arg, secret_arg, str_arg};
 use crate::handle::Boxed;
@@ -18,9 +19,11 @@ use crate::result::{ballot_error, ballot_result, Failure};
 /// `username`, `password`, `token`, `tls_ca`, `tls_cert` and `tls_key`; each has
 /// the setter `ballot_options_set_<option>`. Setting an option again replaces its
 /// value. A setter checks its value at once and leaves the options unchanged when
-/// it refuses it; what depends on several options or on the URL (a margin below
-/// the TTL, a username with its password, the URL agreeing with the options) is
-/// checked by `ballot_client_connect`.
+/// it refuses it; a token and a username or password exclude each other, so
+/// setting one kind after the other is refused there too. What depends on
+/// several options or on the URL (a margin below the TTL, a username with its
+/// password, the URL agreeing with the options) is checked by
+/// `ballot_client_connect`.
 ///
 /// The URL and the options: the TTL, the margin, the connect timeout, the
 /// credentials and the TLS files may also be given in the backend URL (`ttl=`,
@@ -36,69 +39,41 @@ use crate::result::{ballot_error, ballot_result, Failure};
 /// Threads: an options object may be used from any thread, but not from two at
 /// once while one of them sets an option. `ballot_client_connect` only reads it,
 /// so one options object may serve many connects, also concurrently.
+// Every setter goes through the core's one parser of options
+// (`ballot::Options::set`), so C takes the same options with the same checks as
+// Python and Node; only the NULL, UTF-8 and empty checks of a C string are here.
+#[derive(Debug, Default)]
 pub struct ballot_options {
     inner: ballot::Options,
-    username: Option<String>,
-    password: Option<String>,
-    token: Option<String>,
-    tls: ballot::TlsOptions,
 }
 
 impl Boxed for ballot_options {}
 
-impl fmt::Debug for ballot_options {
-    /// Says which credentials are set, never what they are.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set = |v: &Option<String>| if v.is_some() { "***" } else { "unset" };
-        f.debug_struct("ballot_options")
-            .field("inner", &self.inner)
-            .field("username", &set(&self.username))
-            .field("password", &set(&self.password))
-            .field("token", &set(&self.token))
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
-
 impl ballot_options {
-    fn new() -> ballot_options {
-        ballot_options {
-            inner: ballot::Options::default(),
-            username: None,
-            password: None,
-            token: None,
-            tls: ballot::TlsOptions::default(),
-        }
+    /// The core's options, as set.
+    pub(crate) fn options(&self) -> ballot::Options {
+        self.inner.clone()
     }
 
-    /// The core's options: the durations and the requeue setting as set, the
-    /// credentials and the TLS files from their parts.
-    pub(crate) fn to_options(&self) -> Result<ballot::Options, Failure> {
-        let mut o = self.inner.clone();
-        let invalid = Failure::invalid;
-        match (&self.username, &self.password, &self.token) {
-            (None, None, None) => {}
-            (Some(user), Some(password), None) => {
-                o = o.with_credentials(ballot::Credentials::Password { user: user.clone(), password: password.clone() })
-            }
-            (None, None, Some(token)) => o = o.with_credentials(ballot::Credentials::Token(token.clone())),
-            (Some(_), None, None) => return Err(invalid("the options have a username but no password")),
-            (None, Some(_), None) => return Err(invalid("the options have a password but no username")),
-            _ => return Err(invalid("the options have both a token and a username or password; give one of them")),
-        }
-        if self.tls != ballot::TlsOptions::default() {
-            o = o.with_tls(self.tls.clone());
-        }
-        Ok(o)
+    /// Sets option `name` through the core's table; on failure nothing changes.
+    fn set(&mut self, name: &str, value: OptionValue) -> Result<(), Failure> {
+        Ok(self.inner.set(name, value)?)
     }
 
-    /// Applies `set` to a copy of the core's options and keeps it only if every
-    /// duration is still in its range.
-    fn set_checked(&mut self, set: impl FnOnce(ballot::Options) -> ballot::Options) -> Result<(), Failure> {
-        let next = set(self.inner.clone());
-        next.validate()?;
-        self.inner = next;
-        Ok(())
+    /// Sets a duration option from milliseconds.
+    fn set_millis(&mut self, name: &str, ms: u64) -> Result<(), Failure> {
+        self.set(name, OptionValue::Duration(Duration::from_millis(ms)))
+    }
+
+    /// Sets a text option from a C string (`secret`: never shown, not even
+    /// where it is not valid UTF-8).
+    ///
+    /// # Safety
+    /// `value` is NULL or a NUL-terminated string valid for the call.
+    unsafe fn set_text(&mut self, name: &str, value: *const c_char, secret: bool) -> Result<(), Failure> {
+        // SAFETY: guaranteed by the caller.
+        let text = unsafe { text(value, name, secret) }?;
+        self.set(name, OptionValue::Text(text))
     }
 }
 
@@ -132,7 +107,7 @@ pub unsafe extern "C" fn ballot_options_new(
     ffi_boundary!(err_out, {
         out_arg(out, "out")?;
         // SAFETY: checked above.
-        unsafe { ballot_options::new().write_to(out) };
+        unsafe { ballot_options::default().write_to(out) };
         Ok(())
     })
 }
@@ -172,7 +147,7 @@ pub unsafe extern "C" fn ballot_options_set_ttl(
     ffi_boundary!(err_out, {
         // SAFETY: guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.set_checked(|i| i.with_ttl(Duration::from_millis(ttl_ms)))
+        o.set_millis("ttl", ttl_ms)
     })
 }
 
@@ -197,7 +172,7 @@ pub unsafe extern "C" fn ballot_options_set_safety_margin(
     ffi_boundary!(err_out, {
         // SAFETY: guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.set_checked(|i| i.with_safety_margin(Duration::from_millis(margin_ms)))
+        o.set_millis("safety_margin", margin_ms)
     })
 }
 
@@ -221,7 +196,7 @@ pub unsafe extern "C" fn ballot_options_set_connect_timeout(
     ffi_boundary!(err_out, {
         // SAFETY: guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.set_checked(|i| i.with_connect_timeout(Duration::from_millis(timeout_ms)))
+        o.set_millis("connect_timeout", timeout_ms)
     })
 }
 
@@ -245,8 +220,7 @@ pub unsafe extern "C" fn ballot_options_set_auto_requeue(
     ffi_boundary!(err_out, {
         // SAFETY: guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.inner = o.inner.clone().with_auto_requeue(on);
-        Ok(())
+        o.set("auto_requeue", OptionValue::Bool(on))
     })
 }
 
@@ -272,8 +246,7 @@ pub unsafe extern "C" fn ballot_options_set_username(
     ffi_boundary!(err_out, {
         // SAFETY (both): guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.username = Some(unsafe { text(username, "username", true) }?);
-        Ok(())
+        unsafe { o.set_text("username", username, true) }
     })
 }
 
@@ -298,8 +271,7 @@ pub unsafe extern "C" fn ballot_options_set_password(
     ffi_boundary!(err_out, {
         // SAFETY (both): guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.password = Some(unsafe { text(password, "password", true) }?);
-        Ok(())
+        unsafe { o.set_text("password", password, true) }
     })
 }
 
@@ -324,8 +296,7 @@ pub unsafe extern "C" fn ballot_options_set_token(
     ffi_boundary!(err_out, {
         // SAFETY (both): guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.token = Some(unsafe { text(token, "token", true) }?);
-        Ok(())
+        unsafe { o.set_text("token", token, true) }
     })
 }
 
@@ -351,8 +322,7 @@ pub unsafe extern "C" fn ballot_options_set_tls_ca(
     ffi_boundary!(err_out, {
         // SAFETY (both): guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.tls.ca = Some(unsafe { text(path, "tls_ca", false) }?.into());
-        Ok(())
+        unsafe { o.set_text("tls_ca", path, false) }
     })
 }
 
@@ -378,8 +348,7 @@ pub unsafe extern "C" fn ballot_options_set_tls_cert(
     ffi_boundary!(err_out, {
         // SAFETY (both): guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.tls.cert = Some(unsafe { text(path, "tls_cert", false) }?.into());
-        Ok(())
+        unsafe { o.set_text("tls_cert", path, false) }
     })
 }
 
@@ -405,7 +374,6 @@ pub unsafe extern "C" fn ballot_options_set_tls_key(
     ffi_boundary!(err_out, {
         // SAFETY (both): guaranteed by the caller.
         let o = unsafe { arg_mut(options, "options") }?;
-        o.tls.key = Some(unsafe { text(path, "tls_key", false) }?.into());
-        Ok(())
+        unsafe { o.set_text("tls_key", path, false) }
     })
 }

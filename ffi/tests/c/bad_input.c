@@ -94,14 +94,19 @@ static void options_bad_input(const char *url) {
     CHECK(c == NULL);
     ballot_options_free(o);
 
-    /* Credentials from their parts: a username needs its password, a token goes alone;
-     * no message shows any of them. */
+    /* Credentials from their parts: a username needs its password (checked at connect),
+     * a token goes alone (refused where it is set, both ways round); no message shows
+     * any of them. */
     OK(ballot_options_new(&o, err_out));
     OK(ballot_options_set_username(o, "al1ce", err_out));
     EXPECT_MSG(BALLOT_RESULT_INVALID_ARGUMENT, "password", no_secret, ballot_client_connect(url, o, &c, err_out));
     OK(ballot_options_set_password(o, "s3cret", err_out));
+    EXPECT_MSG(BALLOT_RESULT_INVALID_ARGUMENT, "token", no_secret, ballot_options_set_token(o, "tok3n", err_out));
+    ballot_options_free(o);
+    OK(ballot_options_new(&o, err_out));
     OK(ballot_options_set_token(o, "tok3n", err_out));
-    EXPECT_MSG(BALLOT_RESULT_INVALID_ARGUMENT, "token", no_secret, ballot_client_connect(url, o, &c, err_out));
+    EXPECT_MSG(BALLOT_RESULT_INVALID_ARGUMENT, "token", no_secret, ballot_options_set_username(o, "al1ce", err_out));
+    EXPECT_MSG(BALLOT_RESULT_INVALID_ARGUMENT, "token", no_secret, ballot_options_set_password(o, "s3cret", err_out));
     ballot_options_free(o);
     OK(ballot_options_new(&o, err_out));
     OK(ballot_options_set_password(o, "s3cret", err_out));
