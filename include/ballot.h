@@ -344,9 +344,11 @@ typedef void (*ballot_done_cb)(void *user_data,
  */
 typedef struct ballot_event {
     /**
-     * What happened.
+     * What happened: a `ballot_event_kind`. A kind that a later libballot adds
+     * arrives by its code, with the other fields empty; ignore kinds you do not
+     * know (`ballot_event_kind_str` names them).
      */
-    ballot_event_kind kind;
+    uint32_t kind;
     /**
      * `ELECTED`: the new term. `LEADER_CHANGED`: the new leader's term, or 0.
      */
@@ -757,9 +759,9 @@ void ballot_error_free(struct ballot_error *error);
 /**
  * The canonical name of an event kind: `"elected"`, `"suspended"`,
  * `"reconnected"`, `"lost"`, `"resigned"`, `"leader_changed"`, `"ended"` or
- * `"error"` (the constant's name in lower case, without its prefix);
- * `"unknown"` for a value that is not a kind. `kind` is a `ballot_event_kind`
- * value; any `uint32_t` is accepted.
+ * `"error"` (the constant's name in lower case, without its prefix), or the
+ * name of a kind that a later libballot adds; `"unknown"` for a value that is
+ * no kind. `kind` is a `ballot_event_kind` value; any `uint32_t` is accepted.
  *
  * Ownership: the string is static; do not free it. Thread: any. Never fails.
  */

@@ -95,15 +95,23 @@ impl EventKind {
 
     /// The canonical name, such as `"leader_changed"`.
     pub fn as_str(self) -> &'static str {
+        // The names are ASCII literals (a test checks), so this never falls back.
+        self.as_c_str().to_str().unwrap_or("")
+    }
+
+    /// The canonical name as a NUL-terminated string, the same text as
+    /// [`as_str`](Self::as_str): what the C ABI's `ballot_event_kind_str` gives.
+    /// Static, never freed.
+    pub fn as_c_str(self) -> &'static std::ffi::CStr {
         match self {
-            EventKind::Elected => "elected",
-            EventKind::Suspended => "suspended",
-            EventKind::Reconnected => "reconnected",
-            EventKind::Lost => "lost",
-            EventKind::Resigned => "resigned",
-            EventKind::LeaderChanged => "leader_changed",
-            EventKind::Ended => "ended",
-            EventKind::Error => "error",
+            EventKind::Elected => c"elected",
+            EventKind::Suspended => c"suspended",
+            EventKind::Reconnected => c"reconnected",
+            EventKind::Lost => c"lost",
+            EventKind::Resigned => c"resigned",
+            EventKind::LeaderChanged => c"leader_changed",
+            EventKind::Ended => c"ended",
+            EventKind::Error => c"error",
         }
     }
 

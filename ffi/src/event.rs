@@ -1,6 +1,6 @@
 //! Events, their names, and the C side of a callback registration.
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CString};
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,39 +36,19 @@ pub enum ballot_event_kind {
     Error = 8,
 }
 
-impl ballot_event_kind {
-    /// Every kind with its canonical name, in code order. This is the one place
-    /// where the C ABI spells event names; it is to follow the core's table of
-    /// event names once the core has one. The rule from C constant to name:
-    /// `BALLOT_EVENT_KIND_LEADER_CHANGED` is `"leader_changed"` (lower case, the
-    /// prefix dropped), which a test checks.
-    const NAMES: [(ballot_event_kind, &'static CStr); 8] = [
-        (ballot_event_kind::Elected, c"elected"),
-        (ballot_event_kind::Suspended, c"suspended"),
-        (ballot_event_kind::Reconnected, c"reconnected"),
-        (ballot_event_kind::Lost, c"lost"),
-        (ballot_event_kind::Resigned, c"resigned"),
-        (ballot_event_kind::LeaderChanged, c"leader_changed"),
-        (ballot_event_kind::Ended, c"ended"),
-        (ballot_event_kind::Error, c"error"),
-    ];
-
-    /// The canonical name of the kind whose code is `code`, if it is one.
-    fn name(code: u32) -> Option<&'static CStr> {
-        Self::NAMES.iter().find(|(k, _)| *k as u32 == code).map(|(_, n)| *n)
-    }
-}
-
 /// The canonical name of an event kind: `"elected"`, `"suspended"`,
 /// `"reconnected"`, `"lost"`, `"resigned"`, `"leader_changed"`, `"ended"` or
-/// `"error"` (the constant's name in lower case, without its prefix);
-/// `"unknown"` for a value that is not a kind. `kind` is a `ballot_event_kind`
-/// value; any `uint32_t` is accepted.
+/// `"error"` (the constant's name in lower case, without its prefix), or the
+/// name of a kind that a later libballot adds; `"unknown"` for a value that is
+/// no kind. `kind` is a `ballot_event_kind` value; any `uint32_t` is accepted.
 ///
 /// Ownership: the string is static; do not free it. Thread: any. Never fails.
 #[no_mangle]
 pub extern "C" fn ballot_event_kind_str(kind: u32) -> *const c_char {
-    ffi_boundary_value!(c"unknown".as_ptr(), { ballot_event_kind::name(kind).unwrap_or(c"unknown").as_ptr() })
+    // The core's table names the kinds; C only looks them up by code.
+    ffi_boundary_value!(c"unknown".as_ptr(), {
+        ballot::EventKind::from_code(kind).map_or(c"unknown", ballot::EventKind::as_c_str).as_ptr()
+    })
 }
 
 /// Why leadership was lost (the `reason` of a `BALLOT_EVENT_KIND_LOST` event).
@@ -91,8 +71,10 @@ pub enum ballot_lost_reason {
 #[repr(C)]
 #[derive(Debug)]
 pub struct ballot_event {
-    /// What happened.
-    pub kind: ballot_event_kind,
+    /// What happened: a `ballot_event_kind`. A kind that a later libballot adds
+    /// arrives by its code, with the other fields empty; ignore kinds you do not
+    /// know (`ballot_event_kind_str` names them).
+    pub kind: u32,
     /// `ELECTED`: the new term. `LEADER_CHANGED`: the new leader's term, or 0.
     pub term: u64,
     /// `LOST`: why. Otherwise `BALLOT_LOST_REASON_NONE`.
@@ -155,7 +137,7 @@ impl Sink {
 
     pub(crate) fn deliver(&mut self, ev: &Event) {
         let mut out = ballot_event {
-            kind: ballot_event_kind::Error,
+            kind: ev.kind().code(),
             term: 0,
             reason: ballot_lost_reason::None,
             leader: std::ptr::null(),
@@ -166,14 +148,8 @@ impl Sink {
         let leader;
         let message;
         match ev {
-            Event::Elected { term } => {
-                out.kind = ballot_event_kind::Elected;
-                out.term = *term;
-            }
-            Event::Suspended => out.kind = ballot_event_kind::Suspended,
-            Event::Reconnected => out.kind = ballot_event_kind::Reconnected,
+            Event::Elected { term } => out.term = *term,
             Event::Lost { reason } => {
-                out.kind = ballot_event_kind::Lost;
                 out.reason = match reason {
                     LostReason::SessionLost => ballot_lost_reason::SessionLost,
                     LostReason::Deleted => ballot_lost_reason::Deleted,
@@ -182,25 +158,21 @@ impl Sink {
                     _ => ballot_lost_reason::SessionLost,
                 };
             }
-            Event::Resigned => out.kind = ballot_event_kind::Resigned,
             Event::LeaderChanged(l) => {
-                out.kind = ballot_event_kind::LeaderChanged;
                 leader = l.as_ref().map(ballot_leader::new);
                 if let Some(l) = &leader {
                     out.term = l.term();
                     out.leader = l;
                 }
             }
-            Event::Ended => out.kind = ballot_event_kind::Ended,
             Event::Error(e) => {
-                out.kind = ballot_event_kind::Error;
                 out.error = ballot_result::from_kind(e.kind());
                 message = CString::new(e.to_string().replace('\0', "\\0")).unwrap_or_default();
                 out.message = message.as_ptr();
             }
-            // Event is non-exhaustive: an event kind this library does not know
-            // yet is not passed on (the header promises only the kinds above).
-            _ => return,
+            // The kinds without a payload, and any the core adds later: passed on
+            // by their code, as every surface does with a kind it does not know.
+            _ => {}
         }
         let _guard = crate::callback::enter(self.owner);
         // SAFETY: the callback was given by the caller for exactly this use.
@@ -223,29 +195,33 @@ impl Drop for Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballot::EventKind;
+    use std::ffi::CStr;
 
-    /// The names follow from the constants by one rule, so that a kind added to
-    /// the enum without its name (or with a hand-made one) fails here.
-    /// Exhaustive: a kind added to the enum does not compile here until it has its
-    /// place in `NAMES`.
-    fn position(kind: ballot_event_kind) -> usize {
+    /// The core kind of each C constant. Exhaustive: a constant added to the
+    /// enum does not compile here until it names its core kind.
+    fn core_kind(kind: ballot_event_kind) -> EventKind {
         match kind {
-            ballot_event_kind::Elected => 0,
-            ballot_event_kind::Suspended => 1,
-            ballot_event_kind::Reconnected => 2,
-            ballot_event_kind::Lost => 3,
-            ballot_event_kind::Resigned => 4,
-            ballot_event_kind::LeaderChanged => 5,
-            ballot_event_kind::Ended => 6,
-            ballot_event_kind::Error => 7,
+            ballot_event_kind::Elected => EventKind::Elected,
+            ballot_event_kind::Suspended => EventKind::Suspended,
+            ballot_event_kind::Reconnected => EventKind::Reconnected,
+            ballot_event_kind::Lost => EventKind::Lost,
+            ballot_event_kind::Resigned => EventKind::Resigned,
+            ballot_event_kind::LeaderChanged => EventKind::LeaderChanged,
+            ballot_event_kind::Ended => EventKind::Ended,
+            ballot_event_kind::Error => EventKind::Error,
         }
     }
 
+    /// Each C constant is the core kind of the same code, and its name follows
+    /// from the constant by one rule (`LEADER_CHANGED` is `"leader_changed"`).
     #[test]
-    fn every_kind_has_its_name_by_the_one_rule() {
-        let mut codes = Vec::new();
-        for (i, (kind, name)) in ballot_event_kind::NAMES.into_iter().enumerate() {
-            assert_eq!(position(kind), i, "{kind:?}");
+    fn every_constant_is_the_core_kind_of_its_code_and_name() {
+        use ballot_event_kind::*;
+        let all = [Elected, Suspended, Reconnected, Lost, Resigned, LeaderChanged, Ended, Error];
+        assert_eq!(all.len(), EventKind::ALL.len(), "a core kind has no C constant");
+        for kind in all {
+            assert_eq!(core_kind(kind).code(), kind as u32, "{kind:?}");
             let snake: String = format!("{kind:?}")
                 .chars()
                 .enumerate()
@@ -254,13 +230,13 @@ mod tests {
                     sep.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
                 })
                 .collect();
-            assert_eq!(name.to_str().unwrap(), snake);
+            // SAFETY: the function returns a static NUL-terminated string.
             let got = unsafe { CStr::from_ptr(ballot_event_kind_str(kind as u32)) };
-            assert_eq!(got, name);
-            codes.push(kind as u32);
+            assert_eq!(got.to_str().unwrap(), snake);
+            assert_eq!(core_kind(kind).as_str(), snake);
         }
-        assert_eq!(codes, (1..=8).collect::<Vec<u32>>(), "codes are 1 to 8, in order, never renumbered");
         for code in [0, 9, u32::MAX] {
+            // SAFETY: as above.
             assert_eq!(unsafe { CStr::from_ptr(ballot_event_kind_str(code)) }, c"unknown");
         }
     }
