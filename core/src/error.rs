@@ -42,19 +42,27 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// A short stable name, such as `"not_leader"`, used in CLI output and logs.
     pub fn as_str(self) -> &'static str {
+        // The names are ASCII literals (a test checks), so this never falls back.
+        self.as_c_str().to_str().unwrap_or("")
+    }
+
+    /// The name as a NUL-terminated string, the same text as
+    /// [`as_str`](Self::as_str): what the C ABI's `ballot_result_str` gives.
+    /// Static, never freed.
+    pub fn as_c_str(self) -> &'static std::ffi::CStr {
         match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::Connection => "connection",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::NotLeader => "not_leader",
-            ErrorKind::NoLeader => "no_leader",
-            ErrorKind::SessionLost => "session_lost",
-            ErrorKind::Ended => "ended",
-            ErrorKind::Closed => "closed",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Backend => "backend",
-            ErrorKind::Internal => "internal",
-            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::InvalidArgument => c"invalid_argument",
+            ErrorKind::Connection => c"connection",
+            ErrorKind::Timeout => c"timeout",
+            ErrorKind::NotLeader => c"not_leader",
+            ErrorKind::NoLeader => c"no_leader",
+            ErrorKind::SessionLost => c"session_lost",
+            ErrorKind::Ended => c"ended",
+            ErrorKind::Closed => c"closed",
+            ErrorKind::Auth => c"auth",
+            ErrorKind::Backend => c"backend",
+            ErrorKind::Internal => c"internal",
+            ErrorKind::Cancelled => c"cancelled",
         }
     }
 

@@ -14,7 +14,7 @@ use crate::result::{ballot_error, ballot_result};
 /// Ownership: the string is static; do not free it. Thread: any. Never fails.
 #[no_mangle]
 pub extern "C" fn ballot_result_str(code: u32) -> *const c_char {
-    ffi_boundary_value!(c"unknown".as_ptr(), { ballot_result::name(code).as_ptr().cast() })
+    ffi_boundary_value!(c"unknown".as_ptr(), { ballot_result::name(code).as_ptr() })
 }
 
 /// The message of an error: one line naming the code and the cause, for example

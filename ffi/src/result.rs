@@ -1,7 +1,7 @@
 //! Result codes, the error detail, and the failure on its way to C. The
 //! functions that C calls on them are in `error.rs`.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use ballot::ErrorKind;
 
@@ -83,26 +83,19 @@ impl ballot_result {
         }
     }
 
-    pub(crate) fn name(code: u32) -> &'static [u8] {
+    /// The static name of `code`: the core's name of an error kind, or the
+    /// name of a result of the C boundary itself.
+    pub(crate) fn name(code: u32) -> &'static CStr {
+        if let Some(kind) = ErrorKind::from_code(code) {
+            return kind.as_c_str();
+        }
         match code {
-            0 => b"ok\0",
-            1 => b"invalid_argument\0",
-            2 => b"connection\0",
-            3 => b"timeout\0",
-            4 => b"not_leader\0",
-            5 => b"no_leader\0",
-            6 => b"session_lost\0",
-            7 => b"ended\0",
-            8 => b"closed\0",
-            9 => b"auth\0",
-            10 => b"backend\0",
-            11 => b"internal\0",
-            12 => b"cancelled\0",
-            100 => b"null_parameter\0",
-            101 => b"invalid_utf8\0",
-            102 => b"panic\0",
-            103 => b"reentrant\0",
-            _ => b"unknown\0",
+            0 => c"ok",
+            100 => c"null_parameter",
+            101 => c"invalid_utf8",
+            102 => c"panic",
+            103 => c"reentrant",
+            _ => c"unknown",
         }
     }
 }
@@ -193,7 +186,7 @@ mod tests {
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
             let code = ballot_result::from_kind(*kind) as u32;
             assert_eq!(code, i as u32 + 1, "{kind:?}");
-            let name = std::ffi::CStr::from_bytes_with_nul(ballot_result::name(code)).unwrap();
+            let name = ballot_result::name(code);
             assert_eq!(name.to_str().unwrap(), kind.as_str());
         }
         assert_eq!(ballot_result::NullParameter as u32, 100);
