@@ -136,7 +136,7 @@ impl Election {
             if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Cancelled) {
                 // The withdrawal runs in the background; finish it before returning, so
                 // a caller that exits right after (Ctrl-C in Python) leaves no entry.
-                let s = self.inner.shared().clone();
+                let s = self.inner.participant().clone();
                 let _ = wait(
                     async move {
                         s.settle(Duration::from_secs(5)).await;
@@ -431,7 +431,7 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::election::testing::{client, emit, Loss};
+    use crate::election::testing::{connection, emit, Loss};
     use crate::election::EVENT_QUEUE_CAPACITY;
 
     /// A callback that is slower than the events does not make the library queue
@@ -440,8 +440,8 @@ mod tests {
     /// changes, of which the newest is kept).
     #[test]
     fn a_slow_callback_holds_a_bounded_queue() {
-        let (c, _) = client(Loss::Never);
-        let bc = Client::from_async(c);
+        let (c, _) = connection(Loss::Never);
+        let bc = Client::from_async(crate::Client::for_test(c));
         let e = bc.election("svc").unwrap();
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let (seen_tx, seen_rx) = mpsc::channel::<u64>();

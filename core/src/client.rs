@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::backend;
 use crate::connection::Connection;
-use crate::election::{Election, Shared};
+use crate::election::{Election, Participant};
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::runtime;
@@ -26,7 +26,7 @@ use crate::url::{validate_name, BackendUrl};
 pub struct Client {
     connection: Arc<Connection>,
     /// The elections made from this client, for `close`.
-    elections: Arc<Mutex<Vec<Weak<Shared>>>>,
+    elections: Arc<Mutex<Vec<Weak<Participant>>>>,
 }
 
 impl Client {
@@ -106,7 +106,7 @@ impl Client {
         let e = Election::new(self.connection.clone(), name.to_string());
         let mut list = self.elections.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(e.shared()));
+        list.push(Arc::downgrade(e.participant()));
         Ok(e)
     }
 

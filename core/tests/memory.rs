@@ -306,3 +306,102 @@ async fn the_library_runtime_and_the_blocking_api_work_too() {
     .await
     .expect("the dropped client's leadership went");
 }
+
+// The engine's transitions that need its async side (tasks, watches, the
+// session), each driven on memory:// under paused time. The transitions alone
+// are tested row by row in `core/src/election/machine_tests.rs`.
+
+/// `resign()` of a waiting candidate withdraws it: its campaign fails with
+/// `Cancelled` (not with the withdrawal's error), and the handle is Idle and can
+/// campaign again.
+#[tokio::test(start_paused = true)]
+async fn resign_of_a_waiting_candidate_fails_its_campaign_with_cancelled() {
+    let _rt = ballot::memory::use_current_runtime().unwrap();
+    let (a, b) = (connect("memory://engine-cancel").await, connect("memory://engine-cancel").await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    ea.campaign("a").await.unwrap();
+    let waiting = campaign(&eb, "b");
+    settle().await;
+    eb.resign().await.unwrap();
+    assert_eq!(live("b's campaign", waiting).await.unwrap().unwrap_err().kind(), ErrorKind::Cancelled);
+    assert_eq!(eb.state(), State::Idle);
+    // Nothing of b is left in the queue: after a resigns, b's new campaign wins.
+    let again = campaign(&eb, "b2");
+    settle().await;
+    ea.resign().await.unwrap();
+    assert_eq!(live("b elected", again).await.unwrap().unwrap().value(), b"b2");
+}
+
+/// A leader that lost its session campaigns again with the value it proclaimed
+/// last, not the one it first campaigned with.
+#[tokio::test(start_paused = true)]
+async fn a_requeue_after_a_loss_campaigns_with_the_proclaimed_value() {
+    let _rt = ballot::memory::use_current_runtime().unwrap();
+    let (a, b) = (connect("memory://engine-requeue").await, connect("memory://engine-requeue").await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let mut a_events = ea.events();
+    ea.campaign("a1").await.unwrap();
+    ea.proclaim("a2").await.unwrap();
+    let waiting = campaign(&eb, "b");
+    settle().await;
+    ballot::memory::expire_session(&a).unwrap();
+    live("b elected", waiting).await.unwrap().unwrap();
+    until(&mut a_events, "a lost", |e| matches!(e, Event::Lost { .. })).await;
+    assert_eq!(ea.state(), State::Campaigning, "auto-requeue campaigns again at once");
+    eb.resign().await.unwrap();
+    until(&mut a_events, "a elected again", |e| matches!(e, Event::Elected { .. })).await;
+    let l = eb.leader().await.unwrap().expect("a leads again");
+    assert_eq!(l.value, b"a2");
+}
+
+/// `resign()` of a suspended leader: `Resigned`, Idle, and the next candidate wins
+/// at once (the entry is withdrawn, not left for the session to expire).
+#[tokio::test(start_paused = true)]
+async fn resign_while_suspended_hands_over() {
+    let _rt = ballot::memory::use_current_runtime().unwrap();
+    let (a, b) = (connect("memory://engine-suspended-resign").await, connect("memory://engine-suspended-resign").await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let mut events = ea.events();
+    let lead = ea.campaign("a").await.unwrap();
+    let waiting = campaign(&eb, "b");
+    settle().await;
+    ballot::memory::suspend_session(&a).unwrap();
+    until(&mut events, "suspended", |e| matches!(e, Event::Suspended)).await;
+    ea.resign().await.unwrap();
+    let seen = until(&mut events, "resigned", |e| matches!(e, Event::Resigned | Event::Lost { .. })).await;
+    assert!(matches!(seen.last(), Some(Event::Resigned)), "{seen:?}");
+    assert_eq!(ea.state(), State::Idle);
+    assert!(!lead.is_current());
+    assert!(live("b elected", waiting).await.unwrap().unwrap().term() > lead.term());
+    // The session comes back: nothing is reconnected, the resignation holds.
+    ballot::memory::resume_session(&a).unwrap();
+    settle().await;
+    assert_eq!(ea.state(), State::Idle);
+}
+
+/// `close()` while a campaign waits fails it with `Closed`; while a leadership is
+/// suspended it ends the leadership (`lost()` resolves) and hands over.
+#[tokio::test(start_paused = true)]
+async fn close_ends_a_waiting_campaign_and_a_suspended_leadership() {
+    let _rt = ballot::memory::use_current_runtime().unwrap();
+    let url = "memory://engine-close";
+    let (a, b) = (connect(url).await, connect(url).await);
+    let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
+    let lead = ea.campaign("a").await.unwrap();
+    let waiting = campaign(&eb, "b");
+    settle().await;
+    eb.close().await;
+    assert_eq!(live("b's campaign", waiting).await.unwrap().unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(eb.state(), State::Closed);
+
+    let c = connect(url).await;
+    let ec = c.election("svc").unwrap();
+    let waiting = campaign(&ec, "c");
+    settle().await;
+    ballot::memory::suspend_session(&a).unwrap();
+    ea.close().await;
+    live("a's leadership ends", lead.lost()).await;
+    assert_eq!(ea.state(), State::Closed);
+    assert_eq!(ea.campaign("again").await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(live("c elected", waiting).await.unwrap().unwrap().value(), b"c");
+}

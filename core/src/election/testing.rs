@@ -1,0 +1,108 @@
+//! A minimal in-process backend for engine tests. It covers races of the state
+//! machine that a real server cannot produce on demand (two futures ready at once)
+//! and the event queues; every behaviour of a real backend is tested against the
+//! real server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+
+use super::Election;
+use crate::backend::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
+use crate::connection::Connection;
+use crate::error::Result;
+use crate::model::{Event, Leader, LostReason};
+use crate::options::Options;
+use crate::session::SessionTracker;
+
+/// When the test backend's session goes away, relative to the win.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Loss {
+    /// Never: every candidate wins at once.
+    Never,
+    /// Right after the join: the win and the loss are both ready when the
+    /// engine first waits.
+    AfterJoin,
+    /// Inside `wait_won`, just before it reports the win.
+    WhileWinning,
+}
+
+#[derive(Debug)]
+pub(crate) struct TestBackend {
+    tracker: Arc<SessionTracker>,
+    loss: Loss,
+}
+
+#[derive(Debug)]
+struct TestEntry {
+    tracker: Arc<SessionTracker>,
+    loss: Loss,
+}
+
+#[async_trait]
+impl Backend for TestBackend {
+    fn session(&self) -> &Arc<SessionTracker> {
+        &self.tracker
+    }
+    fn max_value_len(&self) -> usize {
+        1024
+    }
+    async fn join(&self, _election: &str, _value: &[u8]) -> Result<Arc<dyn Entry>> {
+        if let Loss::AfterJoin = self.loss {
+            self.tracker.expired(self.tracker.status().generation);
+        }
+        Ok(Arc::new(TestEntry { tracker: self.tracker.clone(), loss: self.loss }))
+    }
+    async fn leader(&self, _election: &str) -> Result<Option<Leader>> {
+        Ok(None)
+    }
+    async fn watch(&self, _election: &str) -> Result<SnapshotStream> {
+        let first = Snapshot { leader: None, epoch: 0 };
+        Ok(futures_util::stream::once(async move { Ok(first) }).chain(futures_util::stream::pending()).boxed())
+    }
+    async fn watch_epoch(&self, _election: &str) -> Result<EpochStream> {
+        Ok(futures_util::stream::once(async { Ok(0) }).chain(futures_util::stream::pending()).boxed())
+    }
+    async fn end(&self, _election: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn close(&self) {}
+}
+
+#[async_trait]
+impl Entry for TestEntry {
+    async fn wait_won(&self) -> Result<Leader> {
+        if let Loss::WhileWinning = self.loss {
+            self.tracker.expired(self.tracker.status().generation);
+        }
+        Ok(Leader::new(b"v".to_vec(), 1, "k".into()))
+    }
+    async fn lost(&self) -> LostReason {
+        std::future::pending().await
+    }
+    async fn proclaim(&self, _value: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    async fn verify(&self) -> Result<bool> {
+        Ok(true)
+    }
+    async fn withdraw(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection over a fresh test backend (auto-requeue off) and its session
+/// tracker. `Client::for_test` makes a client of it.
+pub(crate) fn connection(loss: Loss) -> (Arc<Connection>, Arc<SessionTracker>) {
+    let tracker = SessionTracker::new(None, Duration::ZERO);
+    tracker.new_session(crate::session::Stamp::now());
+    let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss });
+    (Connection::for_test(backend, Options::default().with_auto_requeue(false)), tracker)
+}
+
+/// Emits `ev` on `e` as the state machine would.
+pub(crate) fn emit(e: &Election, ev: Event) {
+    e.participant().emit(ev);
+}
