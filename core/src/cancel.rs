@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::election::{Election, Leadership};
 use crate::error::{Error, ErrorKind, Result};
-use crate::{Election, Leadership};
 
 /// Cancels waiting calls, from any thread. Cloning gives another handle on the
 /// same token. Once cancelled, it stays cancelled; make a new one for new calls.

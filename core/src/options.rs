@@ -222,7 +222,7 @@ impl Options {
     /// Merges in what the URL gives (see the type's docs: the same option in both
     /// places must agree) and checks ranges.
     pub(crate) fn resolve(mut self, url: &BackendUrl) -> Result<Options> {
-        crate::surface::check_contradictions(&self, url)?;
+        check_contradictions(&self, url)?;
         // Builder values are checked against the same ranges as URL options (a URL
         // value was checked when the URL was parsed), also when the URL gives them
         // too: a bad value is reported, not silently replaced.
@@ -278,6 +278,32 @@ impl Options {
         }
         Ok(self)
     }
+}
+
+/// Refuses options that contradict each other or the backend of `url`, before
+/// the URL's values are merged in (the `surface` module says how the URL and the
+/// options combine). What a backend takes comes from its registry entry: TLS
+/// files if its URLs take `ca=`, credentials if they name hosts (with a userinfo).
+pub(crate) fn check_contradictions(options: &Options, url: &BackendUrl) -> Result<()> {
+    let scheme = url.scheme.name;
+    match &options.credentials {
+        Some(Credentials::Password { user, password }) if user.is_empty() && !password.is_empty() => {
+            return Err(Error::invalid("option password is set but username is not"));
+        }
+        Some(Credentials::Password { user, password }) if !user.is_empty() && password.is_empty() => {
+            return Err(Error::invalid("option username is set but password is not"));
+        }
+        Some(_) if !url.takes_credentials() => {
+            return Err(Error::invalid(format!("{scheme}:// takes no credentials (username, password, token)")));
+        }
+        _ => {}
+    }
+    if options.tls.is_some() && !url.takes_tls() {
+        return Err(Error::invalid(format!(
+            "{scheme}:// does not speak TLS: options tls_ca, tls_cert and tls_key are for backends that do"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a value that the URL gives (`from_url`) when the options set another.

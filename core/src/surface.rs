@@ -52,8 +52,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::url::{parse_duration, show_duration, BackendUrl, COMMON_OPTIONS};
-use crate::{Credentials, Event, Options};
+use crate::model::Event;
+use crate::options::{Credentials, Options};
+use crate::url::{parse_duration, show_duration, COMMON_OPTIONS};
 
 /// What an [`Event`] reports, without its payload: the event table.
 ///
@@ -504,36 +505,12 @@ fn url_range(name: &str) -> Option<(Duration, Duration)> {
     COMMON_OPTIONS.iter().find(|o| o.name == name).and_then(|o| o.range)
 }
 
-/// Refuses options that contradict each other or the backend of `url`, before
-/// the URL's values are merged in (see the module docs). What a backend takes
-/// comes from its registry entry: TLS files if its URLs take `ca=`, credentials
-/// if they name hosts (with a userinfo).
-pub(crate) fn check_contradictions(options: &Options, url: &BackendUrl) -> Result<()> {
-    let scheme = url.scheme.name;
-    match &options.credentials {
-        Some(Credentials::Password { user, password }) if user.is_empty() && !password.is_empty() => {
-            return Err(Error::invalid("option password is set but username is not"));
-        }
-        Some(Credentials::Password { user, password }) if !user.is_empty() && password.is_empty() => {
-            return Err(Error::invalid("option username is set but password is not"));
-        }
-        Some(_) if !url.takes_credentials() => {
-            return Err(Error::invalid(format!("{scheme}:// takes no credentials (username, password, token)")));
-        }
-        _ => {}
-    }
-    if options.tls.is_some() && !url.takes_tls() {
-        return Err(Error::invalid(format!(
-            "{scheme}:// does not speak TLS: options tls_ca, tls_cert and tls_key are for backends that do"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
+    use crate::options::check_contradictions;
+    use crate::url::BackendUrl;
 
     /// The event table every surface derives from; a failure means a code or a
     /// name changed, which breaks programs that stored one.
