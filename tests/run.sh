@@ -67,6 +67,9 @@ if [ ${#SERVER_KINDS[@]} -gt 0 ]; then
     # shellcheck disable=SC1091
     . "$STATE/env"
     set +a
+    # The one description of the backends (URLs, TTLs, takeover bounds, quirks) that
+    # the Rust, C, Python and Node tests read; $STATE/env sets it too.
+    export BALLOT_TEST_BACKENDS="$STATE/backends.json"
     export BALLOT_TEST_REQUIRE_SERVERS=1
 fi
 

@@ -7,8 +7,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ballot::{blocking, Client, Election, ErrorKind, Event, Options, State};
+use ballot::{blocking, Client, ErrorKind, Event, Options, State};
 use futures_util::StreamExt;
+
+mod common;
+use common::{free_port, unique, wait_state};
 
 const LIVE: Duration = Duration::from_secs(15);
 
@@ -18,13 +21,6 @@ fn env(var: &str) -> String {
             "{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env"
         )
     })
-}
-
-fn unique(tag: &str) -> String {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{tag}-{}-{}-{nanos:x}", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn opts(ttl_s: u64) -> Options {
@@ -63,14 +59,6 @@ fn keys_under(endpoints: &str, prefix: &str) -> Vec<String> {
 fn signal(pid: u32, sig: &str) {
     let st = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().unwrap();
     assert!(st.success(), "kill -{sig} {pid}");
-}
-
-async fn wait_state(e: &Election, want: State, within: Duration) {
-    let start = Instant::now();
-    while e.state() != want {
-        assert!(start.elapsed() < within, "state {:?} instead of {want:?} after {within:?}", e.state());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +129,8 @@ async fn cancelled_campaigns_leave_no_key_behind() {
     })
     .await;
     ea.resign().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No key is left that could lead later: the election is empty.
+    assert_eq!(keys_under(&eps, &prefix), Vec::<String>::new(), "no cancelled candidate's key");
     assert_eq!(ea.leader().await.unwrap(), None, "no cancelled candidate leads later");
 }
 
@@ -345,9 +334,10 @@ async fn watch_on_a_member_cut_off_from_its_cluster_fails() {
 
 /// A frozen member (SIGSTOP) keeps its TCP connections open, so a client that
 /// keeps sending to it hears nothing. The handle must lead again each time,
-/// whichever member is frozen (the raft leader too). Keeping the very same
-/// leadership throughout is the aim, but it is not asserted: it failed in about
-/// one run in three (see the NOTE this test prints).
+/// whichever member is frozen (the raft leader too), and never silently: when a
+/// freeze cost the leadership (about one run in three; keeping the very same
+/// leadership would need a change in the etcd keepalive), the handle reported
+/// `Lost` before it was elected again with a higher term.
 async fn members_frozen_one_at_a_time_leadership_holds() {
     let url = format!("{}/{}", env("BALLOT_TEST_ETCD_CLUSTER"), unique("ns"));
     let n = unique("svc");
@@ -355,23 +345,53 @@ async fn members_frozen_one_at_a_time_leadership_holds() {
     let e = c.election(&n).unwrap();
     let mut events = e.events();
     let lead = e.campaign("steady").await.unwrap();
+    let mut term = lead.term();
+    let mut seen = Vec::new();
     for i in 0..3 {
         let pid: u32 = env(&format!("BALLOT_TEST_ETCD_CLUSTER_{i}_PID")).parse().unwrap();
         signal(pid, "STOP");
         let paused = Paused(pid);
-        // Longer than the TTL: a keepalive stuck on the frozen member would lose the lease.
+        // The fault: longer than the TTL, so a keepalive stuck on the frozen
+        // member would lose the lease.
         tokio::time::sleep(Duration::from_secs(7)).await;
         drop(paused);
         // The election carries on: the handle leads again (the same leadership, or
         // a new one after a requeue).
         wait_state(&e, State::Leader, LIVE).await;
-        if !lead.is_current() {
-            // Known gap, left open: about one run in three loses the lease while
-            // one member is frozen; a fix belongs in the etcd keepalive.
-            eprintln!("NOTE: leadership was lost while member {i} was frozen (the handle won again)");
+        let now = live("the leader's term once the member is back", async {
+            loop {
+                match e.leader().await {
+                    Ok(Some(l)) => return l.term,
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Err(err) if err.kind() == ErrorKind::Connection => {
+                        tokio::time::sleep(Duration::from_millis(200)).await
+                    }
+                    Err(err) => panic!("leader: {err}"),
+                }
+            }
+        })
+        .await;
+        if now != term {
+            // A new leadership: Lost, then Elected with the new term, in that order.
+            let mut lost = false;
+            live("the events of the lost leadership", async {
+                loop {
+                    let ev = events.next().await.expect("the event stream ended");
+                    seen.push(format!("{ev:?}"));
+                    match ev {
+                        Event::Lost { .. } => lost = true,
+                        Event::Elected { term: t } if t == now => return,
+                        _ => {}
+                    }
+                }
+            })
+            .await;
+            assert!(lost, "member {i} frozen: elected again in term {now} without reporting Lost: {seen:?}");
+            assert!(now > term, "terms never go back: {term} then {now}");
+            eprintln!("member {i} frozen: leadership of term {term} lost and reported, term {now} won");
+            term = now;
         }
     }
-    let mut seen = Vec::new();
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(50), events.next()).await {
         seen.push(format!("{ev:?}"));
     }
@@ -404,7 +424,7 @@ async fn member_killed_election_carries_on() {
     let first = ea.campaign("a").await.unwrap();
     let eb2 = eb.clone();
     let waiting = tokio::spawn(async move { eb2.campaign("b").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_state(&eb, State::Campaigning, LIVE).await;
     // Kill the raft leader: the member every write goes through, and whose loss
     // makes the new raft leader reset lease TTLs (etcd issue 9395).
     let victim = raft_leader(&eps);
@@ -588,7 +608,7 @@ async fn auth_user_with_a_role_on_the_prefix_runs_elections() {
     let lead = ea.campaign("a").await.unwrap();
     let eb2 = eb.clone();
     let waiting = tokio::spawn(async move { eb2.campaign("b").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_state(&eb, State::Campaigning, LIVE).await;
     ea.proclaim("a2").await.unwrap();
     assert_eq!(eb.leader().await.unwrap().unwrap().value, b"a2");
     ea.resign().await.unwrap();
@@ -665,16 +685,12 @@ async fn tls_with_client_certificates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_endpoint_is_a_connection_error_within_the_connect_timeout() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let url = format!("etcd://127.0.0.1:{port}?connect_timeout=1s");
-    let start = Instant::now();
-    let err = Client::connect(&url, opts(5)).await.unwrap_err();
-    let took = start.elapsed();
+    // A liveness bound: the 1 s timeout plus 3 s of slack, still shorter than the
+    // 5 s default that an ignored connect_timeout would fall back to.
+    let err = common::within(Duration::from_secs(4), "connect", Client::connect(&url, opts(5))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
-    assert!(took <= Duration::from_millis(1100), "took {took:?}");
     assert!(err.to_string().contains(&port.to_string()), "the error names the endpoint: {err}");
 }
 
@@ -712,11 +728,6 @@ async fn leader_of_an_election_whose_oldest_key_is_a_nested_elections() {
     assert_eq!((seen.value.as_slice(), seen.term), (&b"own"[..], lead.term()));
     e.resign().await.unwrap();
     assert_eq!(watcher.leader().await.unwrap(), None);
-}
-
-/// A free loopback port (bound, then released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Issue 14: a server run with `--max-request-bytes` below etcd's default (here

@@ -15,18 +15,15 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+mod common;
+use common::{unique, wait_event};
+
 const LIVE: Duration = Duration::from_secs(20);
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: start the servers with tests/servers/harness.py (tests/run.sh does)")
     })
-}
-
-fn unique(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!("{tag}-{}-{}-{nanos:x}", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn unix_ms() -> u128 {
@@ -39,19 +36,6 @@ async fn live<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 async fn connect(url: &str, ttl: Duration) -> Client {
     Client::connect(url, Options::default().with_ttl(ttl)).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
-}
-
-/// Waits for the first event that `pick` accepts; returns it with when it arrived.
-async fn wait_event(events: &mut ballot::Events, what: &str, pick: impl Fn(&Event) -> bool) -> Instant {
-    live(what, async {
-        while let Some(ev) = events.next().await {
-            if pick(&ev) {
-                return Instant::now();
-            }
-        }
-        panic!("{what}: the event stream ended");
-    })
-    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -202,7 +186,7 @@ async fn curator_leader_latch_and_ballot_exclude_each_other_and_agree() {
     let waiter = c.election(&name).unwrap();
     let w2 = waiter.clone();
     let ended = tokio::spawn(async move { w2.campaign("ballot-old").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::wait_state(&waiter, State::Campaigning, LIVE).await;
     c.election(&name).unwrap().end().await.unwrap();
     assert_eq!(live("ended", ended).await.unwrap().unwrap_err().kind(), ErrorKind::Ended);
     assert_eq!(java2.line_within(Duration::from_millis(1000)).await, None, "Curator reacted to end()");
@@ -511,13 +495,13 @@ async fn cut_off_leader_is_suspended_then_lost_before_another_wins() {
         let l = eb2.campaign("b").await;
         (Instant::now(), l)
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::wait_state(&eb, State::Campaigning, LIVE).await;
     harness(&["pause-member", "zk-ensemble", &i.to_string()]);
     let _restore = Restore { action: "resume-member", member: i.to_string() };
     let cut = Instant::now();
-    let suspended = wait_event(&mut a_events, "Suspended", |e| matches!(e, Event::Suspended)).await;
+    let suspended = wait_event(&mut a_events, LIVE, "Suspended", |e| matches!(e, Event::Suspended)).await;
     assert_ne!(ea.state(), State::Leader);
-    let lost = wait_event(&mut a_events, "Lost", |e| matches!(e, Event::Lost { .. })).await;
+    let lost = wait_event(&mut a_events, LIVE, "Lost", |e| matches!(e, Event::Lost { .. })).await;
     let (won, lead) = live("b wins", b_wins).await.unwrap();
     let lead = lead.unwrap();
     eprintln!("after the cut: Suspended {:?}, Lost {:?}, other leader {:?}", suspended - cut, lost - cut, won - cut);
@@ -551,8 +535,8 @@ async fn killing_the_member_under_a_leader_keeps_the_election_going() {
     harness(&["kill-member", "zk-ensemble", &i.to_string()]);
     let _restore = Restore { action: "restart-member", member: i.to_string() };
     let killed = Instant::now();
-    wait_event(&mut a_events, "Suspended", |e| matches!(e, Event::Suspended)).await;
-    wait_event(&mut a_events, "Reconnected", |e| matches!(e, Event::Reconnected)).await;
+    wait_event(&mut a_events, LIVE, "Suspended", |e| matches!(e, Event::Suspended)).await;
+    wait_event(&mut a_events, LIVE, "Reconnected", |e| matches!(e, Event::Reconnected)).await;
     eprintln!("leader reconnected {:?} after its member was killed", killed.elapsed());
     assert_eq!(ea.state(), State::Leader, "the session moved to another member with its leadership");
     assert!(tokio::time::timeout(Duration::from_millis(500), &mut b_wins).await.is_err(), "two leaders");
@@ -587,7 +571,7 @@ async fn reconnected_leader_checks_that_its_node_is_still_its_own() {
 
     harness(&["pause-member", "zk-ensemble", &i.to_string()]);
     let restore = Restore { action: "resume-member", member: i.to_string() };
-    wait_event(&mut a_events, "Suspended", |e| matches!(e, Event::Suspended)).await;
+    wait_event(&mut a_events, LIVE, "Suspended", |e| matches!(e, Event::Suspended)).await;
     // Same path, same data, another owner.
     impostor.delete(lead.key(), None).await.unwrap();
     impostor
@@ -613,8 +597,10 @@ async fn reconnected_leader_checks_that_its_node_is_still_its_own() {
     let reason = outcome.unwrap();
     eprintln!("the reconnected leader stepped down: {reason}");
     assert_ne!(ea.state(), State::Leader);
-    // Stepping down removed nothing that belongs to the other session.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stepping down removed nothing that belongs to the other session. A read on
+    // the old leader's session first: ZooKeeper answers a session's requests in
+    // order, so a delete it sent while stepping down is applied by now.
+    let _ = ea.leader().await;
     let (_, stat) = impostor.get_data(lead.key()).await.expect("the other session's node is still there");
     assert_eq!(stat.ephemeral_owner, impostor.session_id().0);
     drop(impostor);

@@ -3,18 +3,24 @@
 //! freshly built `libballot.so`, then run against a backend, under
 //! AddressSanitizer (with LeakSanitizer) and under valgrind.
 //!
-//! Backends: the local and the memory:// backends always; etcd, ZooKeeper and Consul when
-//! `tests/run.sh` started them and set `BALLOT_TEST_ETCD`, `BALLOT_TEST_ZK` and
-//! `BALLOT_TEST_CONSUL`, and for `options.c` the servers that need credentials or
-//! TLS (`BALLOT_TEST_ETCD_AUTH`, `BALLOT_TEST_ETCD_TLS`,
-//! `BALLOT_TEST_CONSUL_ACL`). A server test whose variable is missing panics when
+//! Backends come from the one description that `tests/servers/harness.py` writes
+//! (`BALLOT_TEST_BACKENDS`; `core/tests/common/backends.rs` reads it): `local` and
+//! `memory` always; `etcd`, `zk` and `consul`, and for `options.c` the servers
+//! that need credentials or TLS (`etcd-auth`, `etcd-tls`, `consul-acl`), when
+//! `tests/run.sh` started them. A server test whose backend is missing panics when
 //! `BALLOT_TEST_REQUIRE_SERVERS=1` (set by tests/run.sh whenever it starts servers)
 //! and otherwise says on stderr that it did not run.
+
+#[path = "../../core/tests/common/backends.rs"]
+#[allow(dead_code)]
+mod backends;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use backends::{backend, unique, Backend};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -59,10 +65,9 @@ fn scratch() -> PathBuf {
     d
 }
 
-/// A fresh local backend directory for one run.
+/// A fresh directory of the description's local backend for one run.
 fn local_url(tag: &str) -> String {
-    let dir = scratch().join(format!("backend-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    format!("file://{}", dir.display())
+    backends::require("local").fresh_url(&unique(tag))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -163,23 +168,6 @@ fn valgrind_present() {
     assert!(ok, "valgrind is not installed (tests/run.sh installs it: apt-get install -y valgrind)");
 }
 
-/// The URL of a server backend from `var`, or None (with a note) when the server
-/// was not started and servers are not required.
-fn server_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var_os("BALLOT_TEST_REQUIRE_SERVERS").is_some() => {
-            panic!("{var} is not set: tests/run.sh starts the server and sets it")
-        }
-        _ => {
-            eprintln!(
-                "NOT RUN against this backend: {var} is not set (tests/run.sh sets it when it starts the server)"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn election_local_asan() {
     let bin = compile("election", Mode::Asan, "local");
@@ -265,43 +253,31 @@ fn options_local_valgrind() {
     options_local(Mode::Valgrind);
 }
 
-/// The facts of a server kind that tests/run.sh started (`BALLOT_TEST_ETCD_AUTH`,
-/// `..._USER`, ...), or None (with a note) as [`server_url`] says.
-fn server_facts(var: &str, suffixes: &[&str]) -> Option<Vec<String>> {
-    let url = server_url(var)?;
-    let mut facts = vec![url];
-    for s in suffixes {
-        let v = format!("{var}_{s}");
-        facts.push(std::env::var(&v).unwrap_or_else(|_| panic!("{v} is not set, but {var} is")));
-    }
-    Some(facts)
-}
-
 /// Credentials set only through `ballot_options` reach an etcd with auth on; a
 /// wrong password is refused without being shown.
 #[test]
 fn options_etcd_auth_asan() {
-    let Some(f) = server_facts("BALLOT_TEST_ETCD_AUTH", &["USER", "PASSWORD", "PREFIX"]) else { return };
+    let Some(b) = backend("etcd-auth") else { return };
     let bin = compile("options", Mode::Asan, "etcd-auth");
-    run(&bin, Mode::Asan, &["etcd-auth", &f[0], &f[1], &f[2], &f[3]]);
+    run(&bin, Mode::Asan, &["etcd-auth", &b.url, b.fact("USER"), b.fact("PASSWORD"), b.fact("PREFIX")]);
 }
 
 /// TLS files set only through `ballot_options` reach an etcd that asks for a
 /// client certificate, under `etcds://` and under plain `etcd://`.
 #[test]
 fn options_etcd_tls_asan() {
-    let Some(f) = server_facts("BALLOT_TEST_ETCD_TLS", &["CA", "CERT", "KEY"]) else { return };
+    let Some(b) = backend("etcd-tls") else { return };
     let bin = compile("options", Mode::Asan, "etcd-tls");
-    run(&bin, Mode::Asan, &["etcd-tls", &f[0], &f[1], &f[2], &f[3]]);
+    run(&bin, Mode::Asan, &["etcd-tls", &b.url, b.fact("CA"), b.fact("CERT"), b.fact("KEY")]);
 }
 
 /// A token set only through `ballot_options` reaches a Consul with ACLs on
 /// (default deny); a wrong one is refused without being shown.
 #[test]
 fn options_consul_acl_asan() {
-    let Some(f) = server_facts("BALLOT_TEST_CONSUL_ACL", &["TOKEN"]) else { return };
+    let Some(b) = backend("consul-acl") else { return };
     let bin = compile("options", Mode::Asan, "consul-acl");
-    run(&bin, Mode::Asan, &["consul-acl", &f[0], &f[1]]);
+    run(&bin, Mode::Asan, &["consul-acl", &b.url, b.fact("TOKEN")]);
 }
 
 /// The README's C and C++ examples, on the local backend, under ASan and valgrind.
@@ -340,49 +316,106 @@ fn example_cpp_valgrind() {
     example("cpp", Mode::Valgrind);
 }
 
-/// `url` with a connect timeout and a session TTL that suit a program slowed down
-/// by ASan or valgrind on a busy machine. The default connect timeout, 5 s, was
-/// seen to run out in valgrind while two such programs and a build shared two
-/// cores. With the default TTL, 10 s (renewals every 3.3 s), a renewal answered
-/// late made the Consul leader of `election.c` Suspended under valgrind, so that
-/// its next proclaim failed with NOT_LEADER (2 of 5 full runs at a load of 8 on
-/// two cores); 30 s leaves renewals three times the room. (ZooKeeper's server
-/// clamps the TTL to its own maximum.)
-fn patient(url: &str) -> String {
+/// A URL of a namespace of its own on `b` with a connect timeout and a session TTL
+/// that suit a program slowed down by ASan or valgrind on a busy machine. The
+/// default connect timeout, 5 s, was seen to run out in valgrind while two such
+/// programs and a build shared two cores. With the default TTL, 10 s (renewals
+/// every 3.3 s), a renewal answered late made the Consul leader of `election.c`
+/// Suspended under valgrind, so that its next proclaim failed with NOT_LEADER (2 of
+/// 5 full runs at a load of 8 on two cores); 30 s leaves renewals three times the
+/// room. (ZooKeeper's server clamps the TTL to its own maximum; memory:// takes
+/// neither option.)
+fn patient(b: &Backend) -> String {
+    let url = b.fresh_url(&unique("c"));
+    if b.family == "memory" {
+        return url;
+    }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}connect_timeout=30s&ttl=30s")
 }
 
+/// The liveness bound a program gets on `b` (its second argument): the
+/// description's, three times over under valgrind, which slows a program down
+/// some twenty times.
+fn limit_ms(b: &Backend, mode: Mode) -> String {
+    let live = b.live.as_millis();
+    (if mode == Mode::Valgrind { 3 * live } else { live }).to_string()
+}
+
+/// The scenario every language runs (campaign, a successor waits, resign, end):
+/// `tests/c/scenario.c` checks that the event names are those of Python's and
+/// Node's run, {elected, leader_changed, resigned, ended}.
+fn scenario(name: &str, mode: Mode) {
+    let Some(b) = backend(name) else { return };
+    if mode == Mode::Valgrind {
+        valgrind_present();
+    }
+    let bin = compile("scenario", mode, name);
+    let o = run(&bin, mode, &[&patient(b), &limit_ms(b, mode)]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("checks passed"), "{out}");
+}
+
 macro_rules! server_tests {
-    ($backend:ident, $var:literal) => {
+    ($backend:ident, $name:literal) => {
         mod $backend {
             use super::*;
 
             #[test]
             fn election_asan() {
-                let Some(url) = server_url($var) else { return };
+                let Some(b) = backend($name) else { return };
                 let bin = compile("election", Mode::Asan, stringify!($backend));
-                run(&bin, Mode::Asan, &[&patient(&url)]);
+                run(&bin, Mode::Asan, &[&patient(b), &limit_ms(b, Mode::Asan)]);
             }
 
             #[test]
             fn election_valgrind() {
-                let Some(url) = server_url($var) else { return };
+                let Some(b) = backend($name) else { return };
                 valgrind_present();
                 let bin = compile("election", Mode::Valgrind, stringify!($backend));
-                run(&bin, Mode::Valgrind, &[&patient(&url)]);
+                run(&bin, Mode::Valgrind, &[&patient(b), &limit_ms(b, Mode::Valgrind)]);
             }
 
             #[test]
             fn bad_input_asan() {
-                let Some(url) = server_url($var) else { return };
+                let Some(b) = backend($name) else { return };
                 let bin = compile("bad_input", Mode::Asan, stringify!($backend));
-                run(&bin, Mode::Asan, &[&url]);
+                run(&bin, Mode::Asan, &[&b.fresh_url(&unique("bad"))]);
+            }
+
+            #[test]
+            fn scenario_asan() {
+                scenario($name, Mode::Asan);
+            }
+
+            #[test]
+            fn scenario_valgrind() {
+                scenario($name, Mode::Valgrind);
             }
         }
     };
 }
 
-server_tests!(etcd, "BALLOT_TEST_ETCD");
-server_tests!(zk, "BALLOT_TEST_ZK");
-server_tests!(consul, "BALLOT_TEST_CONSUL");
+server_tests!(etcd, "etcd");
+server_tests!(zk, "zk");
+server_tests!(consul, "consul");
+
+#[test]
+fn scenario_memory_asan() {
+    scenario("memory", Mode::Asan);
+}
+
+#[test]
+fn scenario_memory_valgrind() {
+    scenario("memory", Mode::Valgrind);
+}
+
+#[test]
+fn scenario_local_asan() {
+    scenario("local", Mode::Asan);
+}
+
+#[test]
+fn scenario_local_valgrind() {
+    scenario("local", Mode::Valgrind);
+}

@@ -20,6 +20,17 @@ consul, consul-acl.
 value is shell-quoted only when it needs it) and keeps every kind started into
 STATEDIR in STATEDIR/env (the same lines), STATEDIR/env.json (a JSON object)
 and STATEDIR/pids (`PID MEMBER KIND` lines). Progress goes to stderr.
+
+STATEDIR/backends.json is the one description of the backends that the Rust, C,
+Python and Node tests read (its path is the fact BALLOT_TEST_BACKENDS, in
+STATEDIR/env): for `memory` and `local` (always; `local` is the directory
+STATEDIR/local) and for every kind running, its URL, the session TTL tests use,
+the takeover bound, the liveness bound and the backend's quirks. See describe().
+
+    harness.py describe [--dir DIR]
+
+prints the description of DIR (default: $TMPDIR/ballot-tests-UID, so only
+`memory` and `local`): what tests use when no harness started servers.
 Processes are only ever signalled by the PID the harness recorded, after
 checking that the PID still belongs to the process it started.
 """
@@ -42,6 +53,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -419,10 +431,13 @@ class State:
         facts: list[tuple[str, str]] = []
         for inst in self.instances.values():
             facts.extend(instance_facts(inst))
+        facts.append(("BALLOT_TEST_BACKENDS", os.path.join(self.dir, "backends.json")))
         write_atomic(os.path.join(self.dir, "env"),
                      "# written by tests/servers/harness.py; source it in a shell\n"
                      + "".join(fact_line(k, v) + "\n" for k, v in facts))
         write_atomic(os.path.join(self.dir, "env.json"), json.dumps(dict(facts), indent=1) + "\n")
+        write_atomic(os.path.join(self.dir, "backends.json"),
+                     json.dumps(describe(self.dir, self.instances), indent=1) + "\n")
         pids = []
         for inst in self.instances.values():
             for m in inst["members"]:
@@ -594,6 +609,7 @@ def build_zk(inst: dict, taken: set[int], opts) -> None:
     if n > 1:
         servers = "".join(
             f"server.{i + 1}={HOST}:{ports[3 * i + 1]}:{ports[3 * i + 2]}\n" for i in range(n))
+    inst["info"]["tick_ms"] = opts.zk_tick_ms
     for i in range(n):
         mdir = fresh_dir(os.path.join(inst["dir"], names[i] + ".data"))
         cport = ports[per * i]
@@ -634,6 +650,7 @@ def build_consul(inst: dict, taken: set[int], opts) -> None:
            "limits": {"http_max_conns_per_client": 8192}}
     if opts.consul_session_ttl_min:
         cfg["session_ttl_min"] = opts.consul_session_ttl_min
+        inst["info"]["session_ttl_min"] = opts.consul_session_ttl_min
     if kind == "consul-acl":
         master = str(uuid.uuid4())
         inst["info"].update({"master_token": master, "token": str(uuid.uuid4()),
@@ -849,6 +866,104 @@ def server_version(inst: dict) -> str | None:
         return m.group(1) if m else None
     except Exception:  # a version is nice to have, never a failure
         return None
+
+
+# ---------------------------------------------------------------------------
+# the description of the backends (STATEDIR/backends.json)
+
+# How long one step that waits on no expiry (a campaign that wins at once, an
+# event, a hand-off after a resign) may take: a generous liveness bound on a
+# loaded machine, not a speed claim (speed is measured in bench/).
+LIVE_MS = 10_000
+# What a bound adds to the backend's own worst case, for scheduling on a busy machine.
+SLACK_MS = 5_000
+# The session TTL of the tests where the backend allows it: renewals every TTL/3
+# keep a leader on a loaded machine, and a killed leader's successor waits one TTL.
+TEST_TTL_MS = 5_000
+
+
+def duration_ms(text: str) -> int:
+    """Milliseconds of a Go-style duration such as "1s" or "500ms"."""
+    m = re.fullmatch(r"(\d+)(ms|s|m)", text.strip())
+    if not m:
+        raise HarnessError(f"cannot read the duration {text!r}")
+    return int(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000}[m.group(2)]
+
+
+def describe(statedir: str, instances: dict) -> dict:
+    """The description of the backends for the tests of every language.
+
+    Each entry of "backends" (keyed by `memory`, `local` and the harness kinds):
+      family       memory, local, etcd, zk or consul
+      url          the base URL, without credentials (etcd-auth and consul-acl
+                   have theirs in facts: USER, PASSWORD, TOKEN, and URL with them);
+                   a test's own namespace is `url + "/" + name`
+      query        URL options every test adds (`?` + query), or ""
+      urls         one URL per member
+      ttl_ms       the session TTL tests use
+      takeover_ms  how long a successor may take to win after the leader died
+                   (SIGKILL), or its session was expired or cut off: the backend's
+                   worst case to notice plus slack; a liveness bound, not a speed claim
+      live_ms      how long any step that waits on no expiry may take
+      quirks       the backend's own rules behind those numbers (below)
+      facts        the kind's KEY=VALUE facts without the BALLOT_TEST_<KIND> prefix
+    """
+    out: dict[str, dict] = {}
+    local_dir = os.path.join(statedir, "local")
+    os.makedirs(local_dir, exist_ok=True)
+    out["memory"] = {
+        "family": "memory", "url": "memory://ballot-tests", "query": "", "urls": ["memory://ballot-tests"],
+        "ttl_ms": TEST_TTL_MS, "takeover_ms": SLACK_MS, "live_ms": LIVE_MS,
+        "quirks": {"in_process": "one store per process and host name; a session expires only when a test "
+                                 "expires it (expire_session), and its successor wins at once"},
+        "facts": {},
+    }
+    out["local"] = {
+        "family": "local", "url": f"file://{local_dir}", "query": "", "urls": [f"file://{local_dir}"],
+        "ttl_ms": TEST_TTL_MS, "takeover_ms": SLACK_MS, "live_ms": LIVE_MS,
+        "quirks": {"single_host": "flock: the kernel frees a dead leader's lock at once"},
+        "facts": {},
+    }
+    for kind, inst in instances.items():
+        family = "etcd" if kind.startswith("etcd") else "zk" if kind.startswith("zk") else "consul"
+        facts = dict(instance_facts(inst))
+        pre = inst["prefix"]
+        url = facts[pre]
+        n = len(inst["members"])
+        urls = [facts[f"{pre}_{i}_URL"] for i in range(n)]
+        quirks: dict = {}
+        query = ""
+        ttl = TEST_TTL_MS
+        if family == "etcd":
+            # The leader checks leases for expiry about every 500 ms.
+            takeover = ttl + 500 + SLACK_MS
+        elif family == "zk":
+            tick = int(inst["info"].get("tick_ms") or 2000)
+            # The server clamps a session timeout to 2..20 ticks and expires
+            # sessions in buckets of one tick.
+            ttl = min(max(ttl, 2 * tick), 20 * tick)
+            quirks.update({"tick_ms": tick, "session_min_ms": 2 * tick, "session_max_ms": 20 * tick})
+            takeover = ttl + tick + SLACK_MS
+        else:
+            ttl_min = duration_ms(inst["info"].get("session_ttl_min") or "10s")
+            ttl = max(ttl, ttl_min)
+            query = "lock_delay=0s"
+            quirks.update({
+                "ttl_min_ms": ttl_min,
+                # Consul may keep an expired session up to twice its TTL.
+                "expiry_factor": 2,
+                # After a session is invalidated, Consul holds its locks for the
+                # lock delay (15 s by default); tests ask for none.
+                "lock_delay_query": "lock_delay=0s",
+                "default_lock_delay_ms": 15_000,
+            })
+            takeover = 2 * ttl + SLACK_MS
+        out[kind] = {
+            "family": family, "url": url, "query": query, "urls": urls,
+            "ttl_ms": ttl, "takeover_ms": takeover, "live_ms": LIVE_MS, "quirks": quirks,
+            "facts": {k[len(pre) + 1:]: v for k, v in facts.items() if k.startswith(pre + "_")},
+        }
+    return {"version": 1, "backends": out}
 
 
 # ---------------------------------------------------------------------------
@@ -1075,6 +1190,29 @@ def cmd_env(args) -> int:
         st.close()
 
 
+def default_describe_dir() -> str:
+    """Where `describe` without --dir puts `local`: the same directory for every
+    process of the user (a test's child processes must find their parent's local
+    backend), each test using a subdirectory of its own."""
+    return os.path.join(tempfile.gettempdir(), f"ballot-tests-{os.getuid()}")
+
+
+def cmd_describe(args) -> int:
+    statedir = args.dir or default_describe_dir()
+    if args.dir and os.path.exists(os.path.join(args.dir, "state.json")):
+        st = State(args.dir)
+        try:
+            st.save()
+            instances = st.instances
+        finally:
+            st.close()
+    else:
+        os.makedirs(statedir, exist_ok=True)
+        instances = {}
+    print(json.dumps(describe(os.path.abspath(statedir), instances), indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="harness.py", description=__doc__.split("\n\n")[0],
@@ -1125,6 +1263,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("status", help="show each member: running/paused/down, ready or not")
     common(p)
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("describe", help="print the description of the backends (STATEDIR/backends.json)")
+    p.add_argument("--dir", default=None, help="state directory (default: $TMPDIR/ballot-tests-UID, no servers)")
+    p.set_defaults(func=cmd_describe)
     p = sub.add_parser("env", help="print the KEY=VALUE facts of everything started into STATEDIR")
     common(p)
     p.set_defaults(func=cmd_env)

@@ -6,7 +6,7 @@
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const ballot = require('..')
-const { backends, uniqueName, waitFor, within, rejectsWith, sleep } = require('../testlib/helpers')
+const { backends, uniqueName, waitFor, within, waitUntil, stateBecomes, leaderNamed, winsAtOnce, rejectsWith } = require('../testlib/helpers')
 
 // A promise that is awaited later, with a no-op handler attached now so that its
 // rejection does not count as unhandled in the meantime.
@@ -23,8 +23,8 @@ for (const backend of backends()) {
       clients.push(c)
       return c
     }
-    // A liveness bound for anything that waits on the backend.
-    const LIMIT = backend.ttlMs * 2 + 5000
+    // The description's liveness bound for anything that waits on no expiry.
+    const LIMIT = backend.liveMs
     let a, b
 
     before(async () => {
@@ -44,8 +44,7 @@ for (const backend of backends()) {
       assert.equal(l1.value.toString(), 'one')
       assert.equal(e1.state, 'leader')
       const second = e2.campaign(Buffer.from('two'))
-      await sleep(200)
-      assert.equal(e2.state, 'campaigning')
+      await stateBecomes(e2, 'campaigning', LIMIT)
       await e1.resign()
       const l2 = await within(second, LIMIT, 'second campaign')
       assert.ok(l2.term > l1.term, `term ${l2.term} after ${l1.term}`)
@@ -85,13 +84,8 @@ for (const backend of backends()) {
         }
         return 'finished'
       })()
-      const until = async (pred, what) => {
-        const deadline = Date.now() + LIMIT
-        while (!pred()) {
-          if (Date.now() > deadline) throw new Error(`observe never showed ${what}; saw ${JSON.stringify(seen, (k, v) => (typeof v === 'bigint' ? Number(v) : v))}`)
-          await sleep(20)
-        }
-      }
+      const until = (pred, what) =>
+        waitUntil(pred, LIMIT, `observe showing ${what}; saw ${JSON.stringify(seen, (k, v) => (typeof v === 'bigint' ? Number(v) : v))}`)
       await until(() => seen.length >= 1, 'the first item')
       assert.equal(seen[0], null, 'nobody leads a fresh election')
       const l1 = await e1.campaign('first')
@@ -137,17 +131,7 @@ for (const backend of backends()) {
       const elected = waitFor(e, 'elected', LIMIT)
       // A watch may coalesce a leader that comes and goes quickly, so the test
       // resigns only once the 'leaderChanged' event has named this candidate.
-      const sawMe = new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("no 'leaderChanged' event naming this candidate")), LIMIT)
-        const on = (l) => {
-          if (l && l.value.toString() === 'me') {
-            clearTimeout(timer)
-            e.off('leaderChanged', on)
-            resolve()
-          }
-        }
-        e.on('leaderChanged', on)
-      })
+      const sawMe = leaderNamed(e, 'me', LIMIT)
       const lead = await e.campaign('me')
       const [{ term }] = await elected
       assert.equal(term, lead.term)
@@ -173,7 +157,7 @@ for (const backend of backends()) {
       await leader.campaign('L')
       const pending = handled(waiter.campaign('W'))
       const leaderEnded = waitFor(leader, 'ended', LIMIT)
-      await sleep(100)
+      await stateBecomes(waiter, 'campaigning', LIMIT)
       await a.election(name).end()
       await leaderEnded
       await rejectsWith(assert, within(pending, LIMIT, 'the waiting campaign'), 'BALLOT_ENDED')
@@ -192,8 +176,7 @@ for (const backend of backends()) {
       const e = b.election(name)
       const ac = new AbortController()
       const pending = e.campaign('waiter', { signal: ac.signal })
-      await sleep(200)
-      assert.equal(e.state, 'campaigning')
+      await stateBecomes(e, 'campaigning', LIMIT)
       ac.abort(new Error('changed my mind'))
       await assert.rejects(pending, (err) => {
         assert.equal(err.code, 'BALLOT_CANCELLED')
@@ -202,9 +185,9 @@ for (const backend of backends()) {
       })
       assert.equal(e.state, 'idle')
       await holder.resign()
-      // The withdrawn candidate must not win: nobody leads.
-      await sleep(300)
-      assert.equal(await holder.leader(), null)
+      // The withdrawn candidate must not win: the holder wins again at once.
+      await winsAtOnce(assert, holder, 'holder again', LIMIT)
+      await holder.resign()
       // The handle can campaign again afterwards.
       const l2 = await within(e.campaign('again'), LIMIT, 'campaign after abort')
       assert.ok(l2.term > l1.term)
@@ -219,13 +202,12 @@ for (const backend of backends()) {
       const holder = a.election(name)
       await holder.campaign('holder')
       const e = b.election(name)
-      const t0 = Date.now()
       await rejectsWith(assert, e.campaign('late', { timeoutMs: 300 }), 'BALLOT_TIMEOUT')
-      assert.ok(Date.now() - t0 >= 250)
       assert.equal(e.state, 'idle')
       await holder.resign()
-      await sleep(300)
-      assert.equal(await holder.leader(), null)
+      // The timed-out candidate left nothing behind: the holder wins again at once.
+      await winsAtOnce(assert, holder, 'holder again', LIMIT)
+      await holder.resign()
     })
 
     it('resign() withdraws a waiting campaign with BALLOT_CANCELLED', { timeout: LIMIT * 2 }, async () => {
@@ -234,7 +216,7 @@ for (const backend of backends()) {
       await holder.campaign('holder')
       const e = b.election(name)
       const pending = handled(e.campaign('waiter'))
-      await sleep(200)
+      await stateBecomes(e, 'campaigning', LIMIT)
       await e.resign()
       await rejectsWith(assert, pending, 'BALLOT_CANCELLED')
       await holder.resign()

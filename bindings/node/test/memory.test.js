@@ -5,23 +5,14 @@
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const ballot = require('..')
-const { waitFor, within, rejectsWith, throwsWith } = require('../testlib/helpers')
+const { description, waitFor, within, stateBecomes, rejectsWith, throwsWith } = require('../testlib/helpers')
 
-// A liveness bound; nothing here waits on a server.
-const LIMIT = 10000
+// The description's liveness bound; nothing here waits on a server.
+const LIMIT = description().memory.liveMs
 
 let counter = 0
 /** A store of this test's own: clients with the same URL share its elections. */
 const store = () => `memory://node-${process.pid}-${++counter}`
-
-/** Resolves once `e.state` is `want`. */
-async function stateBecomes(e, want) {
-  const until = Date.now() + LIMIT
-  while (e.state !== want) {
-    if (Date.now() > until) throw new Error(`state stayed ${e.state}, expected ${want}`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-}
 
 describe('memory:// backend', () => {
   it('elects, hands off and ends', { timeout: LIMIT * 2 }, async () => {
@@ -34,7 +25,7 @@ describe('memory:// backend', () => {
       const first = await within(ea.campaign('a'), LIMIT, 'a elected')
       assert.equal(first.term, 1n)
       const second = eb.campaign('b')
-      await stateBecomes(eb, 'campaigning')
+      await stateBecomes(eb, 'campaigning', LIMIT)
       await ea.resign()
       const l2 = await within(second, LIMIT, 'b elected')
       assert.equal(l2.term, 2n)
@@ -62,14 +53,14 @@ describe('memory:// backend', () => {
       const lost = waitFor(ea, 'lost', LIMIT)
       const first = await within(ea.campaign('a'), LIMIT, 'a elected')
       const second = eb.campaign('b')
-      await stateBecomes(eb, 'campaigning')
+      await stateBecomes(eb, 'campaigning', LIMIT)
       a.expireSession()
       assert.notEqual(ea.state, 'leader')
       const l2 = await within(second, LIMIT, 'b elected')
       assert.equal(l2.term, first.term + 1n)
       const [info] = await lost
       assert.equal(info.reason, 'session_lost')
-      await stateBecomes(ea, 'idle')
+      await stateBecomes(ea, 'idle', LIMIT)
     } finally {
       await a.close()
       await b.close()

@@ -12,7 +12,7 @@ const os = require('node:os')
 const path = require('node:path')
 const ballot = require('..')
 const native = require('../native.js')
-const { backends, uniqueName, waitFor, rejectsWith } = require('../testlib/helpers')
+const { backends, server, uniqueName, waitFor, stateBecomes, leaderNamed, rejectsWith } = require('../testlib/helpers')
 
 const TABLE = native.table()
 const DTS = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
@@ -136,49 +136,40 @@ describe('options without the URL', () => {
     await c.close()
   })
 
-  const env = process.env
-  const need = (v) => env[v] || (env.BALLOT_TEST_REQUIRE_SERVERS === '1' ? assert.fail(`${v} is not set`) : null)
+  const auth = server('etcd-auth')
+  const tls = server('etcd-tls')
+  const acl = server('consul-acl')
 
-  it('username and password reach etcd', { skip: !need('BALLOT_TEST_ETCD_AUTH') && 'no etcd-auth' }, async () => {
-    const ns = `${env.BALLOT_TEST_ETCD_AUTH_PREFIX.replace(/\/$/, '')}/${uniqueName('ns').replaceAll('/', '-')}`
-    const url = `${env.BALLOT_TEST_ETCD_AUTH}/${ns}`
+  it('username and password reach etcd', { skip: !auth && 'no etcd-auth' }, async () => {
+    const ns = `${auth.facts.PREFIX.replace(/\/$/, '')}/${uniqueName('ns').replaceAll('/', '-')}`
+    const url = `${auth.base}/${ns}`
     await rejectsWith(assert, ballot.connect(url, { connectTimeoutMs: 5000 }), 'BALLOT_AUTH')
-    const c = await ballot.connect(url, {
-      username: env.BALLOT_TEST_ETCD_AUTH_USER,
-      password: env.BALLOT_TEST_ETCD_AUTH_PASSWORD,
-      ttlMs: 2000,
-    })
+    const c = await ballot.connect(url, { username: auth.facts.USER, password: auth.facts.PASSWORD, ttlMs: auth.ttlMs })
     try {
       const e = c.election('svc')
-      assert.ok((await e.campaign('me', { timeoutMs: 10000 })).term > 0n)
+      assert.ok((await e.campaign('me', { timeoutMs: auth.liveMs })).term > 0n)
       await e.resign()
     } finally {
       await c.close()
     }
   })
 
-  it('tlsCa, tlsCert and tlsKey reach etcd', { skip: !need('BALLOT_TEST_ETCD_TLS') && 'no etcd-tls' }, async () => {
-    const c = await ballot.connect(env.BALLOT_TEST_ETCD_TLS, {
-      tlsCa: env.BALLOT_TEST_ETCD_TLS_CA,
-      tlsCert: env.BALLOT_TEST_ETCD_TLS_CERT,
-      tlsKey: env.BALLOT_TEST_ETCD_TLS_KEY,
-      ttlMs: 2000,
-    })
+  it('tlsCa, tlsCert and tlsKey reach etcd', { skip: !tls && 'no etcd-tls' }, async () => {
+    const c = await ballot.connect(tls.url, { tlsCa: tls.facts.CA, tlsCert: tls.facts.CERT, tlsKey: tls.facts.KEY, ttlMs: tls.ttlMs })
     try {
       const e = c.election(uniqueName('tls'))
-      assert.ok((await e.campaign('me', { timeoutMs: 10000 })).term > 0n)
+      assert.ok((await e.campaign('me', { timeoutMs: tls.liveMs })).term > 0n)
       await e.resign()
     } finally {
       await c.close()
     }
   })
 
-  it('token reaches Consul', { skip: !need('BALLOT_TEST_CONSUL_ACL') && 'no consul-acl' }, async () => {
-    const url = `${env.BALLOT_TEST_CONSUL_ACL}?lock_delay=0s`
-    const c = await ballot.connect(url, { token: env.BALLOT_TEST_CONSUL_ACL_TOKEN, ttlMs: 10000 })
+  it('token reaches Consul', { skip: !acl && 'no consul-acl' }, async () => {
+    const c = await ballot.connect(acl.url, { token: acl.facts.TOKEN, ttlMs: acl.ttlMs })
     try {
       const e = c.election(uniqueName('acl'))
-      assert.ok((await e.campaign('me', { timeoutMs: 10000 })).term > 0n)
+      assert.ok((await e.campaign('me', { timeoutMs: acl.liveMs })).term > 0n)
       await e.resign()
     } finally {
       await c.close()
@@ -188,11 +179,10 @@ describe('options without the URL', () => {
 
 for (const backend of backends()) {
   describe(`the common scenario on ${backend.name}`, () => {
-    const LIMIT = backend.ttlMs * 2 + 10000
+    const LIMIT = backend.liveMs
 
     it('campaign, a successor waits, resign, end: the same event names as every language', { timeout: LIMIT * 3 }, async () => {
-      const url = backend.name === 'consul' ? `${backend.url}?lock_delay=0s` : backend.url
-      const [ca, cb] = [await ballot.connect(url, { ttlMs: backend.ttlMs }), await ballot.connect(url, { ttlMs: backend.ttlMs })]
+      const [ca, cb] = [await ballot.connect(backend.url, { ttlMs: backend.ttlMs }), await ballot.connect(backend.url, { ttlMs: backend.ttlMs })]
       try {
         const name = uniqueName('scenario')
         const [a, b] = [ca.election(name), cb.election(name)]
@@ -202,25 +192,12 @@ for (const backend of backends()) {
           for (const ev of ballot.EVENT_NAMES) e.on(ev, () => seen[who].push(ev))
         }
         a.on('leader', (l) => leaderAlias.push(l))
-        // Resolves once `e` reports `value` as the leader. Its timer also keeps the
-        // process alive meanwhile: events alone do not.
-        const named = (e, value) =>
-          new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`no 'leaderChanged' naming ${value}`)), LIMIT)
-            const on = (l) => {
-              if (l && l.value.toString() === value) {
-                clearTimeout(timer)
-                e.off('leaderChanged', on)
-                resolve()
-              }
-            }
-            e.on('leaderChanged', on)
-          })
-        const aNamed = named(a, 'a')
+        const aNamed = leaderNamed(a, 'a', LIMIT)
         await a.campaign('a', { timeoutMs: LIMIT })
         await aNamed
-        const bNamed = named(b, 'b')
+        const bNamed = leaderNamed(b, 'b', LIMIT)
         const bWins = b.campaign('b', { timeoutMs: LIMIT })
+        await stateBecomes(b, 'campaigning', LIMIT)
         const resigned = waitFor(a, 'resigned', LIMIT)
         await a.resign()
         await resigned

@@ -13,7 +13,7 @@ from typing import Optional
 import pytest
 
 import ballot
-from helpers import ttl_for
+from helpers import backend_of, ttl_for
 
 
 async def aconnect(url: str) -> ballot.Client:
@@ -90,8 +90,10 @@ async def test_cancelling_campaign_async_withdraws(backend: str, name: str) -> N
             await asyncio.sleep(0.01)
         assert waiter.state == "idle"
         await holder.resign_async()
-        await asyncio.sleep(0.5)
-        assert await holder.leader_async() is None, "the cancelled candidate left an entry"
+        # The cancelled candidate left no entry: the holder wins again at once.
+        await holder.campaign_async(b"again", timeout=backend_of(backend).live)
+        got = await holder.leader_async()
+        assert got is not None and got.value == b"again", "the cancelled candidate left an entry"
     finally:
         await client.close_async()
 

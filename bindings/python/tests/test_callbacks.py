@@ -11,7 +11,7 @@ import threading
 import time
 
 import ballot
-from helpers import connect, eventually
+from helpers import Recorder, connect, eventually, ttl_for
 
 
 def test_cancel_while_a_callback_runs(backend: str, name: str) -> None:
@@ -33,8 +33,13 @@ def test_cancel_while_a_callback_runs(backend: str, name: str) -> None:
         sub.cancel()  # must wait for the running call without holding the GIL
         n = len(calls)
         assert n >= 1, "cancel() returned before the running callback finished"
+        later = Recorder()
+        e.on_event(later)
         e.proclaim(b"more")
-        time.sleep(0.3)
+        # Events are delivered in order on one thread: once the active subscription
+        # heard the change, the cancelled one would have been called for it.
+        eventually(lambda: any(ev.kind == "leader_changed" and ev.leader and ev.leader.value == b"more"
+                               for ev in later.events), 10, "the leader change of the proclaim")
         assert len(calls) == n
 
 
@@ -77,8 +82,6 @@ EXIT_CHILD = textwrap.dedent(
 
 
 def test_interpreter_exits_cleanly_with_callbacks_in_flight(backend: str, name: str) -> None:
-    from helpers import ttl_for
-
     for i in range(5):
         r = subprocess.run(
             [sys.executable, "-c", EXIT_CHILD, backend, str(ttl_for(backend)), f"{name}-{i}"],

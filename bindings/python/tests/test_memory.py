@@ -10,26 +10,12 @@ from typing import Any
 import pytest
 
 import ballot
-from helpers import Recorder, eventually
+from helpers import Recorder, campaign_in_thread, eventually
 
 
 def store() -> str:
     """A store of this test's own: clients with the same URL share its elections."""
     return f"memory://pytest-{uuid.uuid4().hex}"
-
-
-def campaign_in_thread(e: ballot.Election, value: str) -> tuple[threading.Thread, list[Any]]:
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(e.campaign(value, timeout=30))
-        except BaseException as exc:  # the test inspects it
-            out.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, out
 
 
 def test_elect_hand_off_and_end() -> None:

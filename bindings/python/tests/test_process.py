@@ -16,7 +16,7 @@ import time
 import pytest
 
 import ballot
-from helpers import campaign_and_report, connect, eventually, lead_until_killed, ttl_for
+from helpers import backend_of, campaign_and_report, connect, eventually, lead_until_killed, ttl_for, wins_at_once
 
 
 def thread_stacks(pid: int) -> str:
@@ -51,18 +51,14 @@ def test_killed_leader_process_is_replaced(backend: str, name: str) -> None:
             first = c.election(name).leader()
             assert first is not None and first.value == b"proc-a"
             b.start()
-            time.sleep(0.5)
             assert not elected_b.is_set(), "b must wait while a leads"
             assert a.pid is not None
             os.kill(a.pid, signal.SIGKILL)
-            t0 = time.monotonic()
-            # A killed leader's session ends by the backend's expiry: the TTL bounds it
-            # (Consul may keep a silent session for up to twice its TTL).
-            expiry = ttl_for(backend) * (2 if backend.startswith("consul") else 1)
-            assert elected_b.wait(expiry + 15), "process b did not take over"
-            took = time.monotonic() - t0
+            # A killed leader's session ends by the backend's expiry: the description's
+            # takeover bound covers it, plus the time b needs to start.
+            bk = backend_of(backend)
+            assert elected_b.wait(bk.takeover + bk.live), "process b did not take over"
             assert term_b.value > first.term
-            print(f"takeover after SIGKILL: {took * 1000:.0f} ms on {backend.split(':')[0]}")
             b.join(30)
             assert b.exitcode == 0
     finally:
@@ -75,15 +71,20 @@ def test_killed_leader_process_is_replaced(backend: str, name: str) -> None:
 
 CTRL_C_CHILD = textwrap.dedent(
     """
-    import sys, ballot
+    import sys, threading, time, ballot
     url, name, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
     e = ballot.connect(url, ttl=ttl).election(name)
-    print("campaigning", flush=True)
+    def report_queued():
+        while e.state != "campaigning":
+            time.sleep(0.005)
+        print("campaigning", flush=True)
+    threading.Thread(target=report_queued, daemon=True).start()
     try:
         e.campaign(b"interrupted", timeout=120)
         print("elected?!", flush=True)
     except KeyboardInterrupt:
         print("KeyboardInterrupt state=" + e.state, flush=True)
+    sys.stdin.readline()  # alive (session and all) until the parent has looked
     """
 )
 
@@ -94,25 +95,27 @@ def test_ctrl_c_during_campaign_withdraws(backend: str, name: str) -> None:
         leader.campaign(b"holder")
         child = subprocess.Popen(
             [sys.executable, "-c", CTRL_C_CHILD, backend, name, str(ttl_for(backend))],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         try:
-            assert child.stdout is not None
+            assert child.stdout is not None and child.stdin is not None
+            # The child says so once its state is campaigning.
             assert child.stdout.readline().strip() == "campaigning"
-            time.sleep(1.0)  # let it join the queue
             child.send_signal(signal.SIGINT)
-            out, _ = child.communicate(timeout=30)
+            assert child.stdout.readline().strip() == "KeyboardInterrupt state=idle"
+            # The interrupted candidate withdrew while its session lives on: when the
+            # holder resigns, the holder (not the child) wins the next campaign at once.
+            leader.resign()
+            wins_at_once(leader, b"holder-again", backend)
+            out, _ = child.communicate("\n", timeout=30)
         finally:
             if child.poll() is None:
                 child.kill()
                 child.wait(10)
-        assert out.strip() == "KeyboardInterrupt state=idle", out
+        assert out.strip() == "", out
         assert child.returncode == 0
-        # The interrupted candidate is gone: when the holder resigns nobody leads.
-        leader.resign()
-        time.sleep(0.5)
-        assert leader.leader() is None
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
@@ -216,10 +219,12 @@ def test_a_forked_child_dropping_inherited_handles_leaves_the_parent_leading(bac
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
-        time.sleep(0.5)
+        # Had the child's drop withdrawn the parent's entry, this proclaim (made
+        # after the child is gone) would be refused with NotLeaderError.
+        e.proclaim(b"parent2")
         assert e.state == "leader"
         now = e.leader()
-        assert now is not None and now.value == b"parent"
+        assert now is not None and now.value == b"parent2"
         rival = c.election(name)
         with pytest.raises(ballot.TimeoutError):
             rival.campaign(b"rival", timeout=1)
@@ -230,21 +235,22 @@ FORK_EXIT_CHILD = textwrap.dedent(
     import os, sys, threading, time, ballot
     c = ballot.connect(sys.argv[1], ttl=float(sys.argv[2]))
     e = c.election(sys.argv[3])
-    busy = threading.Event()
+    busy, release = threading.Event(), threading.Event()
     def cb(ev):
         busy.set()
-        time.sleep(0.5)  # a callback is running in the parent at fork time
+        release.wait(120)  # a callback is running in the parent at fork time, until the child is gone
     e.on_event(cb)
     e.campaign(b"parent")
     busy.wait(10)
-    t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
         sys.exit(0)  # a normal interpreter exit: atexit handlers and finalizers run
+    # A child whose exit waited on the parent's callback thread (which it does not
+    # have) would never exit: the test's timeout catches that.
     _, status = os.waitpid(pid, 0)
-    took = time.monotonic() - t0
+    release.set()
     leader = e.leader()
-    print(f"child={os.waitstatus_to_exitcode(status)} took={took:.2f} state={e.state} "
+    print(f"child={os.waitstatus_to_exitcode(status)} state={e.state} "
           f"leader={leader.value.decode() if leader else None}", flush=True)
     """
 )
@@ -261,7 +267,6 @@ def test_a_forked_child_exits_normally_without_touching_the_parent(backend: str,
     assert r.returncode == 0, r.stderr
     fields = dict(kv.split("=", 1) for kv in r.stdout.split())
     assert fields["child"] == "0", r.stdout
-    assert float(fields["took"]) < 2.0, f"the child's exit waited on the parent's threads: {r.stdout}"
     assert fields["state"] == "leader" and fields["leader"] == "parent", r.stdout
 
 

@@ -19,7 +19,7 @@ import pytest
 
 import ballot
 from ballot import _errors, _native
-from helpers import Recorder, eventually, ttl_for
+from helpers import Recorder, backend_of, eventually, server, ttl_for
 
 TABLE = _native._table()
 STUBS = pathlib.Path(__file__).resolve().parents[1] / "python" / "ballot"
@@ -123,16 +123,6 @@ def test_an_option_the_url_also_gives_must_agree_with_it(tmp_path: pathlib.Path)
     ballot.connect(f"{url}?ttl=30s", ttl=30).close()
 
 
-def server(var: str) -> str:
-    """The URL of a server of tests/servers/harness.py, or skip (fail when required)."""
-    url = os.environ.get(var)
-    if url:
-        return url
-    if os.environ.get("BALLOT_TEST_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"BALLOT_TEST_REQUIRE_SERVERS=1 but {var} is not set")
-    pytest.skip(f"{var} is not set")
-
-
 def lead_and_resign(client: ballot.Client, name: str) -> None:
     try:
         e = client.election(name)
@@ -143,32 +133,31 @@ def lead_and_resign(client: ballot.Client, name: str) -> None:
 
 
 def test_username_and_password_reach_etcd(name: str) -> None:
-    base = server("BALLOT_TEST_ETCD_AUTH")
-    prefix = os.environ["BALLOT_TEST_ETCD_AUTH_PREFIX"].rstrip("/")
-    url = f"{base}/{prefix}/{name.replace('/', '-')}"
+    b = server("etcd-auth")
+    prefix = b.facts["PREFIX"].rstrip("/")
+    url = f"{b.url}/{prefix}/{name.replace('/', '-')}"
     with pytest.raises(ballot.AuthError):
         ballot.connect(url, connect_timeout=5)
-    user, password = os.environ["BALLOT_TEST_ETCD_AUTH_USER"], os.environ["BALLOT_TEST_ETCD_AUTH_PASSWORD"]
-    lead_and_resign(ballot.connect(url, username=user, password=password, ttl=3), "svc")
+    user, password = b.facts["USER"], b.facts["PASSWORD"]
+    lead_and_resign(ballot.connect(url, username=user, password=password, ttl=b.ttl), "svc")
 
 
 def test_tls_files_reach_etcd(name: str) -> None:
-    url = server("BALLOT_TEST_ETCD_TLS")
-    env = os.environ
-    key = pathlib.Path(env["BALLOT_TEST_ETCD_TLS_KEY"])  # an os.PathLike works as well as a str
-    c = ballot.connect(url, tls_ca=env["BALLOT_TEST_ETCD_TLS_CA"], tls_cert=env["BALLOT_TEST_ETCD_TLS_CERT"], tls_key=key, ttl=3)
+    b = server("etcd-tls")
+    key = pathlib.Path(b.facts["KEY"])  # an os.PathLike works as well as a str
+    c = ballot.connect(b.url, tls_ca=b.facts["CA"], tls_cert=b.facts["CERT"], tls_key=key, ttl=b.ttl)
     lead_and_resign(c, name)
 
 
 def test_token_reaches_consul(name: str) -> None:
-    url = server("BALLOT_TEST_CONSUL_ACL") + "?lock_delay=0s"
-    lead_and_resign(ballot.connect(url, token=os.environ["BALLOT_TEST_CONSUL_ACL_TOKEN"], ttl=10), name)
+    b = server("consul-acl")
+    lead_and_resign(ballot.connect(b.with_query(b.url), token=b.facts["TOKEN"], ttl=b.ttl), name)
 
 
 def test_the_common_scenario_reports_the_same_event_names(backend: str, name: str) -> None:
     """Campaign, a successor waits, resign, end: C, Python and Node report the same
     set of event names (here the core's names)."""
-    limit = 2 * ttl_for(backend) + 10
+    limit = backend_of(backend).live
     ca, cb = (ballot.connect(backend, ttl=ttl_for(backend), connect_timeout=10) for _ in range(2))
     try:
         a, b = ca.election(name), cb.election(name)
@@ -184,6 +173,7 @@ def test_the_common_scenario_reports_the_same_event_names(backend: str, name: st
         won: list[ballot.Leadership] = []
         waiter = threading.Thread(target=lambda: won.append(b.campaign("b", timeout=limit)))
         waiter.start()
+        eventually(lambda: b.state == "campaigning", limit, "b to campaign")
         a.resign()
         waiter.join(limit + 5)
         assert won, "b was elected after a resigned"

@@ -3,32 +3,6 @@
  * Exits 0 and prints "memory: N checks passed" on success. */
 #include "harness.h"
 
-/* The outcome of b's campaign, from the library's thread. */
-typedef struct outcome {
-    pthread_mutex_t mu;
-    int done;
-    ballot_result result;
-    uint64_t term;
-} outcome;
-
-static void on_done(void *user_data, ballot_result result, uint64_t term, const ballot_error *err) {
-    outcome *o = (outcome *)user_data;
-    (void)err;
-    pthread_mutex_lock(&o->mu);
-    o->done = 1;
-    o->result = result;
-    o->term = term;
-    pthread_mutex_unlock(&o->mu);
-}
-
-static int is_done(outcome *o) {
-    int d;
-    pthread_mutex_lock(&o->mu);
-    d = o->done;
-    pthread_mutex_unlock(&o->mu);
-    return d;
-}
-
 int main(void) {
     char url[64];
     ballot_client *a = NULL, *b = NULL, *bad = NULL;
@@ -37,11 +11,9 @@ int main(void) {
     const uint8_t *value = NULL;
     size_t len = 0;
     uint64_t term = 0;
-    double until;
-    outcome o;
+    done o;
 
-    memset(&o, 0, sizeof o);
-    pthread_mutex_init(&o.mu, NULL);
+    done_init(&o);
     snprintf(url, sizeof url, "memory://ctest-%ld", (long)getpid());
     OK(ballot_client_connect(url, NULL, &a, err_out));
     OK(ballot_client_connect(url, NULL, &b, err_out));
@@ -56,13 +28,9 @@ int main(void) {
     /* Hand off: b waits while a leads, and wins when a resigns. */
     OK(ballot_election_campaign_async(eb, (const uint8_t *)"b", 1, on_done, &o, err_out));
     wait_state(eb, BALLOT_STATE_CAMPAIGNING, 10000);
-    CHECK(!is_done(&o));
+    CHECK(done_calls(&o) == 0);
     OK(ballot_election_resign(ea, err_out));
-    until = now_ms() + 10000;
-    while (!is_done(&o)) {
-        if (now_ms() > until) FAIL("b was not elected after a resigned");
-        sleep_ms(1);
-    }
+    wait_done(&o, 10000);
     CHECK(o.result == BALLOT_RESULT_OK && o.term == 2);
     CHECK(state_of(ea) == BALLOT_STATE_IDLE);
     OK(ballot_election_leader(ea, &l, err_out));
