@@ -180,22 +180,9 @@ fn make_room(q: &mut VecDeque<Event>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::election::testing::tag;
     use crate::error::{Error, ErrorKind};
     use crate::model::{Leader, LostReason};
-
-    /// A short name per event, for comparing sequences.
-    fn tag(ev: &Event) -> String {
-        match ev {
-            Event::Elected { term } => format!("E{term}"),
-            Event::Suspended => "S".into(),
-            Event::Reconnected => "R".into(),
-            Event::Lost { .. } => "L".into(),
-            Event::Resigned => "Res".into(),
-            Event::LeaderChanged(l) => format!("C{}", l.as_ref().map_or(0, |l| l.term)),
-            Event::Ended => "End".into(),
-            Event::Error(_) => "Err".into(),
-        }
-    }
 
     #[test]
     fn a_full_queue_makes_room_by_the_rules() {

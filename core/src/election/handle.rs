@@ -295,7 +295,7 @@ impl Election {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::election::testing::{connection, emit, Loss};
+    use crate::election::testing::{connection, emit, tag, Loss};
     use crate::election::EVENT_QUEUE_CAPACITY;
     use crate::error::ErrorKind;
     use crate::model::LostReason;
@@ -332,20 +332,6 @@ mod tests {
     /// Everything queued now, without waiting.
     fn drain(events: &mut Events) -> Vec<Event> {
         std::iter::from_fn(|| events.recv().now_or_never().flatten()).collect()
-    }
-
-    /// A short name per event, for comparing sequences.
-    fn tag(ev: &Event) -> String {
-        match ev {
-            Event::Elected { term } => format!("E{term}"),
-            Event::Suspended => "S".into(),
-            Event::Reconnected => "R".into(),
-            Event::Lost { .. } => "L".into(),
-            Event::Resigned => "Res".into(),
-            Event::LeaderChanged(l) => format!("C{}", l.as_ref().map_or(0, |l| l.term)),
-            Event::Ended => "End".into(),
-            Event::Error(_) => "Err".into(),
-        }
     }
 
     /// Takes out of a sequence of state events the spans whose effect is nil: a

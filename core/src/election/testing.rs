@@ -106,3 +106,17 @@ pub(crate) fn connection(loss: Loss) -> (Arc<Connection>, Arc<SessionTracker>) {
 pub(crate) fn emit(e: &Election, ev: Event) {
     e.participant().emit(ev);
 }
+
+/// A short name per event, for comparing event sequences in tests.
+pub(crate) fn tag(ev: &Event) -> String {
+    match ev {
+        Event::Elected { term } => format!("E{term}"),
+        Event::Suspended => "S".into(),
+        Event::Reconnected => "R".into(),
+        Event::Lost { .. } => "L".into(),
+        Event::Resigned => "Res".into(),
+        Event::LeaderChanged(l) => format!("C{}", l.as_ref().map_or(0, |l| l.term)),
+        Event::Ended => "End".into(),
+        Event::Error(_) => "Err".into(),
+    }
+}
