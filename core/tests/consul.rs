@@ -865,15 +865,18 @@ async fn a_withdrawal_releases_a_lock_whose_acquisition_answer_was_lost() {
     live("a resigns", ea.resign()).await.unwrap();
     let err = campaign.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
-    assert_eq!(
-        holder_of(&format!("{ns}/svc/.lock")).await,
-        None,
-        "a withdrew, yet its live session {a_session} still holds the lock"
-    );
-    let lb = live("b wins", eb.campaign("b")).await.unwrap();
-    assert_eq!(eb.leader().await.unwrap().unwrap().term, lb.term());
+    let why = format!("a withdrew, yet its live session {a_session} still holds the lock");
+    the_lock_is_free_and_b_wins(&ns, &eb, &why).await;
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// After a's withdrawal: nobody holds `.lock` of `svc` (else `why`), and b, the
+/// next candidate, wins and reads itself as leader.
+async fn the_lock_is_free_and_b_wins(ns: &str, eb: &Election, why: &str) {
+    assert_eq!(holder_of(&format!("{ns}/svc/.lock")).await, None, "{why}");
+    let lb = live("b wins", eb.campaign("b")).await.unwrap();
+    assert_eq!(eb.leader().await.unwrap().unwrap().term, lb.term());
 }
 
 /// Issue 14: an acquiring transaction that is still on its way when the candidate
@@ -896,13 +899,7 @@ async fn an_acquisition_that_arrives_after_the_withdrawal_takes_nothing() {
     // Now Consul gets the acquisition, from a session that is alive and renewed.
     proxy.release();
     proxy.wait_for("the late acquisition answered", |s| s.held_answered == 1).await;
-    assert_eq!(
-        holder_of(&format!("{ns}/svc/.lock")).await,
-        None,
-        "an acquisition that arrived after a's withdrawal took the lock"
-    );
-    let lb = live("b wins", eb.campaign("b")).await.unwrap();
-    assert_eq!(eb.leader().await.unwrap().unwrap().term, lb.term());
+    the_lock_is_free_and_b_wins(&ns, &eb, "an acquisition that arrived after a's withdrawal took the lock").await;
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
