@@ -261,12 +261,36 @@ impl Drop for Paused {
 
 /// The cluster test runs in phases on the one 3-member cluster: first one member
 /// is cut off from the two others (which are frozen), then each member is frozen
-/// in turn (the cluster keeps its quorum), then one is killed.
+/// in turn (the cluster keeps its quorum), then clients connect while a member is
+/// frozen, then one member is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_members_frozen_then_killed_election_carries_on() {
     watch_on_a_member_cut_off_from_its_cluster_fails().await;
     members_frozen_one_at_a_time_leadership_holds().await;
+    connect_while_a_member_is_frozen_succeeds().await;
     member_killed_election_carries_on().await;
+}
+
+/// A frozen member (SIGSTOP, or one behind a partition) keeps its TCP connections
+/// open and never answers. A client connecting to the cluster while one member is
+/// frozen must not wait on it: the two others make a quorum, so the connect
+/// succeeds within its timeout, however the requests are spread over the members.
+async fn connect_while_a_member_is_frozen_succeeds() {
+    let url = format!("{}/{}", env("BALLOT_TEST_ETCD_CLUSTER"), unique("ns"));
+    for i in 0..3 {
+        let pid: u32 = env(&format!("BALLOT_TEST_ETCD_CLUSTER_{i}_PID")).parse().unwrap();
+        signal(pid, "STOP");
+        let paused = Paused(pid);
+        for _ in 0..4 {
+            let started = Instant::now();
+            let c = Client::connect(&url, opts(5))
+                .await
+                .unwrap_or_else(|e| panic!("connect with member {i} frozen, after {:?}: {e}", started.elapsed()));
+            eprintln!("member {i} frozen: connected in {:?}", started.elapsed());
+            c.close().await.unwrap();
+        }
+        drop(paused);
+    }
 }
 
 /// Watches require a leader (etcd's `hasleader` metadata): an observer connected

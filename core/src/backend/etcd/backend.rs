@@ -163,19 +163,35 @@ impl EtcdBackend {
         let setup = async {
             let client =
                 ec::Client::connect(&endpoints, Some(copts.clone())).await.map_err(|e| map_err("connect", e))?;
-            // A dead member of a cluster refuses connections: retry, and the balanced
-            // channel picks another member, until the connect budget is spent.
+            // A member that is frozen or cut off by a partition keeps its TCP
+            // connection open and never answers, and the balanced channel may send
+            // every request to it. So with several members, each attempt goes to one
+            // member with a bound of its own, and the next attempt to the next
+            // member; a member that refuses connections is passed over the same way.
+            let n = endpoints.len();
+            let mut members: Vec<Option<ec::Client>> = vec![None; n];
+            // Start at a member chosen per process, so that many clients do not
+            // all open their sessions through the first endpoint.
+            let mut idx = if n > 1 { std::process::id() as usize % n } else { 0 };
+            let per_attempt = (budget / 4).max(Duration::from_millis(500));
             let mut pause = Duration::from_millis(20);
             loop {
                 let sent = Stamp::now();
                 let attempt = async {
-                    let lease = grant(&client, ttl).await?;
+                    let target = if n > 1 {
+                        member_client(&endpoints[idx..=idx], &copts, &mut members[idx], per_attempt)
+                            .await
+                            .ok_or_else(|| Error::new(ErrorKind::Connection, "etcd member did not answer"))?
+                    } else {
+                        client.clone()
+                    };
+                    let lease = grant(&target, ttl).await?;
                     // Granting a lease needs no permission, so probe a read: it fails
                     // for a server with auth on and no (or refused) credentials. A role
                     // that does not cover the probed key is fine here; elections check
                     // their own keys.
                     let count = Some(ec::GetOptions::new().with_count_only());
-                    if let Err(e) = client.kv_client().get(probe.clone(), count).await {
+                    if let Err(e) = target.kv_client().get(probe.clone(), count).await {
                         let denied =
                             matches!(&e, ec::Error::GRpcStatus(s) if s.message().contains("permission denied"));
                         if !denied {
@@ -184,9 +200,17 @@ impl EtcdBackend {
                     }
                     Ok(lease)
                 };
-                match attempt.await {
+                // A lease granted by an attempt that then ran out of time is left to
+                // expire on its own: no key is ever attached to it.
+                let outcome = tokio::time::timeout(per_attempt, attempt).await.unwrap_or_else(|_| {
+                    Err(Error::new(ErrorKind::Timeout, format!("etcd member gave no answer within {per_attempt:?}")))
+                });
+                match outcome {
                     Ok(lease) => return Ok::<_, Error>((client, sent, lease)),
                     Err(e) if retryable(&e) && deadline.is_none_or(|d| Instant::now() + pause < d) => {
+                        if n > 1 {
+                            idx = (idx + 1) % n;
+                        }
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_millis(500));
                     }
@@ -253,20 +277,26 @@ async fn grant(client: &ec::Client, ttl: Duration) -> Result<i64> {
     Ok(resp.id())
 }
 
-/// A client bound to the endpoint `idx` alone, made on first use.
+/// A client bound to the one member in `endpoint`, made on first use and kept in
+/// `slot`; `None` when it cannot be made within `limit`.
 ///
-/// With several members, the keepalive talks to one member at a time and moves to
-/// the next one when it fails or stalls: the balanced channel would keep sending to
-/// a frozen (SIGSTOPped, partitioned) member whose TCP connection still looks fine,
-/// and the lease would be lost although the cluster is healthy.
-async fn member_client(sh: &EtcdShared, members: &mut [Option<ec::Client>], idx: usize) -> Option<ec::Client> {
-    if let Some(c) = &members[idx] {
+/// With several members, the connect and the keepalive talk to one member at a
+/// time and move to the next one when it fails or stalls: the balanced channel would
+/// keep sending to a frozen (SIGSTOPped, partitioned) member whose TCP connection
+/// still looks fine, and the connect would fail or the lease would be lost although
+/// the cluster is healthy.
+async fn member_client(
+    endpoint: &[String],
+    copts: &ec::ConnectOptions,
+    slot: &mut Option<ec::Client>,
+    limit: Duration,
+) -> Option<ec::Client> {
+    if let Some(c) = slot {
         return Some(c.clone());
     }
-    let ep = [sh.endpoints[idx].clone()];
-    let made = tokio::time::timeout(sh.ttl / 3, ec::Client::connect(ep, Some(sh.copts.clone()))).await;
+    let made = tokio::time::timeout(limit, ec::Client::connect(endpoint, Some(copts.clone()))).await;
     let c = made.ok()?.ok()?;
-    members[idx] = Some(c.clone());
+    *slot = Some(c.clone());
     Some(c)
 }
 
@@ -330,7 +360,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         let n = sh.endpoints.len();
         let client = if n > 1 {
             members.resize(n, None);
-            member_client(&sh, &mut members, idx).await
+            member_client(&sh.endpoints[idx..=idx], &sh.copts, &mut members[idx], sh.ttl / 3).await
         } else {
             Some(sh.client.clone())
         };
