@@ -54,40 +54,44 @@ impl ballot_options {
     pub(crate) fn options(&self) -> ballot::Options {
         self.inner.clone()
     }
+}
 
-    /// Sets option `name` through the core's table; on failure nothing changes.
-    fn set(&mut self, name: &str, value: OptionValue) -> Result<(), Failure> {
-        Ok(self.inner.set(name, value)?)
-    }
-
-    /// Sets a duration option from milliseconds.
-    fn set_millis(&mut self, name: &str, ms: u64) -> Result<(), Failure> {
-        self.set(name, OptionValue::Duration(Duration::from_millis(ms)))
-    }
-
-    /// Sets a text option from a C string (`secret`: never shown, not even
-    /// where it is not valid UTF-8).
-    ///
-    /// # Safety
-    /// `value` is NULL or a NUL-terminated string valid for the call.
-    unsafe fn set_text(&mut self, name: &str, value: *const c_char, secret: bool) -> Result<(), Failure> {
+/// The body of every setter: at the C boundary, sets option `name` of `options`
+/// to the value that `value` makes (through the core's table); on any failure
+/// nothing changes.
+///
+/// # Safety
+/// `options` is NULL or a live options object that no other thread uses;
+/// `err_out` is NULL or writable; `value` reads only what its setter's caller
+/// guarantees.
+unsafe fn set(
+    options: *mut ballot_options,
+    name: &str,
+    value: impl FnOnce() -> Result<OptionValue, Failure>,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
         // SAFETY: guaranteed by the caller.
-        let text = unsafe { text(value, name, secret) }?;
-        self.set(name, OptionValue::Text(text))
-    }
+        let o = unsafe { arg_mut(options, "options") }?;
+        Ok(o.inner.set(name, value()?)?)
+    })
+}
+
+fn millis(ms: u64) -> Result<OptionValue, Failure> {
+    Ok(OptionValue::Duration(Duration::from_millis(ms)))
 }
 
 /// A string option's value: checked, not empty, and copied.
 ///
 /// # Safety
 /// `value` is NULL or a NUL-terminated string valid for the call.
-unsafe fn text(value: *const c_char, what: &str, secret: bool) -> Result<String, Failure> {
+unsafe fn text(value: *const c_char, what: &str, secret: bool) -> Result<OptionValue, Failure> {
     // SAFETY: guaranteed by the caller.
     let s = if secret { unsafe { secret_arg(value, what) } } else { unsafe { str_arg(value, what) } }?;
     if s.is_empty() {
         return Err(Failure::invalid(format!("{what} is empty")));
     }
-    Ok(s.to_string())
+    Ok(OptionValue::Text(s.to_string()))
 }
 
 /// Makes an options object with every option at its default. On success `*out`
@@ -144,11 +148,8 @@ pub unsafe extern "C" fn ballot_options_set_ttl(
     ttl_ms: u64,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY: guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        o.set_millis("ttl", ttl_ms)
-    })
+    // SAFETY: guaranteed by the caller.
+    unsafe { set(options, "ttl", || millis(ttl_ms), err_out) }
 }
 
 /// Sets the safety margin in milliseconds: leadership is reported lost at the
@@ -169,11 +170,8 @@ pub unsafe extern "C" fn ballot_options_set_safety_margin(
     margin_ms: u64,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY: guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        o.set_millis("safety_margin", margin_ms)
-    })
+    // SAFETY: guaranteed by the caller.
+    unsafe { set(options, "safety_margin", || millis(margin_ms), err_out) }
 }
 
 /// Sets how long `ballot_client_connect` may take before it fails with
@@ -193,11 +191,8 @@ pub unsafe extern "C" fn ballot_options_set_connect_timeout(
     timeout_ms: u64,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY: guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        o.set_millis("connect_timeout", timeout_ms)
-    })
+    // SAFETY: guaranteed by the caller.
+    unsafe { set(options, "connect_timeout", || millis(timeout_ms), err_out) }
 }
 
 /// Sets whether a leader that lost its leadership (say, because its session
@@ -217,11 +212,8 @@ pub unsafe extern "C" fn ballot_options_set_auto_requeue(
     on: bool,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY: guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        o.set("auto_requeue", OptionValue::Bool(on))
-    })
+    // SAFETY: guaranteed by the caller.
+    unsafe { set(options, "auto_requeue", || Ok(OptionValue::Bool(on)), err_out) }
 }
 
 /// Sets the user name (etcd, ZooKeeper digest), given with
@@ -243,11 +235,8 @@ pub unsafe extern "C" fn ballot_options_set_username(
     username: *const c_char,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY (both): guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        unsafe { o.set_text("username", username, true) }
-    })
+    // SAFETY (both): guaranteed by the caller.
+    unsafe { set(options, "username", || text(username, "username", true), err_out) }
 }
 
 /// Sets the password that goes with `ballot_options_set_username`. `password` is
@@ -268,11 +257,8 @@ pub unsafe extern "C" fn ballot_options_set_password(
     password: *const c_char,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY (both): guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        unsafe { o.set_text("password", password, true) }
-    })
+    // SAFETY (both): guaranteed by the caller.
+    unsafe { set(options, "password", || text(password, "password", true), err_out) }
 }
 
 /// Sets a token (a Consul ACL token), instead of a username and password. The
@@ -293,11 +279,8 @@ pub unsafe extern "C" fn ballot_options_set_token(
     token: *const c_char,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY (both): guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        unsafe { o.set_text("token", token, true) }
-    })
+    // SAFETY (both): guaranteed by the caller.
+    unsafe { set(options, "token", || text(token, "token", true), err_out) }
 }
 
 /// Sets the PEM file of the CA certificates that verify the server (etcd,
@@ -319,11 +302,8 @@ pub unsafe extern "C" fn ballot_options_set_tls_ca(
     path: *const c_char,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY (both): guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        unsafe { o.set_text("tls_ca", path, false) }
-    })
+    // SAFETY (both): guaranteed by the caller.
+    unsafe { set(options, "tls_ca", || text(path, "tls_ca", false), err_out) }
 }
 
 /// Sets the PEM file of the client certificate for mutual TLS, and turns TLS on;
@@ -345,11 +325,8 @@ pub unsafe extern "C" fn ballot_options_set_tls_cert(
     path: *const c_char,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY (both): guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        unsafe { o.set_text("tls_cert", path, false) }
-    })
+    // SAFETY (both): guaranteed by the caller.
+    unsafe { set(options, "tls_cert", || text(path, "tls_cert", false), err_out) }
 }
 
 /// Sets the PEM file of the client's private key for mutual TLS, and turns TLS
@@ -371,9 +348,6 @@ pub unsafe extern "C" fn ballot_options_set_tls_key(
     path: *const c_char,
     err_out: *mut *mut ballot_error,
 ) -> ballot_result {
-    ffi_boundary!(err_out, {
-        // SAFETY (both): guaranteed by the caller.
-        let o = unsafe { arg_mut(options, "options") }?;
-        unsafe { o.set_text("tls_key", path, false) }
-    })
+    // SAFETY (both): guaranteed by the caller.
+    unsafe { set(options, "tls_key", || text(path, "tls_key", false), err_out) }
 }
