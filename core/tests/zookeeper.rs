@@ -297,6 +297,28 @@ async fn the_largest_value_round_trips_and_one_more_byte_is_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
 
+/// A leader's resign deletes its node by the version its own watch saw, without
+/// reading it first, while that watch is quiet. A proclaim just before changes
+/// the version while the watch's notification may still be on its way: the
+/// resign must still remove the node (falling back to a read), every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resign_right_after_a_proclaim_removes_the_node() {
+    let ns = unique("resign");
+    let c = connect(&format!("{}/{ns}", env("BALLOT_TEST_ZK")), Duration::from_secs(4)).await;
+    let zk = zookeeper_client::Client::connect(&format!("{}/{ns}", env("BALLOT_TEST_ZK_CONNECT")))
+        .await
+        .expect("a plain session to read the election");
+    let e = c.election("svc").unwrap();
+    for round in 0..20 {
+        let lead = e.campaign("v").await.unwrap();
+        if round % 2 == 1 {
+            e.proclaim(format!("v{round}")).await.unwrap();
+        }
+        e.resign().await.unwrap();
+        assert_eq!(zk.check_stat(lead.key()).await.unwrap(), None, "round {round}: the node is still there");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A leader paused past its session timeout
 

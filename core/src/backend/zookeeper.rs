@@ -575,6 +575,7 @@ impl Backend for ZkBackend {
             name,
             epoch,
             withdrawn: AtomicBool::new(false),
+            own: Mutex::new(None),
         }))
     }
 
@@ -710,6 +711,35 @@ struct ZkEntry {
     /// The election's epoch when the node was made.
     epoch: u64,
     withdrawn: AtomicBool,
+    /// While `lost()` watches our node: what it knew then, so that `withdraw`
+    /// can delete without reading the node first.
+    own: Mutex<Option<OwnNode>>,
+}
+
+/// Our node as `lost()` found it when it set its watch: ours, at `version`. It
+/// stays so while that watch (`fired`) has not fired and the session has not
+/// changed state, which `states` (made before the check) tells. The watch lives
+/// here, not in `lost()`, so that `withdraw` can take it along: dropped before
+/// it fires, a watch costs the server one more request (its removal).
+struct OwnNode {
+    version: i32,
+    states: zk::StateWatcher,
+    fired: std::pin::Pin<Box<dyn std::future::Future<Output = zk::WatchedEvent> + Send>>,
+}
+
+impl std::fmt::Debug for OwnNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnNode").field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+/// Forgets `ZkEntry::own` when `lost()` stops watching, however it stops.
+struct Unwatched<'a>(&'a Mutex<Option<OwnNode>>);
+
+impl Drop for Unwatched<'_> {
+    fn drop(&mut self) {
+        lock(self.0).take();
+    }
 }
 
 /// What a waiting candidate reads of its election in one request.
@@ -836,14 +866,27 @@ impl Entry for ZkEntry {
     }
 
     async fn lost(&self) -> LostReason {
+        let _unwatched = Unwatched(&self.own);
         loop {
             let Ok(client) = self.conn.client() else { return LostReason::SessionLost };
+            // Before the check: any change of the session's state from here on
+            // shows in it.
+            let states = client.state_watcher();
             match client.check_and_watch_stat(&self.path).await {
                 Ok((None, _)) => return LostReason::Deleted,
                 Ok((Some(stat), _)) if stat.ephemeral_owner != self.conn.session_id => return LostReason::NotOwner,
-                Ok((Some(_), w)) => {
+                Ok((Some(stat), w)) => {
                     drop(client);
-                    let ev = w.changed().await;
+                    let fired = Box::pin(w.changed());
+                    *lock(&self.own) = Some(OwnNode { version: stat.version, states, fired });
+                    let ev = std::future::poll_fn(|cx| match lock(&self.own).as_mut() {
+                        Some(own) => own.fired.as_mut().poll(cx).map(Some),
+                        None => std::task::Poll::Ready(None),
+                    })
+                    .await;
+                    lock(&self.own).take();
+                    // `None`: `withdraw` took the watch, as this leader resigns.
+                    let Some(ev) = ev else { return std::future::pending().await };
                     if ev.event_type == zk::EventType::NodeDeleted {
                         return LostReason::Deleted;
                     }
@@ -894,6 +937,29 @@ impl Entry for ZkEntry {
             return Ok(());
         }
         let Ok(client) = self.conn.client() else { return Ok(()) }; // the session, and the node, are gone
+                                                                    // A leader resigning: while `lost()` watches our node and the session has
+                                                                    // not changed state since that watch was set, the node is ours at the
+                                                                    // version it saw (a change would have fired the watch first), so the read
+                                                                    // below can be skipped, and the handoff is one round trip shorter. Any
+                                                                    // doubt, or any failure, falls back to reading the node first.
+        let known = lock(&self.own).take().and_then(|mut own| {
+            let quiet = futures_util::FutureExt::now_or_never(own.states.changed()).is_none();
+            quiet.then_some((own.version, own.fired))
+        });
+        if let Some((version, fired)) = known {
+            let deleted = client.delete(&self.path, Some(version)).await;
+            // The delete fires the watch (ZooKeeper sends the event before the
+            // answer): let it be delivered, then drop it, off the caller's path.
+            let ttl = self.shared.ttl;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(ttl, fired).await;
+            });
+            match deleted {
+                Ok(()) | Err(zk::Error::NoNode) => return Ok(()),
+                Err(e) if session_over(&e) => return Ok(()),
+                Err(_) => {}
+            }
+        }
         for _ in 0..20 {
             // Delete only our own node: after a reconnect the path may belong to
             // another session (see `verify`), and that node is not ours to remove.
