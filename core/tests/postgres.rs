@@ -325,3 +325,52 @@ async fn pooler_restart() {
     let t2 = within(live(), "b wins through the restarted pooler", t).await.unwrap().unwrap().term();
     assert!(t2 > t1);
 }
+
+/// The schema is created on first use by versioned migrations, once, also when
+/// several clients connect to a new schema at the same moment; a second connect
+/// finds it up to date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_under_concurrent_first_connects() {
+    let _g = DISRUPT.read().await;
+    let schema = format!("ballot_{}", unique("s").replace('-', "_"));
+    for kind in ["pg", "pgbouncer"] {
+        let base = url(kind);
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let u = format!("{base}{sep}schema={schema}");
+        let clients = futures_util::future::join_all((0..5).map(|_| Client::connect(&u, opts()))).await;
+        for c in clients {
+            let c = c.unwrap_or_else(|e| panic!("{kind}: concurrent first connect: {e}"));
+            let e = c.election(&unique("m")).unwrap();
+            within(live(), "campaign in the new schema", e.campaign("x")).await.unwrap();
+            c.close().await.unwrap();
+        }
+    }
+    let db = sql().await;
+    let rows =
+        db.query(&format!("SELECT version FROM \"{schema}\".schema_migrations ORDER BY version"), &[]).await.unwrap();
+    let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, vec![1], "each version applied once");
+    let leader: bool = db.query_one(&format!("SELECT \"{schema}\".is_leader('x', 1)"), &[]).await.unwrap().get(0);
+    assert!(!leader);
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await.unwrap();
+}
+
+/// Bad options of the PostgreSQL URL are `invalid_argument` naming the option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_are_invalid_argument() {
+    let base = url("pg");
+    for (opt, bad) in [
+        ("schema", "Bad-Name"),
+        ("schema", "1abc"),
+        ("pooler", "session"),
+        ("sslmode", "allow"),
+        ("sslmode", "verify"),
+        ("sslrootcert", "/nonexistent/ca.pem"),
+    ] {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let u = format!("{base}{sep}{opt}={bad}");
+        let e = Client::connect(&u, opts()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{opt}={bad}: {e}");
+        assert!(e.to_string().contains(opt) || e.to_string().contains("sslrootcert"), "{opt}={bad}: {e}");
+    }
+}

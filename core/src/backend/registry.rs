@@ -99,7 +99,7 @@ pub(crate) const BACKENDS: &[Description] = &[
     },
     // PostgreSQL: `postgres://[USER:PASSWORD@]HOSTS/DBNAME[/NS]` (or
     // `postgresql://`); libpq's TLS options, ballot's `ca`/`cert`/`key` for the
-    // same files, the schema, and `pooler=transaction` behind PgBouncer.
+    // same files, the schema, and `pooler=` (`auto`, `none`, `transaction`: PgBouncer).
     Description {
         syntax: Syntax {
             schemes: &[Scheme::plain("postgres"), Scheme::plain("postgresql")],

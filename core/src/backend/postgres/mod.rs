@@ -15,9 +15,12 @@
 //! - `sslrootcert`, `sslcert`, `sslkey` (also spelt `ca`, `cert`, `key`, as on
 //!   the other backends and in the options `tls_ca`, ...): PEM files;
 //! - `schema` (default `ballot`): where ballot's tables and functions live;
-//! - `pooler=transaction`: the URL names a pooler in transaction mode
+//! - `pooler`: `transaction` says the URL names a pooler in transaction mode
 //!   (PgBouncer), where LISTEN cannot work: waiting candidates and observers poll
-//!   instead (see below);
+//!   instead (see below); `none` says it does not; `auto` (the default) finds out
+//!   at connect, by sending a NOTIFY to itself: it comes back on a direct
+//!   connection and never through such a pooler (that costs up to 500 ms at
+//!   connect through a pooler);
 //! - `ttl`, `margin`, `connect_timeout`, as everywhere.
 //!
 //! # Layout
@@ -48,7 +51,8 @@
 //! as the server's clock lets its session go. Through a transaction pooler
 //! (`pooler=transaction`) there is no LISTEN: each waiting candidate polls its
 //! own position (one query for the candidate just ahead) every
-//! [`POOLED_POLL`], and observers poll the election.
+//! [`POOLED_POLL`] (100 ms: 10 queries a second per waiting candidate, whatever
+//! their number, and as many per observer), and observers poll the election.
 //!
 //! Every operation is one statement (a function of the schema), so nothing
 //! depends on one server connection: it works through PgBouncer in transaction
@@ -92,6 +96,9 @@ const POOLED_POLL: Duration = Duration::from_millis(100);
 /// How often it looks again on a direct connection, where notifications wake it:
 /// a safety net for a notification lost with a listening connection.
 const DIRECT_POLL: Duration = Duration::from_secs(2);
+/// How long connect waits for its own NOTIFY to come back on the listening
+/// connection before it concludes that a transaction pooler is in between.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
 /// How long an entry removed by `end()` or with its session waits for the engine
 /// (which learns of both on its own) before reporting the removal itself.
 const END_GRACE: Duration = Duration::from_secs(3);
@@ -179,7 +186,9 @@ struct Shared {
     ns: String,
     /// The URL for messages (no password).
     shown: String,
-    pooled: bool,
+    /// Whether the URL names a transaction pooler (said by `pooler=`, or found
+    /// at connect): no LISTEN, waiters poll.
+    pooled: AtomicBool,
     sql: Statements,
     session: Arc<SessionTracker>,
     lease: watch::Sender<Lease>,
@@ -292,10 +301,12 @@ impl PgBackend {
     pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<PgBackend> {
         let schema = url.option("schema").unwrap_or("ballot").to_string();
         sql::check_schema(&schema).map_err(Error::invalid)?;
-        let pooled = match url.option("pooler") {
-            None | Some("none") => false,
-            Some("transaction") => true,
-            Some(v) => return Err(Error::invalid(format!("option pooler={v:?}: expected none or transaction"))),
+        // None: find out at connect.
+        let pooler = match url.option("pooler") {
+            None | Some("auto") => None,
+            Some("none") => Some(false),
+            Some("transaction") => Some(true),
+            Some(v) => return Err(Error::invalid(format!("option pooler={v:?}: expected auto, none or transaction"))),
         };
         let otls = options.tls.clone().unwrap_or_default();
         let files = TlsFiles {
@@ -348,7 +359,7 @@ impl PgBackend {
             schema,
             ns,
             shown: shown.clone(),
-            pooled,
+            pooled: AtomicBool::new(pooler == Some(true)),
             session,
             lease,
             ttl,
@@ -366,7 +377,19 @@ impl PgBackend {
             let mut first = sh.connect_raw().await?;
             migrate(&mut first, &sh.schema).await?;
             *sh.conn.lock().await = Some(Arc::new(first));
-            let listener = if sh.pooled { None } else { Some(sh.listen_once().await?) };
+            let listener = match pooler {
+                Some(true) => None,
+                Some(false) => Some(sh.listen_once().await?),
+                None => {
+                    let l = sh.listen_once().await?;
+                    if sh.notifications_arrive().await? {
+                        Some(l)
+                    } else {
+                        sh.pooled.store(true, Ordering::SeqCst);
+                        None
+                    }
+                }
+            };
             let sent = Stamp::now();
             let id = sh.open_session().await?;
             sh.lease.send_modify(|l| {
@@ -449,7 +472,7 @@ impl Shared {
     }
 
     fn poll(&self) -> Duration {
-        if self.pooled {
+        if self.pooled.load(Ordering::Relaxed) {
             POOLED_POLL
         } else {
             DIRECT_POLL
@@ -550,6 +573,30 @@ impl Shared {
 
     fn leader_of(&self, id: i64, term: i64, value: Vec<u8>) -> Leader {
         Leader::new(value, term as u64, format!("{}.candidates/{id}", self.schema))
+    }
+
+    /// Whether a NOTIFY sent through the query connection reaches the listening
+    /// connection. Through a pooler in transaction mode it does not: the LISTEN
+    /// ran on a server connection that went back to the pool, and the
+    /// notification goes to that server connection, never to the listening
+    /// client (no other client's transaction is open on it at that moment).
+    async fn notifications_arrive(&self) -> Result<bool> {
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let token = format!("probe-{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
+        let mut notes = self.notes.subscribe();
+        let sql = sql::fill("SELECT pg_notify({chan}, '-2 ' || $1)", &self.schema);
+        self.query("probe", &sql, &[(&token, Type::TEXT)]).await?;
+        let arrived = tokio::time::timeout(PROBE_WAIT, async {
+            loop {
+                match notes.recv().await {
+                    Ok(n) if n.id == -2 && *n.election == *token => return true,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                }
+            }
+        })
+        .await;
+        Ok(arrived.unwrap_or(false))
     }
 
     /// Opens the listening connection and LISTENs; returns it with its
@@ -826,7 +873,7 @@ impl Backend for PgBackend {
         let (tx, mut rx) = mpsc::channel::<Result<u64>>(4);
         let _ = tx.send(Ok(first)).await;
         // Only end() (id 0) changes the epoch; through a pooler, polled slowly.
-        let every = if sh.pooled { Duration::from_secs(1) } else { DIRECT_POLL };
+        let every = if sh.pooled.load(Ordering::Relaxed) { Duration::from_secs(1) } else { DIRECT_POLL };
         tokio::spawn(async move {
             let mut last = first;
             let mut failures = 0;
