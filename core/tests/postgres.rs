@@ -299,7 +299,7 @@ async fn terminated_connections_are_replaced() {
     assert!(killed >= 4, "two clients, each with a query and a listening connection: {killed}");
     wait_state(&ea, State::Leader, takeover()).await;
     // A resign after the cut reaches the waiting candidate (its listening
-    // connection is made again; until then it looks again every 2 s).
+    // connection is made again and wakes it once).
     ea.resign().await.unwrap();
     let t2 = within(live(), "b wins after the cut", t).await.unwrap().unwrap().term();
     assert!(t2 > t1);

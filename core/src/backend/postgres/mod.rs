@@ -94,8 +94,13 @@ const MAX_VALUE: usize = 1 << 20;
 /// pooler, where no notification can reach it.
 const POOLED_POLL: Duration = Duration::from_millis(100);
 /// How often it looks again on a direct connection, where notifications wake it:
-/// a safety net for a notification lost with a listening connection.
-const DIRECT_POLL: Duration = Duration::from_secs(2);
+/// a safety net for notifications lost on a listening connection that broke
+/// unnoticed (TCP keepalives notice it within about 11 s, and every new listening
+/// connection wakes everyone once).
+const DIRECT_POLL: Duration = Duration::from_secs(10);
+/// How often a leader checks its own row, and a campaign the epoch, through a
+/// pooler: what they watch for is rare, and the session covers the rest.
+const POOLED_SLOW_POLL: Duration = Duration::from_secs(1);
 /// How long connect waits for its own NOTIFY to come back on the listening
 /// connection before it concludes that a transaction pooler is in between.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
@@ -343,7 +348,13 @@ impl PgBackend {
             _ => tokio_postgres::config::SslMode::Require,
         });
         config.connect_timeout(options.connect_timeout);
-        config.keepalives(true).keepalives_idle(Duration::from_secs(5));
+        // A half-open connection (a peer gone without a FIN) is noticed within
+        // about 11 s by TCP keepalives, also on the idle listening connection.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
         if url.hosts.len() > 1 {
             config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
         }
@@ -511,29 +522,44 @@ impl Shared {
         Ok(c)
     }
 
-    /// Runs one statement (one transaction on the server), bounded by the op
-    /// timeout; a connection that does not answer in time is dropped.
+    /// Runs one statement that is safe to repeat (one transaction on the
+    /// server), bounded by the op timeout. A connection found broken (closed,
+    /// terminated by an administrator, the server shutting down) is replaced and
+    /// the statement sent once more on the new one.
     async fn query(&self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        match self.query_once(what, sql, params).await {
+            Err(e) if e.kind() == ErrorKind::Connection && !self.closed.load(Ordering::SeqCst) => {
+                self.query_once(what, sql, params).await
+            }
+            other => other,
+        }
+    }
+
+    /// Runs one statement once, bounded by the op timeout; a connection that
+    /// fails or does not answer in time is dropped, so the next statement makes
+    /// a new one. For statements that must not run twice (a join, `end()`).
+    async fn query_once(&self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         let c = self.client().await?;
-        match tokio::time::timeout(self.op_timeout, c.query_typed(sql, params)).await {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(e)) => Err(map_err(what, &e)),
-            Err(_) => {
-                let mut slot = self.conn.lock().await;
-                if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &c)) {
-                    *slot = None;
-                }
-                Err(Error::new(
-                    ErrorKind::Connection,
-                    format!("postgres {what}: no answer from {} within {:?}", self.shown, self.op_timeout),
-                ))
+        let err = match tokio::time::timeout(self.op_timeout, c.query_typed(sql, params)).await {
+            Ok(Ok(rows)) => return Ok(rows),
+            Ok(Err(e)) => map_err(what, &e),
+            Err(_) => Error::new(
+                ErrorKind::Connection,
+                format!("postgres {what}: no answer from {} within {:?}", self.shown, self.op_timeout),
+            ),
+        };
+        if err.kind() == ErrorKind::Connection {
+            let mut slot = self.conn.lock().await;
+            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &c)) {
+                *slot = None;
             }
         }
+        Err(err)
     }
 
     async fn open_session(&self) -> Result<i64> {
         let ttl_ms = i64::try_from(self.ttl.as_millis()).map_err(|_| Error::invalid("ttl is too long"))?;
-        let rows = self.query("open session", &self.sql.open_session, &[(&ttl_ms, Type::INT8)]).await?;
+        let rows = self.query_once("open session", &self.sql.open_session, &[(&ttl_ms, Type::INT8)]).await?;
         column(first(&rows, "open session")?, 0)
     }
 
@@ -791,7 +817,7 @@ impl Backend for PgBackend {
         let value = value.to_vec();
         tokio::spawn(async move {
             let rows = task_sh
-                .query(
+                .query_once(
                     "campaign",
                     &task_sh.sql.join,
                     &[(&task_name, Type::TEXT), (&lease.id, Type::INT8), (&value, Type::BYTEA)],
@@ -873,7 +899,7 @@ impl Backend for PgBackend {
         let (tx, mut rx) = mpsc::channel::<Result<u64>>(4);
         let _ = tx.send(Ok(first)).await;
         // Only end() (id 0) changes the epoch; through a pooler, polled slowly.
-        let every = if sh.pooled.load(Ordering::Relaxed) { Duration::from_secs(1) } else { DIRECT_POLL };
+        let every = if sh.pooled.load(Ordering::Relaxed) { POOLED_SLOW_POLL } else { DIRECT_POLL };
         tokio::spawn(async move {
             let mut last = first;
             let mut failures = 0;
@@ -908,7 +934,7 @@ impl Backend for PgBackend {
 
     async fn end(&self, election: &str) -> Result<()> {
         let name = self.shared.full_name(election);
-        self.shared.query("end", &self.shared.sql.end, &[(&name, Type::TEXT)]).await.map(|_| ())
+        self.shared.query_once("end", &self.shared.sql.end, &[(&name, Type::TEXT)]).await.map(|_| ())
     }
 
     async fn close(&self) {
@@ -1050,7 +1076,8 @@ impl Entry for PgEntry {
                 Ok(Some(_)) => {
                     backoff = Duration::from_millis(50);
                     let (me, election) = (self.id, self.election.as_str());
-                    wait_note(&mut notes, sh.poll(), |n| (n.id == me || n.id == 0) && *n.election == *election).await;
+                    let every = if sh.pooled.load(Ordering::Relaxed) { POOLED_SLOW_POLL } else { DIRECT_POLL };
+                    wait_note(&mut notes, every, |n| (n.id == me || n.id == 0) && *n.election == *election).await;
                 }
                 Ok(None) => {
                     return match self.vanished().await {

@@ -248,30 +248,6 @@ pub(super) fn fill(template: &str, schema: &str) -> String {
     template.replace("{s}", &format!("\"{schema}\"")).replace("{chan}", &format!("'{schema}'"))
 }
 
-/// The whole schema as one script, for teams whose applications may not run
-/// DDL (what `ballot pg-schema` prints): the preamble and every migration, each
-/// applied once.
-#[allow(dead_code)] // the CLI's pg-schema command comes later
-pub(crate) fn script(schema: &str) -> String {
-    let mut out = String::from("BEGIN;\n");
-    out.push_str(&fill(PREAMBLE, schema));
-    for (v, sql) in MIGRATIONS {
-        out.push_str(&format!(
-            "DO $ballot$ BEGIN IF NOT EXISTS (SELECT 1 FROM {}.schema_migrations WHERE version = {v}) THEN\n",
-            fill("{s}", schema)
-        ));
-        out.push_str(&format!("EXECUTE {};\n", quote_literal(&fill(sql, schema))));
-        out.push_str(&format!("INSERT INTO {}.schema_migrations (version) VALUES ({v});\n", fill("{s}", schema)));
-        out.push_str("END IF; END $ballot$;\n");
-    }
-    out.push_str("COMMIT;\n");
-    out
-}
-
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// Checks a schema name: a plain lowercase identifier of at most 63 bytes, so
 /// it needs no quoting rules beyond the double quotes `fill` adds.
 pub(super) fn check_schema(schema: &str) -> Result<(), String> {
