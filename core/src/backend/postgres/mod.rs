@@ -396,6 +396,12 @@ impl PgBackend {
                     if sh.notifications_arrive().await? {
                         Some(l)
                     } else {
+                        // The LISTEN stayed on a server connection of the pool,
+                        // which PgBouncer then tells about every notification
+                        // ("got packet 'A' from server when not linked"). The pool
+                        // hands out its most recently used connection first, so
+                        // an UNLISTEN right away most likely reaches that one.
+                        let _ = tokio::time::timeout(sh.connect_timeout, l.client.batch_execute("UNLISTEN *")).await;
                         sh.pooled.store(true, Ordering::SeqCst);
                         None
                     }
@@ -670,13 +676,13 @@ impl Shared {
         }
         // Whatever happened while nobody listened: everyone looks again.
         let _ = self.notes.send(Note { id: -1, election: Arc::from("") });
-        Ok(Listener { _client: client, driver })
+        Ok(Listener { client, driver })
     }
 }
 
 /// The listening connection: the client keeps it open, the driver reads it.
 struct Listener {
-    _client: tokio_postgres::Client,
+    client: tokio_postgres::Client,
     driver: tokio::task::JoinHandle<()>,
 }
 
