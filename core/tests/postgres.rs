@@ -374,3 +374,47 @@ async fn bad_options_are_invalid_argument() {
         assert!(e.to_string().contains(opt) || e.to_string().contains("sslrootcert"), "{opt}={bad}: {e}");
     }
 }
+
+/// The least privileges: once the schema exists, a role that may not run DDL
+/// works with USAGE on the schema, SELECT, INSERT, UPDATE, DELETE on its tables,
+/// SELECT on `schema_migrations`, USAGE on its sequences (EXECUTE on functions is
+/// PUBLIC's by default), directly and through PgBouncer. Without the right to
+/// create a schema, a connect that would have to create one is `auth`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_with_the_least_privileges_works_once_the_schema_exists() {
+    let _g = DISRUPT.read().await;
+    // The owner brings the schema up to date, then grants.
+    connect(&url("pg")).await.close().await.unwrap();
+    let b = require("pg");
+    let app = b.fact("APP_USER").to_string();
+    let db = sql().await;
+    db.batch_execute(&format!(
+        "GRANT USAGE ON SCHEMA ballot TO {app};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ballot.sessions, ballot.elections, ballot.candidates TO {app};
+         GRANT SELECT ON ballot.schema_migrations TO {app};
+         GRANT USAGE ON SEQUENCE ballot.sessions_id_seq, ballot.candidates_id_seq TO {app};"
+    ))
+    .await
+    .unwrap();
+    for kind in ["pg", "pgbouncer"] {
+        let k = require(kind);
+        let hostport = k.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+        let base = format!("postgres://{app}:{}@{hostport}/{}/{}", b.fact("APP_PASSWORD"), b.fact("DB"), unique("ns"));
+        let u = k.with_query(&base);
+        let (x, y) = (connect(&u).await, connect(&u).await);
+        let name = unique("least");
+        let (ex, ey) = (x.election(&name).unwrap(), y.election(&name).unwrap());
+        let t1 = within(live(), "campaign as the app role", ex.campaign("x")).await.unwrap().term();
+        let ey2 = ey.clone();
+        let t = tokio::spawn(async move { ey2.campaign("y").await });
+        ex.proclaim("x2").await.unwrap();
+        ex.resign().await.unwrap();
+        assert!(within(live(), "hand-off as the app role", t).await.unwrap().unwrap().term() > t1);
+        ey.end().await.unwrap();
+        // A schema that does not exist yet cannot be made by this role.
+        let sep = if u.contains('?') { '&' } else { '?' };
+        let fresh = format!("{u}{sep}schema=ballot_{}", unique("x").replace('-', "_"));
+        let e = Client::connect(&fresh, opts()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{kind}: {e}");
+    }
+}

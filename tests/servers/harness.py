@@ -692,7 +692,11 @@ def build_pg(inst: dict, taken: set[int], opts) -> None:
     # The state directory must let the postgres user reach its own directories.
     os.chmod(inst["dir"], os.stat(inst["dir"]).st_mode | 0o711)
     info = inst["info"]
-    info.update({"user": "ballot", "password": gen_password(), "db": "ballot", "tls": tls, "sock": sock})
+    # `ballot` owns the database (it may create ballot's schema); `ballot_app`
+    # may only log in, for tests of the least privileges a role needs once the
+    # schema exists.
+    info.update({"user": "ballot", "password": gen_password(), "db": "ballot", "tls": tls, "sock": sock,
+                 "app_user": "ballot_app", "app_password": gen_password()})
     t = time.time()
     r = subprocess.run(as_pg_user([os.path.join(pg_bindir(), "initdb"), "-D", data, "-U", "postgres",
                                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
@@ -735,7 +739,8 @@ def build_pgbouncer(inst: dict, taken: set[int], opts) -> None:
     users = os.path.join(d, "userlist.txt")
     # A plain password in the auth file lets PgBouncer speak SCRAM both to its
     # clients and to the server.
-    write_atomic(users, f'"{pinfo["user"]}" "{pinfo["password"]}"\n')
+    write_atomic(users, f'"{pinfo["user"]}" "{pinfo["password"]}"\n'
+                        f'"{pinfo["app_user"]}" "{pinfo["app_password"]}"\n')
     conf = os.path.join(d, "pgbouncer.ini")
     write_atomic(conf, f"""\
 [databases]
@@ -757,7 +762,7 @@ admin_users = {pinfo["user"]}
     os.chmod(users, 0o600)
     chown_pg(d)
     inst["info"].update({"user": pinfo["user"], "password": pinfo["password"], "db": pinfo["db"],
-                         "pg_port": pport})
+                         "app_user": pinfo["app_user"], "app_password": pinfo["app_password"], "pg_port": pport})
     argv = as_pg_user(["pgbouncer", conf])
     inst["members"].append(new_member(
         inst, 0, "pgbouncer", argv, {"client": port}, {"type": "pg", "port": port, "db": pinfo["db"]},
@@ -769,7 +774,9 @@ def setup_pg(inst: dict) -> None:
     info = inst["info"]
     port = inst["members"][0]["ports"]["client"]
     pw = info["password"].replace("'", "''")
+    app_pw = info["app_password"].replace("'", "''")
     for sql in (f"CREATE ROLE {info['user']} LOGIN PASSWORD '{pw}'",
+                f"CREATE ROLE {info['app_user']} LOGIN PASSWORD '{app_pw}'",
                 f"CREATE DATABASE {info['db']} OWNER {info['user']}"):
         r = subprocess.run(as_pg_user([os.path.join(pg_bindir(), "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                                        "-h", info["sock"], "-p", str(port), "-U", "postgres", "-d", "postgres",
@@ -777,7 +784,7 @@ def setup_pg(inst: dict) -> None:
                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             raise HarnessError(f"pg: {sql.split(' PASSWORD')[0]}: {r.stderr.strip()}")
-    log(f"pg: role {info['user']} (SCRAM) and database {info['db']} created")
+    log(f"pg: roles {info['user']} and {info['app_user']} (SCRAM) and database {info['db']} created")
 
 
 def build_consul(inst: dict, taken: set[int], opts) -> None:
@@ -963,6 +970,8 @@ def instance_facts(inst: dict) -> list[tuple[str, str]]:
         add("_USER", info["user"])
         add("_PASSWORD", info["password"])
         add("_DB", info["db"])
+        add("_APP_USER", info["app_user"])
+        add("_APP_PASSWORD", info["app_password"])
         if kind == "pg":
             add("_CA", info["tls"]["ca"])
             add("_CERT", info["tls"]["cert"])
