@@ -418,3 +418,24 @@ async fn a_role_with_the_least_privileges_works_once_the_schema_exists() {
         assert_eq!(e.kind(), ErrorKind::Auth, "{kind}: {e}");
     }
 }
+
+/// `postgresql://` is the same backend; the path after the database is a
+/// namespace, so one election name in two namespaces is two elections (both
+/// lead at once), each with its own terms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_scheme_and_namespaces() {
+    let _g = DISRUPT.read().await;
+    let one = url("pg");
+    let two = url("pg").replacen("postgres://", "postgresql://", 1);
+    let (a, b) = (connect(&one).await, connect(&two).await);
+    assert!(b.url().starts_with("postgresql://***@"), "{}", b.url());
+    let name = unique("same");
+    let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+    within(live(), "a leads in its namespace", ea.campaign("a")).await.unwrap();
+    within(live(), "b leads in the other", eb.campaign("b")).await.unwrap();
+    assert_eq!((ea.state(), eb.state()), (State::Leader, State::Leader));
+    let la = ea.leader().await.unwrap().unwrap();
+    assert_eq!(la.value, b"a");
+    assert!(la.key.starts_with("ballot.candidates/"), "{}", la.key);
+    assert_eq!(eb.leader().await.unwrap().unwrap().value, b"b");
+}
