@@ -446,3 +446,50 @@ async fn postgresql_scheme_and_namespaces() {
     assert!(la.key.starts_with("ballot.candidates/"), "{}", la.key);
     assert_eq!(eb.leader().await.unwrap().unwrap().value, b"b");
 }
+
+/// The whole server paused (SIGSTOP to every PostgreSQL process) past the TTL:
+/// the leader is told `suspended`, then `lost`, while the server is still
+/// stopped; after the resume the server's clock has expired its session, and the
+/// next leader has a higher term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_server_suspends_then_loses_the_leader() {
+    let _g = DISRUPT.write().await;
+    let u = url("pg");
+    let (a, b) = (connect(&u).await, connect(&u).await);
+    let name = unique("pause");
+    let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+    let mut events = ea.events();
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::task::spawn_blocking(|| harness(&["pause-member", "pg", "0"])).await.unwrap();
+    let ttl = require("pg").ttl;
+    let resumed = async {
+        // Bounded by the timeout below, which resumes the server first.
+        let never = 100 * ttl;
+        wait_event(&mut events, never, "suspended", |e| matches!(e, Event::Suspended)).await;
+        wait_event(&mut events, never, "lost", |e| matches!(e, Event::Lost { .. })).await;
+    };
+    // Resume whatever happens, so that a failure here leaves the server running.
+    let outcome = tokio::time::timeout(2 * ttl + live(), resumed).await;
+    tokio::task::spawn_blocking(|| harness(&["resume-member", "pg", "0"])).await.unwrap();
+    outcome.expect("suspended, then lost, while the server was paused");
+    // Both sessions expired during the pause; both candidates join again (a by
+    // auto-requeue, b's campaign under its new session), and whichever joined
+    // first leads, with a higher term.
+    let t2 = within(takeover() + live(), "a new leader after the resume", async {
+        loop {
+            if let Ok(Some(l)) = eb.leader().await {
+                if l.term > t1 {
+                    return l.term;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    common::wait_until(live(), "its handle leads", || ea.state() == State::Leader || eb.state() == State::Leader).await;
+    assert!(!(ea.state() == State::Leader && eb.state() == State::Leader), "two leaders");
+    assert!(t2 > t1, "{t2} after {t1}");
+    waiting.abort();
+}

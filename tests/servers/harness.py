@@ -172,11 +172,36 @@ def is_ours(member: dict) -> bool:
     return proc_start_time(pid) == member.get("start_time")
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            out.append(int(entry))
+    return out
+
+
 def signal_member(member: dict, sig: int) -> bool:
     if not is_ours(member):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(member["pid"], sig)
+    if member.get("pause_group") and sig in (signal.SIGSTOP, signal.SIGCONT):
+        # PostgreSQL serves each connection from a child process of its own
+        # (each in a session of its own, so not in the postmaster's process
+        # group): a pause stops them all, as a paused host would. The postmaster
+        # is stopped first, so it forks no child meanwhile.
+        for child in children(member["pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
     return True
 
 
@@ -725,7 +750,7 @@ def build_pg(inst: dict, taken: set[int], opts) -> None:
     ])
     inst["members"].append(new_member(
         inst, 0, "pg", argv, {"client": port}, {"type": "pg", "port": port},
-        data_dir=data, stop_signal="SIGINT"))
+        data_dir=data, stop_signal="SIGINT", pause_group=True))
 
 
 def build_pgbouncer(inst: dict, taken: set[int], opts) -> None:
