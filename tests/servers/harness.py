@@ -1369,11 +1369,11 @@ def cmd_restart_member(args) -> int:
                         if time.monotonic() > deadline:
                             raise HarnessError(f"{m['name']}: port {port} is still in use")
                         time.sleep(0.2)
-        p = spawn(m)
+        p = spawn_again(m)
         log(f"restarted {m['name']} (pid {m['pid']})")
         st.save()
         try:
-            wait_ready([(m, p)], args.timeout)
+            p = wait_ready_again(m, p, args.timeout)
             setup(inst, args.timeout, restart=True)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -1386,6 +1386,46 @@ def cmd_restart_member(args) -> int:
         return 0
     finally:
         st.close()
+
+
+def clear_stale_pidfile(member: dict) -> None:
+    """PostgreSQL refuses to start while `postmaster.pid` names a live process.
+    A postmaster killed with SIGKILL stays a zombie here (PID 1 reaps no
+    orphans), and kill(pid, 0) says a zombie lives: remove a file whose PID is
+    gone or a zombie."""
+    path = os.path.join(member.get("data_dir") or "", "postmaster.pid")
+    try:
+        with open(path) as f:
+            pid = int(f.readline().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid and proc_state(pid) in (None, "Z", "X"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def spawn_again(member: dict) -> subprocess.Popen:
+    if member.get("stop_signal") == "SIGINT":  # PostgreSQL
+        clear_stale_pidfile(member)
+    return spawn(member)
+
+
+def wait_ready_again(member: dict, popen: subprocess.Popen, timeout: float) -> subprocess.Popen:
+    """wait_ready; PostgreSQL restarted right after a SIGKILL may exit at once
+    while the killed postmaster's backends still hold its shared memory (they
+    leave within a second or so): such a member is started again until the
+    timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_ready([(member, popen)], max(1.0, deadline - time.monotonic()))
+            return popen
+        except HarnessError:
+            if member.get("stop_signal") != "SIGINT" or popen.poll() is None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            popen = spawn_again(member)
+            log(f"restarted {member['name']} again (pid {member['pid']})")
 
 
 def cmd_status(args) -> int:
