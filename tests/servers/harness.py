@@ -747,6 +747,8 @@ def build_pg(inst: dict, taken: set[int], opts) -> None:
         "-c", "synchronous_commit=off",
         "-c", "full_page_writes=off",
         "-c", "logging_collector=off",
+        # Calls of ballot's functions per handoff show in pg_stat_user_functions.
+        "-c", "track_functions=pl",
     ])
     inst["members"].append(new_member(
         inst, 0, "pg", argv, {"client": port}, {"type": "pg", "port": port},

@@ -44,9 +44,11 @@
 //! A waiting candidate ends the session of a candidate ahead of it only when the
 //! server's clock says that session expired.
 //!
-//! **No herd.** Each change sends `NOTIFY S, '<candidate id> <election>'` (id 0
-//! for `end()`). A client listens on one connection of its own and wakes only the
-//! candidate whose predecessor changed. A waiting candidate also sleeps no longer
+//! **No herd.** Each change sends `NOTIFY S, '<candidate id> <op> <election>'`
+//! (`op`: `j` joined, `d` deleted, `c` claimed its term, `p` proclaimed, `e`
+//! ended, with id 0). A client listens on one connection of its own and wakes
+//! only the candidate whose predecessor was deleted; observers wake on every
+//! change but a join. A waiting candidate also sleeps no longer
 //! than its predecessor's remaining lease, so a crashed leader is replaced as soon
 //! as the server's clock lets its session go. Through a transaction pooler
 //! (`pooler=transaction`) there is no LISTEN: each waiting candidate polls its
@@ -108,12 +110,46 @@ const PROBE_WAIT: Duration = Duration::from_millis(500);
 /// (which learns of both on its own) before reporting the removal itself.
 const END_GRACE: Duration = Duration::from_secs(3);
 
-/// A notification: candidate `id` of `election` changed (0: the election ended;
-/// -1: notifications may have been lost, everyone looks again).
+/// A notification: candidate `id` of `election` changed in the way `op` says
+/// (`NOTIFY S, '<id> <op> <election>'`). Id -1: notifications may have been
+/// lost, everyone looks again.
 #[derive(Debug, Clone)]
 struct Note {
     id: i64,
+    op: Op,
     election: Arc<str>,
+}
+
+/// What a notification says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// A candidate joined (`j`): it changes no leader by itself (the first
+    /// candidate claims its term, which is a `Claimed`).
+    Joined,
+    /// A candidate's row was deleted (`d`): withdrawn, resigned, or its
+    /// session ended.
+    Deleted,
+    /// A candidate took its term and leads (`c`).
+    Claimed,
+    /// The leader proclaimed a new value (`p`).
+    Proclaimed,
+    /// `end()` (`e`, id 0).
+    Ended,
+    /// Anything else: looked at by everyone.
+    Other,
+}
+
+impl Op {
+    fn parse(s: &str) -> Op {
+        match s {
+            "j" => Op::Joined,
+            "d" => Op::Deleted,
+            "c" => Op::Claimed,
+            "p" => Op::Proclaimed,
+            "e" => Op::Ended,
+            _ => Op::Other,
+        }
+    }
 }
 
 /// The session the backend holds now, and its generation.
@@ -616,7 +652,7 @@ impl Shared {
         static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let token = format!("probe-{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
         let mut notes = self.notes.subscribe();
-        let sql = sql::fill("SELECT pg_notify({chan}, '-2 ' || $1)", &self.schema);
+        let sql = sql::fill("SELECT pg_notify({chan}, '-2 probe ' || $1)", &self.schema);
         self.query("probe", &sql, &[(&token, Type::TEXT)]).await?;
         let arrived = tokio::time::timeout(PROBE_WAIT, async {
             loop {
@@ -651,10 +687,11 @@ impl Shared {
             while let Some(m) = messages.next().await {
                 match m {
                     Ok(AsyncMessage::Notification(n)) if n.channel() == channel => {
-                        let payload = n.payload();
-                        let (id, election) = payload.split_once(' ').unwrap_or((payload, ""));
+                        let mut parts = n.payload().splitn(3, ' ');
+                        let (id, op, election) =
+                            (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                         if let Ok(id) = id.parse::<i64>() {
-                            let _ = notes.send(Note { id, election: Arc::from(election) });
+                            let _ = notes.send(Note { id, op: Op::parse(op), election: Arc::from(election) });
                         }
                     }
                     Ok(_) => {}
@@ -675,7 +712,7 @@ impl Shared {
             }
         }
         // Whatever happened while nobody listened: everyone looks again.
-        let _ = self.notes.send(Note { id: -1, election: Arc::from("") });
+        let _ = self.notes.send(Note { id: -1, op: Op::Other, election: Arc::from("") });
         Ok(Listener { client, driver })
     }
 }
@@ -871,7 +908,7 @@ impl Backend for PgBackend {
             loop {
                 tokio::select! {
                     _ = tx.closed() => return,
-                    _ = wait_note(&mut notes, sh.poll(), |n| *n.election == *name) => {}
+                    _ = wait_note(&mut notes, sh.poll(), |n| n.op != Op::Joined && *n.election == *name) => {}
                 }
                 match sh.snapshot(&name).await {
                     Ok(s) => {
@@ -912,7 +949,7 @@ impl Backend for PgBackend {
             loop {
                 tokio::select! {
                     _ = tx.closed() => return,
-                    _ = wait_note(&mut notes, every, |n| n.id == 0 && *n.election == *name) => {}
+                    _ = wait_note(&mut notes, every, |n| n.op == Op::Ended && *n.election == *name) => {}
                 }
                 match sh.epoch(&name).await {
                     Ok(e) => {
@@ -1043,8 +1080,11 @@ impl Entry for PgEntry {
                     let until_expiry = Duration::from_millis(left.max(0) as u64 + 20);
                     let me = self.id;
                     let election = self.election.as_str();
+                    // Only the deletion of the candidate just ahead (or of this
+                    // one, or the end) can change where this one stands.
                     wait_note(&mut notes, sh.poll().min(until_expiry), |n| {
-                        (n.id == pred || n.id == me || n.id == 0) && *n.election == *election
+                        matches!((n.op, n.id), (Op::Deleted, id) if id == pred || id == me)
+                            || (n.op == Op::Ended || n.op == Op::Other) && *n.election == *election
                     })
                     .await;
                 }
@@ -1083,7 +1123,11 @@ impl Entry for PgEntry {
                     backoff = Duration::from_millis(50);
                     let (me, election) = (self.id, self.election.as_str());
                     let every = if sh.pooled.load(Ordering::Relaxed) { POOLED_SLOW_POLL } else { DIRECT_POLL };
-                    wait_note(&mut notes, every, |n| (n.id == me || n.id == 0) && *n.election == *election).await;
+                    wait_note(&mut notes, every, |n| {
+                        (n.op == Op::Deleted && n.id == me)
+                            || (n.op == Op::Ended || n.op == Op::Other) && *n.election == *election
+                    })
+                    .await;
                 }
                 Ok(None) => {
                     return match self.vanished().await {

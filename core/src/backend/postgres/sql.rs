@@ -90,7 +90,7 @@ DECLARE
 BEGIN
     FOR r IN DELETE FROM {s}.candidates c WHERE c.session_id = ANY (p_ids)
              RETURNING c.id, c.election LOOP
-        PERFORM pg_notify({chan}, r.id || ' ' || r.election);
+        PERFORM pg_notify({chan}, r.id || ' d ' || r.election);
     END LOOP;
     DELETE FROM {s}.sessions WHERE id = ANY (p_ids);
 END $$;
@@ -110,7 +110,7 @@ BEGIN
     INSERT INTO {s}.candidates (election, session_id, epoch, value)
     VALUES (p_election, p_session, o_epoch, p_value)
     RETURNING id INTO o_id;
-    PERFORM pg_notify({chan}, o_id || ' ' || p_election);
+    PERFORM pg_notify({chan}, o_id || ' j ' || p_election);
 END $$;
 
 -- Where a candidate stands: 'gone' (no such candidate), 'wait' (behind o_pred,
@@ -165,7 +165,7 @@ BEGIN
         END IF;
         UPDATE {s}.elections e SET term = e.term + 1 WHERE e.name = p_election RETURNING e.term INTO v_term;
         UPDATE {s}.candidates c SET term = v_term WHERE c.id = p_id;
-        PERFORM pg_notify({chan}, p_id || ' ' || p_election);
+        PERFORM pg_notify({chan}, p_id || ' c ' || p_election);
     END IF;
     o_state := 'won'; o_term := v_term; o_value := v_me.value;
 END $$;
@@ -180,7 +180,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM pg_notify({chan}, p_id || ' ' || v_election);
+    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
     RETURN true;
 END $$;
 
@@ -198,7 +198,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM pg_notify({chan}, p_id || ' ' || v_election);
+    PERFORM pg_notify({chan}, p_id || ' p ' || v_election);
     RETURN true;
 END $$;
 
@@ -211,7 +211,7 @@ BEGIN
     INSERT INTO {s}.elections (name) VALUES (p_election) ON CONFLICT (name) DO NOTHING;
     UPDATE {s}.elections SET epoch = epoch + 1 WHERE name = p_election RETURNING epoch INTO v_epoch;
     DELETE FROM {s}.candidates WHERE election = p_election;
-    PERFORM pg_notify({chan}, '0 ' || p_election);
+    PERFORM pg_notify({chan}, '0 e ' || p_election);
     RETURN v_epoch;
 END $$;
 
