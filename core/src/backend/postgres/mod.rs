@@ -1209,3 +1209,43 @@ impl Entry for PgEntry {
         Some(self.epoch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_ops() {
+        for (s, op) in [
+            ("j", Op::Joined),
+            ("d", Op::Deleted),
+            ("c", Op::Claimed),
+            ("p", Op::Proclaimed),
+            ("e", Op::Ended),
+            ("probe", Op::Other),
+        ] {
+            assert_eq!(Op::parse(s), op);
+        }
+    }
+
+    #[test]
+    fn sslmodes_follow_libpq() {
+        assert_eq!(SslMode::parse("verify-full").unwrap(), SslMode::VerifyFull);
+        assert_eq!(SslMode::parse("verify-ca").unwrap(), SslMode::VerifyCa);
+        assert_eq!(SslMode::parse("disable").unwrap(), SslMode::Disable);
+        for bad in ["allow", "VERIFY-FULL", ""] {
+            assert_eq!(SslMode::parse(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for good in ["ballot", "_x", "a1_b2", &"s".repeat(63)] {
+            assert!(sql::check_schema(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "Ballot", "1a", "a-b", "a\"b", "a;drop", &"s".repeat(64)] {
+            assert!(sql::check_schema(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(sql::fill("{s}.t {chan}", "ballot"), "\"ballot\".t 'ballot'");
+    }
+}
