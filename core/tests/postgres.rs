@@ -493,3 +493,24 @@ async fn a_paused_server_suspends_then_loses_the_leader() {
     assert!(t2 > t1, "{t2} after {t1}");
     waiting.abort();
 }
+
+/// Several hosts, as libpq takes them: a host where nothing listens is passed
+/// over for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_before_the_live_one_is_passed_over() {
+    let _g = DISRUPT.read().await;
+    let b = require("pg");
+    let live_host = b.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let u = format!(
+        "postgres://{}:{}@127.0.0.1:{},{live_host}/{}/{}",
+        b.fact("USER"),
+        b.fact("PASSWORD"),
+        common::free_port(),
+        b.fact("DB"),
+        unique("ns")
+    );
+    let c = connect(&u).await;
+    let e = c.election(&unique("hosts")).unwrap();
+    within(live(), "campaign through the second host", e.campaign("x")).await.unwrap();
+    c.close().await.unwrap();
+}
