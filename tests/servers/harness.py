@@ -14,7 +14,13 @@ tests/servers/install.sh.
     harness.py env --dir STATEDIR
 
 KIND is one of: etcd, etcd-cluster, etcd-auth, etcd-tls, zk, zk-ensemble,
-consul, consul-acl.
+consul, consul-acl, pg, pgbouncer.
+
+`pg` is Debian's PostgreSQL (initdb run as the `postgres` user into
+STATEDIR/pg.data; SCRAM passwords for the role `ballot`, owner of the database
+`ballot`; TLS with a test CA made at start). `pgbouncer` is PgBouncer in
+transaction pooling mode in front of the `pg` of the same STATEDIR (start them
+together, or `pg` first), with the same role and password.
 
 `start` prints one `KEY=VALUE` line per fact to stdout (shell-sourceable; a
 value is shell-quoted only when it needs it) and keeps every kind started into
@@ -87,7 +93,22 @@ KINDS = {
     "zk-ensemble": ("BALLOT_TEST_ZK_ENSEMBLE", 3),
     "consul": ("BALLOT_TEST_CONSUL", 1),
     "consul-acl": ("BALLOT_TEST_CONSUL_ACL", 1),
+    "pg": ("BALLOT_TEST_PG", 1),
+    "pgbouncer": ("BALLOT_TEST_PGBOUNCER", 1),
 }
+
+# Debian's PostgreSQL: the newest major version installed.
+def pg_bindir() -> str:
+    base = "/usr/lib/postgresql"
+    with contextlib.suppress(OSError):
+        versions = sorted((v for v in os.listdir(base) if v.isdigit()), key=int)
+        if versions:
+            return os.path.join(base, versions[-1], "bin")
+    return os.path.join(base, "15", "bin")
+
+
+# PostgreSQL and PgBouncer refuse to run as root: both run as this user.
+PG_USER = "postgres"
 
 
 class HarnessError(Exception):
@@ -151,11 +172,36 @@ def is_ours(member: dict) -> bool:
     return proc_start_time(pid) == member.get("start_time")
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            out.append(int(entry))
+    return out
+
+
 def signal_member(member: dict, sig: int) -> bool:
     if not is_ours(member):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(member["pid"], sig)
+    if member.get("pause_group") and sig in (signal.SIGSTOP, signal.SIGCONT):
+        # PostgreSQL serves each connection from a child process of its own
+        # (each in a session of its own, so not in the postmaster's process
+        # group): a pause stops them all, as a paused host would. The postmaster
+        # is stopped first, so it forks no child meanwhile.
+        for child in children(member["pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
     return True
 
 
@@ -176,7 +222,9 @@ def stop_members(members: list[dict]) -> dict[str, str]:
     live = []
     for m in members:
         if is_ours(m):
-            signal_member(m, signal.SIGTERM)
+            # PostgreSQL's SIGTERM is a "smart" shutdown that waits for every
+            # client to leave; its members ask for SIGINT (a fast shutdown).
+            signal_member(m, signal.Signals[m.get("stop_signal") or "SIGTERM"])
             signal_member(m, signal.SIGCONT)  # a paused member must see the TERM
             live.append(m)
         else:
@@ -190,7 +238,7 @@ def stop_members(members: list[dict]) -> dict[str, str]:
             signal_member(m, signal.SIGKILL)
             result[m["name"]] = f"killed (SIGKILL after {STOP_GRACE:.0f}s)"
         else:
-            result[m["name"]] = "stopped (SIGTERM)"
+            result[m["name"]] = f"stopped ({m.get('stop_signal') or 'SIGTERM'})"
     survivors = [m for m in live if not wait_gone(m, 5.0)]
     if survivors:
         raise HarnessError("survived SIGKILL: " + ", ".join(f"{m['name']} (pid {m['pid']})" for m in survivors))
@@ -326,6 +374,14 @@ def check_zk(ready: dict) -> tuple[bool, str]:
     return bool(m), (f"srvr -> Mode: {m.group(1)}" if m else f"srvr -> {out.strip()[:200]!r}")
 
 
+def check_pg(ready: dict) -> tuple[bool, str]:
+    """pg_isready: exit 0 means the server (or the pooler) accepts connections."""
+    r = subprocess.run([os.path.join(pg_bindir(), "pg_isready"), "-h", HOST, "-p", str(ready["port"]),
+                        "-d", ready.get("db", "postgres"), "-t", "2"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    return r.returncode == 0, f"pg_isready -> {r.returncode} {r.stdout.strip()}"
+
+
 def check_consul(ready: dict) -> tuple[bool, str]:
     status, body = http_get(ready["port"], "/v1/status/leader")
     leader = ""
@@ -335,13 +391,13 @@ def check_consul(ready: dict) -> tuple[bool, str]:
     return bool(leader), f"GET /v1/status/leader -> {status} {body.decode('utf-8', 'replace').strip()}"
 
 
-CHECKS = {"etcd": check_etcd, "zk": check_zk, "consul": check_consul}
+CHECKS = {"etcd": check_etcd, "zk": check_zk, "consul": check_consul, "pg": check_pg}
 
 
 def probe(member: dict) -> tuple[bool, str]:
     try:
         return CHECKS[member["ready"]["type"]](member["ready"])
-    except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+    except (OSError, http.client.HTTPException, ssl.SSLError, subprocess.SubprocessError) as e:
         return False, f"{type(e).__name__}: {e}"
 
 
@@ -639,6 +695,125 @@ def build_zk(inst: dict, taken: set[int], opts) -> None:
             data_dir=mdir, config=cfg, cwd=inst["dir"]))
 
 
+def as_pg_user(argv: list[str]) -> list[str]:
+    """`argv` run as PG_USER: setpriv execs it, so the PID the harness records is
+    the server's own."""
+    return ["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--init-groups", "--", *argv]
+
+
+def chown_pg(*paths: str) -> None:
+    for path in paths:
+        for root, dirs, files in os.walk(path):
+            for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+                shutil.chown(n, PG_USER, PG_USER)
+
+
+def build_pg(inst: dict, taken: set[int], opts) -> None:
+    (port,) = free_ports(1, taken)
+    data = fresh_dir(os.path.join(inst["dir"], "pg.data"))
+    sock = fresh_dir(os.path.join(inst["dir"], "pg.sock"))
+    tls = make_certs(fresh_dir(os.path.join(inst["dir"], "pg.tls")))
+    chown_pg(data, sock, os.path.dirname(tls["ca"]))
+    # The state directory must let the postgres user reach its own directories.
+    os.chmod(inst["dir"], os.stat(inst["dir"]).st_mode | 0o711)
+    info = inst["info"]
+    # `ballot` owns the database (it may create ballot's schema); `ballot_app`
+    # may only log in, for tests of the least privileges a role needs once the
+    # schema exists.
+    info.update({"user": "ballot", "password": gen_password(), "db": "ballot", "tls": tls, "sock": sock,
+                 "app_user": "ballot_app", "app_password": gen_password()})
+    t = time.time()
+    r = subprocess.run(as_pg_user([os.path.join(pg_bindir(), "initdb"), "-D", data, "-U", "postgres",
+                                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                                   "--locale=C.UTF-8", "--no-sync"]),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise HarnessError(f"pg: initdb failed: {r.stderr.strip() or r.stdout.strip()}")
+    log(f"pg: initdb in {time.time() - t:.1f}s")
+    argv = as_pg_user([
+        os.path.join(pg_bindir(), "postgres"), "-D", data, "-p", str(port),
+        "-c", f"listen_addresses={HOST}",
+        "-c", f"unix_socket_directories={sock}",
+        "-c", "ssl=on",
+        "-c", f"ssl_cert_file={tls['server_cert']}",
+        "-c", f"ssl_key_file={tls['server_key']}",
+        "-c", f"ssl_ca_file={tls['ca']}",
+        "-c", "password_encryption=scram-sha-256",
+        "-c", "max_connections=500",
+        "-c", "shared_buffers=32MB",
+        # Tests lose nothing they need to a crash of the machine; a clean stop
+        # (SIGINT) still writes everything, so terms survive restarts.
+        "-c", "fsync=off",
+        "-c", "synchronous_commit=off",
+        "-c", "full_page_writes=off",
+        "-c", "logging_collector=off",
+        # Calls of ballot's functions per handoff show in pg_stat_user_functions.
+        "-c", "track_functions=pl",
+    ])
+    inst["members"].append(new_member(
+        inst, 0, "pg", argv, {"client": port}, {"type": "pg", "port": port},
+        data_dir=data, stop_signal="SIGINT", pause_group=True))
+
+
+def build_pgbouncer(inst: dict, taken: set[int], opts) -> None:
+    pg = (getattr(opts, "instances", None) or {}).get("pg")
+    if pg is None:
+        raise HarnessError("pgbouncer: start pg first, or together (harness.py start pg pgbouncer)")
+    (port,) = free_ports(1, taken)
+    pinfo = pg["info"]
+    pport = pg["members"][0]["ports"]["client"]
+    d = fresh_dir(os.path.join(inst["dir"], "pgbouncer"))
+    users = os.path.join(d, "userlist.txt")
+    # A plain password in the auth file lets PgBouncer speak SCRAM both to its
+    # clients and to the server.
+    write_atomic(users, f'"{pinfo["user"]}" "{pinfo["password"]}"\n'
+                        f'"{pinfo["app_user"]}" "{pinfo["app_password"]}"\n')
+    conf = os.path.join(d, "pgbouncer.ini")
+    write_atomic(conf, f"""\
+[databases]
+{pinfo["db"]} = host={HOST} port={pport} dbname={pinfo["db"]}
+
+[pgbouncer]
+listen_addr = {HOST}
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {users}
+pool_mode = transaction
+max_client_conn = 2000
+default_pool_size = 50
+server_tls_sslmode = require
+ignore_startup_parameters = extra_float_digits
+admin_users = {pinfo["user"]}
+""")
+    os.chmod(users, 0o600)
+    chown_pg(d)
+    inst["info"].update({"user": pinfo["user"], "password": pinfo["password"], "db": pinfo["db"],
+                         "app_user": pinfo["app_user"], "app_password": pinfo["app_password"], "pg_port": pport})
+    argv = as_pg_user(["pgbouncer", conf])
+    inst["members"].append(new_member(
+        inst, 0, "pgbouncer", argv, {"client": port}, {"type": "pg", "port": port, "db": pinfo["db"]},
+        config=conf))
+
+
+def setup_pg(inst: dict) -> None:
+    """The test role (SCRAM password) and its database, through the local socket."""
+    info = inst["info"]
+    port = inst["members"][0]["ports"]["client"]
+    pw = info["password"].replace("'", "''")
+    app_pw = info["app_password"].replace("'", "''")
+    for sql in (f"CREATE ROLE {info['user']} LOGIN PASSWORD '{pw}'",
+                f"CREATE ROLE {info['app_user']} LOGIN PASSWORD '{app_pw}'",
+                f"CREATE DATABASE {info['db']} OWNER {info['user']}"):
+        r = subprocess.run(as_pg_user([os.path.join(pg_bindir(), "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                                       "-h", info["sock"], "-p", str(port), "-U", "postgres", "-d", "postgres",
+                                       "-c", sql]),
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise HarnessError(f"pg: {sql.split(' PASSWORD')[0]}: {r.stderr.strip()}")
+    log(f"pg: roles {info['user']} and {info['app_user']} (SCRAM) and database {info['db']} created")
+
+
 def build_consul(inst: dict, taken: set[int], opts) -> None:
     kind = inst["kind"]
     # http, serf lan (tcp+udp), serf wan (tcp+udp), server rpc, grpc
@@ -688,6 +863,7 @@ def build_consul(inst: dict, taken: set[int], opts) -> None:
 
 BUILDERS = {
     "etcd": build_etcd, "etcd-cluster": build_etcd, "etcd-auth": build_etcd, "etcd-tls": build_etcd,
+    "pg": build_pg, "pgbouncer": build_pgbouncer,
     "zk": build_zk, "zk-ensemble": build_zk,
     "consul": build_consul, "consul-acl": build_consul,
 }
@@ -775,6 +951,8 @@ def setup_consul_acl(inst: dict, timeout: float) -> None:
 def setup(inst: dict, timeout: float, restart: bool = False) -> None:
     if inst["kind"] == "etcd-auth" and not restart:
         setup_etcd_auth(inst)
+    elif inst["kind"] == "pg" and not restart:
+        setup_pg(inst)
     elif inst["kind"] == "consul-acl":
         # consul -dev keeps everything in memory: a restarted agent needs it again.
         setup_consul_acl(inst, timeout)
@@ -812,6 +990,22 @@ def instance_facts(inst: dict) -> list[tuple[str, str]]:
     elif kind.startswith("zk"):
         add("", "zk://" + ",".join(hostports))
         add("_CONNECT", ",".join(hostports))
+    elif kind in ("pg", "pgbouncer"):
+        hp = hostports[0]
+        add("", f"postgres://{hp}/{info['db']}")
+        add("_URL", f"postgres://{info['user']}:{info['password']}@{hp}/{info['db']}")
+        add("_USER", info["user"])
+        add("_PASSWORD", info["password"])
+        add("_DB", info["db"])
+        add("_APP_USER", info["app_user"])
+        add("_APP_PASSWORD", info["app_password"])
+        if kind == "pg":
+            add("_CA", info["tls"]["ca"])
+            add("_CERT", info["tls"]["cert"])
+            add("_KEY", info["tls"]["key"])
+            add("_SOCKET_DIR", info["sock"])
+        else:
+            add("_PG_PORT", info["pg_port"])
     else:
         add("", f"consul://{hostports[0]}")
         add("_HTTP_ADDR", hostports[0])
@@ -843,6 +1037,8 @@ def instance_facts(inst: dict) -> list[tuple[str, str]]:
                     add(f"{k}_ENDPOINT", ("https" if kind == "etcd-tls" else "http") + "://" + hp)
                 elif kind.startswith("zk"):
                     add(f"{k}_URL", "zk://" + hp)
+                elif kind in ("pg", "pgbouncer"):
+                    add(f"{k}_URL", f"postgres://{hp}/{info['db']}")
                 else:
                     add(f"{k}_URL", "consul://" + hp)
     return f
@@ -855,6 +1051,12 @@ def server_version(inst: dict) -> str | None:
             m = inst["members"][0]
             st, body = http_get(m["ports"]["client"], "/version", tls=m["ready"].get("tls"))
             return json.loads(body).get("etcdserver")
+        if kind in ("pg", "pgbouncer"):
+            binary = "pgbouncer" if kind == "pgbouncer" else os.path.join(pg_bindir(), "postgres")
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL).stdout
+            m = re.search(r"(\d+(?:\.\d+)+)", out)
+            return m.group(1) if m else None
         if kind.startswith("zk"):
             out = zk_4lw(inst["members"][0]["ports"]["client"], "srvr")
             # Debian's build says "3.8.0-${mvngit.commit.id}, built on ...".
@@ -894,7 +1096,7 @@ def describe(statedir: str, instances: dict) -> dict:
     """The description of the backends for the tests of every language.
 
     Each entry of "backends" (keyed by `memory`, `local` and the harness kinds):
-      family       memory, local, etcd, zk or consul
+      family       memory, local, etcd, zk, consul or pg
       url          the base URL, without credentials (etcd-auth and consul-acl
                    have theirs in facts: USER, PASSWORD, TOKEN, and URL with them);
                    a test's own namespace is `url + "/" + name`
@@ -925,7 +1127,7 @@ def describe(statedir: str, instances: dict) -> dict:
         "facts": {},
     }
     for kind, inst in instances.items():
-        family = "etcd" if kind.startswith("etcd") else "zk" if kind.startswith("zk") else "consul"
+        family = family_of(kind)
         facts = dict(instance_facts(inst))
         pre = inst["prefix"]
         url = facts[pre]
@@ -937,6 +1139,15 @@ def describe(statedir: str, instances: dict) -> dict:
         if family == "etcd":
             # The leader checks leases for expiry about every 500 ms.
             takeover = ttl + 500 + SLACK_MS
+        elif family == "pg":
+            # A waiting candidate ends a dead leader's session once the server's
+            # clock says it expired, at most a poll interval late.
+            takeover = ttl + 1000 + SLACK_MS
+            if kind == "pgbouncer":
+                query = "pooler=transaction"
+                quirks.update({"pooler": "transaction", "listen": False})
+            else:
+                quirks.update({"listen": True})
         elif family == "zk":
             tick = int(inst["info"].get("tick_ms") or 2000)
             # The server clamps a session timeout to 2..20 ticks and expires
@@ -970,12 +1181,28 @@ def describe(statedir: str, instances: dict) -> dict:
 # commands
 
 
-REQUIRED_BINARIES = {"etcd": ["etcd", "etcdctl"], "zk": ["java"], "consul": ["consul"]}
+REQUIRED_BINARIES = {"etcd": ["etcd", "etcdctl"], "zk": ["java"], "consul": ["consul"],
+                     "pg": ["setpriv", "openssl"]}
+
+
+def family_of(kind: str) -> str:
+    if kind.startswith("etcd"):
+        return "etcd"
+    if kind.startswith("zk"):
+        return "zk"
+    if kind in ("pg", "pgbouncer"):
+        return "pg"
+    return "consul"
 
 
 def check_binaries(kind: str) -> None:
-    family = "etcd" if kind.startswith("etcd") else "zk" if kind.startswith("zk") else "consul"
+    family = family_of(kind)
     missing = [b for b in REQUIRED_BINARIES[family] if shutil.which(b) is None]
+    if kind == "pg":
+        missing += [p for p in (os.path.join(pg_bindir(), b) for b in ("initdb", "postgres", "psql", "pg_isready"))
+                    if not os.path.exists(p)]
+    if kind == "pgbouncer" and shutil.which("pgbouncer") is None:
+        missing.append("pgbouncer")
     if kind == "etcd-tls" and shutil.which("openssl") is None:
         missing.append("openssl")
     if family == "zk":
@@ -989,6 +1216,7 @@ def cmd_start(args) -> int:
     for k in kinds:
         check_binaries(k)
     st = State(args.dir)
+    args.instances = st.instances  # pgbouncer is built in front of the pg of this state dir
     started: list[dict] = []
     popens: list[tuple[dict, subprocess.Popen]] = []
     ok = False
@@ -1143,11 +1371,11 @@ def cmd_restart_member(args) -> int:
                         if time.monotonic() > deadline:
                             raise HarnessError(f"{m['name']}: port {port} is still in use")
                         time.sleep(0.2)
-        p = spawn(m)
+        p = spawn_again(m)
         log(f"restarted {m['name']} (pid {m['pid']})")
         st.save()
         try:
-            wait_ready([(m, p)], args.timeout)
+            p = wait_ready_again(m, p, args.timeout)
             setup(inst, args.timeout, restart=True)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -1160,6 +1388,46 @@ def cmd_restart_member(args) -> int:
         return 0
     finally:
         st.close()
+
+
+def clear_stale_pidfile(member: dict) -> None:
+    """PostgreSQL refuses to start while `postmaster.pid` names a live process.
+    A postmaster killed with SIGKILL stays a zombie here (PID 1 reaps no
+    orphans), and kill(pid, 0) says a zombie lives: remove a file whose PID is
+    gone or a zombie."""
+    path = os.path.join(member.get("data_dir") or "", "postmaster.pid")
+    try:
+        with open(path) as f:
+            pid = int(f.readline().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid and proc_state(pid) in (None, "Z", "X"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def spawn_again(member: dict) -> subprocess.Popen:
+    if member.get("stop_signal") == "SIGINT":  # PostgreSQL
+        clear_stale_pidfile(member)
+    return spawn(member)
+
+
+def wait_ready_again(member: dict, popen: subprocess.Popen, timeout: float) -> subprocess.Popen:
+    """wait_ready; PostgreSQL restarted right after a SIGKILL may exit at once
+    while the killed postmaster's backends still hold its shared memory (they
+    leave within a second or so): such a member is started again until the
+    timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_ready([(member, popen)], max(1.0, deadline - time.monotonic()))
+            return popen
+        except HarnessError:
+            if member.get("stop_signal") != "SIGINT" or popen.poll() is None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            popen = spawn_again(member)
+            log(f"restarted {member['name']} again (pid {member['pid']})")
 
 
 def cmd_status(args) -> int:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real coordination servers used by ballot's tests, benchmarks and
-# chaos suite: etcd, ZooKeeper and Consul. Idempotent: installs only what is
+# chaos suite: etcd, ZooKeeper, Consul, and PostgreSQL with PgBouncer. Idempotent: installs only what is
 # missing. Runs as root, reads no stdin (CI=true friendly).
 #
-#   tests/servers/install.sh [etcd|zookeeper|consul|all]   (default: all)
+#   tests/servers/install.sh [etcd|zookeeper|consul|postgres|all]   (default: all)
 #
 # Consul is not packaged in Debian bookworm; Debian bullseye's `consul` (1.8.x)
 # is fetched as ONE .deb with a throw-away apt configuration and unpacked with
@@ -16,9 +16,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 what="${1:-all}"
 case "$what" in
-  etcd|zookeeper|consul|all) ;;
+  etcd|zookeeper|consul|postgres|all) ;;
   -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [etcd|zookeeper|consul|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [etcd|zookeeper|consul|postgres|all]" >&2; exit 2 ;;
 esac
 
 CONSUL_PREFIX="${BALLOT_CONSUL_PREFIX:-/opt/ballot-consul}"
@@ -204,11 +204,24 @@ install_consul() {
   log "consul: $(consul version | head -1) installed into $CONSUL_PREFIX in $(elapsed "$t")s"
 }
 
+# Debian's PostgreSQL (15 on bookworm) and PgBouncer. The harness runs its own
+# clusters (initdb into its state dir); the cluster the package may create is
+# not used, and `postgresql-common` is told not to create one.
+install_postgres() {
+  if ! pkg_installed postgresql; then
+    $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/ballot.conf >/dev/null
+  fi
+  apt_install_missing postgresql pgbouncer openssl
+  log "postgres: $(ls /usr/lib/postgresql | sort -V | tail -1); pgbouncer: $(dpkg-query -W -f='${Version}' pgbouncer)"
+}
+
 start=$(now)
 case "$what" in
   etcd) install_etcd ;;
   zookeeper) install_zookeeper ;;
   consul) install_consul ;;
-  all) install_etcd; install_zookeeper; install_consul ;;
+  postgres) install_postgres ;;
+  all) install_etcd; install_zookeeper; install_consul; install_postgres ;;
 esac
 log "done ($what) in $(elapsed "$start")s"

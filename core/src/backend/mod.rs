@@ -19,6 +19,8 @@ pub(crate) mod etcd;
 pub(crate) mod local;
 #[cfg(feature = "memory")]
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "zookeeper")]
 pub(crate) mod zookeeper;
 

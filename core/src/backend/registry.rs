@@ -97,6 +97,27 @@ pub(crate) const BACKENDS: &[Description] = &[
         },
         connect: connect!("consul", async super::consul::ConsulBackend::connect),
     },
+    // PostgreSQL: `postgres://[USER:PASSWORD@]HOSTS/DBNAME[/NS]` (or
+    // `postgresql://`); libpq's TLS options, ballot's `ca`/`cert`/`key` for the
+    // same files, the schema, and `pooler=` (`auto`, `none`, `transaction`: PgBouncer).
+    Description {
+        syntax: Syntax {
+            schemes: &[Scheme::plain("postgres"), Scheme::plain("postgresql")],
+            place: Place::Hosts { default_port: 5432 },
+            options: &[
+                UrlOption::text("sslmode"),
+                UrlOption::text("sslrootcert"),
+                UrlOption::text("sslcert"),
+                UrlOption::text("sslkey"),
+                UrlOption::text("ca"),
+                UrlOption::text("cert"),
+                UrlOption::text("key"),
+                UrlOption::text("schema"),
+                UrlOption::text("pooler"),
+            ],
+        },
+        connect: connect!("postgres", async super::postgres::PgBackend::connect),
+    },
     // In-process, for tests: `memory://NAME[/NS]`. The backend refuses a port,
     // several names, a userinfo, and the `ttl` and `margin` options.
     Description {

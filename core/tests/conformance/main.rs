@@ -65,6 +65,10 @@ backend_tests!(etcd, crate::fresh("etcd"));
 
 #[cfg(feature = "consul")]
 backend_tests!(consul, crate::fresh("consul"));
+#[cfg(feature = "postgres")]
+backend_tests!(postgres, crate::pg_url("pg"));
+#[cfg(feature = "postgres")]
+backend_tests!(pgbouncer, crate::pg_url("pgbouncer"));
 #[cfg(feature = "consul")]
 backend_tests!(consul_acl, crate::consul_acl_url());
 
@@ -81,5 +85,13 @@ fn child_candidate() {
 /// token in the URL (key and session write).
 pub fn consul_acl_url() -> String {
     let b = common::require("consul-acl");
+    b.with_query(&format!("{}/{}", b.fact("URL"), unique("ns")))
+}
+
+/// A fresh namespace on the PostgreSQL server (`pg`) or through PgBouncer in
+/// transaction mode (`pgbouncer`), with the test role's password in the URL
+/// (the description's base URL has none).
+pub fn pg_url(kind: &str) -> String {
+    let b = common::require(kind);
     b.with_query(&format!("{}/{}", b.fact("URL"), unique("ns")))
 }

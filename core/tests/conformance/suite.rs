@@ -776,7 +776,7 @@ pub async fn out_of_range_durations_are_invalid_argument(url: &str) {
 /// The limit each backend documents (README, "Values").
 fn documented_value_limit(url: &str) -> usize {
     match url.split("://").next().unwrap() {
-        "file" | "memory" | "etcd" | "etcds" => 1 << 20,
+        "file" | "memory" | "etcd" | "etcds" | "postgres" | "postgresql" => 1 << 20,
         "zk" => (1 << 20) - 4096,
         "consul" | "consuls" => 384_000,
         other => panic!("no documented limit for {other}"),

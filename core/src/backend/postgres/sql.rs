@@ -1,0 +1,266 @@
+//! The schema of the PostgreSQL backend: its versioned migrations and the SQL
+//! the backend sends. Every object lives in one schema (`ballot` unless the URL
+//! says `schema=`); `{s}` in the templates below is that schema, quoted, and
+//! `{chan}` the NOTIFY channel (the schema's name, as a string literal).
+//!
+//! Every operation of the backend is one statement (most call a function
+//! below), so it runs as one transaction on its own: that is what lets the
+//! backend work through a pooler in transaction mode (PgBouncer), which gives a
+//! client a server connection for one transaction at a time.
+
+/// The migrations, in order: `(version, SQL)`. A migration is applied once, in
+/// the transaction that records its version in `{s}.schema_migrations`, under
+/// an advisory lock, so concurrent first connects apply it exactly once. A new
+/// version is appended here; an applied one is never changed.
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+
+/// Creates the schema and the table of applied migrations (idempotent).
+pub(super) const PREAMBLE: &str = "\
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+";
+
+/// Version 1: sessions (leases whose expiry the server's clock sets),
+/// elections (epoch and term counter), candidates (queued by id), and the
+/// functions every operation calls.
+const V1: &str = r#"
+-- One row per client session: a lease. Only the server's clock ever sets or
+-- judges `expires_at`.
+CREATE TABLE {s}.sessions (
+    id bigserial PRIMARY KEY,
+    ttl_ms bigint NOT NULL CHECK (ttl_ms > 0),
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX sessions_expires_at ON {s}.sessions (expires_at);
+
+-- One row per election: `epoch` counts end(), `term` is the last term given.
+CREATE TABLE {s}.elections (
+    name text PRIMARY KEY,
+    epoch bigint NOT NULL DEFAULT 0,
+    term bigint NOT NULL DEFAULT 0
+);
+
+-- One row per candidate, queued by `id` (ids of one election are given under
+-- the election's row lock, so in commit order). `term` is set when it leads.
+CREATE TABLE {s}.candidates (
+    id bigserial PRIMARY KEY,
+    election text NOT NULL REFERENCES {s}.elections (name),
+    session_id bigint NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+    epoch bigint NOT NULL,
+    term bigint,
+    value bytea NOT NULL
+);
+CREATE INDEX candidates_election_id ON {s}.candidates (election, id);
+CREATE INDEX candidates_session ON {s}.candidates (session_id);
+
+-- A new session of `ttl_ms`; sessions expired for a minute are swept.
+CREATE FUNCTION {s}.open_session(p_ttl_ms bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM {s}.drop_sessions(ARRAY(
+        SELECT s.id FROM {s}.sessions s
+        WHERE s.expires_at < clock_timestamp() - interval '1 minute' LIMIT 100));
+    INSERT INTO {s}.sessions (ttl_ms, expires_at)
+    VALUES (p_ttl_ms, clock_timestamp() + p_ttl_ms * interval '1 millisecond')
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END $$;
+
+-- Renews a session that is still alive by the server's clock; false if it
+-- expired (it can never come back).
+CREATE FUNCTION {s}.renew(p_session bigint) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH r AS (
+        UPDATE {s}.sessions SET expires_at = clock_timestamp() + ttl_ms * interval '1 millisecond'
+        WHERE id = p_session AND expires_at > clock_timestamp()
+        RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM r)
+$$;
+
+-- Deletes sessions and their candidates, telling each candidate's watchers.
+CREATE FUNCTION {s}.drop_sessions(p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN DELETE FROM {s}.candidates c WHERE c.session_id = ANY (p_ids)
+             RETURNING c.id, c.election LOOP
+        PERFORM pg_notify({chan}, r.id || ' d ' || r.election);
+    END LOOP;
+    DELETE FROM {s}.sessions WHERE id = ANY (p_ids);
+END $$;
+
+-- Adds a candidate; NULL id if the session is not alive.
+CREATE FUNCTION {s}.join(p_election text, p_session bigint, p_value bytea,
+                         OUT o_id bigint, OUT o_epoch bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {s}.elections (name) VALUES (p_election) ON CONFLICT (name) DO NOTHING;
+    -- The row lock orders joins (ids) and end() of one election.
+    SELECT e.epoch INTO o_epoch FROM {s}.elections e WHERE e.name = p_election FOR UPDATE;
+    IF NOT EXISTS (SELECT 1 FROM {s}.sessions s
+                   WHERE s.id = p_session AND s.expires_at > clock_timestamp()) THEN
+        RETURN;
+    END IF;
+    INSERT INTO {s}.candidates (election, session_id, epoch, value)
+    VALUES (p_election, p_session, o_epoch, p_value)
+    RETURNING id INTO o_id;
+    PERFORM pg_notify({chan}, o_id || ' j ' || p_election);
+END $$;
+
+-- Where a candidate stands: 'gone' (no such candidate), 'wait' (behind o_pred,
+-- whose session expires in o_wait_ms by the server's clock), 'won' (it leads
+-- with o_term and o_value), 'expired' (its own session is dead). Sessions of
+-- candidates ahead that the server's clock says expired are ended here.
+CREATE FUNCTION {s}.step(p_election text, p_id bigint,
+                         OUT o_state text, OUT o_pred bigint, OUT o_wait_ms bigint,
+                         OUT o_term bigint, OUT o_value bytea, OUT o_epoch bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me record;
+    v_pred record;
+    v_term bigint;
+BEGIN
+    SELECT e.epoch INTO o_epoch FROM {s}.elections e WHERE e.name = p_election;
+    SELECT c.session_id, c.term, c.value INTO v_me
+    FROM {s}.candidates c WHERE c.id = p_id AND c.election = p_election;
+    IF NOT FOUND THEN
+        o_state := 'gone';
+        RETURN;
+    END IF;
+    IF v_me.term IS NOT NULL THEN
+        o_state := 'won'; o_term := v_me.term; o_value := v_me.value;
+        RETURN;
+    END IF;
+    PERFORM {s}.drop_sessions(ARRAY(
+        SELECT DISTINCT c.session_id FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
+        WHERE c.election = p_election AND c.id < p_id AND s.expires_at <= clock_timestamp()));
+    SELECT c.id, s.expires_at INTO v_pred
+    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
+    WHERE c.election = p_election AND c.id < p_id
+    ORDER BY c.id DESC LIMIT 1;
+    IF FOUND THEN
+        o_state := 'wait';
+        o_pred := v_pred.id;
+        o_wait_ms := greatest(0, ceil(extract(epoch FROM v_pred.expires_at - clock_timestamp()) * 1000))::bigint;
+        RETURN;
+    END IF;
+    -- First in line: take the next term under the election's row lock.
+    PERFORM 1 FROM {s}.elections e WHERE e.name = p_election FOR UPDATE;
+    SELECT c.term INTO v_term FROM {s}.candidates c WHERE c.id = p_id;
+    IF NOT FOUND THEN
+        o_state := 'gone';
+        RETURN;
+    END IF;
+    IF v_term IS NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM {s}.sessions s
+                       WHERE s.id = v_me.session_id AND s.expires_at > clock_timestamp()) THEN
+            o_state := 'expired';
+            RETURN;
+        END IF;
+        UPDATE {s}.elections e SET term = e.term + 1 WHERE e.name = p_election RETURNING e.term INTO v_term;
+        UPDATE {s}.candidates c SET term = v_term WHERE c.id = p_id;
+        PERFORM pg_notify({chan}, p_id || ' c ' || p_election);
+    END IF;
+    o_state := 'won'; o_term := v_term; o_value := v_me.value;
+END $$;
+
+-- Removes a candidate (resigning if it leads); true if it was there.
+CREATE FUNCTION {s}.withdraw(p_id bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_election text;
+BEGIN
+    DELETE FROM {s}.candidates WHERE id = p_id RETURNING election INTO v_election;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
+    RETURN true;
+END $$;
+
+-- Replaces the value of a leading candidate whose session is alive; false if
+-- it does not lead.
+CREATE FUNCTION {s}.proclaim(p_id bigint, p_value bytea) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_election text;
+BEGIN
+    UPDATE {s}.candidates c SET value = p_value
+    FROM {s}.sessions s
+    WHERE c.id = p_id AND c.term IS NOT NULL AND s.id = c.session_id AND s.expires_at > clock_timestamp()
+    RETURNING c.election INTO v_election;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_notify({chan}, p_id || ' p ' || v_election);
+    RETURN true;
+END $$;
+
+-- Ends the current round: bumps the epoch and removes every candidate.
+CREATE FUNCTION {s}.end_election(p_election text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_epoch bigint;
+BEGIN
+    INSERT INTO {s}.elections (name) VALUES (p_election) ON CONFLICT (name) DO NOTHING;
+    UPDATE {s}.elections SET epoch = epoch + 1 WHERE name = p_election RETURNING epoch INTO v_epoch;
+    DELETE FROM {s}.candidates WHERE election = p_election;
+    PERFORM pg_notify({chan}, '0 e ' || p_election);
+    RETURN v_epoch;
+END $$;
+
+-- The leader (the oldest candidate whose session is alive, once it took its
+-- term) and the epoch of an election.
+CREATE FUNCTION {s}.snapshot(p_election text,
+                             OUT o_id bigint, OUT o_term bigint, OUT o_value bytea, OUT o_epoch bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT coalesce((SELECT e.epoch FROM {s}.elections e WHERE e.name = p_election), 0) INTO o_epoch;
+    SELECT c.id, c.term, c.value INTO o_id, o_term, o_value
+    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
+    WHERE c.election = p_election AND s.expires_at > clock_timestamp()
+    ORDER BY c.id LIMIT 1;
+    IF o_term IS NULL THEN
+        o_id := NULL; o_value := NULL;
+    END IF;
+END $$;
+
+-- The SQL fence: true exactly when `term` is the term of the current leader of
+-- `election` and its session is alive by the server's clock at this moment
+-- (clock_timestamp(), not the start of the caller's transaction).
+CREATE FUNCTION {s}.is_leader(election text, term bigint) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
+        WHERE c.election = $1 AND c.term = $2 AND s.expires_at > clock_timestamp())
+$$;
+"#;
+
+/// `template` with the schema and the channel filled in. `schema` is a checked
+/// identifier (see `check_schema`).
+pub(super) fn fill(template: &str, schema: &str) -> String {
+    template.replace("{s}", &format!("\"{schema}\"")).replace("{chan}", &format!("'{schema}'"))
+}
+
+/// Checks a schema name: a plain lowercase identifier of at most 63 bytes, so
+/// it needs no quoting rules beyond the double quotes `fill` adds.
+pub(super) fn check_schema(schema: &str) -> Result<(), String> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "option schema={schema:?}: expected a lowercase identifier (a-z, 0-9, _; not starting with a digit), \
+             at most 63 bytes"
+        ))
+    }
+}

@@ -1,0 +1,516 @@
+//! PostgreSQL-specific behaviour, against the real PostgreSQL and PgBouncer that
+//! `tests/servers/harness.py` starts (kinds `pg` and `pgbouncer`): the SQL fence
+//! (`ballot.is_leader`), wrong credentials, TLS with `verify-full` and a wrong CA,
+//! an unreachable server, a server restart, `pg_terminate_backend` of the
+//! client's connections, a pooler restart, and candidates mixing a direct
+//! connection and PgBouncer. The conformance suite covers the common contract.
+//!
+//! The tests that restart a server or cut connections take `DISRUPT` for
+//! writing; the others take it for reading, so they never meet.
+
+use std::process::Command;
+use std::time::Duration;
+
+use ballot::{Client, ErrorKind, Event, Options, State};
+use tokio::sync::RwLock;
+
+mod common;
+use common::{require, unique, wait_event, wait_state, within};
+
+static DISRUPT: RwLock<()> = RwLock::const_new(());
+
+fn live() -> Duration {
+    require("pg").live
+}
+
+fn takeover() -> Duration {
+    require("pg").takeover
+}
+
+/// A fresh namespace on `kind` (`pg` or `pgbouncer`), password included.
+fn url(kind: &str) -> String {
+    let b = require(kind);
+    b.with_query(&format!("{}/{}", b.fact("URL"), unique("ns")))
+}
+
+fn opts() -> Options {
+    Options::default().with_ttl(require("pg").ttl)
+}
+
+async fn connect(url: &str) -> Client {
+    Client::connect(url, opts()).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+/// A plain SQL connection of the test role, straight to the server.
+async fn sql() -> tokio_postgres::Client {
+    let b = require("pg");
+    let conn = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname={}",
+        b.fact("PORT"),
+        b.fact("USER"),
+        b.fact("PASSWORD"),
+        b.fact("DB")
+    );
+    let (c, conn) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("a SQL connection");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    c
+}
+
+/// The harness's state directory (where `backends.json` is).
+fn statedir() -> String {
+    let p = std::env::var("BALLOT_TEST_BACKENDS").expect("BALLOT_TEST_BACKENDS: start the servers with the harness");
+    std::path::Path::new(&p).parent().expect("a directory").display().to_string()
+}
+
+fn harness(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/servers/harness.py");
+    let out = Command::new("python3").arg(script).args(args).args(["--dir", &statedir()]).output().unwrap();
+    assert!(out.status.success(), "harness {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The candidate id in a leader's key (`ballot.candidates/ID`).
+fn candidate_id(key: &str) -> i64 {
+    key.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("key {key:?}"))
+}
+
+/// The SQL fence: a write guarded by `ballot.is_leader(election, term)` in the
+/// user's own transaction is refused for a deposed leader (its session expired
+/// by the server's clock) and accepted for its successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_fence_refuses_a_deposed_leader_and_accepts_its_successor() {
+    let _g = DISRUPT.read().await;
+    let u = url("pg");
+    let (a, b) = (connect(&u).await, connect(&u).await);
+    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let name = unique("fence");
+    let full = format!("{ns}/{name}");
+    let db = sql().await;
+    let table = format!("fence_{}", unique("t").replace('-', "_"));
+    db.batch_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, v text); INSERT INTO {table} VALUES (1, 'none')"
+    ))
+    .await
+    .unwrap();
+    let guarded = format!("UPDATE {table} SET v = $1 WHERE id = 1 AND ballot.is_leader($2, $3)");
+
+    let ea = a.election(&name).unwrap();
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let n = db.execute(&guarded, &[&"a1", &full, &(t1 as i64)]).await.unwrap();
+    assert_eq!(n, 1, "the leader's write goes through");
+    let eb = b.election(&name).unwrap();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+
+    // a's session expires by the server's clock (as after a pause past its TTL).
+    let key = ea.leader().await.unwrap().unwrap().key;
+    db.execute(
+        "UPDATE ballot.sessions SET expires_at = clock_timestamp() \
+         WHERE id = (SELECT session_id FROM ballot.candidates WHERE id = $1)",
+        &[&candidate_id(&key)],
+    )
+    .await
+    .unwrap();
+    let t2 = within(takeover(), "b takes over", waiting).await.unwrap().unwrap().term();
+    assert!(t2 > t1);
+    // Inside the user's own transaction: the stale term is refused, the new one taken.
+    let mut db = db;
+    let tx = db.transaction().await.unwrap();
+    assert_eq!(tx.execute(&guarded, &[&"a2", &full, &(t1 as i64)]).await.unwrap(), 0, "deposed leader refused");
+    assert_eq!(tx.execute(&guarded, &[&"b1", &full, &(t2 as i64)]).await.unwrap(), 1, "successor accepted");
+    tx.commit().await.unwrap();
+    let v: String = db.query_one(&format!("SELECT v FROM {table} WHERE id = 1"), &[]).await.unwrap().get(0);
+    assert_eq!(v, "b1");
+    // A wrong election or a term never given is refused too.
+    let other: bool = db.query_one("SELECT ballot.is_leader($1, $2)", &[&"nope", &(t2 as i64)]).await.unwrap().get(0);
+    assert!(!other);
+    eb.resign().await.unwrap();
+    let after: bool = db.query_one("SELECT ballot.is_leader($1, $2)", &[&full, &(t2 as i64)]).await.unwrap().get(0);
+    assert!(!after, "a resigned leader's term no longer passes");
+    db.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+}
+
+/// A wrong password is `auth`, directly and through PgBouncer, and the password
+/// never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_auth() {
+    let _g = DISRUPT.read().await;
+    for kind in ["pg", "pgbouncer"] {
+        let b = require(kind);
+        let u = b.with_query(&format!(
+            "postgres://{}:wr0ng-s3cret@{}/{}",
+            b.fact("USER"),
+            b.url.split("://").nth(1).unwrap().split('/').next().unwrap(),
+            b.fact("DB")
+        ));
+        let e = Client::connect(&u, opts()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{kind}: {e}");
+        assert!(!format!("{e} {e:?}").contains("wr0ng"), "{e}");
+    }
+}
+
+/// Nothing listens: a `connection` error within the connect timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_is_connection() {
+    let port = common::free_port();
+    let u = format!("postgres://u:p@127.0.0.1:{port}/db");
+    let t = std::time::Instant::now();
+    let e = Client::connect(&u, opts().with_connect_timeout(Duration::from_secs(2))).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2) + Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+/// TLS: `verify-full` with the test CA works; with another CA, or with the
+/// system roots (which do not hold the test CA), it fails; `require` and
+/// `disable` work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_full_and_a_wrong_ca() {
+    let _g = DISRUPT.read().await;
+    let b = require("pg");
+    let base = url("pg");
+    let ca = b.fact("CA").to_string();
+    let good = format!("{base}?sslmode=verify-full&sslrootcert={ca}");
+    let c = connect(&good).await;
+    let e = c.election(&unique("tls")).unwrap();
+    within(live(), "campaign over verify-full", e.campaign("x")).await.unwrap();
+    c.close().await.unwrap();
+    // The options' TLS CA means the same.
+    let c = Client::connect(
+        &base,
+        opts().with_tls(ballot::TlsOptions { ca: Some(ca.clone().into()), ..Default::default() }),
+    )
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+
+    // Another CA: a fresh self-signed one.
+    let dir = std::env::temp_dir().join(unique("pg-wrong-ca"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrong = dir.join("ca.crt");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=wrong CA"])
+        .arg("-keyout")
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    for bad in [
+        format!("{base}?sslmode=verify-full&sslrootcert={}", wrong.display()),
+        format!("{base}?sslmode=verify-ca&sslrootcert={}", wrong.display()),
+        format!("{base}?sslmode=verify-full"),
+    ] {
+        let e = Client::connect(&bad, opts()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connection, "{bad}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    for ok in [format!("{base}?sslmode=require"), format!("{base}?sslmode=disable"), format!("{base}?sslmode=prefer")] {
+        connect(&ok).await.close().await.unwrap();
+    }
+    let e = Client::connect(&format!("{base}?sslmode=bogus"), opts()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}
+
+/// A direct candidate and one through PgBouncer are in the same election: each
+/// hands over to the other (NOTIFY from a pooled client reaches a listening one,
+/// and the pooled one polls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_candidates_direct_and_pooled() {
+    let _g = DISRUPT.read().await;
+    let ns = unique("ns");
+    let direct = require("pg").with_query(&format!("{}/{ns}", require("pg").fact("URL")));
+    let pooled = require("pgbouncer").with_query(&format!("{}/{ns}", require("pgbouncer").fact("URL")));
+    let (a, b) = (connect(&direct).await, connect(&pooled).await);
+    let name = unique("mixed");
+    let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+    let mut last = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    for round in 0..4 {
+        let (lead, wait) = if round % 2 == 0 { (&ea, &eb) } else { (&eb, &ea) };
+        let w = wait.clone();
+        let t = tokio::spawn(async move { w.campaign("next").await });
+        assert_eq!(lead.state(), State::Leader);
+        lead.resign().await.unwrap();
+        let term = within(live(), "hand-off", t).await.unwrap().unwrap().term();
+        assert!(term > last);
+        last = term;
+    }
+}
+
+/// A server restart: the leader is suspended, then reconnected (its lease
+/// outlived the restart), and terms keep increasing afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_keeps_leadership_and_terms() {
+    let _g = DISRUPT.write().await;
+    let u = url("pg");
+    let (a, b) = (connect(&u).await, connect(&u).await);
+    let name = unique("restart");
+    let ea = a.election(&name).unwrap();
+    let mut events = ea.events();
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    tokio::task::spawn_blocking(|| harness(&["restart-member", "pg", "0"])).await.unwrap();
+    // Either the restart went unnoticed between two renewals, or the leader was
+    // suspended and came back; it must not have lost.
+    within(takeover(), "leader again", async {
+        loop {
+            if ea.state() == State::Leader && ea.leader().await.ok().flatten().is_some_and(|l| l.term == t1) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(10), futures_util::StreamExt::next(&mut events)).await
+    {
+        assert!(!matches!(ev, Event::Lost { .. }), "lost across a short restart: {ev:?}");
+    }
+    let eb = b.election(&name).unwrap();
+    let eb2 = eb.clone();
+    let t = tokio::spawn(async move { eb2.campaign("b").await });
+    ea.resign().await.unwrap();
+    let t2 = within(live(), "b wins", t).await.unwrap().unwrap().term();
+    assert!(t2 > t1, "terms survive the restart: {t2} after {t1}");
+}
+
+/// `pg_terminate_backend` of every connection of the test role (the clients'
+/// own, and PgBouncer's server connections): the leader keeps (or regains) its
+/// leadership, and a waiting candidate still gets the hand-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connections_are_replaced() {
+    let _g = DISRUPT.write().await;
+    for kind in ["pg", "pgbouncer"] {
+        let u = url(kind);
+        let (a, b) = (connect(&u).await, connect(&u).await);
+        let name = unique("term");
+        let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+        let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+        let eb2 = eb.clone();
+        let t = tokio::spawn(async move { eb2.campaign("b").await });
+        let db = sql().await;
+        let killed: i64 = db
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE usename = current_user AND backend_type = 'client backend' \
+                 AND pid <> pg_backend_pid()) k",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        // Directly: two clients, each with a query and a listening connection.
+        let least = if kind == "pg" { 4 } else { 1 };
+        assert!(killed >= least, "{kind}: {killed} connections terminated");
+        wait_state(&ea, State::Leader, takeover()).await;
+        // A resign after the cut reaches the waiting candidate (its listening
+        // connection is made again and wakes it once; through the pooler it polls).
+        ea.resign().await.unwrap();
+        let t2 = within(live(), "b wins after the cut", t).await.unwrap().unwrap().term();
+        assert!(t2 > t1, "{kind}");
+        eb.resign().await.unwrap();
+    }
+}
+
+/// A restart of PgBouncer: a leader through it keeps its leadership or gets it
+/// back, and hand-offs through it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooler_restart() {
+    let _g = DISRUPT.write().await;
+    let u = url("pgbouncer");
+    let (a, b) = (connect(&u).await, connect(&u).await);
+    let name = unique("pooler");
+    let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let mut events = ea.events();
+    tokio::task::spawn_blocking(|| harness(&["restart-member", "pgbouncer", "0"])).await.unwrap();
+    wait_state(&ea, State::Leader, takeover()).await;
+    let eb2 = eb.clone();
+    let t = tokio::spawn(async move { eb2.campaign("b").await });
+    ea.resign().await.unwrap();
+    wait_event(&mut events, live(), "resigned", |e| matches!(e, Event::Resigned)).await;
+    let t2 = within(live(), "b wins through the restarted pooler", t).await.unwrap().unwrap().term();
+    assert!(t2 > t1);
+}
+
+/// The schema is created on first use by versioned migrations, once, also when
+/// several clients connect to a new schema at the same moment; a second connect
+/// finds it up to date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_under_concurrent_first_connects() {
+    let _g = DISRUPT.read().await;
+    let schema = format!("ballot_{}", unique("s").replace('-', "_"));
+    for kind in ["pg", "pgbouncer"] {
+        let base = url(kind);
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let u = format!("{base}{sep}schema={schema}");
+        let clients = futures_util::future::join_all((0..5).map(|_| Client::connect(&u, opts()))).await;
+        for c in clients {
+            let c = c.unwrap_or_else(|e| panic!("{kind}: concurrent first connect: {e}"));
+            let e = c.election(&unique("m")).unwrap();
+            within(live(), "campaign in the new schema", e.campaign("x")).await.unwrap();
+            c.close().await.unwrap();
+        }
+    }
+    let db = sql().await;
+    let rows =
+        db.query(&format!("SELECT version FROM \"{schema}\".schema_migrations ORDER BY version"), &[]).await.unwrap();
+    let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, vec![1], "each version applied once");
+    let leader: bool = db.query_one(&format!("SELECT \"{schema}\".is_leader('x', 1)"), &[]).await.unwrap().get(0);
+    assert!(!leader);
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await.unwrap();
+}
+
+/// Bad options of the PostgreSQL URL are `invalid_argument` naming the option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_are_invalid_argument() {
+    let base = url("pg");
+    for (opt, bad) in [
+        ("schema", "Bad-Name"),
+        ("schema", "1abc"),
+        ("pooler", "session"),
+        ("sslmode", "allow"),
+        ("sslmode", "verify"),
+        ("sslrootcert", "/nonexistent/ca.pem"),
+    ] {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let u = format!("{base}{sep}{opt}={bad}");
+        let e = Client::connect(&u, opts()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{opt}={bad}: {e}");
+        assert!(e.to_string().contains(opt) || e.to_string().contains("sslrootcert"), "{opt}={bad}: {e}");
+    }
+}
+
+/// The least privileges: once the schema exists, a role that may not run DDL
+/// works with USAGE on the schema, SELECT, INSERT, UPDATE, DELETE on its tables,
+/// SELECT on `schema_migrations`, USAGE on its sequences (EXECUTE on functions is
+/// PUBLIC's by default), directly and through PgBouncer. Without the right to
+/// create a schema, a connect that would have to create one is `auth`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_with_the_least_privileges_works_once_the_schema_exists() {
+    let _g = DISRUPT.read().await;
+    // The owner brings the schema up to date, then grants.
+    connect(&url("pg")).await.close().await.unwrap();
+    let b = require("pg");
+    let app = b.fact("APP_USER").to_string();
+    let db = sql().await;
+    db.batch_execute(&format!(
+        "GRANT USAGE ON SCHEMA ballot TO {app};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ballot.sessions, ballot.elections, ballot.candidates TO {app};
+         GRANT SELECT ON ballot.schema_migrations TO {app};
+         GRANT USAGE ON SEQUENCE ballot.sessions_id_seq, ballot.candidates_id_seq TO {app};"
+    ))
+    .await
+    .unwrap();
+    for kind in ["pg", "pgbouncer"] {
+        let k = require(kind);
+        let hostport = k.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+        let base = format!("postgres://{app}:{}@{hostport}/{}/{}", b.fact("APP_PASSWORD"), b.fact("DB"), unique("ns"));
+        let u = k.with_query(&base);
+        let (x, y) = (connect(&u).await, connect(&u).await);
+        let name = unique("least");
+        let (ex, ey) = (x.election(&name).unwrap(), y.election(&name).unwrap());
+        let t1 = within(live(), "campaign as the app role", ex.campaign("x")).await.unwrap().term();
+        let ey2 = ey.clone();
+        let t = tokio::spawn(async move { ey2.campaign("y").await });
+        ex.proclaim("x2").await.unwrap();
+        ex.resign().await.unwrap();
+        assert!(within(live(), "hand-off as the app role", t).await.unwrap().unwrap().term() > t1);
+        ey.end().await.unwrap();
+        // A schema that does not exist yet cannot be made by this role.
+        let sep = if u.contains('?') { '&' } else { '?' };
+        let fresh = format!("{u}{sep}schema=ballot_{}", unique("x").replace('-', "_"));
+        let e = Client::connect(&fresh, opts()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{kind}: {e}");
+    }
+}
+
+/// `postgresql://` is the same backend; the path after the database is a
+/// namespace, so one election name in two namespaces is two elections (both
+/// lead at once), each with its own terms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_scheme_and_namespaces() {
+    let _g = DISRUPT.read().await;
+    let one = url("pg");
+    let two = url("pg").replacen("postgres://", "postgresql://", 1);
+    let (a, b) = (connect(&one).await, connect(&two).await);
+    assert!(b.url().starts_with("postgresql://***@"), "{}", b.url());
+    let name = unique("same");
+    let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+    within(live(), "a leads in its namespace", ea.campaign("a")).await.unwrap();
+    within(live(), "b leads in the other", eb.campaign("b")).await.unwrap();
+    assert_eq!((ea.state(), eb.state()), (State::Leader, State::Leader));
+    let la = ea.leader().await.unwrap().unwrap();
+    assert_eq!(la.value, b"a");
+    assert!(la.key.starts_with("ballot.candidates/"), "{}", la.key);
+    assert_eq!(eb.leader().await.unwrap().unwrap().value, b"b");
+}
+
+/// The whole server paused (SIGSTOP to every PostgreSQL process) past the TTL:
+/// the leader is told `suspended`, then `lost`, while the server is still
+/// stopped; after the resume the server's clock has expired its session, and the
+/// next leader has a higher term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_server_suspends_then_loses_the_leader() {
+    let _g = DISRUPT.write().await;
+    let u = url("pg");
+    let (a, b) = (connect(&u).await, connect(&u).await);
+    let name = unique("pause");
+    let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
+    let mut events = ea.events();
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let eb2 = eb.clone();
+    let waiting = tokio::spawn(async move { eb2.campaign("b").await });
+    tokio::task::spawn_blocking(|| harness(&["pause-member", "pg", "0"])).await.unwrap();
+    let ttl = require("pg").ttl;
+    let resumed = async {
+        // Bounded by the timeout below, which resumes the server first.
+        let never = 100 * ttl;
+        wait_event(&mut events, never, "suspended", |e| matches!(e, Event::Suspended)).await;
+        wait_event(&mut events, never, "lost", |e| matches!(e, Event::Lost { .. })).await;
+    };
+    // Resume whatever happens, so that a failure here leaves the server running.
+    let outcome = tokio::time::timeout(2 * ttl + live(), resumed).await;
+    tokio::task::spawn_blocking(|| harness(&["resume-member", "pg", "0"])).await.unwrap();
+    outcome.expect("suspended, then lost, while the server was paused");
+    // Both sessions expired during the pause; both candidates join again (a by
+    // auto-requeue, b's campaign under its new session), and whichever joined
+    // first leads, with a higher term.
+    let t2 = within(takeover() + live(), "a new leader after the resume", async {
+        loop {
+            if let Ok(Some(l)) = eb.leader().await {
+                if l.term > t1 {
+                    return l.term;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    common::wait_until(live(), "its handle leads", || ea.state() == State::Leader || eb.state() == State::Leader).await;
+    assert!(!(ea.state() == State::Leader && eb.state() == State::Leader), "two leaders");
+    assert!(t2 > t1, "{t2} after {t1}");
+    waiting.abort();
+}
+
+/// Several hosts, as libpq takes them: a host where nothing listens is passed
+/// over for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_before_the_live_one_is_passed_over() {
+    let _g = DISRUPT.read().await;
+    let b = require("pg");
+    let live_host = b.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let u = format!(
+        "postgres://{}:{}@127.0.0.1:{},{live_host}/{}/{}",
+        b.fact("USER"),
+        b.fact("PASSWORD"),
+        common::free_port(),
+        b.fact("DB"),
+        unique("ns")
+    );
+    let c = connect(&u).await;
+    let e = c.election(&unique("hosts")).unwrap();
+    within(live(), "campaign through the second host", e.campaign("x")).await.unwrap();
+    c.close().await.unwrap();
+}
