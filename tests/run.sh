@@ -20,6 +20,7 @@ SERVER_KINDS=()
 SERVER_KINDS+=(etcd etcd-cluster etcd-auth etcd-tls)
 SERVER_KINDS+=(zk zk-ensemble)
 SERVER_KINDS+=(consul consul-acl)
+SERVER_KINDS+=(pg pgbouncer)
 # ZooKeeper expires a session up to one tick after its timeout: 1 s ticks keep the
 # failover bounds of the tests (TTL + 2 s) meaningful. Sessions may last 2..20 s.
 HARNESS_OPTS=(--zk-tick-ms 1000)
