@@ -1098,7 +1098,9 @@ def describe(statedir: str, instances: dict) -> dict:
     Each entry of "backends" (keyed by `memory`, `local` and the harness kinds):
       family       memory, local, etcd, zk, consul or pg
       url          the base URL, without credentials (etcd-auth and consul-acl
-                   have theirs in facts: USER, PASSWORD, TOKEN, and URL with them);
+                   have theirs in facts: USER, PASSWORD, TOKEN, and URL with them),
+                   except pg and pgbouncer: the server admits no one without a
+                   password, so their url has the test role's (facts: URL too)
                    a test's own namespace is `url + "/" + name`
       query        URL options every test adds (`?` + query), or ""
       urls         one URL per member
@@ -1133,6 +1135,10 @@ def describe(statedir: str, instances: dict) -> dict:
         url = facts[pre]
         n = len(inst["members"])
         urls = [facts[f"{pre}_{i}_URL"] for i in range(n)]
+        if family == "pg":
+            # Single member; PostgreSQL admits no one without a password (SCRAM).
+            url = facts[f"{pre}_URL"]
+            urls = [url]
         quirks: dict = {}
         query = ""
         ttl = TEST_TTL_MS

@@ -165,6 +165,33 @@ describe('options without the URL', () => {
     }
   })
 
+  const pg = server('pg')
+  it('username, password and tlsCa reach PostgreSQL', { skip: !pg && 'no pg' }, async () => {
+    const url = `${pg.facts['0_URL']}/${uniqueName('ns').replaceAll('/', '-')}` // no user, no password
+    const env = { PGUSER: process.env.PGUSER, PGPASSWORD: process.env.PGPASSWORD }
+    delete process.env.PGUSER
+    delete process.env.PGPASSWORD
+    try {
+      await assert.rejects(ballot.connect(url, { username: pg.facts.USER, password: 'wr0ng-pa55word', connectTimeoutMs: 5000 }), (e) => {
+        assert.equal(e.code, 'BALLOT_AUTH')
+        assert.ok(!e.message.includes('wr0ng-pa55word'), e.message)
+        return true
+      })
+      for (const [u, extra] of [[url, {}], [`${url}?sslmode=verify-full`, { tlsCa: pg.facts.CA }]]) {
+        const c = await ballot.connect(u, { username: pg.facts.USER, password: pg.facts.PASSWORD, ttlMs: pg.ttlMs, ...extra })
+        try {
+          const e = c.election('svc')
+          assert.ok((await e.campaign('me', { timeoutMs: pg.liveMs })).term > 0n)
+          await e.resign()
+        } finally {
+          await c.close()
+        }
+      }
+    } finally {
+      for (const [k, v] of Object.entries(env)) if (v !== undefined) process.env[k] = v
+    }
+  })
+
   it('token reaches Consul', { skip: !acl && 'no consul-acl' }, async () => {
     const c = await ballot.connect(acl.url, { token: acl.facts.TOKEN, ttlMs: acl.ttlMs })
     try {

@@ -154,6 +154,20 @@ def test_token_reaches_consul(name: str) -> None:
     lead_and_resign(ballot.connect(b.with_query(b.url), token=b.facts["TOKEN"], ttl=b.ttl), name)
 
 
+def test_username_password_and_ca_reach_postgresql(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = server("pg")
+    monkeypatch.delenv("PGUSER", raising=False)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    url = f"{b.facts['0_URL']}/{name.replace('/', '-')}"  # no user, no password
+    with pytest.raises(ballot.AuthError) as refused:
+        ballot.connect(url, username=b.facts["USER"], password="wr0ng-pa55word", connect_timeout=5)
+    assert "wr0ng-pa55word" not in str(refused.value)
+    user, password = b.facts["USER"], b.facts["PASSWORD"]
+    lead_and_resign(ballot.connect(url, username=user, password=password, ttl=b.ttl), "svc")
+    c = ballot.connect(f"{url}?sslmode=verify-full", username=user, password=password, tls_ca=b.facts["CA"], ttl=b.ttl)
+    lead_and_resign(c, "svc")
+
+
 def test_the_common_scenario_reports_the_same_event_names(backend: str, name: str) -> None:
     """Campaign, a successor waits, resign, end: C, Python and Node report the same
     set of event names (here the core's names)."""

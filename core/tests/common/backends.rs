@@ -157,15 +157,22 @@ pub fn unique(tag: &str) -> String {
 /// The backend a test URL (a backend's URL, a namespace under it, with a query)
 /// belongs to: the one with the longest base URL that prefixes it.
 pub fn backend_of(url: &str) -> &'static Backend {
-    let base = url.split('?').next().unwrap_or(url);
-    // Credentials in the URL (consul://TOKEN@host) are not part of the base.
-    let base = match (base.find("://"), base.find('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &base[..s + 3], &base[at + 1..]),
-        _ => base.to_string(),
-    };
+    // Credentials (consul://TOKEN@host, and the password in pg's own base URL)
+    // are not part of the base.
+    fn bare(url: &str) -> String {
+        let base = url.split('?').next().unwrap_or(url);
+        match (base.find("://"), base.find('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}{}", &base[..s + 3], &base[at + 1..]),
+            _ => base.to_string(),
+        }
+    }
+    let base = bare(url);
     all()
         .values()
-        .filter(|b| base == b.url || base.starts_with(&format!("{}/", b.url)))
+        .filter(|b| {
+            let own = bare(&b.url);
+            base == own || base.starts_with(&format!("{own}/"))
+        })
         .max_by_key(|b| b.url.len())
         .unwrap_or_else(|| panic!("{url} is under no backend of the description"))
 }

@@ -259,6 +259,29 @@ static void consul_acl(const char *base, const char *token) {
     ballot_options_free(bad);
 }
 
+/* PostgreSQL: the user and password only in the options (the URL has none, and
+ * neither PGUSER nor PGPASSWORD is set), then TLS checked against the test CA
+ * given only in the options. */
+static void pg(const char *base, const char *user, const char *password, const char *ca) {
+    char url[600], tls_url[700];
+    ballot_options *o = patient(30000), *bad = patient(5000);
+    unsetenv("PGUSER");
+    unsetenv("PGPASSWORD");
+    snprintf(url, sizeof url, "%s/opts-%ld", base, (long)getpid());
+    refused_by_server(url, bad, NULL);
+    OK(ballot_options_set_username(bad, user, err_out));
+    OK(ballot_options_set_password(bad, "wr0ng-pa55word", err_out));
+    refused_by_server(url, bad, "wr0ng-pa55word");
+    OK(ballot_options_set_username(o, user, err_out));
+    OK(ballot_options_set_password(o, password, err_out));
+    elect(url, o, "pg");
+    OK(ballot_options_set_tls_ca(o, ca, err_out));
+    snprintf(tls_url, sizeof tls_url, "%s?sslmode=verify-full", url);
+    elect(tls_url, o, "pg-verify-full");
+    ballot_options_free(o);
+    ballot_options_free(bad);
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "local") == 0 && argc == 3)
@@ -269,9 +292,11 @@ int main(int argc, char **argv) {
         etcd_tls(argv[2], argv[3], argv[4], argv[5]);
     else if (strcmp(mode, "consul-acl") == 0 && argc == 4)
         consul_acl(argv[2], argv[3]);
+    else if (strcmp(mode, "pg") == 0 && argc == 6)
+        pg(argv[2], argv[3], argv[4], argv[5]);
     else
         FAIL("usage: options local DIR | etcd-auth URL USER PASSWORD PREFIX | etcd-tls URL CA CERT KEY | "
-             "consul-acl URL TOKEN");
+             "consul-acl URL TOKEN | pg URL USER PASSWORD CA");
     printf("options: %d checks passed\n", checks);
     return 0;
 }
