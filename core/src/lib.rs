@@ -58,6 +58,14 @@ mod options;
 mod process_runtime;
 mod runtime;
 mod session;
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    //! The PostgreSQL backend's schema as SQL, for teams whose applications may
+    //! not run DDL: `ballot pg-schema` prints [`schema_script`]'s result. The
+    //! backend itself needs nothing from here; URL and behaviour are in the
+    //! crate's documentation of backends.
+    pub use crate::backend::postgres::sql::schema_script;
+}
 pub mod surface;
 mod sync;
 mod url;

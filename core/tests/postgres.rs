@@ -33,6 +33,11 @@ fn url(kind: &str) -> String {
     b.with_query(&format!("{}/{}", b.fact("URL"), unique("ns")))
 }
 
+/// `HOST:PORT` of `kind` (`pg` or `pgbouncer`).
+fn hostport(kind: &str) -> String {
+    format!("127.0.0.1:{}", require(kind).fact("PORT"))
+}
+
 fn opts() -> Options {
     Options::default().with_ttl(require("pg").ttl)
 }
@@ -138,12 +143,8 @@ async fn wrong_password_is_auth() {
     let _g = DISRUPT.read().await;
     for kind in ["pg", "pgbouncer"] {
         let b = require(kind);
-        let u = b.with_query(&format!(
-            "postgres://{}:wr0ng-s3cret@{}/{}",
-            b.fact("USER"),
-            b.url.split("://").nth(1).unwrap().split('/').next().unwrap(),
-            b.fact("DB")
-        ));
+        let u =
+            b.with_query(&format!("postgres://{}:wr0ng-s3cret@{}/{}", b.fact("USER"), hostport(kind), b.fact("DB")));
         let e = Client::connect(&u, opts()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Auth, "{kind}: {e}");
         assert!(!format!("{e} {e:?}").contains("wr0ng"), "{e}");
@@ -395,18 +396,15 @@ async fn a_role_with_the_least_privileges_works_once_the_schema_exists() {
     let b = require("pg");
     let app = b.fact("APP_USER").to_string();
     let db = sql().await;
-    db.batch_execute(&format!(
-        "GRANT USAGE ON SCHEMA ballot TO {app};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ballot.sessions, ballot.elections, ballot.candidates TO {app};
-         GRANT SELECT ON ballot.schema_migrations TO {app};
-         GRANT USAGE ON SEQUENCE ballot.sessions_id_seq, ballot.candidates_id_seq TO {app};"
-    ))
-    .await
-    .unwrap();
+    // The grants of `ballot pg-schema --from VERSION --grant APP`.
+    let version: i32 = db.query_one("SELECT max(version) FROM ballot.schema_migrations", &[]).await.unwrap().get(0);
+    let grants = ballot::postgres::schema_script("ballot", version, std::slice::from_ref(&app)).unwrap();
+    assert!(!grants.contains("CREATE"), "{grants}");
+    db.batch_execute(&grants).await.unwrap();
     for kind in ["pg", "pgbouncer"] {
         let k = require(kind);
-        let hostport = k.url.split("://").nth(1).unwrap().split('/').next().unwrap();
-        let base = format!("postgres://{app}:{}@{hostport}/{}/{}", b.fact("APP_PASSWORD"), b.fact("DB"), unique("ns"));
+        let base =
+            format!("postgres://{app}:{}@{}/{}/{}", b.fact("APP_PASSWORD"), hostport(kind), b.fact("DB"), unique("ns"));
         let u = k.with_query(&base);
         let (x, y) = (connect(&u).await, connect(&u).await);
         let name = unique("least");
@@ -500,7 +498,7 @@ async fn a_paused_server_suspends_then_loses_the_leader() {
 async fn a_dead_host_before_the_live_one_is_passed_over() {
     let _g = DISRUPT.read().await;
     let b = require("pg");
-    let live_host = b.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let live_host = hostport("pg");
     let u = format!(
         "postgres://{}:{}@127.0.0.1:{},{live_host}/{}/{}",
         b.fact("USER"),
@@ -513,4 +511,41 @@ async fn a_dead_host_before_the_live_one_is_passed_over() {
     let e = c.election(&unique("hosts")).unwrap();
     within(live(), "campaign through the second host", e.campaign("x")).await.unwrap();
     c.close().await.unwrap();
+}
+
+/// A join whose statement waits on the election's row lock (a transaction of
+/// someone else holds the row) longer than the op timeout fails with
+/// `connection`, as any statement without an answer does, and leaves no orphan
+/// candidate of the live session that would block the queue: once the row is
+/// free, only the leader is queued and a new campaign wins at its resign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_that_timed_out_on_a_row_lock_leaves_no_orphan() {
+    let _g = DISRUPT.read().await;
+    let u = url("pg");
+    let (a, b) = (connect(&u).await, connect(&u).await);
+    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let name = unique("orphan");
+    let full = format!("{ns}/{name}");
+    let (mut db, admin) = (sql().await, sql().await);
+    let ea = a.election(&name).unwrap();
+    within(live(), "a wins", ea.campaign("a")).await.unwrap();
+    let tx = db.transaction().await.unwrap();
+    tx.execute("SELECT 1 FROM ballot.elections WHERE name = $1 FOR SHARE", &[&full]).await.unwrap();
+    let eb = b.election(&name).unwrap();
+    let e = within(require("pg").ttl * 3, "b's campaign gives up", eb.campaign("b")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    tx.commit().await.unwrap();
+    let joining = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE query LIKE '%.join(%' AND state = 'active' AND pid <> pg_backend_pid()";
+    within(live(), "the abandoned join is over on the server", async {
+        while admin.query_one(joining, &[]).await.unwrap().get::<_, i64>(0) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let queued = "SELECT count(*) FROM ballot.candidates WHERE election = $1";
+    assert_eq!(admin.query_one(queued, &[&full]).await.unwrap().get::<_, i64>(0), 1, "an orphan was queued");
+    let t = tokio::spawn(async move { eb.campaign("b").await });
+    ea.resign().await.unwrap();
+    within(live(), "b wins", t).await.unwrap().unwrap();
 }

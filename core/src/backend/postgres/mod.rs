@@ -64,7 +64,7 @@
 //! when `term` is the current leader's term of `election` (its full name, the
 //! namespace included) and that leader's session is alive by the server's clock.
 
-mod sql;
+pub(crate) mod sql;
 mod tls;
 
 use std::fmt;
@@ -270,7 +270,6 @@ fn map_err(what: &str, e: &tokio_postgres::Error) -> Error {
         }
         return Error::new(kind, format!("postgres {what}: {msg} (SQLSTATE {code})"));
     }
-    // Everything else is the transport: refused, reset, closed, TLS.
     let mut text = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -278,6 +277,19 @@ fn map_err(what: &str, e: &tokio_postgres::Error) -> Error {
         text.push_str(&s.to_string());
         src = s.source();
     }
+    // tokio-postgres's own check, before anything is sent: the server asked for
+    // a password and there is none. That is a credential problem, not the
+    // transport's, and no retry will fix it.
+    if text.contains("password missing") {
+        return Error::new(
+            ErrorKind::Auth,
+            format!(
+                "postgres {what}: the server asks for a password and none was given (in the URL, the options' \
+                 password, or PGPASSWORD)"
+            ),
+        );
+    }
+    // Everything else is the transport: refused, reset, closed, TLS.
     Error::new(ErrorKind::Connection, format!("postgres {what}: {text}"))
 }
 
@@ -504,8 +516,7 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()
         return Ok(());
     }
     let tx = client.transaction().await.map_err(|e| map_err("schema migration", &e))?;
-    let lock = format!("SELECT pg_advisory_xact_lock(hashtext('ballot migrations {schema}'))");
-    tx.batch_execute(&lock).await.map_err(|e| map_err("schema migration lock", &e))?;
+    tx.batch_execute(&sql::migration_lock(schema)).await.map_err(|e| map_err("schema migration lock", &e))?;
     tx.batch_execute(&sql::fill(sql::PREAMBLE, schema)).await.map_err(|e| map_err("creating the schema", &e))?;
     let now = version(cell(tx.simple_query(&version_sql).await.map_err(|e| map_err("schema check", &e))?)?)?;
     for (v, body) in sql::MIGRATIONS.iter().filter(|(v, _)| *v > now) {

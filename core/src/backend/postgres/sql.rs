@@ -242,6 +242,84 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 "#;
 
+/// The least privileges of a role that runs elections (and calls `is_leader`)
+/// once the schema is at the latest version; kept in step with `MIGRATIONS`.
+/// EXECUTE on the functions is PUBLIC's by default.
+const GRANTS: &str = "\
+GRANT USAGE ON SCHEMA {s} TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.sessions, {s}.elections, {s}.candidates TO {role};
+GRANT SELECT ON {s}.schema_migrations TO {role};
+GRANT USAGE ON SEQUENCE {s}.sessions_id_seq, {s}.candidates_id_seq TO {role};
+";
+
+/// The statement that serialises migrations of one schema: every client's
+/// first connect and `ballot pg-schema`'s script take it.
+pub(super) fn migration_lock(schema: &str) -> String {
+    format!("SELECT pg_advisory_xact_lock(hashtext('ballot migrations {schema}'))")
+}
+
+/// The SQL script that brings schema `schema` from version `from` (0: it does
+/// not exist) to the latest, in one transaction, as a client's first connect
+/// would, and then grants each of `roles` the least privileges. This is what
+/// `ballot pg-schema` prints, for teams whose applications may not run DDL.
+///
+/// Errors (`InvalidArgument`): a schema name `check_schema` refuses, a `from`
+/// below 0 or above the latest version, a role name that is empty, longer
+/// than 63 bytes or contains NUL.
+pub fn schema_script(schema: &str, from: i32, roles: &[String]) -> crate::Result<String> {
+    use crate::{Error, ErrorKind};
+    check_schema(schema).map_err(|m| Error::new(ErrorKind::InvalidArgument, m))?;
+    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if !(0..=latest).contains(&from) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("schema version {from}: expected 0 (no schema yet) to {latest} (the latest this ballot knows)"),
+        ));
+    }
+    let mut quoted = Vec::new();
+    for role in roles {
+        if role.is_empty() || role.len() > 63 || role.contains('\0') {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("role {role:?}: expected a PostgreSQL role name of 1 to 63 bytes without NUL"),
+            ));
+        }
+        quoted.push(format!("\"{}\"", role.replace('"', "\"\"")));
+    }
+    let pending: Vec<&(i32, &str)> = MIGRATIONS.iter().filter(|(v, _)| *v > from).collect();
+    let mut out = format!(
+        "-- ballot {}: the schema \"{schema}\" of the PostgreSQL backend, version {from} -> {latest}.\n\
+         -- Apply it once, as a role that may create a schema in the database, e.g.\n\
+         --   psql -v ON_ERROR_STOP=1 -f THIS_FILE \"postgres://OWNER@HOST/DBNAME\"\n\
+         -- It is one transaction: all of it applies, or nothing. Clients that then\n\
+         -- find the schema at version {latest} only read it: their role needs no DDL\n\
+         -- rights, only the grants that `ballot pg-schema --grant ROLE` adds below.\n\
+         -- A schema's version: SELECT max(version) FROM \"{schema}\".schema_migrations;\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    if pending.is_empty() && quoted.is_empty() {
+        out.push_str("-- Nothing to apply: the schema is at the latest version.\n");
+        return Ok(out);
+    }
+    out.push_str("BEGIN;\n");
+    out.push_str(&migration_lock(schema));
+    out.push_str(";\n");
+    if !pending.is_empty() {
+        out.push_str(&fill(PREAMBLE, schema));
+    }
+    for (v, body) in pending {
+        out.push_str(&format!("\n-- migration {v}\n"));
+        out.push_str(&fill(body, schema));
+        out.push_str(&fill(&format!("INSERT INTO {{s}}.schema_migrations (version) VALUES ({v});\n"), schema));
+    }
+    for role in &quoted {
+        out.push_str(&format!("\n-- the least privileges of role {role}\n"));
+        out.push_str(&fill(GRANTS, schema).replace("{role}", role));
+    }
+    out.push_str("COMMIT;\n");
+    Ok(out)
+}
+
 /// `template` with the schema and the channel filled in. `schema` is a checked
 /// identifier (see `check_schema`).
 pub(super) fn fill(template: &str, schema: &str) -> String {
@@ -262,5 +340,28 @@ pub(super) fn check_schema(schema: &str) -> Result<(), String> {
             "option schema={schema:?}: expected a lowercase identifier (a-z, 0-9, _; not starting with a digit), \
              at most 63 bytes"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_quotes_roles_and_applies_only_later_migrations() {
+        let all = schema_script("ballot", 0, &["app".into(), "we\"ird".into()]).unwrap();
+        assert!(all.contains("BEGIN;\n") && all.ends_with("COMMIT;\n"), "{all}");
+        assert!(all.contains("INSERT INTO \"ballot\".schema_migrations (version) VALUES (1);"));
+        assert!(all.contains("GRANT USAGE ON SCHEMA \"ballot\" TO \"we\"\"ird\";"), "{all}");
+        let latest = MIGRATIONS.last().unwrap().0;
+        let none = schema_script("ballot", latest, &[]).unwrap();
+        assert!(!none.contains("BEGIN") && none.contains("Nothing to apply"), "{none}");
+        let grants_only = schema_script("ballot", latest, &["app".into()]).unwrap();
+        assert!(!grants_only.contains("CREATE") && grants_only.contains("TO \"app\";"), "{grants_only}");
+        for bad in [schema_script("Ballot", 0, &[]), schema_script("ballot", latest + 1, &[])] {
+            assert_eq!(bad.unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
+        }
+        let long = "r".repeat(64);
+        assert_eq!(schema_script("ballot", 0, &[long]).unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
     }
 }
