@@ -32,6 +32,8 @@ that is ~/.local/state/ballot, or /var/lib/ballot for root):
   etcd://[user:pass@]h1:2379[,h2:2379][/ns]      etcds:// for TLS
   zk://[user:pass@]h1:2181[,h2:2181][/chroot]
   consul://[token@]h:8500[/ns]                   consuls:// for TLS
+  postgres://user:pass@h:5432[,h2]/db[/ns]       ?sslmode=verify-full&sslrootcert=ca.pem
+                                                 &schema=ballot&pooler=transaction (PgBouncer)
   Common options: ?ttl=10s&margin=2s&connect_timeout=5s
 
 Exit codes:
@@ -66,7 +68,7 @@ When the command must stop:
   `ballot run` is killed  (even by SIGKILL) the supervisor SIGKILLs the tree. On
                           the local backend it holds the leader lock until the
                           tree is gone, so no other candidate is elected before;
-                          on etcd, ZooKeeper and Consul the session outlives
+                          on etcd, ZooKeeper, Consul and PostgreSQL the session outlives
                           `ballot run` by its TTL, far longer than that takes.
 
 Limits: a process that is not a descendant (started through systemd, cron, ssh or
@@ -79,7 +81,7 @@ frozen VM) cannot stop anything in time: give resources BALLOT_TERM as a fencing
 token. No cgroup is used.";
 
 #[derive(Parser, Debug)]
-#[command(name = "ballot", version, about = "Leader election on etcd, ZooKeeper, Consul or the local host", after_help = AFTER_HELP)]
+#[command(name = "ballot", version, about = "Leader election on etcd, ZooKeeper, Consul, PostgreSQL or the local host", after_help = AFTER_HELP)]
 struct Cli {
     /// Backend URL. Default: $BALLOT_BACKEND, else file://$XDG_STATE_HOME/ballot
     /// (~/.local/state/ballot; /var/lib/ballot for root).
@@ -154,6 +156,23 @@ enum Command {
     End {
         /// Election name.
         election: String,
+    },
+    /// Print the SQL that creates or upgrades the PostgreSQL backend's schema, for
+    /// databases where the applications' role may not run DDL: apply it once as
+    /// the schema's owner (psql -v ON_ERROR_STOP=1 -f FILE), then ballot only reads it.
+    #[cfg(feature = "postgres")]
+    PgSchema {
+        /// The schema (the URL's schema= option).
+        #[arg(long, default_value = "ballot", value_name = "NAME")]
+        schema: String,
+        /// The version the schema is at (0: it does not exist yet); only later
+        /// migrations are printed. `SELECT max(version) FROM ballot.schema_migrations`.
+        #[arg(long, default_value_t = 0, value_name = "VERSION")]
+        from: i32,
+        /// Also grant ROLE the least privileges that running elections and
+        /// is_leader() need (repeatable).
+        #[arg(long, value_name = "ROLE")]
+        grant: Vec<String>,
     },
 }
 
@@ -326,6 +345,12 @@ async fn dispatch(cli: Cli) -> CliResult {
             let client = connect(cli.backend, Options::default()).await?;
             let e = client.election(&election)?;
             observe(&e, json).await
+        }
+        #[cfg(feature = "postgres")]
+        Command::PgSchema { schema, from, grant } => {
+            let script = ballot::postgres::schema_script(&schema, from, &grant)?;
+            print!("{script}");
+            Ok(exit::OK)
         }
         Command::End { election } => {
             let client = connect(cli.backend, Options::default()).await?;

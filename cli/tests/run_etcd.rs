@@ -6,180 +6,19 @@
 //! The tests freeze the etcd server (SIGSTOP) in turn, so they run one at a time.
 #![cfg(feature = "etcd")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+mod common;
+
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ballot");
-const LIVE: Duration = Duration::from_secs(20);
+use common::*;
 
 /// One test at a time: a frozen server would disturb the others.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: run `bash tests/run.sh`, or start etcd with tests/servers/harness.py and export its env"
-        )
-    })
-}
-
-fn unique(tag: &str) -> String {
-    format!("{tag}-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos())
-}
-
-/// A child process whose stdout or stderr lines arrive on a channel; killed when dropped.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    what: String,
-}
-
-impl Proc {
-    fn spawn(what: &str, cmd: &mut Command, stderr: bool) -> Proc {
-        cmd.env_remove("BALLOT_BACKEND");
-        let mut child = if stderr {
-            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
-        } else {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
-        };
-        let out: Box<dyn std::io::Read + Send> =
-            if stderr { Box::new(child.stderr.take().unwrap()) } else { Box::new(child.stdout.take().unwrap()) };
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines, what: what.to_string() }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Reads lines until one contains `text`, within `LIVE`.
-    fn until(&self, text: &str) -> String {
-        let end = Instant::now() + LIVE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(text) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("{}: no line with {text:?} within {LIVE:?}", self.what),
-            }
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on the pid of a child we own.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    /// Waits for the exit, within `limit`.
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("{}: did not exit within {limit:?}", self.what);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// SIGKILLs the given processes when dropped, so that a failed test leaves nothing.
-struct KillOnDrop(Vec<i32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for &p in &self.0 {
-            if alive(p) {
-                // SAFETY: kill(2); these are processes this test started.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-fn ballot(url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["--backend", url]);
-    c
-}
-
-/// The state letter of `pid`, None once it is gone from /proc.
-fn state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
-}
-
-/// Whether `pid` runs (a zombie, dead but not yet reaped, does not).
-fn alive(pid: i32) -> bool {
-    state(pid).is_some_and(|s| s != 'Z' && s != 'X')
-}
-
-/// The live descendants of `root` as (pid, command name).
-fn tree(root: i32) -> Vec<(i32, String)> {
-    let mut procs = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some((head, rest))) = (stat.find(" ("), stat.rsplit_once(") ")) else { continue };
-        let f: Vec<&str> = rest.split(' ').collect();
-        if f[0] != "Z" && f[0] != "X" {
-            procs.push((pid, f[1].parse::<i32>().unwrap(), head[open + 2..].to_string()));
-        }
-    }
-    let mut out = Vec::new();
-    let mut parents = vec![root];
-    while let Some(p) = parents.pop() {
-        for (pid, ppid, comm) in &procs {
-            if *ppid == p {
-                out.push((*pid, comm.clone()));
-                parents.push(*pid);
-            }
-        }
-    }
-    out
-}
-
-/// The command's processes under `ballot run` (`run`), once `n` sleeps run: the
-/// supervisor first, then the command's tree.
-fn command_tree(run: &Proc, n: usize) -> Vec<(i32, String)> {
-    let end = Instant::now() + LIVE;
-    loop {
-        let t = tree(run.pid());
-        if t.iter().filter(|(_, c)| c == "sleep").count() >= n {
-            return t;
-        }
-        assert!(Instant::now() < end, "{}: the command did not start: {t:?}", run.what);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Freezes the etcd server (SIGSTOP) until dropped (SIGCONT), also when the test fails.
@@ -205,22 +44,7 @@ impl Drop for Frozen {
 #[test]
 fn sigkill_of_run_leaves_no_descendant_before_the_next_leader() {
     let _serial = serial();
-    let url = format!("{}?ttl=2s", env("BALLOT_TEST_ETCD"));
-    let name = unique("run-kill");
-    let a = Proc::spawn(
-        "ballot run",
-        ballot(&url).args(["run", &name, "--", "sh", "-c", "sleep 1000 & sleep 1000; :"]),
-        true,
-    );
-    let t = command_tree(&a, 2);
-    let pids: Vec<i32> = t.iter().map(|(p, _)| *p).collect();
-    let _cleanup = KillOnDrop(pids.clone());
-    let b = Proc::spawn("ballot campaign b", ballot(&url).args(["campaign", &name, "b"]), false);
-    b.until("campaigning");
-    a.signal(libc::SIGKILL);
-    b.until("elected");
-    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-    assert!(left.is_empty(), "b was elected while {left:?} of {t:?} ran");
+    sigkill_of_run_leaves_nothing_behind(&format!("{}?ttl=2s", env("BALLOT_TEST_ETCD")));
 }
 
 /// issue 14: `--grace` (10 s by default) ran past the moment the server could let
