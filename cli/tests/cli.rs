@@ -1,10 +1,12 @@
 //! The `ballot` binary, driven as a user would.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ballot");
+use common::{alive, state, tree, BIN};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ballot-cli-test-{tag}-{}", std::process::id()));
@@ -32,45 +34,6 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
         std::thread::sleep(Duration::from_millis(5));
     }
     start.elapsed()
-}
-
-/// Whether `pid` runs (a zombie, dead but not yet reaped by its new parent, does not).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
-    }
-}
-
-/// The live descendants of `root`, parents first, as (pid, command name).
-fn tree(root: i32) -> Vec<(i32, String)> {
-    let mut procs = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some((head, rest))) = (stat.find(" ("), stat.rsplit_once(") ")) else { continue };
-        let f: Vec<&str> = rest.split(' ').collect();
-        if f[0] != "Z" && f[0] != "X" {
-            procs.push((pid, f[1].parse::<i32>().unwrap(), head[open + 2..].to_string()));
-        }
-    }
-    let mut out: Vec<(i32, String)> = Vec::new();
-    let mut parents = vec![root];
-    while let Some(p) = parents.pop() {
-        for (pid, ppid, comm) in &procs {
-            if *ppid == p {
-                out.push((*pid, comm.clone()));
-                parents.push(*pid);
-            }
-        }
-    }
-    out
-}
-
-/// The state letter of `pid` (None once it is gone from /proc).
-fn state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
 }
 
 /// `ballot --backend URL run ELECTION [ARGS...] -- sh -c SCRIPT`, stderr piped.

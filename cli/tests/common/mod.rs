@@ -123,7 +123,7 @@ pub fn alive(pid: i32) -> bool {
     state(pid).is_some_and(|s| s != 'Z' && s != 'X')
 }
 
-/// The live descendants of `root` as (pid, command name).
+/// The live descendants of `root`, parents first, as (pid, command name).
 pub fn tree(root: i32) -> Vec<(i32, String)> {
     let mut procs = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
