@@ -5,11 +5,11 @@
     python3 bench/run.py --quick    # a couple of minutes, only to keep the harness working; writes bench/quick/
 
 It builds the Rust driver (crate ballot-bench) and the ballot CLI in release
-mode, starts etcd, ZooKeeper and Consul on loopback through
+mode, starts etcd, ZooKeeper, Consul, PostgreSQL and PgBouncer on loopback through
 tests/servers/harness.py into its own state directory (stopped by PID at exit,
 also on failure or Ctrl-C), runs each measurement with progress and timings on
 stderr, and writes the report. Python packages it needs (matplotlib, kazoo,
-py-consul) are installed into a venv (BALLOT_BENCH_VENV, default
+py-consul, psycopg) are installed into a venv (BALLOT_BENCH_VENV, default
 ~/.cache/ballot-bench-venv) when the running interpreter lacks them.
 
 Figures are measurements, never assertions: nothing here fails because a
@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -37,11 +38,16 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 HARNESS = os.path.join(ROOT, "tests", "servers", "harness.py")
-PY_DEPS = {"matplotlib": "matplotlib", "kazoo": "kazoo", "consul": "py-consul"}
+PY_DEPS = {"matplotlib": "matplotlib", "kazoo": "kazoo", "consul": "py-consul", "psycopg": "psycopg[binary]"}
 VENV = os.environ.get("BALLOT_BENCH_VENV", os.path.expanduser("~/.cache/ballot-bench-venv"))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BACKENDS = ["local", "etcd", "zk", "consul"]
-NAMES = {"local": "local (file)", "etcd": "etcd", "zk": "ZooKeeper", "consul": "Consul"}
+BACKENDS = ["local", "etcd", "zk", "consul", "pg", "pgpool"]
+NAMES = {"local": "local (file)", "etcd": "etcd", "zk": "ZooKeeper", "consul": "Consul", "pg": "PostgreSQL",
+         "pgpool": "PostgreSQL via PgBouncer (polling)"}
+# The harness kinds each backend needs.
+SERVERS = {"local": [], "etcd": ["etcd"], "zk": ["zk"], "consul": ["consul"], "pg": ["pg"], "pgpool": ["pg", "pgbouncer"]}
+# ballot opens two connections per client on PostgreSQL (queries, and LISTEN); the harness's server allows 500.
+PG_MAX_CONNECTIONS = 500
 T0 = time.monotonic()
 
 
@@ -50,7 +56,7 @@ def log(msg: str) -> None:
 
 
 def ensure_python_deps() -> None:
-    """Re-executes under a venv that has matplotlib, kazoo and py-consul, made when missing."""
+    """Re-executes under a venv that has matplotlib, kazoo, py-consul and psycopg, made when missing."""
     missing = []
     for mod in PY_DEPS:
         try:
@@ -79,7 +85,10 @@ FULL = dict(rounds=200, warmup=5, proc_rounds=200, scale=[2, 10, 100, 1000], sca
             scale_rounds_big=20, failover=20, fp_elections=10000, fp_clients=100)
 QUICK = dict(rounds=20, warmup=2, proc_rounds=8, scale=[2, 10], scale_rounds=10, scale_rounds_big=10,
              failover=2, fp_elections=200, fp_clients=10)
-SETTLE_MS = {"local": 20, "etcd": 20, "zk": 20, "consul": 50}
+SETTLE_MS = {"local": 20, "etcd": 20, "zk": 20, "consul": 50, "pg": 20, "pgpool": 20}
+# A random extra pause before each resign (ms): through PgBouncer the successor polls every 100 ms, and rounds
+# of a fixed period would fall into step with that poll and show one phase of it only.
+JITTER_MS = {"pgpool": 100}
 
 
 # ---------------------------------------------------------------- servers and processes
@@ -87,17 +96,20 @@ SETTLE_MS = {"local": 20, "etcd": 20, "zk": 20, "consul": 50}
 class Servers:
     """The harness's servers in a state directory of our own; stopped by PID at exit."""
 
-    def __init__(self, keep: bool):
+    def __init__(self, keep: bool, kinds: list[str]):
         self.dir = tempfile.mkdtemp(prefix="ballot-bench.")
         self.keep = keep
+        self.kinds = kinds
         self.env: dict = {}
         self.started = False
         atexit.register(self.stop)
 
     def start(self) -> None:
-        log("starting etcd, zk, consul through tests/servers/harness.py")
+        if not self.kinds:
+            return
+        log(f"starting {', '.join(self.kinds)} through tests/servers/harness.py")
         self.started = True
-        subprocess.run([sys.executable, HARNESS, "start", "etcd", "zk", "consul", "--zk-tick-ms", "1000",
+        subprocess.run([sys.executable, HARNESS, "start", *self.kinds, "--zk-tick-ms", "1000",
                         "--dir", self.dir], check=True, stdout=subprocess.DEVNULL, timeout=180)
         with open(os.path.join(self.dir, "env.json")) as f:
             self.env = json.load(f)
@@ -142,6 +154,9 @@ def _run_json(argv: list[str], timeout: float, what: str) -> dict:
         log(f"{what}: FAILED in {dt:.1f} s: no JSON on stdout")
         return {"error": "no JSON result"}
     out["wall_s"] = round(dt, 1)
+    if isinstance(out.get("url"), str):
+        # The harness's throwaway password stays out of results.json.
+        out["url"] = re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", out["url"])
     if "samples_ms" in out:
         s = summary(out["samples_ms"])
         log(f"{what}: done in {dt:.1f} s: n={s['n']} p50={fmt(s['p50'])} ms p99={fmt(s['p99'])} ms")
@@ -186,24 +201,33 @@ class Bench:
         self.cli = os.path.join(TARGET, "release", "ballot")
         self.peers = [sys.executable, os.path.join(BENCH, "peers", "peers.py")]
         self.local_dir = os.path.join(servers.dir, "local")
+        self.backends = [b for b in BACKENDS if not args.backends or b in args.backends]
         self.r: dict = {"handoff": {}, "floor": {}, "peers": {}, "scale": {}, "failover": {}, "footprint": {},
                         "surfaces": {}, "errors": []}
 
     # URLs and addresses
     def url(self, b: str, extra: str = "") -> str:
         e = self.s.env
+        # PostgreSQL in plain text on loopback, as every other server here (TLS is the default, `prefer`).
+        # Through PgBouncer, pooler=transaction says so up front, rather than the 500 ms probe at connect.
         base = {"local": f"file://{self.local_dir}", "etcd": e.get("BALLOT_TEST_ETCD"),
-                "zk": e.get("BALLOT_TEST_ZK"), "consul": e.get("BALLOT_TEST_CONSUL")}[b]
-        return base + (("?" + extra) if extra else "")
+                "zk": e.get("BALLOT_TEST_ZK"), "consul": e.get("BALLOT_TEST_CONSUL"),
+                "pg": f"{e.get('BALLOT_TEST_PG_URL')}?sslmode=disable",
+                "pgpool": f"{e.get('BALLOT_TEST_PGBOUNCER_URL')}?sslmode=disable&pooler=transaction"}[b]
+        return base + (("&" if "?" in base else "?") + extra if extra else "")
 
     def addr(self, b: str) -> str:
         e = self.s.env
         return {"local": self.local_dir, "etcd": f"127.0.0.1:{e.get('BALLOT_TEST_ETCD_PORT')}",
-                "zk": e.get("BALLOT_TEST_ZK_CONNECT"), "consul": e.get("BALLOT_TEST_CONSUL_HTTP_ADDR")}[b]
+                "zk": e.get("BALLOT_TEST_ZK_CONNECT"), "consul": e.get("BALLOT_TEST_CONSUL_HTTP_ADDR"),
+                "pg": self.url("pg"), "pgpool": self.url("pgpool")}[b]
 
     def counter(self, b: str) -> list[str]:
         return {"local": [], "etcd": ["--count", f"etcd:{self.addr('etcd')}"], "zk": ["--count", f"zk:{self.addr('zk')}"],
-                "consul": ["--count", "consul"]}[b]
+                "consul": ["--count", "consul"], "pg": ["--count", "pg"], "pgpool": ["--count", "pg"]}[b]
+
+    def jitter(self, b: str) -> list[str]:
+        return ["--jitter-ms", str(JITTER_MS[b])] if b in JITTER_MS else []
 
     def want(self, section: str) -> bool:
         return not self.a.only or section in self.a.only
@@ -213,16 +237,20 @@ class Bench:
         p = self.p
         # Warm the servers first: ZooKeeper is a JVM, and whichever client ran first
         # would pay for its JIT. Every client below, ballot and peers, meets a warm server.
-        for b in BACKENDS:
-            if b != "local":
+        for b in self.backends:
+            # Through PgBouncer every handoff waits for a poll: pg's warm-up serves it too.
+            if b not in ("local", "pgpool"):
                 run_json([self.driver, "handoff", "--url", self.url(b), "--election", f"bench-warmup-{b}",
                           "--rounds", str(5 * p["rounds"]), "--warmup", "0", "--settle-ms", "1"],
                          600, f"server warm-up {b} (not reported)")
-        for b in BACKENDS:
+        for b in self.backends:
             self.r["handoff"][b] = run_json(
                 [self.driver, "handoff", "--url", self.url(b), "--election", f"bench-handoff-{b}",
-                 "--rounds", str(p["rounds"]), "--warmup", str(p["warmup"]), "--settle-ms", str(SETTLE_MS[b])],
+                 "--rounds", str(p["rounds"]), "--warmup", str(p["warmup"]), "--settle-ms", str(SETTLE_MS[b]),
+                 *self.jitter(b)],
                 600, f"handoff ballot {b}")
+            if b == "pgpool":
+                continue  # no notification through a transaction pooler: the floor is pg's
             self.r["floor"][b] = run_json(
                 [self.driver, "floor", "--kind", b, "--addr", self.addr(b), "--rounds", str(p["rounds"])],
                 600, f"floor {b}")
@@ -236,7 +264,7 @@ class Bench:
             "etcd": {
                 "etcd Election RPC (etcd-client crate)": [self.driver, "etcd-rpc", "--addr", self.addr("etcd"),
                                                           "--rounds", rounds, "--warmup", warm],
-                "etcdctl elect (processes)": [*self.peers, "etcdctl", "--endpoint", e["BALLOT_TEST_ETCD_ENDPOINTS"],
+                "etcdctl elect (processes)": [*self.peers, "etcdctl", "--endpoint", e.get("BALLOT_TEST_ETCD_ENDPOINTS", ""),
                                               "--rounds", prounds, "--warmup", "2"],
             },
             "zk": {
@@ -250,12 +278,17 @@ class Bench:
                                             "--rounds", prounds, "--warmup", "2"],
             },
         }
-        curator = self.curator_cmd(rounds, warm)
+        runs["pg"] = {
+            "psycopg pg_advisory_lock (Python)": [*self.peers, "pg-advisory", "--url", self.url("pg"),
+                                                  "--rounds", rounds, "--warmup", warm],
+        }
+        runs = {b: x for b, x in runs.items() if b in self.backends}
+        curator = self.curator_cmd(rounds, warm) if "zk" in runs else None
         if curator:
             runs["zk"]["Curator LeaderLatch (Java)"] = curator
-        if self.node_peers():
+        if "etcd" in runs and self.node_peers():
             runs["etcd"]["etcd3 Election (Node)"] = [
-                "node", os.path.join(BENCH, "peers", "etcd3_election.js"), e["BALLOT_TEST_ETCD_ENDPOINTS"], rounds,
+                "node", os.path.join(BENCH, "peers", "etcd3_election.js"), e.get("BALLOT_TEST_ETCD_ENDPOINTS", ""), rounds,
                 warm, str(SETTLE_MS["etcd"]), "bench-etcd3"]
         for b, peers in runs.items():
             self.r["peers"][b] = {}
@@ -298,29 +331,36 @@ class Bench:
     # 4
     def scale(self) -> None:
         p = self.p
-        for b in BACKENDS:
+        for b in self.backends:
             self.r["scale"][b] = {}
             for n in p["scale"]:
+                if b == "pg" and 2 * n > PG_MAX_CONNECTIONS - 20:
+                    why = (f"not measured: {n} clients hold {2 * n} server connections (queries and LISTEN), "
+                           f"over the harness server's max_connections={PG_MAX_CONNECTIONS}; see the PgBouncer row")
+                    log(f"scale {b} N={n}: {why}")
+                    self.r["scale"][b][str(n)] = {"skipped": why}
+                    continue
                 rounds = p["scale_rounds"] if n <= 100 else p["scale_rounds_big"]
                 self.r["scale"][b][str(n)] = run_json(
                     [self.driver, "handoff", "--url", self.url(b), "--election", f"bench-scale-{b}-{n}",
                      "--rounds", str(rounds), "--warmup", "3", "--waiters", str(n - 1),
-                     "--settle-ms", str(SETTLE_MS[b]), "--timeout-s", "120", "--budget-s", "240",
+                     "--settle-ms", str(SETTLE_MS[b]), *self.jitter(b), "--timeout-s", "120", "--budget-s", "240",
                      *self.counter(b)],
                     600, f"scale {b} N={n}")
 
     # 5
     def failover(self) -> None:
-        ttl = {"local": "", "etcd": "ttl=3s", "zk": "session_timeout=3s", "consul": "ttl=10s&lock_delay=0s"}
+        ttl = {"local": "", "etcd": "ttl=3s", "zk": "session_timeout=3s", "consul": "ttl=10s&lock_delay=0s",
+               "pg": "ttl=3s", "pgpool": "ttl=3s"}
         results: dict = {}
         threads = []
-        for b in BACKENDS:
+        for b in self.backends:
             t = threading.Thread(target=lambda b=b: results.__setitem__(b, self.failover_one(b, ttl[b])))
             t.start()
             threads.append(t)
         for t in threads:
             t.join(timeout=3600)
-        for b in BACKENDS:
+        for b in self.backends:
             r = results.get(b, {"error": "did not finish"})
             r["ttl"] = ttl[b] or "none (the kernel frees the flock)"
             self.r["failover"][b] = r
@@ -390,7 +430,9 @@ class Bench:
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
             self.r["errors"].append(f"surfaces: build failed: {e}")
             log(f"surfaces: build FAILED: {e}")
-        for b in BACKENDS:
+        # Not through PgBouncer: the surface drivers have no jitter, and their rounds would fall into step with
+        # the 100 ms poll.
+        for b in [x for x in self.backends if x != "pgpool"]:
             self.r["surfaces"][b] = {}
             # Rust again, in this section, so that the surfaces compare within minutes of each other.
             self.r["surfaces"][b]["Rust"] = run_json(
@@ -410,7 +452,7 @@ class Bench:
     # 6
     def footprint(self) -> None:
         p = self.p
-        for b in BACKENDS:
+        for b in self.backends:
             self.r["footprint"][b] = {
                 "one client": run_json([self.driver, "footprint", "--url", self.url(b), "--clients", "1",
                                         "--elections", str(p["fp_elections"])], 900, f"footprint {b} 1 client"),
@@ -443,6 +485,8 @@ def machine_facts(servers: Servers) -> dict:
         "etcd": e.get("BALLOT_TEST_ETCD_VERSION"),
         "zk": e.get("BALLOT_TEST_ZK_VERSION"),
         "consul": e.get("BALLOT_TEST_CONSUL_VERSION"),
+        "pg": e.get("BALLOT_TEST_PG_VERSION"),
+        "pgbouncer": e.get("BALLOT_TEST_PGBOUNCER_VERSION"),
     }
 
 
@@ -458,15 +502,23 @@ def targets_section(r: dict, ratios: dict, sm) -> list[str]:
     """The issue's targets next to this run's figures, each met or missed by how much."""
     rows: list[tuple[str, str, float | None, float, str]] = []  # (target, backend, value, limit, unit)
 
+    ran = {b for k in ("handoff", "peers", "scale", "failover", "footprint", "surfaces") for b in r.get(k) or {}}
+
     def add(target: str, b: str, value: float | None, limit: float, unit: str = "") -> None:
-        rows.append((target, NAMES[b], value, limit, unit))
+        if b in ran:  # a backend this run (or a merged one) measured at all
+            rows.append((target, NAMES[b], value, limit, unit))
 
     for b in ["etcd", "zk"]:
         add("handoff p50 <= 2 ms", b, sm(r["handoff"].get(b))["p50"], 2.0, " ms")
+    # On a direct connection; through PgBouncer the successor polls every 100 ms (the handoff table says what
+    # that costs).
+    add("handoff p50 <= 3 ms", "pg", sm(r["handoff"].get("pg"))["p50"], 3.0, " ms")
     for b in BACKENDS:
         if b in ratios:
             add(f"ballot / best peer ({ratios[b][0]}) at p50 <= 1.0", b, ratios[b][1], 1.0)
     for b in BACKENDS:
+        if b == "pgpool":
+            continue  # no notification through the pooler: no floor
         h, fl = sm(r["handoff"].get(b))["p50"], sm(r["floor"].get(b))["p50"]
         add("handoff p50 / floor p50 <= 3", b, h / fl if h is not None and fl else None, 3.0)
     for b in BACKENDS:
@@ -478,6 +530,12 @@ def targets_section(r: dict, ratios: dict, sm) -> list[str]:
             for n in ["100", "1000"]:
                 add(f"scale: requests per handoff at N = {n} / at N = 2 (flat: <= 1.5)", b,
                     q[n] / q["2"] if q[n] is not None else None, 1.5)
+    for b in ["pg", "pgpool"]:
+        x = r["failover"].get(b)
+        if x:
+            ttl_s = float(x.get("ttl", "ttl=3s").split("=")[1].rstrip("s"))
+            add(f"failover p99 <= TTL + 1 s ({ttl_s + 1:.0f} s)", b,
+                sm(x)["p99"] / 1e3 if sm(x)["p99"] is not None else None, ttl_s + 1, " s")
     for b in BACKENDS:
         x = next((v for v in (r["footprint"].get(b) or {}).values() if v and v.get("elections") == 10000), None)
         add("footprint: RSS of 10,000 elections on one client <= 100 MB", b,
@@ -533,13 +591,16 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
         + ". Figures are measurements, not assertions.",
         "",
         f"- Run: {f['date']}, commit `{f['commit']}`, {f['cpus']} CPUs, Linux {f['kernel']}; "
-        f"etcd {f['etcd']}, ZooKeeper {f['zk']}, Consul {f['consul']}; release build.",
+        f"etcd {f['etcd']}, ZooKeeper {f['zk']}, Consul {f['consul']}, PostgreSQL {f.get('pg')}, PgBouncer "
+        f"{f.get('pgbouncer')}; release build.",
         f"- Load average at start {r['load_start']}, at end {r['load_end']}. **The machine is shared**: two other "
         "engineers build and test on the same 2 CPUs, so the tails (p99, max) carry their noise.",
         f"- Total time {r['total_s']:.0f} s.",
-        *[f"- Sections {', '.join(x['sections'])} come from a later run of the same command with `--only ... "
-          f"--merge`: {x['date']}, commit `{x['commit']}`, load average {x['load_start']} -> {x['load_end']}, "
-          f"{x['total_s']:.0f} s." for x in r.get("later_runs", [])],
+        *[f"- Sections {', '.join(x['sections'])}"
+          + (f" for {', '.join(NAMES.get(b, b) for b in x['backends'])}" if x.get("backends") else "")
+          + f" come from a later run of the same command with `--only ... --merge`: {x['date']}, commit "
+          f"`{x['commit']}`, load average {x['load_start']} -> {x['load_end']}, {x['total_s']:.0f} s."
+          for x in r.get("later_runs", [])],
         "- Percentiles are nearest-rank over the timed rounds; warm-up rounds are not counted.",
         "",
     ]
@@ -559,12 +620,17 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
           "Handoff = the leader resigns (or releases) at t0; the waiting candidate's campaign returns at t1. "
           "Two candidates, each with its own session. The floor is the server's own notification latency "
           "(etcd: delete -> watch event; ZooKeeper: delete -> exists-watch event; Consul: release -> blocking "
-          "query returns; local: flock unlock -> the blocked flock returns).", "",
+          "query returns; local: flock unlock -> the blocked flock returns; PostgreSQL: NOTIFY on one connection "
+          "-> another connection's LISTEN receives it). Through PgBouncer in transaction mode there is no "
+          "notification: the successor polls every 100 ms (a random 0-100 ms pause before each resign keeps the "
+          "rounds out of step with the poll), so that row has no floor and shows what the polling costs.", "",
           "| backend | ballot p50 | ballot p99 | floor p50 | floor p99 | best peer | peer p50 | peer p99 "
           "| ballot / peer (p50) | ballot / peer (p99) |",
           "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     ratios = {}
     for b in BACKENDS:
+        if b not in r["handoff"]:
+            continue
         h, fl = sm(r["handoff"].get(b)), sm(r["floor"].get(b))
         peers = {k: sm(v) for k, v in r["peers"].get(b, {}).items() if v and "samples_ms" in v and v["samples_ms"]}
         best = min(peers.items(), key=lambda kv: kv[1]["p50"]) if peers else None
@@ -587,7 +653,11 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
     L += ["## Every client, same server, same run", "",
           "| backend | client | n | p50 | p99 | max | mean |", "|---|---|---:|---:|---:|---:|---:|"]
     for b in BACKENDS:
-        rows = [("ballot (Rust)", r["handoff"].get(b)), ("floor (server notification)", r["floor"].get(b))]
+        if b not in r["handoff"] and b not in r["peers"]:
+            continue
+        rows = [("ballot (Rust)", r["handoff"].get(b))]
+        if b != "pgpool":
+            rows.append(("floor (server notification)", r["floor"].get(b)))
         rows += list(r["peers"].get(b, {}).items())
         for name, x in rows:
             s = sm(x)
@@ -609,12 +679,19 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
           "`await()` of the other returns at t1 (bench/peers/CuratorLatch.java, Debian's Curator 5.4.0 jars).",
           "- **py-consul**: session + `kv.put(acquire=)`, and on failure a blocking `kv.get(index=)` until the "
           "lock is free, the usual lock loop; two clients on threads in one process.",
+          "- **psycopg pg_advisory_lock**: the usual PostgreSQL recipe, two psycopg 3 connections on threads in one "
+          "process (autocommit); each candidate blocks in `SELECT pg_advisory_lock(k)`, the leader's "
+          "`SELECT pg_advisory_unlock(k)` at t0, the other's call returns at t1. It has no fencing term and no "
+          "value, and the lock lives as long as that one connection.",
           "- **ballot**: `Election::campaign` / `resign` from Rust, one `Client` per candidate in one process "
-          "(`ballot-bench handoff`).", ""]
+          "(`ballot-bench handoff`). PostgreSQL without TLS on loopback (`sslmode=disable`), as every server "
+          "here; through PgBouncer with `pooler=transaction`.", ""]
 
     # plot: handoff CDFs
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    for ax, b in zip(axes, BACKENDS):
+    shown = [b for b in BACKENDS if b in r["handoff"]]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4.2), squeeze=False)
+    axes = axes[0]
+    for ax, b in zip(axes, shown):
         series = [("ballot", r["handoff"].get(b)), ("floor", r["floor"].get(b))] + list(r["peers"].get(b, {}).items())
         for name, x in series:
             if x and x.get("samples_ms"):
@@ -640,12 +717,20 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
               "whole cycle: etcd: the server's `grpc_server_msg_received_total` (all methods); ZooKeeper: "
               "`zk_packets_received` from `mntr`; both less the idle rate (keepalives, pings) measured for 2 s "
               "just before, times the duration. Consul: ballot's own count of acquire attempts on the lock key "
-              "(`ballot::__consul_acquire_attempts`), which is what a herd would multiply. local: no server to "
-              "count.", "",
+              "(`ballot::__consul_acquire_attempts`), which is what a herd would multiply. PostgreSQL: the "
+              "statements ballot's clients send, counted on the wire by a proxy of the bench that every client "
+              "of these rows connects through (one more loopback hop each way, so compare these rows with each "
+              "other rather than with the handoff table), less session renewals, which the proxy tells apart "
+              "by their text; the idle rate (waiting candidates looking again, and through PgBouncer their "
+              "100 ms polls) is subtracted as for the others, and the idle / s column is that rate. local: no "
+              "server to count.", "",
               "| backend | N | n | p50 | p99 | requests / handoff | raw / handoff | idle / s |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for b in BACKENDS:
             for n, x in r["scale"].get(b, {}).items():
+                if x and "skipped" in x:
+                    L.append(f"| {NAMES[b]} | {n} ({x['skipped']}) | | | | | | |")
+                    continue
                 s = sm(x)
                 q = (x or {}).get("requests") or {}
                 note = f" {err(x)}" if err(x) else ""
@@ -687,6 +772,8 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
               "configured one for this measurement; the server decides when the dead session ends.", "",
               "| backend | TTL / session timeout | n | p50 | p99 | max | min |", "|---|---|---:|---:|---:|---:|---:|"]
         for b in BACKENDS:
+            if b not in r["failover"]:
+                continue
             x = r["failover"].get(b) or {}
             s = sm(x)
             mn = min(x["samples_ms"]) if x.get("samples_ms") else None
@@ -694,7 +781,9 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
             L.append(f"| {NAMES[b]}{note} | {x.get('ttl', '')} | {s['n']} | {fmt(s['p50'])} | {fmt(s['p99'])} | "
                      f"{fmt(s['max'])} | {fmt(mn)} |")
         L += ["", "Consul keeps a session whose TTL has run out for up to twice the TTL before it invalidates it, "
-              "and `lock_delay=0s` was set so that the lock-delay (15 s by default) does not add to it.", ""]
+              "and `lock_delay=0s` was set so that the lock-delay (15 s by default) does not add to it. "
+              "PostgreSQL: the server's clock ends the dead session's lease; the waiting candidate sleeps until "
+              "that lease's expiry (read with its position) and looks again then.", ""]
         fig, ax = plt.subplots(figsize=(8, 4))
         data = [(NAMES[b], (r["failover"].get(b) or {}).get("samples_ms") or []) for b in BACKENDS]
         data = [(n, [v / 1e3 for v in xs]) for n, xs in data if xs]
@@ -751,12 +840,19 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
     # where ballot loses
     L += ["## Ratios against the best peer", ""]
     for b in BACKENDS:
+        if b not in r["handoff"]:
+            continue
         if b in ratios:
             name, r50, r99 = ratios[b]
             verdict = "ballot is faster" if r50 < 1 else "**ballot is slower**"
             L.append(f"- {NAMES[b]}: ballot / {name} = {r50:.2f} at p50, {r99:.2f} at p99: {verdict} at p50.")
-        else:
+        elif b == "local":
             L.append(f"- {NAMES[b]}: no peer measured (the local backend has no native peer).")
+        elif b == "pgpool":
+            L.append(f"- {NAMES[b]}: no peer measured (session-level advisory locks do not work through a "
+                     "transaction pooler).")
+        else:
+            L.append(f"- {NAMES[b]}: no peer measured in this run.")
     L.append("")
     analysis = r.get("analysis")
     if analysis:
@@ -819,6 +915,8 @@ def main() -> int:
     ap.add_argument("--out", help="output directory (default: bench/, or bench/quick/ with --quick)")
     ap.add_argument("--only", nargs="*", choices=["handoff", "peers", "scale", "failover", "footprint", "surfaces"],
                     help="run only these sections")
+    ap.add_argument("--backends", nargs="*", choices=BACKENDS,
+                    help="run only these backends (pgpool: PostgreSQL through PgBouncer); only their servers start")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already in CARGO_TARGET_DIR")
     ap.add_argument("--keep-servers", action="store_true", help="leave the servers running (debugging)")
     ap.add_argument("--strict", action="store_true",
@@ -842,7 +940,9 @@ def main() -> int:
         return 0
     if not args.no_build:
         build()
-    servers = Servers(args.keep_servers)
+    chosen = [b for b in BACKENDS if not args.backends or b in args.backends]
+    kinds = list(dict.fromkeys(k for b in chosen for k in SERVERS[b]))
+    servers = Servers(args.keep_servers, kinds)
 
     def on_signal(signum, _frame):
         log(f"signal {signum}: stopping the servers")
@@ -876,11 +976,22 @@ def main() -> int:
         merged = dict(prev)
         for sec in ran:
             for k in keys[sec]:
-                merged[k] = r[k]
+                if args.backends:
+                    # Only these backends' entries: the others keep the earlier run's.
+                    merged[k] = {**prev.get(k, {}), **{b: v for b, v in r[k].items() if b in args.backends}}
+                else:
+                    merged[k] = r[k]
         merged["errors"] = prev.get("errors", []) + r["errors"]
+        # The facts of the servers this run started (a PostgreSQL-only run knows no etcd version).
+        merged["facts"] = {**r["facts"], **{k: v for k, v in prev.get("facts", {}).items()
+                                             if k in ("etcd", "zk", "consul", "pg", "pgbouncer") and v and not
+                                             r["facts"].get(k)},
+                           "date": prev.get("facts", r["facts"])["date"],
+                           "commit": prev.get("facts", r["facts"])["commit"]}
         merged.setdefault("later_runs", []).append(
-            {"sections": sorted(ran), "date": r["facts"]["date"], "commit": r["facts"]["commit"],
-             "load_start": r["load_start"], "load_end": r["load_end"], "total_s": r["total_s"]})
+            {"sections": sorted(ran), "backends": args.backends or [], "date": r["facts"]["date"],
+             "commit": r["facts"]["commit"], "load_start": r["load_start"], "load_end": r["load_end"],
+             "total_s": r["total_s"]})
         r = merged
     r["profile"] = "quick" if args.quick else "full"
     analysis_path = os.path.join(BENCH, "ANALYSIS.md")

@@ -9,6 +9,7 @@ Progress goes to stderr. Every loop is bounded in count and in time.
     peers.py consul-py   --addr H:P    --rounds N   (PyPI py-consul: session + acquire)
     peers.py etcdctl     --endpoint URL --rounds N  (`etcdctl elect`, driven as processes)
     peers.py consul-lock --addr H:P    --rounds N   (`consul lock`, driven as processes)
+    peers.py pg-advisory --url URL     --rounds N   (psycopg: pg_advisory_lock / pg_advisory_unlock)
     peers.py ballot-py   --url URL     --rounds N   (ballot's own Python binding, for the surfaces table)
 
 The in-process peers (kazoo, py-consul) time both ends on one clock, as the
@@ -156,6 +157,34 @@ def cmd_consul_py(a) -> dict:
     return {"what": "py-consul session+acquire handoff", "rounds": a.rounds, "samples_ms": samples}
 
 
+def cmd_pg_advisory(a) -> dict:
+    import psycopg
+
+    # The usual recipe: each candidate holds a connection of its own and blocks in
+    # pg_advisory_lock(key); the leader's pg_advisory_unlock lets the server hand
+    # the lock to the next waiter, whose call then returns. autocommit, as such
+    # loops run: a session-level lock outlives transactions anyway.
+    key = int.from_bytes(a.election.encode()[:7].ljust(7, b"\0"), "big")
+    conns = [psycopg.connect(a.url, autocommit=True, connect_timeout=int(WAIT)) for _ in range(2)]
+
+    def candidate(idx, won, release, stop, max_terms):
+        c = conns[idx]
+        for _ in range(max_terms):
+            c.execute("SELECT pg_advisory_lock(%s)", (key,))
+            won.put((idx, time.perf_counter()))
+            release.get(timeout=WAIT * 10)
+            c.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            if release.get(timeout=WAIT * 10) == "stop":
+                return
+
+    try:
+        samples = in_process(a.rounds, a.warmup, a.settle_ms / 1e3, candidate)
+    finally:
+        for c in conns:
+            c.close()
+    return {"what": "psycopg pg_advisory_lock handoff", "rounds": a.rounds, "samples_ms": samples}
+
+
 def cmd_ballot_py(a) -> dict:
     import ballot
 
@@ -292,12 +321,16 @@ def main() -> int:
     p.add_argument("--addr", required=True)
     p.add_argument("--startup-ms", type=float, default=600)
     common(p, "bench-consul-lock")
+    p = sub.add_parser("pg-advisory")
+    p.add_argument("--url", required=True)
+    p.add_argument("--settle-ms", type=float, default=20)
+    common(p, "bench-pg-advisory")
     p = sub.add_parser("ballot-py")
     p.add_argument("--url", required=True)
     p.add_argument("--settle-ms", type=float, default=20)
     common(p, "bench-ballot-py")
     a = ap.parse_args()
-    fn = {"ballot-py": cmd_ballot_py, "kazoo": cmd_kazoo, "consul-py": cmd_consul_py, "etcdctl": cmd_etcdctl, "consul-lock": cmd_consul_lock}
+    fn = {"ballot-py": cmd_ballot_py, "pg-advisory": cmd_pg_advisory, "kazoo": cmd_kazoo, "consul-py": cmd_consul_py, "etcdctl": cmd_etcdctl, "consul-lock": cmd_consul_lock}
     print(json.dumps(fn[a.cmd](a)))
     return 0
 

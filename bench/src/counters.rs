@@ -6,8 +6,13 @@
 //!   included);
 //! - Consul: ballot's own in-process count of acquire attempts on the lock key
 //!   (`ballot::__consul_acquire_attempts`), since Consul 1.8's HTTP metrics are
-//!   interval samples rather than counters.
+//!   interval samples rather than counters;
+//! - PostgreSQL: the statements ballot's clients send, counted on the wire by the
+//!   bench's proxy (`pgwire.rs`: why not the server's statistics), less session
+//!   renewals, which are counted apart.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,17 +26,19 @@ pub enum Counter {
     Zk(String),
     /// ballot's Consul acquire attempts for this election key.
     ConsulAttempts(String),
+    /// Statements through the bench's PostgreSQL proxy, less renewals.
+    PgWire(Arc<crate::pgwire::Counts>),
 }
 
 impl Counter {
     /// Parses `etcd:HOST:PORT`, `zk:HOST:PORT` or `consul` (the election key is
-    /// `election`).
+    /// `election`). `pg` is set up by the caller, which starts the proxy.
     pub fn parse(spec: &str, election: &str) -> Result<Counter, String> {
         match spec.split_once(':') {
             Some(("etcd", a)) => Ok(Counter::Etcd(a.to_string())),
             Some(("zk", a)) => Ok(Counter::Zk(a.to_string())),
             None if spec == "consul" => Ok(Counter::ConsulAttempts(election.to_string())),
-            _ => Err(format!("unknown counter {spec:?} (etcd:HOST:PORT, zk:HOST:PORT or consul)")),
+            _ => Err(format!("unknown counter {spec:?} (etcd:HOST:PORT, zk:HOST:PORT, consul or pg)")),
         }
     }
 
@@ -47,6 +54,7 @@ impl Counter {
             Counter::Etcd(_) => "etcd grpc_server_msg_received_total (all methods)",
             Counter::Zk(_) => "ZooKeeper zk_packets_received (mntr)",
             Counter::ConsulAttempts(_) => "ballot Consul acquire attempts on the lock key",
+            Counter::PgWire(_) => "PostgreSQL statements sent but session renewals (counted by the bench's proxy)",
         }
     }
 
@@ -80,6 +88,19 @@ impl Counter {
                     .ok_or_else(|| "zk mntr: no zk_packets_received".to_string())
             }
             Counter::ConsulAttempts(k) => Ok(ballot::__consul_acquire_attempts(k) as f64),
+            Counter::PgWire(c) => {
+                Ok((c.statements.load(Ordering::Relaxed) - c.renewals.load(Ordering::Relaxed)) as f64)
+            }
+        }
+    }
+}
+
+impl Counter {
+    /// Session renewals so far, where they are counted apart (PostgreSQL).
+    pub fn renewals(&self) -> Option<f64> {
+        match self {
+            Counter::PgWire(c) => Some(c.renewals.load(Ordering::Relaxed) as f64),
+            _ => None,
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   owner deletes the node at t0.
 //! - Consul: a blocking query on a locked key; a second HTTP connection releases
 //!   the lock at t0.
+//! - PostgreSQL: one connection LISTENs on a channel; another sends `NOTIFY` on
+//!   it at t0 (autocommit, so the notification goes out at its commit).
 //!
 //! t1 is when the waiting side sees the notification.
 
@@ -19,10 +21,10 @@ use crate::{ms, within};
 /// Arguments of `floor`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// local, etcd, zk or consul.
+    /// local, etcd, zk, consul or pg.
     #[arg(long)]
     kind: String,
-    /// HOST:PORT of the server (a directory for local).
+    /// HOST:PORT of the server (a directory for local, a postgres:// URL for pg).
     #[arg(long)]
     addr: String,
     /// Timed notifications.
@@ -43,12 +45,14 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
         "etcd" => etcd(&a).await?,
         "zk" => zk(&a).await?,
         "consul" => consul(&a).await?,
+        "pg" => pg(&a).await?,
         k => return Err(format!("unknown kind {k:?}")),
     };
     let what = match a.kind.as_str() {
         "local" => "flock unlock -> blocked flock returns",
         "etcd" => "delete -> watch event",
         "zk" => "delete -> exists-watch event",
+        "pg" => "NOTIFY -> the LISTENing connection receives it",
         _ => "release -> blocking query returns",
     };
     Ok(json!({ "what": what, "kind": a.kind, "rounds": a.rounds, "samples_ms": samples }))
@@ -195,5 +199,49 @@ async fn consul(a: &Args) -> Result<Vec<f64>, String> {
         out.push(ms(t1 - t0));
     }
     let _ = writer.put(format!("{base}/v1/session/destroy/{sid}")).send().await;
+    Ok(out)
+}
+
+async fn pg(a: &Args) -> Result<Vec<f64>, String> {
+    use futures_util::StreamExt;
+    use tokio_postgres::{AsyncMessage, NoTls};
+    let err = |e: tokio_postgres::Error| e.to_string();
+    let (listener, mut conn) =
+        within(a.timeout_s, "pg connect", tokio_postgres::connect(&a.addr, NoTls)).await?.map_err(err)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    // The connection's driver stamps each notification as it reads it.
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let _ = tx.send((n.payload().to_string(), Instant::now()));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    within(a.timeout_s, "LISTEN", listener.batch_execute("LISTEN bench_floor")).await?.map_err(err)?;
+    let (writer, conn) =
+        within(a.timeout_s, "pg connect", tokio_postgres::connect(&a.addr, NoTls)).await?.map_err(err)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut out = Vec::with_capacity(a.rounds);
+    for i in 0..a.rounds {
+        tokio::time::sleep(Duration::from_millis(a.settle_ms)).await;
+        let notify = format!("NOTIFY bench_floor, '{i}'");
+        let t0 = Instant::now();
+        within(a.timeout_s, "NOTIFY", writer.batch_execute(&notify)).await?.map_err(err)?;
+        let t1 = loop {
+            let (payload, t) = within(a.timeout_s, "notification", rx.recv()).await?.ok_or("listener ended")?;
+            if payload == i.to_string() {
+                break t;
+            }
+        };
+        out.push(ms(t1 - t0));
+    }
+    drop(listener);
     Ok(out)
 }

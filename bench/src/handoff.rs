@@ -18,7 +18,7 @@ use crate::{ms, within};
 /// Arguments of `handoff`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Backend URL (file://, etcd://, zk://, consul://).
+    /// Backend URL (file://, etcd://, zk://, consul://, postgres://).
     #[arg(long)]
     url: String,
     /// Election name.
@@ -36,10 +36,15 @@ pub struct Args {
     /// Pause before each resign, so that the previous leader is queued again.
     #[arg(long, default_value_t = 20)]
     settle_ms: u64,
+    /// A random extra pause of 0 to this many ms before each resign, so that the
+    /// rounds do not fall into step with a polling period (`pooler=transaction`).
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
     /// Session TTL, seconds.
     #[arg(long, default_value_t = 10)]
     ttl_s: u64,
-    /// Request counter to read around the timed rounds: etcd:HOST:PORT, zk:HOST:PORT or consul.
+    /// Request counter to read around the timed rounds: etcd:HOST:PORT, zk:HOST:PORT, consul, or pg
+    /// (every client then goes through the bench's counting proxy, one more loopback hop).
     #[arg(long)]
     count: Option<String>,
     /// Seconds for any single wait.
@@ -66,12 +71,21 @@ fn campaign(elections: &[Election], i: usize, tx: &mpsc::UnboundedSender<Won>) {
 /// Runs the measurement and returns its JSON summary.
 pub async fn run(a: Args) -> Result<serde_json::Value, String> {
     let n = a.waiters + 1;
+    // The PostgreSQL counter is a proxy in front of the server: start it first.
+    let (url, counter) = match a.count.as_deref() {
+        Some("pg") => {
+            let (url, count) = crate::pgwire::start(&a.url).await?;
+            (url, Some(Counter::PgWire(count)))
+        }
+        Some(s) => (a.url.clone(), Some(Counter::parse(s, &a.election)?)),
+        None => (a.url.clone(), None),
+    };
     let opts = Options::default().with_ttl(Duration::from_secs(a.ttl_s));
     let t_connect = Instant::now();
     let mut clients: Vec<Client> = Vec::with_capacity(n);
     // Connect in batches of 50 so that 1000 sessions do not open at once.
     for start in (0..n).step_by(50) {
-        let batch = (start..n.min(start + 50)).map(|_| Client::connect(&a.url, opts.clone()));
+        let batch = (start..n.min(start + 50)).map(|_| Client::connect(&url, opts.clone()));
         for c in within(a.timeout_s, "connect", futures_util::future::join_all(batch)).await? {
             clients.push(c.map_err(|e| format!("connect: {e}"))?);
         }
@@ -95,7 +109,6 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
     tokio::time::sleep(Duration::from_millis(a.settle_ms) + Duration::from_millis(2 * n as u64)).await;
     eprintln!("handoff: {} waiting candidates queued in {:.0} ms", n - 1, ms(t_queue.elapsed()));
 
-    let counter = a.count.as_deref().map(|s| Counter::parse(s, &a.election)).transpose()?;
     let idle = match &counter {
         Some(c) => counters::idle_rate(c, Duration::from_secs(2)).await?,
         None => 0.0,
@@ -104,6 +117,11 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
     let mut samples = Vec::with_capacity(a.rounds);
     let mut resign_ms = Vec::with_capacity(a.rounds);
     let mut c0 = (0.0, Instant::now());
+    let mut renewals0 = 0.0;
+    // xorshift64, seeded from the clock: the jitter needs no better randomness.
+    let mut rng = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64))
+        .unwrap_or(1)
+        | 1;
     let total = a.warmup + a.rounds;
     let t_all = Instant::now();
     let mut truncated = false;
@@ -116,9 +134,17 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
         if round == a.warmup {
             if let Some(c) = &counter {
                 c0 = (c.read().await?, Instant::now());
+                renewals0 = c.renewals().unwrap_or(0.0);
             }
         }
-        tokio::time::sleep(Duration::from_millis(a.settle_ms)).await;
+        let mut pause = Duration::from_millis(a.settle_ms);
+        if a.jitter_ms > 0 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            pause += Duration::from_micros(rng % (a.jitter_ms * 1000));
+        }
+        tokio::time::sleep(pause).await;
         let t0 = Instant::now();
         within(a.timeout_s, "resign", elections[leader].resign()).await?.map_err(|e| format!("resign: {e}"))?;
         let t_resigned = Instant::now();
@@ -150,6 +176,7 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
             "seconds": secs,
             "per_handoff": net / samples.len().max(1) as f64,
             "raw_per_handoff": raw / samples.len().max(1) as f64,
+            "renewals": c.renewals().map(|r| r - renewals0),
         });
     }
     // Withdraw everyone; bounded, and errors here do not spoil the figures.
@@ -166,6 +193,7 @@ pub async fn run(a: Args) -> Result<serde_json::Value, String> {
         "rounds": samples.len(),
         "truncated": truncated,
         "settle_ms": a.settle_ms,
+        "jitter_ms": a.jitter_ms,
         "samples_ms": samples,
         "resign_ms": resign_ms,
         "requests": requests,

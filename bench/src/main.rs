@@ -14,6 +14,7 @@ mod etcd_rpc;
 mod floor;
 mod footprint;
 mod handoff;
+mod pgwire;
 
 use std::process::ExitCode;
 use std::time::Duration;
