@@ -3,7 +3,7 @@
 
 Python 3.11, standard library only. Usually run through tests/chaos/run.sh.
 
-    chaos.py run --bin PATH [--ci | --rounds N] [--backend local|etcd|zk|consul ...]
+    chaos.py run --bin PATH [--ci | --rounds N] [--backend local|etcd|zk|consul|pg ...]
                  [--seed S] [--candidates K] [--out DIR] [--slack S] [--tolerance-ms MS]
                  [--mode candidate|run --ballot PATH]
     chaos.py check DIR       (re-run the checker over the logs of one backend run)
@@ -97,8 +97,20 @@ BACKENDS = {
                    "crash": 1},
         "skipped": {},
     },
+    "pg": {
+        "kind": "pg", "env": "BALLOT_TEST_PG", "scheme": "postgres", "ttl_ms": 3000,
+        # Even slots (c0, c2, c4) connect to PostgreSQL directly (LISTEN/NOTIFY); odd
+        # slots (c1, c3) go through PgBouncer in transaction mode (`pooler=transaction`:
+        # they poll). `pooler` restarts PgBouncer.
+        "pooler": ("pgbouncer", "BALLOT_TEST_PGBOUNCER"),
+        "faults": {"kill": 3, "term": 1, "pause": 2, "blackhole": 2, "reset": 2, "expire": 2, "restart": 2,
+                   "pooler": 2},
+        # The harness runs PostgreSQL with fsync=off and synchronous_commit=off (a clean
+        # stop writes everything; a SIGKILL of the postmaster may lose the last commits).
+        "skipped": {"crash": "synchronous_commit=off in the harness: a SIGKILL may lose commits (terms)"},
+    },
 }
-FAULT_KINDS = ["kill", "term", "pause", "blackhole", "reset", "expire", "restart", "crash"]
+FAULT_KINDS = ["kill", "term", "pause", "blackhole", "reset", "expire", "restart", "crash", "pooler"]
 CI_FAULTS = 20
 # Run mode: `ballot run --grace`. Short, so that a `term` fault of a wrapper that
 # ignores SIGTERM does not hold the election for long.
@@ -141,6 +153,11 @@ def expiry_ms(backend: str, ttl_ms: int) -> int:
         return ttl_ms + 1000  # ZooKeeper expires a session up to one tick (1 s) late
     if backend == "consul":
         return 2 * ttl_ms  # Consul keeps a silent session for TTL to 2 x TTL; lock_delay=0s
+    if backend == "pg":
+        # The server's clock ends a session TTL after its last renewal; the first waiting
+        # candidate looks again 20 ms after that (direct) or within 100 ms (through
+        # PgBouncer) and takes its term in one statement: 0.5 s for that look.
+        return ttl_ms + 500
     return ttl_ms + 1000  # etcd: a lease outlives its TTL by up to one raft election
 
 
@@ -385,11 +402,20 @@ class Run:
             url = f"file://{os.path.join(self.out, 'local-backend')}"
             return url + (f"?ttl={self.ttl_ms}ms&margin={self.margin_ms}ms" if self.run_mode else "")
         hosts = ",".join(f"{HOST}:{p.port}" for p in self.proxies[slot])
-        url = f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
+        if self.b == "pg":
+            env, var = self.servers.env, self.cfg["env"]
+            url = f"postgres://{env[var + '_USER']}:{env[var + '_PASSWORD']}@{hosts}/{env[var + '_DB']}" \
+                  f"?pooler={'transaction' if self.pooled(slot) else 'none'}"
+        else:
+            url = f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
         if self.run_mode:
             # `ballot run` takes its TTL and margin from the URL.
             url += ("&" if "?" in url else "?") + f"ttl={self.ttl_ms}ms&margin={self.margin_ms}ms"
         return url
+
+    def pooled(self, slot: int) -> bool:
+        """pg: odd slots reach PostgreSQL through PgBouncer (transaction pooling)."""
+        return bool(self.cfg.get("pooler")) and slot % 2 == 1
 
     async def spawn(self, slot: int) -> Proc:
         inc = self.procs[slot].inc + 1 if slot in self.procs else 0
@@ -619,13 +645,27 @@ class Run:
             desc = f" member {i} (restart took {took:.1f}s)"
             if self.cfg.get("wipes"):
                 desc += "; data wiped: terms and the fence start again"
+        elif kind == "pooler":
+            # PgBouncer goes away: restarted (SIGTERM: it closes every client connection),
+            # or, 1 in 2, SIGKILLed and down for 1..3 s. It keeps no state.
+            pkind = self.cfg["pooler"][0]
+            crash = self.rng.random() < 0.5
+            down = 1 + 2 * self.rng.random() if crash else 0.0
+            t0 = self.ev("fault", n=n, kind=kind, member=pkind, crash=crash, secs=round(down, 2))["t"]
+            if crash:
+                await self.harness("kill-member", pkind, "0")
+                await asyncio.sleep(down)
+            took = await self.harness("restart-member", pkind, "0")
+            heal = self.ev("heal", n=n)["t"]
+            rec.update(t0=t0, heal=heal, member=pkind, crash=crash)
+            desc = f"{pkind} " + (f"SIGKILL, down {down:.1f}s, " if crash else "") + f"restart took {took:.1f}s"
         else:
             # No leader to aim at (the checker reports it): go on with the next fault.
             self.ev("fault", n=n, kind=kind, target=None, skipped="no leader")
             rec.update(desc=" skipped: no leader to aim at")
             return rec
-        rec["anchor"] = rec["heal"] if kind in ("restart", "crash") or (kind == "pause" and self.b == "local") \
-            else rec["t0"]
+        healed_counts = kind in ("restart", "crash", "pooler") or (kind == "pause" and self.b == "local")
+        rec["anchor"] = rec["heal"] if healed_counts else rec["t0"]
         rec["desc"] = desc
         return rec
 
@@ -662,7 +702,41 @@ class Run:
                 return f"session destroy {sess[:8]}: {r.status}"
             finally:
                 c.close()
+        if self.b == "pg":
+            return self.expire_pg_session()
         return "n/a"
+
+    def expire_pg_session(self) -> str:
+        """PostgreSQL: the leader's session row expires now by the server's clock
+        (`expires_at = clock_timestamp()`), the state a session reaches TTL after its
+        last renewal. Nothing else is done, as the server does nothing else: the
+        leader's next renewal fails (an expired session never comes back), and the
+        first waiting candidate sweeps the session at its next look. On the
+        PostgreSQL server directly, not through any candidate's proxy."""
+        env, var = self.servers.env, self.cfg["env"]
+        e = self.election.replace("'", "''")
+        sql = f"""
+            WITH l AS (
+                SELECT c.session_id, c.term, convert_from(c.value, 'UTF8') AS who
+                FROM ballot.candidates c JOIN ballot.sessions s ON s.id = c.session_id
+                WHERE c.election = '{e}' AND s.expires_at > clock_timestamp()
+                ORDER BY c.id LIMIT 1),
+            u AS (
+                UPDATE ballot.sessions s SET expires_at = clock_timestamp()
+                FROM l WHERE s.id = l.session_id AND l.term IS NOT NULL
+                RETURNING s.id)
+            SELECT l.session_id, coalesce(l.term::text, 'none'), l.who, (SELECT count(*) FROM u) FROM l;
+        """
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", " ", "-v", "ON_ERROR_STOP=1",
+                            "-d", env[f"{var}_URL"]], input=sql, capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            return f"psql failed: {r.stderr.strip()[-300:]}"
+        row = r.stdout.split()
+        if len(row) != 4:
+            return "no leader row"
+        sess, term, who, n = row
+        return f"session {sess} of {who} (term {term}) expired now" if n == "1" else \
+            f"first candidate {who} has no term: nothing expired"
 
     # --- the run
 
@@ -674,10 +748,12 @@ class Run:
         if cfg["kind"]:
             env = self.servers.env
             self.members = [int(env[f"{cfg['env']}_{i}_PORT"]) for i in range(int(env[f"{cfg['env']}_MEMBERS"]))]
+            pooler_port = int(env[f"{cfg['pooler'][1]}_PORT"]) if cfg.get("pooler") else 0
             for slot in range(self.args.candidates):
                 self.proxies[slot] = []
-                for i, port in enumerate(self.members):
-                    px = Proxy(port, f"c{slot}->m{i}")
+                targets = [pooler_port] if self.pooled(slot) else self.members
+                for i, port in enumerate(targets):
+                    px = Proxy(port, f"c{slot}->{'pooler' if self.pooled(slot) else 'm'}{i}")
                     await px.start()
                     self.proxies[slot].append(px)
         self.tailer = asyncio.create_task(self.tail())
@@ -687,6 +763,9 @@ class Run:
             if unknown:
                 raise RuntimeError(f"fault(s) {sorted(unknown)} do not apply to {self.b}; it has {sorted(kinds)}")
             kinds = {k: w for k, w in kinds.items() if k in self.args.faults}
+        if cfg.get("pooler"):
+            say(f"[{self.b}] candidates in odd slots go through {cfg['pooler'][0]} (pooler=transaction), "
+                f"the others connect directly")
         say(f"[{self.b} {self.elapsed()}] election {self.election}; {self.args.candidates} candidates; "
             f"ttl {self.ttl_ms} ms, margin {self.margin_ms} ms, failover bound {self.bound_ms} ms; "
             f"faults: {', '.join(kinds)}")
@@ -777,23 +856,27 @@ class Servers:
         cfg = BACKENDS[backend]
         if not cfg["kind"]:
             return
-        var = cfg["env"]
-        if os.environ.get(var) and os.environ.get(f"{var}_0_LOG"):
+        # pg: PgBouncer too, from the same state dir (the harness builds it in front of that pg).
+        kinds = [(cfg["kind"], cfg["env"])] + ([cfg["pooler"]] if cfg.get("pooler") else [])
+        dirs = {os.path.dirname(os.environ.get(f"{var}_0_LOG", "")) for _, var in kinds}
+        if all(os.environ.get(var) and os.environ.get(f"{var}_0_LOG") for _, var in kinds) and len(dirs) == 1:
             # Already running (tests/run.sh): the harness's state dir is where its logs are.
-            self.dir = os.path.dirname(os.environ[f"{var}_0_LOG"])
-            self.env.update({k: v for k, v in os.environ.items() if k.startswith(var)})
-            say(f"[{backend}] using running {cfg['kind']} from {self.dir}")
+            self.dir = dirs.pop()
+            for _, var in kinds:
+                self.env.update({k: v for k, v in os.environ.items() if k.startswith(var)})
+            say(f"[{backend}] using running {' and '.join(k for k, _ in kinds)} from {self.dir}")
             return
         self.dir = self.own_dir
         t0 = time.monotonic()
         self.started = True
-        r = subprocess.run([sys.executable, HARNESS, "start", cfg["kind"], "--zk-tick-ms", "1000", "--dir", self.dir],
+        r = subprocess.run([sys.executable, HARNESS, "start", *(k for k, _ in kinds), "--zk-tick-ms", "1000",
+                            "--dir", self.dir],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise RuntimeError(f"harness start {cfg['kind']} failed:\n{r.stderr[-3000:]}")
         with open(os.path.join(self.dir, "env.json")) as f:
             self.env.update({k: str(v) for k, v in json.load(f).items()})
-        say(f"[{backend}] started {cfg['kind']} in {time.monotonic() - t0:.1f}s ({self.dir})")
+        say(f"[{backend}] started {' and '.join(k for k, _ in kinds)} in {time.monotonic() - t0:.1f}s ({self.dir})")
 
     def stop(self) -> None:
         if self.started:
@@ -1360,7 +1443,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")
     p.add_argument("--bin", required=True, help="the ballot-chaos candidate binary")
-    p.add_argument("--backend", nargs="+", default=["local", "etcd", "zk", "consul"],
+    p.add_argument("--backend", nargs="+", default=["local", "etcd", "zk", "consul", "pg"],
                    choices=list(BACKENDS))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ci", action="store_true", help=f"bounded: {CI_FAULTS} faults per backend (default)")
