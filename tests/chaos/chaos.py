@@ -529,7 +529,13 @@ class Run:
             ls = self.leaders()
             if len(ls) == 1 and ls[0] is cur:
                 if since is not None and time.monotonic() - since >= stable:
-                    return cur
+                    # Read the logs once more: the tailer reads them every 20 ms, and
+                    # the next fault must not start in a gap that has just begun.
+                    for p in self.procs.values():
+                        p.poll_log()
+                    if self.leaders() == [cur]:
+                        return cur
+                    continue
             else:
                 cur = ls[0] if len(ls) == 1 else None
                 since = time.monotonic() if cur else None
@@ -792,6 +798,10 @@ class Run:
                     # renewal (TTL/3): until then the old leader still believes it leads.
                     await asyncio.sleep(self.ttl_ms / 3000 + 1)
                 new = await self.wait_leader(self.bound_ms / 1000 + 10)
+                if new is not None and "t0" in rec:
+                    # The checker follows a leaderless gap that opens after this moment
+                    # past the next fault's start (see check(), rule 4).
+                    self.ev("recovered", n=n, proc=new.id, term=new.term)
                 took = (now_ns() - rec.get("t0", now_ns())) / 1e6
                 who = f"{new.id} term {new.term}" if new else "NONE"
                 say(f"[{self.b} {self.elapsed()}] fault {n}/{n_faults}: {rec['kind']} "
@@ -1181,6 +1191,7 @@ def check(out: str) -> dict:
     faults = meta["faults"]
     bound = meta["bound_ms"] * 1_000_000
     stop_t = next((r["t"] for r in driver if r["ev"] == "stop_all"), end_t)
+    recovered_at = {r["n"]: r["t"] for r in driver if r["ev"] == "recovered"}
     per_kind: dict[str, dict] = {}
     for i, fl in enumerate(faults):
         if fl.get("no_leader_before"):
@@ -1190,7 +1201,12 @@ def check(out: str) -> dict:
             continue
         t0 = fl["t0"]
         t_end = faults[i + 1]["t0"] if i + 1 < len(faults) and "t0" in faults[i + 1] else stop_t
-        # The end of the last leaderless gap within [t0, t_end).
+        # The end of the last leaderless gap within [t0, t_end). A gap still open at
+        # t_end that began after the driver had seen a stable leader again after this
+        # fault ("recovered": the next fault may start a few ms into such a gap, before
+        # the driver reads its `unlead`) is followed to its end, which must be within
+        # the bound of this fault too; any other gap open at t_end is a violation.
+        recovered = recovered_at.get(fl["n"])
         rec_at = None
         cursor = t0
         for s, e in merged:
@@ -1198,14 +1214,15 @@ def check(out: str) -> dict:
                 continue
             if s > cursor:  # a gap [cursor, s)
                 if s >= t_end:
-                    rec_at = -1  # still no leader at t_end
+                    rec_at = s if recovered is not None and cursor >= recovered else -1
                     break
                 rec_at = s
             cursor = e
             if cursor >= t_end:
                 break
-        if rec_at is None and cursor < t_end:
-            rec_at = -1
+        else:
+            if cursor < t_end:
+                rec_at = -1  # no leader again until the end
         kd = per_kind.setdefault(fl["kind"], {"n": 0, "failover": [], "kept": 0, "over": 0})
         kd["n"] += 1
         if rec_at == -1:
@@ -1332,6 +1349,38 @@ def selftest() -> int:
         ("dropped", dict(b_start=1200 * ms, b_term=7, a_writes_late=False, dropped=True), ["dropped out"]),
         ("slow failover", dict(b_start=3500 * ms, b_term=7, a_writes_late=False), ["bound"]),
     ]
+    def gap_history(d: str, recovered: bool) -> None:
+        # c0.0 leads term 5 and is killed at 1000 ms (fault 1); c1.0 leads term 7 from
+        # 1200 ms, is suspended at 2500 ms, 5 ms before fault 2 starts, and leads again
+        # from 2600 ms. The driver saw c1.0 as a stable leader at 1600 ms, or never.
+        write(d, "c0.0.jsonl", [{"t": 0, "id": "c0.0", "ev": "start"},
+                                {"t": 10 * ms, "id": "c0.0", "ev": "lead", "term": 5}])
+        write(d, "c1.0.jsonl", [{"t": 0, "id": "c1.0", "ev": "start"},
+                                {"t": 1200 * ms, "id": "c1.0", "ev": "lead", "term": 7},
+                                {"t": 2500 * ms, "id": "c1.0", "ev": "unlead", "term": 7, "why": "suspended"},
+                                {"t": 2600 * ms, "id": "c1.0", "ev": "lead", "term": 7},
+                                {"t": 5000 * ms, "id": "c1.0", "ev": "unlead", "term": 7, "why": "sigterm"},
+                                {"t": 5001 * ms, "id": "c1.0", "ev": "exit"}])
+        write(d, "driver.jsonl", [{"t": 1000 * ms, "ev": "fault", "n": 1, "kind": "kill"},
+                                  {"t": 1000 * ms, "ev": "kill", "proc": "c0.0"},
+                                  *([{"t": 1600 * ms, "ev": "recovered", "n": 1, "proc": "c1.0", "term": 7}]
+                                    if recovered else []),
+                                  {"t": 2505 * ms, "ev": "fault", "n": 2, "kind": "reset"},
+                                  {"t": 5000 * ms, "ev": "stop_all"}, {"t": 5002 * ms, "ev": "end"}])
+        write(d, "store.jsonl", [])
+        faults = [{"n": 1, "kind": "kill", "t0": 1000 * ms, "heal": 1000 * ms, "anchor": 1000 * ms,
+                   "target": "c0.0"},
+                  {"n": 2, "kind": "reset", "t0": 2505 * ms, "heal": 3000 * ms, "anchor": 2505 * ms,
+                   "target": "c3.0"}]
+        with open(os.path.join(d, "faults.json"), "w") as f:
+            json.dump({"backend": "selftest", "seed": 0, "tolerance_ms": 100, "bound_ms": 2000, "ttl_ms": 1000,
+                       "margin_ms": 200, "expiry_ms": 1000, "skipped": {}, "faults": faults}, f)
+
+    gap_cases = [
+        ("gap: a leader again, then a gap across the next fault's start", dict(recovered=True), []),
+        ("gap: no leader seen again before the next fault", dict(recovered=False), ["no leader again"]),
+    ]
+
     def run_history(d: str, a_dead: int, b_start: int, a_writes_late: bool = False, b_dead: int = 5000 * ms,
                     a_sup_lag: int = 0) -> None:
         # Run mode: c0.0's tree (term 5) from 10 ms; its `ballot run` is SIGKILLed at
@@ -1370,9 +1419,9 @@ def selftest() -> int:
          ["outlived its `ballot run`"]),
     ]
     bad = 0
-    for name, kw, expect in cases + run_cases:
+    for name, kw, expect in cases + run_cases + gap_cases:
         with tempfile.TemporaryDirectory(prefix="ballot-chaos-selftest-") as d:
-            (run_history if name.startswith("run:") else history)(d, **kw)
+            (run_history if name.startswith("run:") else gap_history if name.startswith("gap:") else history)(d, **kw)
             got = check(d)["violations"]
             ok = all(any(e in v for v in got) for e in expect) and (expect or not got)
             bad += not ok
