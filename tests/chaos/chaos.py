@@ -3,7 +3,7 @@
 
 Python 3.11, standard library only. Usually run through tests/chaos/run.sh.
 
-    chaos.py run --bin PATH [--ci | --rounds N] [--backend local|etcd|zk|consul ...]
+    chaos.py run --bin PATH [--ci | --rounds N] [--backend local|etcd|zk|consul|pg ...]
                  [--seed S] [--candidates K] [--out DIR] [--slack S] [--tolerance-ms MS]
                  [--mode candidate|run --ballot PATH]
     chaos.py check DIR       (re-run the checker over the logs of one backend run)
@@ -97,8 +97,20 @@ BACKENDS = {
                    "crash": 1},
         "skipped": {},
     },
+    "pg": {
+        "kind": "pg", "env": "BALLOT_TEST_PG", "scheme": "postgres", "ttl_ms": 3000,
+        # Even slots (c0, c2, c4) connect to PostgreSQL directly (LISTEN/NOTIFY); odd
+        # slots (c1, c3) go through PgBouncer in transaction mode (`pooler=transaction`:
+        # they poll). `pooler` restarts PgBouncer.
+        "pooler": ("pgbouncer", "BALLOT_TEST_PGBOUNCER"),
+        "faults": {"kill": 3, "term": 1, "pause": 2, "blackhole": 2, "reset": 2, "expire": 2, "restart": 2,
+                   "pooler": 2},
+        # The harness runs PostgreSQL with fsync=off and synchronous_commit=off (a clean
+        # stop writes everything; a SIGKILL of the postmaster may lose the last commits).
+        "skipped": {"crash": "synchronous_commit=off in the harness: a SIGKILL may lose commits (terms)"},
+    },
 }
-FAULT_KINDS = ["kill", "term", "pause", "blackhole", "reset", "expire", "restart", "crash"]
+FAULT_KINDS = ["kill", "term", "pause", "blackhole", "reset", "expire", "restart", "crash", "pooler"]
 CI_FAULTS = 20
 # Run mode: `ballot run --grace`. Short, so that a `term` fault of a wrapper that
 # ignores SIGTERM does not hold the election for long.
@@ -141,6 +153,11 @@ def expiry_ms(backend: str, ttl_ms: int) -> int:
         return ttl_ms + 1000  # ZooKeeper expires a session up to one tick (1 s) late
     if backend == "consul":
         return 2 * ttl_ms  # Consul keeps a silent session for TTL to 2 x TTL; lock_delay=0s
+    if backend == "pg":
+        # The server's clock ends a session TTL after its last renewal; the first waiting
+        # candidate looks again 20 ms after that (direct) or within 100 ms (through
+        # PgBouncer) and takes its term in one statement: 0.5 s for that look.
+        return ttl_ms + 500
     return ttl_ms + 1000  # etcd: a lease outlives its TTL by up to one raft election
 
 
@@ -385,11 +402,20 @@ class Run:
             url = f"file://{os.path.join(self.out, 'local-backend')}"
             return url + (f"?ttl={self.ttl_ms}ms&margin={self.margin_ms}ms" if self.run_mode else "")
         hosts = ",".join(f"{HOST}:{p.port}" for p in self.proxies[slot])
-        url = f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
+        if self.b == "pg":
+            env, var = self.servers.env, self.cfg["env"]
+            url = f"postgres://{env[var + '_USER']}:{env[var + '_PASSWORD']}@{hosts}/{env[var + '_DB']}" \
+                  f"?pooler={'transaction' if self.pooled(slot) else 'none'}"
+        else:
+            url = f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
         if self.run_mode:
             # `ballot run` takes its TTL and margin from the URL.
             url += ("&" if "?" in url else "?") + f"ttl={self.ttl_ms}ms&margin={self.margin_ms}ms"
         return url
+
+    def pooled(self, slot: int) -> bool:
+        """pg: odd slots reach PostgreSQL through PgBouncer (transaction pooling)."""
+        return bool(self.cfg.get("pooler")) and slot % 2 == 1
 
     async def spawn(self, slot: int) -> Proc:
         inc = self.procs[slot].inc + 1 if slot in self.procs else 0
@@ -503,7 +529,13 @@ class Run:
             ls = self.leaders()
             if len(ls) == 1 and ls[0] is cur:
                 if since is not None and time.monotonic() - since >= stable:
-                    return cur
+                    # Read the logs once more: the tailer reads them every 20 ms, and
+                    # the next fault must not start in a gap that has just begun.
+                    for p in self.procs.values():
+                        p.poll_log()
+                    if self.leaders() == [cur]:
+                        return cur
+                    continue
             else:
                 cur = ls[0] if len(ls) == 1 else None
                 since = time.monotonic() if cur else None
@@ -619,13 +651,27 @@ class Run:
             desc = f" member {i} (restart took {took:.1f}s)"
             if self.cfg.get("wipes"):
                 desc += "; data wiped: terms and the fence start again"
+        elif kind == "pooler":
+            # PgBouncer goes away: restarted (SIGTERM: it closes every client connection),
+            # or, 1 in 2, SIGKILLed and down for 1..3 s. It keeps no state.
+            pkind = self.cfg["pooler"][0]
+            crash = self.rng.random() < 0.5
+            down = 1 + 2 * self.rng.random() if crash else 0.0
+            t0 = self.ev("fault", n=n, kind=kind, member=pkind, crash=crash, secs=round(down, 2))["t"]
+            if crash:
+                await self.harness("kill-member", pkind, "0")
+                await asyncio.sleep(down)
+            took = await self.harness("restart-member", pkind, "0")
+            heal = self.ev("heal", n=n)["t"]
+            rec.update(t0=t0, heal=heal, member=pkind, crash=crash)
+            desc = f"{pkind} " + (f"SIGKILL, down {down:.1f}s, " if crash else "") + f"restart took {took:.1f}s"
         else:
             # No leader to aim at (the checker reports it): go on with the next fault.
             self.ev("fault", n=n, kind=kind, target=None, skipped="no leader")
             rec.update(desc=" skipped: no leader to aim at")
             return rec
-        rec["anchor"] = rec["heal"] if kind in ("restart", "crash") or (kind == "pause" and self.b == "local") \
-            else rec["t0"]
+        healed_counts = kind in ("restart", "crash", "pooler") or (kind == "pause" and self.b == "local")
+        rec["anchor"] = rec["heal"] if healed_counts else rec["t0"]
         rec["desc"] = desc
         return rec
 
@@ -662,7 +708,41 @@ class Run:
                 return f"session destroy {sess[:8]}: {r.status}"
             finally:
                 c.close()
+        if self.b == "pg":
+            return self.expire_pg_session()
         return "n/a"
+
+    def expire_pg_session(self) -> str:
+        """PostgreSQL: the leader's session row expires now by the server's clock
+        (`expires_at = clock_timestamp()`), the state a session reaches TTL after its
+        last renewal. Nothing else is done, as the server does nothing else: the
+        leader's next renewal fails (an expired session never comes back), and the
+        first waiting candidate sweeps the session at its next look. On the
+        PostgreSQL server directly, not through any candidate's proxy."""
+        env, var = self.servers.env, self.cfg["env"]
+        e = self.election.replace("'", "''")
+        sql = f"""
+            WITH l AS (
+                SELECT c.session_id, c.term, convert_from(c.value, 'UTF8') AS who
+                FROM ballot.candidates c JOIN ballot.sessions s ON s.id = c.session_id
+                WHERE c.election = '{e}' AND s.expires_at > clock_timestamp()
+                ORDER BY c.id LIMIT 1),
+            u AS (
+                UPDATE ballot.sessions s SET expires_at = clock_timestamp()
+                FROM l WHERE s.id = l.session_id AND l.term IS NOT NULL
+                RETURNING s.id)
+            SELECT l.session_id, coalesce(l.term::text, 'none'), l.who, (SELECT count(*) FROM u) FROM l;
+        """
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", " ", "-v", "ON_ERROR_STOP=1",
+                            "-d", env[f"{var}_URL"]], input=sql, capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            return f"psql failed: {r.stderr.strip()[-300:]}"
+        row = r.stdout.split()
+        if len(row) != 4:
+            return "no leader row"
+        sess, term, who, n = row
+        return f"session {sess} of {who} (term {term}) expired now" if n == "1" else \
+            f"first candidate {who} has no term: nothing expired"
 
     # --- the run
 
@@ -674,10 +754,12 @@ class Run:
         if cfg["kind"]:
             env = self.servers.env
             self.members = [int(env[f"{cfg['env']}_{i}_PORT"]) for i in range(int(env[f"{cfg['env']}_MEMBERS"]))]
+            pooler_port = int(env[f"{cfg['pooler'][1]}_PORT"]) if cfg.get("pooler") else 0
             for slot in range(self.args.candidates):
                 self.proxies[slot] = []
-                for i, port in enumerate(self.members):
-                    px = Proxy(port, f"c{slot}->m{i}")
+                targets = [pooler_port] if self.pooled(slot) else self.members
+                for i, port in enumerate(targets):
+                    px = Proxy(port, f"c{slot}->{'pooler' if self.pooled(slot) else 'm'}{i}")
                     await px.start()
                     self.proxies[slot].append(px)
         self.tailer = asyncio.create_task(self.tail())
@@ -687,6 +769,9 @@ class Run:
             if unknown:
                 raise RuntimeError(f"fault(s) {sorted(unknown)} do not apply to {self.b}; it has {sorted(kinds)}")
             kinds = {k: w for k, w in kinds.items() if k in self.args.faults}
+        if cfg.get("pooler"):
+            say(f"[{self.b}] candidates in odd slots go through {cfg['pooler'][0]} (pooler=transaction), "
+                f"the others connect directly")
         say(f"[{self.b} {self.elapsed()}] election {self.election}; {self.args.candidates} candidates; "
             f"ttl {self.ttl_ms} ms, margin {self.margin_ms} ms, failover bound {self.bound_ms} ms; "
             f"faults: {', '.join(kinds)}")
@@ -713,6 +798,10 @@ class Run:
                     # renewal (TTL/3): until then the old leader still believes it leads.
                     await asyncio.sleep(self.ttl_ms / 3000 + 1)
                 new = await self.wait_leader(self.bound_ms / 1000 + 10)
+                if new is not None and "t0" in rec:
+                    # The checker follows a leaderless gap that opens after this moment
+                    # past the next fault's start (see check(), rule 4).
+                    self.ev("recovered", n=n, proc=new.id, term=new.term)
                 took = (now_ns() - rec.get("t0", now_ns())) / 1e6
                 who = f"{new.id} term {new.term}" if new else "NONE"
                 say(f"[{self.b} {self.elapsed()}] fault {n}/{n_faults}: {rec['kind']} "
@@ -777,23 +866,27 @@ class Servers:
         cfg = BACKENDS[backend]
         if not cfg["kind"]:
             return
-        var = cfg["env"]
-        if os.environ.get(var) and os.environ.get(f"{var}_0_LOG"):
+        # pg: PgBouncer too, from the same state dir (the harness builds it in front of that pg).
+        kinds = [(cfg["kind"], cfg["env"])] + ([cfg["pooler"]] if cfg.get("pooler") else [])
+        dirs = {os.path.dirname(os.environ.get(f"{var}_0_LOG", "")) for _, var in kinds}
+        if all(os.environ.get(var) and os.environ.get(f"{var}_0_LOG") for _, var in kinds) and len(dirs) == 1:
             # Already running (tests/run.sh): the harness's state dir is where its logs are.
-            self.dir = os.path.dirname(os.environ[f"{var}_0_LOG"])
-            self.env.update({k: v for k, v in os.environ.items() if k.startswith(var)})
-            say(f"[{backend}] using running {cfg['kind']} from {self.dir}")
+            self.dir = dirs.pop()
+            for _, var in kinds:
+                self.env.update({k: v for k, v in os.environ.items() if k.startswith(var)})
+            say(f"[{backend}] using running {' and '.join(k for k, _ in kinds)} from {self.dir}")
             return
         self.dir = self.own_dir
         t0 = time.monotonic()
         self.started = True
-        r = subprocess.run([sys.executable, HARNESS, "start", cfg["kind"], "--zk-tick-ms", "1000", "--dir", self.dir],
+        r = subprocess.run([sys.executable, HARNESS, "start", *(k for k, _ in kinds), "--zk-tick-ms", "1000",
+                            "--dir", self.dir],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise RuntimeError(f"harness start {cfg['kind']} failed:\n{r.stderr[-3000:]}")
         with open(os.path.join(self.dir, "env.json")) as f:
             self.env.update({k: str(v) for k, v in json.load(f).items()})
-        say(f"[{backend}] started {cfg['kind']} in {time.monotonic() - t0:.1f}s ({self.dir})")
+        say(f"[{backend}] started {' and '.join(k for k, _ in kinds)} in {time.monotonic() - t0:.1f}s ({self.dir})")
 
     def stop(self) -> None:
         if self.started:
@@ -1098,6 +1191,7 @@ def check(out: str) -> dict:
     faults = meta["faults"]
     bound = meta["bound_ms"] * 1_000_000
     stop_t = next((r["t"] for r in driver if r["ev"] == "stop_all"), end_t)
+    recovered_at = {r["n"]: r["t"] for r in driver if r["ev"] == "recovered"}
     per_kind: dict[str, dict] = {}
     for i, fl in enumerate(faults):
         if fl.get("no_leader_before"):
@@ -1107,7 +1201,12 @@ def check(out: str) -> dict:
             continue
         t0 = fl["t0"]
         t_end = faults[i + 1]["t0"] if i + 1 < len(faults) and "t0" in faults[i + 1] else stop_t
-        # The end of the last leaderless gap within [t0, t_end).
+        # The end of the last leaderless gap within [t0, t_end). A gap still open at
+        # t_end that began after the driver had seen a stable leader again after this
+        # fault ("recovered": the next fault may start a few ms into such a gap, before
+        # the driver reads its `unlead`) is followed to its end, which must be within
+        # the bound of this fault too; any other gap open at t_end is a violation.
+        recovered = recovered_at.get(fl["n"])
         rec_at = None
         cursor = t0
         for s, e in merged:
@@ -1115,14 +1214,15 @@ def check(out: str) -> dict:
                 continue
             if s > cursor:  # a gap [cursor, s)
                 if s >= t_end:
-                    rec_at = -1  # still no leader at t_end
+                    rec_at = s if recovered is not None and cursor >= recovered else -1
                     break
                 rec_at = s
             cursor = e
             if cursor >= t_end:
                 break
-        if rec_at is None and cursor < t_end:
-            rec_at = -1
+        else:
+            if cursor < t_end:
+                rec_at = -1  # no leader again until the end
         kd = per_kind.setdefault(fl["kind"], {"n": 0, "failover": [], "kept": 0, "over": 0})
         kd["n"] += 1
         if rec_at == -1:
@@ -1249,6 +1349,38 @@ def selftest() -> int:
         ("dropped", dict(b_start=1200 * ms, b_term=7, a_writes_late=False, dropped=True), ["dropped out"]),
         ("slow failover", dict(b_start=3500 * ms, b_term=7, a_writes_late=False), ["bound"]),
     ]
+    def gap_history(d: str, recovered: bool) -> None:
+        # c0.0 leads term 5 and is killed at 1000 ms (fault 1); c1.0 leads term 7 from
+        # 1200 ms, is suspended at 2500 ms, 5 ms before fault 2 starts, and leads again
+        # from 2600 ms. The driver saw c1.0 as a stable leader at 1600 ms, or never.
+        write(d, "c0.0.jsonl", [{"t": 0, "id": "c0.0", "ev": "start"},
+                                {"t": 10 * ms, "id": "c0.0", "ev": "lead", "term": 5}])
+        write(d, "c1.0.jsonl", [{"t": 0, "id": "c1.0", "ev": "start"},
+                                {"t": 1200 * ms, "id": "c1.0", "ev": "lead", "term": 7},
+                                {"t": 2500 * ms, "id": "c1.0", "ev": "unlead", "term": 7, "why": "suspended"},
+                                {"t": 2600 * ms, "id": "c1.0", "ev": "lead", "term": 7},
+                                {"t": 5000 * ms, "id": "c1.0", "ev": "unlead", "term": 7, "why": "sigterm"},
+                                {"t": 5001 * ms, "id": "c1.0", "ev": "exit"}])
+        write(d, "driver.jsonl", [{"t": 1000 * ms, "ev": "fault", "n": 1, "kind": "kill"},
+                                  {"t": 1000 * ms, "ev": "kill", "proc": "c0.0"},
+                                  *([{"t": 1600 * ms, "ev": "recovered", "n": 1, "proc": "c1.0", "term": 7}]
+                                    if recovered else []),
+                                  {"t": 2505 * ms, "ev": "fault", "n": 2, "kind": "reset"},
+                                  {"t": 5000 * ms, "ev": "stop_all"}, {"t": 5002 * ms, "ev": "end"}])
+        write(d, "store.jsonl", [])
+        faults = [{"n": 1, "kind": "kill", "t0": 1000 * ms, "heal": 1000 * ms, "anchor": 1000 * ms,
+                   "target": "c0.0"},
+                  {"n": 2, "kind": "reset", "t0": 2505 * ms, "heal": 3000 * ms, "anchor": 2505 * ms,
+                   "target": "c3.0"}]
+        with open(os.path.join(d, "faults.json"), "w") as f:
+            json.dump({"backend": "selftest", "seed": 0, "tolerance_ms": 100, "bound_ms": 2000, "ttl_ms": 1000,
+                       "margin_ms": 200, "expiry_ms": 1000, "skipped": {}, "faults": faults}, f)
+
+    gap_cases = [
+        ("gap: a leader again, then a gap across the next fault's start", dict(recovered=True), []),
+        ("gap: no leader seen again before the next fault", dict(recovered=False), ["no leader again"]),
+    ]
+
     def run_history(d: str, a_dead: int, b_start: int, a_writes_late: bool = False, b_dead: int = 5000 * ms,
                     a_sup_lag: int = 0) -> None:
         # Run mode: c0.0's tree (term 5) from 10 ms; its `ballot run` is SIGKILLed at
@@ -1287,9 +1419,9 @@ def selftest() -> int:
          ["outlived its `ballot run`"]),
     ]
     bad = 0
-    for name, kw, expect in cases + run_cases:
+    for name, kw, expect in cases + run_cases + gap_cases:
         with tempfile.TemporaryDirectory(prefix="ballot-chaos-selftest-") as d:
-            (run_history if name.startswith("run:") else history)(d, **kw)
+            (run_history if name.startswith("run:") else gap_history if name.startswith("gap:") else history)(d, **kw)
             got = check(d)["violations"]
             ok = all(any(e in v for v in got) for e in expect) and (expect or not got)
             bad += not ok
@@ -1360,7 +1492,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")
     p.add_argument("--bin", required=True, help="the ballot-chaos candidate binary")
-    p.add_argument("--backend", nargs="+", default=["local", "etcd", "zk", "consul"],
+    p.add_argument("--backend", nargs="+", default=["local", "etcd", "zk", "consul", "pg"],
                    choices=list(BACKENDS))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ci", action="store_true", help=f"bounded: {CI_FAULTS} faults per backend (default)")

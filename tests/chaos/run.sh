@@ -2,12 +2,14 @@
 # The chaos suite: fault injection against every backend, and a checker of ballot's
 # safety rule over the candidates' logs. See tests/chaos/README.md.
 #
-#   bash tests/chaos/run.sh [--ci | --rounds N] [--backend local|etcd|zk|consul ...] [--seed S] [--out DIR]
+#   bash tests/chaos/run.sh [--ci | --rounds N] [--backend local|etcd|zk|consul|pg ...] [--seed S] [--out DIR]
 #
-# --ci (the default): 20 faults per backend. --rounds N: N faults per backend.
+# --ci (the default): 20 faults per backend, on local, etcd, zk, consul and pg.
+# --rounds N: N faults per backend.
 # Servers: when the harness's variables are set (BALLOT_TEST_ETCD_CLUSTER,
-# BALLOT_TEST_ZK_ENSEMBLE, BALLOT_TEST_CONSUL, as tests/run.sh exports them), those
-# servers are used, and their members are restarted as faults. Otherwise the suite
+# BALLOT_TEST_ZK_ENSEMBLE, BALLOT_TEST_CONSUL, BALLOT_TEST_PG and BALLOT_TEST_PGBOUNCER,
+# as tests/run.sh exports them), those servers are used, and their members (for pg:
+# PostgreSQL and PgBouncer) are restarted as faults. Otherwise the suite
 # starts its own through tests/servers/harness.py into its log directory and stops
 # them by PID when it ends, also on failure.
 # In CI mode it then checks that the checker catches deliberately unsafe candidates,
