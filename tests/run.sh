@@ -120,7 +120,7 @@ echo "node $(node --version), npm $(npm --version)"
 step "python: build the package and run pytest + mypy --strict"
 bash bindings/python/test.sh
 
-step "chaos suite: 20 faults per backend on local, etcd, zk, consul (tests/chaos)"
+step "chaos suite: 20 faults per backend on local, etcd, zk, consul, pg (tests/chaos)"
 # Last among the tests: it restarts members of the shared servers.
 bash tests/chaos/run.sh --ci
 

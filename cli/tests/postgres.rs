@@ -47,21 +47,22 @@ fn pg_schema_gives_a_role_without_ddl_rights_all_it_needs() {
     let refused = ballot(&app_url).args(["leader", "svc"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
     let msg = String::from_utf8_lossy(&refused.stderr);
-    assert!(msg.contains("auth:"), "{msg}");
+    assert!(msg.contains("auth:") && msg.contains("ballot pg-schema --schema"), "{msg}");
     assert!(!msg.contains(&pg("APP_PASSWORD")), "the error shows the password: {msg}");
 
     let applied = psql(&script);
     assert!(applied.status.success(), "psql: {}", String::from_utf8_lossy(&applied.stderr));
     let version = psql(&format!("SELECT max(version) FROM {schema}.schema_migrations;"));
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "1");
+    let latest = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    assert!(script.contains(&format!("version 0 -> {latest}.")), "{latest}: {script}");
 
     // Applied a second time it fails as a whole and changes nothing.
     let again = psql(&script);
     assert!(!again.status.success(), "a second application succeeded");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let rows = psql(&format!("SELECT count(*) FROM {schema}.schema_migrations;"));
-    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "1");
-    let nothing = pg_schema(&["--schema", &schema, "--from", "1"]);
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), latest, "one row per version");
+    let nothing = pg_schema(&["--schema", &schema, "--from", &latest]);
     assert!(String::from_utf8_lossy(&nothing.stdout).contains("Nothing to apply"));
 
     // Now the role runs an election, and another process sees its leader.

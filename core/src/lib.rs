@@ -65,6 +65,8 @@ pub mod postgres {
     //! backend itself needs nothing from here; URL and behaviour are in the
     //! crate's documentation of backends.
     pub use crate::backend::postgres::sql::schema_script;
+    #[doc(hidden)]
+    pub use crate::backend::postgres::sql::schema_script_to as __schema_script_to;
 }
 pub mod surface;
 mod sync;

@@ -9,6 +9,7 @@
 //! writing; the others take it for reading, so they never meet.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ballot::{Client, ErrorKind, Event, Options, State};
@@ -357,7 +358,7 @@ async fn migrations_run_once_under_concurrent_first_connects() {
     let rows =
         db.query(&format!("SELECT version FROM \"{schema}\".schema_migrations ORDER BY version"), &[]).await.unwrap();
     let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![1], "each version applied once");
+    assert_eq!(versions, vec![1, 2], "each version applied once");
     let leader: bool = db.query_one(&format!("SELECT \"{schema}\".is_leader('x', 1)"), &[]).await.unwrap().get(0);
     assert!(!leader);
     db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await.unwrap();
@@ -548,4 +549,177 @@ async fn a_join_that_timed_out_on_a_row_lock_leaves_no_orphan() {
     let t = tokio::spawn(async move { eb.campaign("b").await });
     ea.resign().await.unwrap();
     within(live(), "b wins", t).await.unwrap().unwrap();
+}
+
+/// A loopback TCP proxy to the server that, once armed, holds back the answer
+/// to the next session renewal it sees (`renew(` in a client's message) for a
+/// while, and counts the renewals that pass.
+struct HoldProxy {
+    port: u16,
+    hold: Arc<std::sync::Mutex<Option<Duration>>>,
+    renewals: tokio::sync::watch::Receiver<usize>,
+}
+
+impl HoldProxy {
+    async fn start(upstream: String) -> HoldProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold: Arc<std::sync::Mutex<Option<Duration>>> = Arc::default();
+        let (count_tx, renewals) = tokio::sync::watch::channel(0usize);
+        let count_tx = Arc::new(count_tx);
+        let hold2 = hold.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = listener.accept().await else { return };
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let (mut down_r, mut down_w) = down.into_split();
+                let (mut up_r, mut up_w) = up.into_split();
+                // When the answers to this connection are held back until.
+                let until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>> = Arc::default();
+                let (until2, hold3, count) = (until.clone(), hold2.clone(), count_tx.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = down_r.read(&mut buf).await {
+                        if n == 0 || up_w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        if buf[..n].windows(6).any(|w| w == b"renew(") {
+                            if let Some(d) = hold3.lock().unwrap().take() {
+                                *until2.lock().unwrap() = Some(tokio::time::Instant::now() + d);
+                            }
+                            count.send_modify(|c| *c += 1);
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = up_r.read(&mut buf).await {
+                        let held = until.lock().unwrap().take();
+                        if let Some(t) = held {
+                            tokio::time::sleep_until(t).await;
+                        }
+                        if n == 0 || down_w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HoldProxy { port, hold, renewals }
+    }
+
+    /// Holds back the answer to the next renewal for `d`.
+    fn hold_next_renewal(&self, d: Duration) {
+        *self.hold.lock().unwrap() = Some(d);
+    }
+
+    /// Waits until `n` more renewals than `from` passed.
+    async fn renewals_after(&self, from: usize, n: usize) {
+        let mut rx = self.renewals.clone();
+        rx.wait_for(|c| *c >= from + n).await.unwrap();
+    }
+}
+
+/// Regression (found by the chaos suite): the next renewal was due an interval
+/// after the previous answer *arrived*, while `Suspended` counts from its
+/// *send*; an answer that took longer than TTL/6 made the leader report
+/// Suspended a second time, some TTL/3 later, though the server had answered
+/// every renewal. One answer held back for TTL/4 gives one Suspended (that
+/// answer was overdue) and no second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_renewal_answer_suspends_once_not_twice() {
+    let _g = DISRUPT.read().await;
+    let b = require("pg");
+    let proxy = HoldProxy::start(hostport("pg")).await;
+    let ttl = Duration::from_secs(6);
+    let u = format!(
+        "postgres://{}:{}@127.0.0.1:{}/{}/{}?sslmode=disable&pooler=none",
+        b.fact("USER"),
+        b.fact("PASSWORD"),
+        proxy.port,
+        b.fact("DB"),
+        unique("ns")
+    );
+    let c = Client::connect(&u, Options::default().with_ttl(ttl)).await.unwrap();
+    let e = c.election(&unique("slow")).unwrap();
+    let mut events = e.events();
+    within(live(), "campaign", e.campaign("x")).await.unwrap();
+    let seen = *proxy.renewals.borrow();
+    proxy.hold_next_renewal(ttl / 4);
+    // The held renewal, then three more: the second Suspended came before the
+    // next renewal after the held one.
+    within(ttl * 3, "renewals after the held one", proxy.renewals_after(seen, 4)).await;
+    let mut suspended = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, futures_util::StreamExt::next(&mut events)).await {
+        if matches!(ev, Event::Suspended) {
+            suspended += 1;
+        }
+    }
+    assert_eq!(suspended, 1, "Suspended reported {suspended} times for one slow answer");
+    assert_eq!(e.state(), State::Leader);
+    c.close().await.unwrap();
+}
+
+/// Schema version 2: a resign hands the lead on in its own transaction, so
+/// when `resign()` returns the successor's row already holds the next term.
+/// A role without DDL rights goes on with a version 1 schema (it cannot
+/// upgrade it), and the owner's next connect upgrades it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resign_hands_the_term_on_and_an_older_schema_still_works() {
+    let _g = DISRUPT.read().await;
+    let b = require("pg");
+    let app = b.fact("APP_USER").to_string();
+    let schema = format!("ballot_{}", unique("v1").replace('-', "_"));
+    let db = sql().await;
+    db.batch_execute(&ballot::postgres::__schema_script_to(&schema, 0, 1, std::slice::from_ref(&app)).unwrap())
+        .await
+        .unwrap();
+    let version = format!("SELECT max(version) FROM {schema}.schema_migrations");
+    let app_url = format!(
+        "postgres://{app}:{}@{}/{}/{}?schema={schema}",
+        b.fact("APP_PASSWORD"),
+        hostport("pg"),
+        b.fact("DB"),
+        unique("ns")
+    );
+    let (x, y) = (connect(&app_url).await, connect(&app_url).await);
+    assert_eq!(db.query_one(&version, &[]).await.unwrap().get::<_, i32>(0), 1, "the app role upgraded the schema");
+    let name = unique("v1");
+    let (ex, ey) = (x.election(&name).unwrap(), y.election(&name).unwrap());
+    let t1 = within(live(), "campaign on a version 1 schema", ex.campaign("x")).await.unwrap().term();
+    let ey2 = ey.clone();
+    let t = tokio::spawn(async move { ey2.campaign("y").await });
+    within(live(), "hand-off on a version 1 schema", ex.resign()).await.unwrap();
+    assert!(within(live(), "y wins", t).await.unwrap().unwrap().term() > t1);
+    ey.end().await.unwrap();
+
+    // The owner's connect upgrades it; from then on a resign gives the term.
+    let owner_url = format!("{}/{}?schema={schema}", b.fact("URL"), unique("ns"));
+    let (a, c) = (connect(&owner_url).await, connect(&owner_url).await);
+    assert_eq!(db.query_one(&version, &[]).await.unwrap().get::<_, i32>(0), 2);
+    let name = unique("v2");
+    let (ea, ec) = (a.election(&name).unwrap(), c.election(&name).unwrap());
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let ec2 = ec.clone();
+    let t = tokio::spawn(async move { ec2.campaign("c").await });
+    let queued = format!("SELECT count(*) FROM {schema}.candidates WHERE term IS NULL");
+    within(live(), "c is queued", async {
+        while db.query_one(&queued, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    ea.resign().await.unwrap();
+    let terms: Vec<Option<i64>> = db
+        .query(&format!("SELECT term FROM {schema}.candidates ORDER BY id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(terms, vec![Some(t1 as i64 + 1)], "the successor's row holds the next term as resign returns");
+    assert_eq!(within(live(), "c wins", t).await.unwrap().unwrap().term(), t1 + 1);
+    ec.end().await.unwrap();
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
 }

@@ -264,6 +264,10 @@ fn map_err(what: &str, e: &tokio_postgres::Error) -> Error {
             "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" => ErrorKind::Connection,
             _ => ErrorKind::Backend,
         };
+        if code == "42501" && !auth_text {
+            // A missing privilege: the server's text names the object, not the user.
+            return Error::new(kind, format!("postgres {what}: {msg} (SQLSTATE {code})"));
+        }
         if kind == ErrorKind::Auth {
             // The server's text names the user, which is never shown.
             return Error::new(kind, format!("postgres {what}: authentication failed (SQLSTATE {code})"));
@@ -492,20 +496,6 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()
     // it is planned, whatever branch would run.
     let exists_sql = sql::fill("SELECT to_regclass('{s}.schema_migrations') IS NOT NULL", schema);
     let version_sql = sql::fill("SELECT coalesce(max(version), 0) FROM {s}.schema_migrations", schema);
-    let cell = |msgs: Vec<tokio_postgres::SimpleQueryMessage>| -> Result<String> {
-        for m in msgs {
-            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-                return r
-                    .get(0)
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::new(ErrorKind::Backend, "postgres: unreadable schema version"));
-            }
-        }
-        Err(Error::new(ErrorKind::Backend, "postgres: no schema version returned"))
-    };
-    let version = |v: String| -> Result<i32> {
-        v.parse().map_err(|_| Error::new(ErrorKind::Backend, "postgres: unreadable schema version"))
-    };
     let exists = cell(client.simple_query(&exists_sql).await.map_err(|e| map_err("schema check", &e))?)? == "t";
     let now = if exists {
         version(cell(client.simple_query(&version_sql).await.map_err(|e| map_err("schema check", &e))?)?)?
@@ -515,6 +505,28 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()
     if now >= latest {
         return Ok(());
     }
+    match upgrade(client, schema).await {
+        // A role that may not run DDL goes on with a schema it can work with;
+        // its owner upgrades it with `ballot pg-schema --from VERSION`.
+        Err(e) if e.kind() == ErrorKind::Auth && now >= sql::COMPATIBLE_FROM => Ok(()),
+        Err(e) if e.kind() == ErrorKind::Auth => Err(Error::new(
+            ErrorKind::Auth,
+            format!(
+                "postgres: the schema {schema:?} {} and this role may not create it: have the database's owner \
+                 apply the SQL of `ballot pg-schema --schema {schema} --from {}` ({})",
+                if now < 0 { "does not exist".to_string() } else { format!("is at version {now}") },
+                now.max(0),
+                e.message()
+            ),
+        )),
+        other => other,
+    }
+}
+
+/// Applies the migrations after the schema's version, in one transaction
+/// under the migrations' advisory lock.
+async fn upgrade(client: &mut tokio_postgres::Client, schema: &str) -> Result<()> {
+    let version_sql = sql::fill("SELECT coalesce(max(version), 0) FROM {s}.schema_migrations", schema);
     let tx = client.transaction().await.map_err(|e| map_err("schema migration", &e))?;
     tx.batch_execute(&sql::migration_lock(schema)).await.map_err(|e| map_err("schema migration lock", &e))?;
     tx.batch_execute(&sql::fill(sql::PREAMBLE, schema)).await.map_err(|e| map_err("creating the schema", &e))?;
@@ -526,6 +538,23 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()
             .map_err(|e| map_err("recording a migration", &e))?;
     }
     tx.commit().await.map_err(|e| map_err("schema migration commit", &e))
+}
+
+/// The first cell of a simple query's answer.
+fn cell(msgs: Vec<tokio_postgres::SimpleQueryMessage>) -> Result<String> {
+    for m in msgs {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            return r
+                .get(0)
+                .map(str::to_string)
+                .ok_or_else(|| Error::new(ErrorKind::Backend, "postgres: unreadable schema version"));
+        }
+    }
+    Err(Error::new(ErrorKind::Backend, "postgres: no schema version returned"))
+}
+
+fn version(v: String) -> Result<i32> {
+    v.parse().map_err(|_| Error::new(ErrorKind::Backend, "postgres: unreadable schema version"))
 }
 
 type Param<'a> = (&'a (dyn ToSql + Sync), Type);
@@ -813,10 +842,14 @@ async fn keep_session(weak: std::sync::Weak<Shared>) {
         }
         let Some(sh) = weak.upgrade() else { return };
         let sent = Stamp::now();
+        let started = tokio::time::Instant::now();
         match tokio::time::timeout(interval, sh.renew(cur.id)).await {
             Ok(Ok(true)) => {
                 tracker.acked(cur.generation, sent);
-                wait = None;
+                // The next renewal is due an interval after this one was sent,
+                // not after its answer came: Suspended counts from the send,
+                // so a slow answer must not push the next renewal past it.
+                wait = Some(interval.saturating_sub(started.elapsed()));
             }
             Ok(Ok(false)) => tracker.expired(cur.generation),
             _ => {
@@ -1092,9 +1125,11 @@ impl Entry for PgEntry {
                     let me = self.id;
                     let election = self.election.as_str();
                     // Only the deletion of the candidate just ahead (or of this
-                    // one, or the end) can change where this one stands.
+                    // one, or the end) can change where this one stands, or a
+                    // withdrawal ahead that handed this one the lead (schema 2).
                     wait_note(&mut notes, sh.poll().min(until_expiry), |n| {
                         matches!((n.op, n.id), (Op::Deleted, id) if id == pred || id == me)
+                            || (n.op == Op::Claimed && n.id == me)
                             || (n.op == Op::Ended || n.op == Op::Other) && *n.election == *election
                     })
                     .await;

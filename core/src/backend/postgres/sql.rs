@@ -12,7 +12,13 @@
 /// the transaction that records its version in `{s}.schema_migrations`, under
 /// an advisory lock, so concurrent first connects apply it exactly once. A new
 /// version is appended here; an applied one is never changed.
-pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+
+/// The oldest schema version this client works with. Later versions change
+/// only how fast a handoff is (version 2), so a role that may not upgrade the
+/// schema goes on with an older one until its owner applies the script of
+/// `ballot pg-schema --from VERSION`.
+pub(super) const COMPATIBLE_FROM: i32 = 1;
 
 /// Creates the schema and the table of applied migrations (idempotent).
 pub(super) const PREAMBLE: &str = "\
@@ -267,9 +273,16 @@ pub(super) fn migration_lock(schema: &str) -> String {
 /// below 0 or above the latest version, a role name that is empty, longer
 /// than 63 bytes or contains NUL.
 pub fn schema_script(schema: &str, from: i32, roles: &[String]) -> crate::Result<String> {
+    schema_script_to(schema, from, MIGRATIONS.last().map(|m| m.0).unwrap_or(0), roles)
+}
+
+/// [`schema_script`] up to version `to` only: for tests of a schema that an
+/// older ballot made.
+#[doc(hidden)]
+pub fn schema_script_to(schema: &str, from: i32, to: i32, roles: &[String]) -> crate::Result<String> {
     use crate::{Error, ErrorKind};
     check_schema(schema).map_err(|m| Error::new(ErrorKind::InvalidArgument, m))?;
-    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let latest = to.min(MIGRATIONS.last().map(|m| m.0).unwrap_or(0));
     if !(0..=latest).contains(&from) {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -286,7 +299,7 @@ pub fn schema_script(schema: &str, from: i32, roles: &[String]) -> crate::Result
         }
         quoted.push(format!("\"{}\"", role.replace('"', "\"\"")));
     }
-    let pending: Vec<&(i32, &str)> = MIGRATIONS.iter().filter(|(v, _)| *v > from).collect();
+    let pending: Vec<&(i32, &str)> = MIGRATIONS.iter().filter(|(v, _)| *v > from && *v <= latest).collect();
     let mut out = format!(
         "-- ballot {}: the schema \"{schema}\" of the PostgreSQL backend, version {from} -> {latest}.\n\
          -- Apply it once, as a role that may create a schema in the database, e.g.\n\
@@ -319,6 +332,43 @@ pub fn schema_script(schema: &str, from: i32, roles: &[String]) -> crate::Result
     out.push_str("COMMIT;\n");
     Ok(out)
 }
+
+/// Version 2: a withdrawal hands the lead on in its own transaction. When the
+/// candidate that goes was first in line, the next candidate whose session is
+/// alive takes the next term at once, so the successor finds itself leading
+/// with one read instead of a write of its own: one commit less per handoff.
+/// The election's row lock orders this with joins, claims and end(), as in
+/// version 1.
+const V2: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.withdraw(p_id bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_election text;
+    v_next bigint;
+    v_term bigint;
+BEGIN
+    SELECT c.election INTO v_election FROM {s}.candidates c WHERE c.id = p_id;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM 1 FROM {s}.elections e WHERE e.name = v_election FOR UPDATE;
+    DELETE FROM {s}.candidates WHERE id = p_id;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
+    SELECT c.id, c.term INTO v_next, v_term
+    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
+    WHERE c.election = v_election AND s.expires_at > clock_timestamp()
+    ORDER BY c.id LIMIT 1;
+    IF FOUND AND v_term IS NULL THEN
+        UPDATE {s}.elections e SET term = e.term + 1 WHERE e.name = v_election RETURNING e.term INTO v_term;
+        UPDATE {s}.candidates c SET term = v_term WHERE c.id = v_next;
+        PERFORM pg_notify({chan}, v_next || ' c ' || v_election);
+    END IF;
+    RETURN true;
+END $$;
+"#;
 
 /// `template` with the schema and the channel filled in. `schema` is a checked
 /// identifier (see `check_schema`).
