@@ -117,6 +117,8 @@ const END_GRACE: Duration = Duration::from_secs(3);
 struct Note {
     id: i64,
     op: Op,
+    /// The term a claim gave (`c<term>`, schema 2's hand-over), when it says.
+    term: Option<i64>,
     election: Arc<str>,
 }
 
@@ -140,6 +142,15 @@ enum Op {
 }
 
 impl Op {
+    /// The operation, and the term of a claim that names it (`c42`).
+    fn parse_with_term(s: &str) -> (Op, Option<i64>) {
+        match s.strip_prefix('c').filter(|t| !t.is_empty()).map(str::parse::<i64>) {
+            Some(Ok(term)) => (Op::Claimed, Some(term)),
+            Some(Err(_)) => (Op::Other, None),
+            None => (Op::parse(s), None),
+        }
+    }
+
     fn parse(s: &str) -> Op {
         match s {
             "j" => Op::Joined,
@@ -731,7 +742,8 @@ impl Shared {
                         let (id, op, election) =
                             (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                         if let Ok(id) = id.parse::<i64>() {
-                            let _ = notes.send(Note { id, op: Op::parse(op), election: Arc::from(election) });
+                            let (op, term) = Op::parse_with_term(op);
+                            let _ = notes.send(Note { id, op, term, election: Arc::from(election) });
                         }
                     }
                     Ok(_) => {}
@@ -752,7 +764,7 @@ impl Shared {
             }
         }
         // Whatever happened while nobody listened: everyone looks again.
-        let _ = self.notes.send(Note { id: -1, op: Op::Other, election: Arc::from("") });
+        let _ = self.notes.send(Note { id: -1, op: Op::Other, term: None, election: Arc::from("") });
         Ok(Listener { client, driver })
     }
 }
@@ -862,19 +874,23 @@ async fn keep_session(weak: std::sync::Weak<Shared>) {
 }
 
 /// Waits until a notification `want` accepts arrives (or one saying that
-/// notifications were lost), or `limit` passes.
-async fn wait_note(rx: &mut broadcast::Receiver<Note>, limit: Duration, want: impl Fn(&Note) -> bool) {
-    let _ = tokio::time::timeout(limit, async {
+/// notifications were lost), or `limit` passes; returns the notification that
+/// `want` accepted, if one did.
+async fn wait_note(rx: &mut broadcast::Receiver<Note>, limit: Duration, want: impl Fn(&Note) -> bool) -> Option<Note> {
+    tokio::time::timeout(limit, async {
         loop {
             match rx.recv().await {
-                Ok(n) if n.id == -1 || want(&n) => return,
+                Ok(n) if n.id == -1 => return None,
+                Ok(n) if want(&n) => return Some(n),
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => return None,
                 Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
             }
         }
     })
-    .await;
+    .await
+    .ok()
+    .flatten()
 }
 
 #[async_trait]
@@ -901,6 +917,7 @@ impl Backend for PgBackend {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task_sh = sh.clone();
         let task_name = name.clone();
+        let own_value = value.to_vec();
         let value = value.to_vec();
         tokio::spawn(async move {
             let rows = task_sh
@@ -931,6 +948,7 @@ impl Backend for PgBackend {
             session_id: lease.id,
             generation: lease.generation,
             epoch: epoch.unwrap_or(0) as u64,
+            value: own_value,
             gone: AtomicBool::new(false),
         }))
     }
@@ -1046,6 +1064,8 @@ struct PgEntry {
     session_id: i64,
     generation: u64,
     epoch: u64,
+    /// The value it joined with (what it leads with until a proclaim).
+    value: Vec<u8>,
     gone: AtomicBool,
 }
 
@@ -1127,12 +1147,20 @@ impl Entry for PgEntry {
                     // Only the deletion of the candidate just ahead (or of this
                     // one, or the end) can change where this one stands, or a
                     // withdrawal ahead that handed this one the lead (schema 2).
-                    wait_note(&mut notes, sh.poll().min(until_expiry), |n| {
+                    let note = wait_note(&mut notes, sh.poll().min(until_expiry), |n| {
                         matches!((n.op, n.id), (Op::Deleted, id) if id == pred || id == me)
                             || (n.op == Op::Claimed && n.id == me)
                             || (n.op == Op::Ended || n.op == Op::Other) && *n.election == *election
                     })
                     .await;
+                    // A hand-over that names the term (schema 2): the claim is
+                    // committed, and a candidate still queued is of the current
+                    // epoch (end() removes the others under the same row lock).
+                    if let Some(Note { op: Op::Claimed, term: Some(term), id, .. }) = note {
+                        if id == me {
+                            return Ok(sh.leader_of(self.id, term, self.value.clone()));
+                        }
+                    }
                 }
                 "expired" => {
                     sh.session.expired(self.generation);
@@ -1270,8 +1298,10 @@ mod tests {
             ("e", Op::Ended),
             ("probe", Op::Other),
         ] {
-            assert_eq!(Op::parse(s), op);
+            assert_eq!(Op::parse_with_term(s), (op, None));
         }
+        assert_eq!(Op::parse_with_term("c42"), (Op::Claimed, Some(42)));
+        assert_eq!(Op::parse_with_term("cx"), (Op::Other, None));
     }
 
     #[test]

@@ -335,8 +335,9 @@ pub fn schema_script_to(schema: &str, from: i32, to: i32, roles: &[String]) -> c
 
 /// Version 2: a withdrawal hands the lead on in its own transaction. When the
 /// candidate that goes was first in line, the next candidate whose session is
-/// alive takes the next term at once, so the successor finds itself leading
-/// with one read instead of a write of its own: one commit less per handoff.
+/// alive takes the next term at once, and the notification names that term,
+/// so the successor learns it leads without a statement of its own (version
+/// 1: a claim, one more round trip and commit per handoff).
 /// The election's row lock orders this with joins, claims and end(), as in
 /// version 1.
 const V2: &str = r#"
@@ -364,7 +365,8 @@ BEGIN
     IF FOUND AND v_term IS NULL THEN
         UPDATE {s}.elections e SET term = e.term + 1 WHERE e.name = v_election RETURNING e.term INTO v_term;
         UPDATE {s}.candidates c SET term = v_term WHERE c.id = v_next;
-        PERFORM pg_notify({chan}, v_next || ' c ' || v_election);
+        -- `c<term>`: the successor learns it leads, and its term, from this alone.
+        PERFORM pg_notify({chan}, v_next || ' c' || v_term || ' ' || v_election);
     END IF;
     RETURN true;
 END $$;
