@@ -163,6 +163,59 @@ impl Op {
     }
 }
 
+/// The notifications of one client, routed by election: a task that waits on
+/// one election is woken by that election's notifications only, so a client
+/// holding many elections does work per notification that does not grow with
+/// their number. Id -1 (notifications may have been lost) goes to everyone.
+/// Cheap to clone (one shared table).
+#[derive(Debug, Clone, Default)]
+struct NoteRouter {
+    inner: Arc<std::sync::Mutex<RouterTable>>,
+}
+
+#[derive(Debug, Default)]
+struct RouterTable {
+    by_election: std::collections::HashMap<Arc<str>, broadcast::Sender<Note>>,
+    /// The table's size at which channels nobody listens to are dropped.
+    sweep_at: usize,
+}
+
+impl NoteRouter {
+    /// A receiver of `election`'s notifications (and of id -1), from now on.
+    fn subscribe(&self, election: &str) -> broadcast::Receiver<Note> {
+        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if t.by_election.len() >= t.sweep_at {
+            t.by_election.retain(|_, tx| tx.receiver_count() > 0);
+            t.sweep_at = (2 * t.by_election.len()).max(64);
+        }
+        if let Some(tx) = t.by_election.get(election) {
+            return tx.subscribe();
+        }
+        // A waiter looks at the election again after a notification, so a
+        // few queued ones are plenty; past them it lags and looks again.
+        let (tx, rx) = broadcast::channel(8);
+        t.by_election.insert(Arc::from(election), tx);
+        rx
+    }
+
+    fn send(&self, note: Note) {
+        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if note.id == -1 {
+            for tx in t.by_election.values() {
+                let _ = tx.send(note.clone());
+            }
+            return;
+        }
+        let unheard = match t.by_election.get(&*note.election) {
+            Some(tx) => tx.send(note.clone()).is_err(),
+            None => false,
+        };
+        if unheard {
+            t.by_election.remove(&*note.election);
+        }
+    }
+}
+
 /// The session the backend holds now, and its generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Lease {
@@ -249,7 +302,7 @@ struct Shared {
     connect_timeout: Duration,
     /// The connection every query goes through, made again when it broke.
     conn: tokio::sync::Mutex<Option<Arc<tokio_postgres::Client>>>,
-    notes: broadcast::Sender<Note>,
+    notes: NoteRouter,
     closed: AtomicBool,
 }
 
@@ -423,7 +476,7 @@ impl PgBackend {
         }
         let shown = url.to_string();
         let ttl = options.ttl;
-        let (notes, _) = broadcast::channel(1024);
+        let notes = NoteRouter::default();
         let session = SessionTracker::new(Some(ttl), options.safety_margin());
         let (lease, _) = watch::channel(Lease { id: 0, generation: 0 });
         let shared = Arc::new(Shared {
@@ -702,7 +755,7 @@ impl Shared {
     async fn notifications_arrive(&self) -> Result<bool> {
         static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let token = format!("probe-{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
-        let mut notes = self.notes.subscribe();
+        let mut notes = self.notes.subscribe(&token);
         let sql = sql::fill("SELECT pg_notify({chan}, '-2 probe ' || $1)", &self.schema);
         self.query("probe", &sql, &[(&token, Type::TEXT)]).await?;
         let arrived = tokio::time::timeout(PROBE_WAIT, async {
@@ -743,7 +796,7 @@ impl Shared {
                             (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                         if let Ok(id) = id.parse::<i64>() {
                             let (op, term) = Op::parse_with_term(op);
-                            let _ = notes.send(Note { id, op, term, election: Arc::from(election) });
+                            notes.send(Note { id, op, term, election: Arc::from(election) });
                         }
                     }
                     Ok(_) => {}
@@ -764,7 +817,7 @@ impl Shared {
             }
         }
         // Whatever happened while nobody listened: everyone looks again.
-        let _ = self.notes.send(Note { id: -1, op: Op::Other, term: None, election: Arc::from("") });
+        self.notes.send(Note { id: -1, op: Op::Other, term: None, election: Arc::from("") });
         Ok(Listener { client, driver })
     }
 }
@@ -960,7 +1013,7 @@ impl Backend for PgBackend {
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
         let sh = self.shared.clone();
         let name = sh.full_name(election);
-        let mut notes = sh.notes.subscribe();
+        let mut notes = sh.notes.subscribe(&name);
         let first = sh.snapshot(&name).await?;
         let (tx, mut rx) = mpsc::channel::<Result<Snapshot>>(16);
         let _ = tx.send(Ok(first.clone())).await;
@@ -999,7 +1052,7 @@ impl Backend for PgBackend {
     async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
         let sh = self.shared.clone();
         let name = sh.full_name(election);
-        let mut notes = sh.notes.subscribe();
+        let mut notes = sh.notes.subscribe(&name);
         let first = sh.epoch(&name).await?;
         let (tx, mut rx) = mpsc::channel::<Result<u64>>(4);
         let _ = tx.send(Ok(first)).await;
@@ -1111,7 +1164,7 @@ impl Entry for PgEntry {
         let sh = &self.shared;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let mut notes = sh.notes.subscribe();
+            let mut notes = sh.notes.subscribe(&self.election);
             let rows =
                 match sh.query("campaign", &sh.sql.step, &[(&self.election, Type::TEXT), (&self.id, Type::INT8)]).await
                 {
@@ -1191,7 +1244,7 @@ impl Entry for PgEntry {
         let sh = &self.shared;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let mut notes = sh.notes.subscribe();
+            let mut notes = sh.notes.subscribe(&self.election);
             match self.own_term().await {
                 Ok(Some(_)) => {
                     backoff = Duration::from_millis(50);
@@ -1302,6 +1355,28 @@ mod tests {
         }
         assert_eq!(Op::parse_with_term("c42"), (Op::Claimed, Some(42)));
         assert_eq!(Op::parse_with_term("cx"), (Op::Other, None));
+    }
+
+    #[test]
+    fn notes_reach_only_their_election_and_unheard_channels_go() {
+        let r = NoteRouter::default();
+        let note = |id, e: &str| Note { id, op: Op::Deleted, term: None, election: Arc::from(e) };
+        let (mut a, mut b) = (r.subscribe("a"), r.subscribe("b"));
+        r.send(note(1, "a"));
+        r.send(note(2, "c"));
+        r.send(note(-1, ""));
+        assert_eq!(a.try_recv().unwrap().id, 1);
+        assert_eq!(a.try_recv().unwrap().id, -1);
+        assert_eq!(b.try_recv().unwrap().id, -1, "b hears only the lost-notifications note");
+        assert!(a.try_recv().is_err() && b.try_recv().is_err());
+        drop(b);
+        r.send(note(3, "b"));
+        assert!(!r.inner.lock().unwrap().by_election.contains_key("b"), "a channel nobody hears is dropped");
+        for i in 0..200 {
+            drop(r.subscribe(&format!("x{i}")));
+        }
+        assert!(r.inner.lock().unwrap().by_election.len() <= 130, "unheard channels are swept as the table grows");
+        drop(a);
     }
 
     #[test]
