@@ -192,13 +192,18 @@ impl NoteRouter {
             return tx.subscribe();
         }
         // A waiter looks at the election again after a notification, so a
-        // few queued ones are plenty; past them it lags and looks again.
-        let (tx, rx) = broadcast::channel(8);
+        // few queued ones are enough; past them it lags and looks again.
+        let (tx, rx) = broadcast::channel(16);
         t.by_election.insert(Arc::from(election), tx);
         rx
     }
 
     fn send(&self, note: Note) {
+        if note.op == Op::Joined {
+            // No waiter looks at joins; a burst of them would only make the
+            // waiters' channels lag, and each lagging waiter look again.
+            return;
+        }
         let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if note.id == -1 {
             for tx in t.by_election.values() {

@@ -357,7 +357,6 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
     SELECT c.id, c.term INTO v_next, v_term
     FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
     WHERE c.election = v_election AND s.expires_at > clock_timestamp()
@@ -365,9 +364,11 @@ BEGIN
     IF FOUND AND v_term IS NULL THEN
         UPDATE {s}.elections e SET term = e.term + 1 WHERE e.name = v_election RETURNING e.term INTO v_term;
         UPDATE {s}.candidates c SET term = v_term WHERE c.id = v_next;
-        -- `c<term>`: the successor learns it leads, and its term, from this alone.
+        -- `c<term>`: the successor learns it leads, and its term, from this
+        -- alone; sent before the deletion's, which would make it look again.
         PERFORM pg_notify({chan}, v_next || ' c' || v_term || ' ' || v_election);
     END IF;
+    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
     RETURN true;
 END $$;
 "#;
