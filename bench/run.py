@@ -988,6 +988,11 @@ def main() -> int:
                                              r["facts"].get(k)},
                            "date": prev.get("facts", r["facts"])["date"],
                            "commit": prev.get("facts", r["facts"])["commit"]}
+        # An earlier later run whose every section and backend this run measured again says nothing any more.
+        def covered(x: dict) -> bool:
+            return set(x["sections"]) <= ran and (
+                not args.backends or set(x.get("backends") or [None]) <= set(args.backends))
+        merged["later_runs"] = [x for x in merged.get("later_runs", []) if not covered(x)]
         merged.setdefault("later_runs", []).append(
             {"sections": sorted(ran), "backends": args.backends or [], "date": r["facts"]["date"],
              "commit": r["facts"]["commit"], "load_start": r["load_start"], "load_end": r["load_end"],
