@@ -207,21 +207,27 @@ static ballot_options *patient(uint64_t timeout_ms) {
     return o;
 }
 
+/* Without credentials, or with a wrong password, the server refuses `url`
+ * (without showing the password); with `user` and `password` set only in `o`,
+ * it runs an election. */
+static void credentials_reach(const char *url, ballot_options *o, ballot_options *bad, const char *user,
+                              const char *password, const char *tag) {
+    refused_by_server(url, bad, NULL);
+    OK(ballot_options_set_username(bad, user, err_out));
+    OK(ballot_options_set_password(bad, "wr0ng-pa55word", err_out));
+    refused_by_server(url, bad, "wr0ng-pa55word");
+    OK(ballot_options_set_username(o, user, err_out));
+    OK(ballot_options_set_password(o, password, err_out));
+    elect(url, o, tag);
+}
+
 static void etcd_auth(const char *base, const char *user, const char *password, const char *prefix) {
     char url[600], ns[200];
     ballot_options *o = patient(30000), *bad = patient(5000);
     /* A namespace inside the prefix that the user's role may write. */
     unique_name(ns, sizeof ns, "opts");
     snprintf(url, sizeof url, "%s/%s%s", base, prefix, strchr(ns, '/') + 1);
-    /* Without credentials, or with a wrong password, the server refuses. */
-    refused_by_server(url, bad, NULL);
-    OK(ballot_options_set_username(bad, user, err_out));
-    OK(ballot_options_set_password(bad, "wr0ng-pa55word", err_out));
-    refused_by_server(url, bad, "wr0ng-pa55word");
-    /* With the credentials, set only in the options, it runs elections. */
-    OK(ballot_options_set_username(o, user, err_out));
-    OK(ballot_options_set_password(o, password, err_out));
-    elect(url, o, "etcd-auth");
+    credentials_reach(url, o, bad, user, password, "etcd-auth");
     ballot_options_free(o);
     ballot_options_free(bad);
 }
@@ -268,13 +274,7 @@ static void pg(const char *base, const char *user, const char *password, const c
     unsetenv("PGUSER");
     unsetenv("PGPASSWORD");
     snprintf(url, sizeof url, "%s/opts-%ld", base, (long)getpid());
-    refused_by_server(url, bad, NULL);
-    OK(ballot_options_set_username(bad, user, err_out));
-    OK(ballot_options_set_password(bad, "wr0ng-pa55word", err_out));
-    refused_by_server(url, bad, "wr0ng-pa55word");
-    OK(ballot_options_set_username(o, user, err_out));
-    OK(ballot_options_set_password(o, password, err_out));
-    elect(url, o, "pg");
+    credentials_reach(url, o, bad, user, password, "pg");
     OK(ballot_options_set_tls_ca(o, ca, err_out));
     snprintf(tls_url, sizeof tls_url, "%s?sslmode=verify-full", url);
     elect(tls_url, o, "pg-verify-full");

@@ -144,22 +144,18 @@ enum Op {
 impl Op {
     /// The operation, and the term of a claim that names it (`c42`).
     fn parse_with_term(s: &str) -> (Op, Option<i64>) {
-        match s.strip_prefix('c').filter(|t| !t.is_empty()).map(str::parse::<i64>) {
-            Some(Ok(term)) => (Op::Claimed, Some(term)),
-            Some(Err(_)) => (Op::Other, None),
-            None => (Op::parse(s), None),
-        }
-    }
-
-    fn parse(s: &str) -> Op {
-        match s {
+        let op = match s {
             "j" => Op::Joined,
             "d" => Op::Deleted,
             "c" => Op::Claimed,
             "p" => Op::Proclaimed,
             "e" => Op::Ended,
-            _ => Op::Other,
-        }
+            _ => match s.strip_prefix('c').map(str::parse::<i64>) {
+                Some(Ok(term)) => return (Op::Claimed, Some(term)),
+                _ => Op::Other,
+            },
+        };
+        (op, None)
     }
 }
 
@@ -564,7 +560,7 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()
     // Two statements: a query naming a table that does not exist fails when
     // it is planned, whatever branch would run.
     let exists_sql = sql::fill("SELECT to_regclass('{s}.schema_migrations') IS NOT NULL", schema);
-    let version_sql = sql::fill("SELECT coalesce(max(version), 0) FROM {s}.schema_migrations", schema);
+    let version_sql = sql::fill(sql::SCHEMA_VERSION, schema);
     let exists = cell(client.simple_query(&exists_sql).await.map_err(|e| map_err("schema check", &e))?)? == "t";
     let now = if exists {
         version(cell(client.simple_query(&version_sql).await.map_err(|e| map_err("schema check", &e))?)?)?
@@ -595,7 +591,7 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()
 /// Applies the migrations after the schema's version, in one transaction
 /// under the migrations' advisory lock.
 async fn upgrade(client: &mut tokio_postgres::Client, schema: &str) -> Result<()> {
-    let version_sql = sql::fill("SELECT coalesce(max(version), 0) FROM {s}.schema_migrations", schema);
+    let version_sql = sql::fill(sql::SCHEMA_VERSION, schema);
     let tx = client.transaction().await.map_err(|e| map_err("schema migration", &e))?;
     tx.batch_execute(&sql::migration_lock(schema)).await.map_err(|e| map_err("schema migration lock", &e))?;
     tx.batch_execute(&sql::fill(sql::PREAMBLE, schema)).await.map_err(|e| map_err("creating the schema", &e))?;

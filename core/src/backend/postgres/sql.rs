@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
 );
 ";
 
+/// The schema's version (0 before any migration), once the preamble ran.
+pub(super) const SCHEMA_VERSION: &str = "SELECT coalesce(max(version), 0) FROM {s}.schema_migrations";
+
 /// Version 1: sessions (leases whose expiry the server's clock sets),
 /// elections (epoch and term counter), candidates (queued by id), and the
 /// functions every operation calls.
