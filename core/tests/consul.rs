@@ -666,6 +666,8 @@ struct Seen {
     held_answered: u32,
     lost_answers: u32,
     refused_views: u32,
+    /// Session renewals forwarded so far.
+    renewals: u32,
 }
 
 struct ProxyCtl {
@@ -674,6 +676,8 @@ struct ProxyCtl {
     refusing: AtomicBool,
     release: tokio::sync::watch::Sender<bool>,
     seen: tokio::sync::watch::Sender<Seen>,
+    /// Hold the next session renewal this long before forwarding it.
+    hold_renewal: std::sync::Mutex<Option<Duration>>,
 }
 
 impl ProxyCtl {
@@ -704,6 +708,7 @@ impl RequestProxy {
             refusing: AtomicBool::new(false),
             release: tokio::sync::watch::channel(false).0,
             seen: tokio::sync::watch::channel(Seen::default()).0,
+            hold_renewal: std::sync::Mutex::new(None),
         });
         let ctl2 = ctl.clone();
         tokio::spawn(async move {
@@ -799,6 +804,13 @@ async fn serve_connection(down: tokio::net::TcpStream, upstream: String, ctl: Ar
             answers.abort();
             return;
         }
+        if request.starts_with(b"PUT /v1/session/renew/") {
+            let hold = ctl.hold_renewal.lock().unwrap().take();
+            if let Some(d) = hold {
+                tokio::time::sleep(d).await;
+            }
+            ctl.note(|s| s.renewals += 1);
+        }
         if is_acquire(&request) {
             let rule = std::mem::replace(&mut *ctl.rule.lock().unwrap(), Rule::Pass);
             match rule {
@@ -820,6 +832,41 @@ async fn serve_connection(down: tokio::net::TcpStream, upstream: String, ctl: Ar
     }
     // The client has gone; an answer to what was forwarded may still be on its way.
     let _ = tokio::time::timeout(Duration::from_secs(5), answers).await;
+}
+
+/// A renewal answered late (TTL/4, past the overdue mark) suspends the leader
+/// once. The next renewal is due TTL/3 after the late one was *sent*: when it
+/// was scheduled TTL/3 after the answer instead, the session was overdue again
+/// (TTL/2 after the last acknowledged send) before that renewal went out, and
+/// the leader was suspended a second time although every renewal was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_renewal_answer_suspends_once_not_twice() {
+    let ns = unique("ns");
+    let proxy = RequestProxy::start(env("BALLOT_TEST_CONSUL_HTTP_ADDR"), Rule::Pass).await;
+    let ttl = Duration::from_secs(10);
+    let url = format!("consul://127.0.0.1:{}/{ns}?lock_delay=0s", proxy.port);
+    let c = Client::connect(&url, Options::default().with_ttl(ttl)).await.unwrap();
+    let e = c.election("slow").unwrap();
+    let mut events = e.events();
+    live("campaign", e.campaign("x")).await.unwrap();
+    // Hold the renewal after the next one, so that the previous one was
+    // answered at once and the overdue mark is TTL/2 after its send.
+    let seen = proxy.ctl.seen.borrow().renewals;
+    proxy.wait_for("a renewal", |s| s.renewals > seen).await;
+    *proxy.ctl.hold_renewal.lock().unwrap() = Some(ttl / 4);
+    let seen = proxy.ctl.seen.borrow().renewals;
+    // The held renewal, then two more: the overdue mark of the held one's send
+    // (TTL/2 after it) lies before the second.
+    proxy.wait_for("renewals after the held one", |s| s.renewals >= seen + 3).await;
+    let mut suspended = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
+        if matches!(ev, Event::Suspended) {
+            suspended += 1;
+        }
+    }
+    assert_eq!(suspended, 1, "Suspended reported {suspended} times for one slow answer");
+    assert_eq!(e.state(), State::Leader);
+    c.close().await.unwrap();
 }
 
 /// The session holding `key` on the plain agent, if any.

@@ -803,3 +803,107 @@ async fn a_value_refused_by_a_smaller_server_limit_is_invalid_argument_and_holds
     server.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A loopback TCP proxy that delivers every byte from the server a set delay
+/// late (a constant answer latency, none until [`LatencyProxy::set_delay`]) and
+/// counts the lease keepalive requests that pass towards the server.
+struct LatencyProxy {
+    port: u16,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    keepalives: tokio::sync::watch::Receiver<usize>,
+}
+
+impl LatencyProxy {
+    fn set_delay(&self, d: Duration) {
+        self.delay_ms.store(d.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn start(upstream: String) -> LatencyProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (count, keepalives) = tokio::sync::watch::channel(0usize);
+        let count = std::sync::Arc::new(count);
+        let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay_of = delay_ms.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = listener.accept().await else { return };
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let (mut down_r, mut down_w) = down.into_split();
+                let (mut up_r, mut up_w) = up.into_split();
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = down_r.read(&mut buf).await {
+                        if n == 0 || up_w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        let found = buf[..n].windows(6).filter(|w| is_keepalive_head(w)).count();
+                        count.send_modify(|c| *c += found);
+                    }
+                });
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                let delay_ms = delay_of.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = up_r.read(&mut buf).await {
+                        let delay = Duration::from_millis(delay_ms.load(std::sync::atomic::Ordering::SeqCst));
+                        if n == 0 || tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    while let Some((due, bytes)) = rx.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if down_w.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        LatencyProxy { port, delay_ms, keepalives }
+    }
+}
+
+/// The start of a gRPC message holding a `LeaseKeepAliveRequest`: no
+/// compression, a length of 9 to 11 bytes, then field 1 (the lease ID) as a
+/// varint, which takes 8 to 10 bytes for the IDs etcd hands out.
+fn is_keepalive_head(w: &[u8]) -> bool {
+    w[..4] == [0, 0, 0, 0] && (9..=11).contains(&w[4]) && w[5] == 0x08
+}
+
+/// A renewal is due an interval (TTL/3) after the previous one was *sent*. When
+/// it was scheduled an interval after the previous *answer*, a constant answer
+/// latency above TTL/12 put every acknowledgement past the overdue mark (TTL/2
+/// after the last acknowledged send), and the leader was suspended at each
+/// renewal although every answer came within the member's stall bound (TTL/6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_late_by_a_constant_latency_never_suspend_the_leader() {
+    let endpoint = env("BALLOT_TEST_ETCD_ENDPOINTS");
+    let upstream = endpoint.split(',').next().unwrap().trim_start_matches("http://").to_string();
+    // TTL 6 s: renewals every 2 s, a member stalls after 1 s, overdue after 3 s.
+    let proxy = LatencyProxy::start(upstream).await;
+    let c = connect(&format!("etcd://127.0.0.1:{}/{}", proxy.port, unique("ns")), 6).await;
+    let e = c.election("late").unwrap();
+    let mut events = e.events();
+    live("campaign", e.campaign("x")).await.unwrap();
+    proxy.set_delay(Duration::from_millis(600));
+    let seen = *proxy.keepalives.borrow();
+    let mut count = proxy.keepalives.clone();
+    tokio::time::timeout(Duration::from_secs(18), count.wait_for(|n| *n >= seen + 4))
+        .await
+        .expect("four keepalives within three TTLs")
+        .unwrap();
+    let mut suspended = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
+        if matches!(ev, Event::Suspended) {
+            suspended += 1;
+        }
+    }
+    assert_eq!(suspended, 0, "Suspended reported {suspended} times, yet every renewal was answered in time");
+    assert_eq!(e.state(), State::Leader);
+    c.close().await.unwrap();
+}

@@ -339,7 +339,8 @@ fn trust(builder: reqwest::ClientBuilder, ca: Option<&std::path::Path>) -> Resul
     Ok(certs.into_iter().fold(builder.tls_built_in_root_certs(false), |b, c| b.add_root_certificate(c)))
 }
 
-/// Renews the session every TTL/3 and replaces it when it is lost.
+/// Renews the session every TTL/3 (counted from each renewal's send) and
+/// replaces it when it is lost.
 async fn keep_session(weak: Weak<Inner>) {
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -382,10 +383,14 @@ async fn keep_session(weak: Weak<Inner>) {
         let Some(sess) = sess else { continue };
         let ttl = inner.ttl;
         let sent = Stamp::now();
+        let started = tokio::time::Instant::now();
         let next = match inner.api.session_renew(&sess.id, ttl / 3).await {
             Ok(true) => {
                 inner.tracker.acked(sess.generation, sent);
-                ttl / 3
+                // Due TTL/3 after this renewal was sent, not after its answer:
+                // the overdue mark counts from the send, so a slow answer must
+                // not push the next renewal past it.
+                (ttl / 3).saturating_sub(started.elapsed())
             }
             Ok(false) => {
                 inner.tracker.expired(sess.generation);

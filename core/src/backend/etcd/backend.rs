@@ -379,6 +379,7 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         let stall = (interval / 2).max(Duration::from_millis(500));
         // Opening the stream sends the first keepalive and waits for its answer.
         let sent = Stamp::now();
+        let mut last_send = tokio::time::Instant::now();
         let (mut keeper, mut stream) = match tokio::time::timeout(stall, lc.keep_alive(cur.id)).await {
             Ok(Ok(pair)) => {
                 tracker.acked(cur.generation, sent);
@@ -400,15 +401,19 @@ async fn keep_session(weak: std::sync::Weak<EtcdShared>) {
         };
         let mut sessions = tracker.subscribe();
         loop {
-            // Sleep one interval, but wake at once if the session is lost locally.
+            // The next keepalive is due an interval after the previous one was
+            // sent, not after its answer came: the overdue mark counts from the
+            // send, so a slow answer must not push the next keepalive past it.
+            // Wake at once if the session is lost locally.
             let woke_lost = tokio::select! {
-                _ = tokio::time::sleep(interval) => false,
+                _ = tokio::time::sleep_until(last_send + interval) => false,
                 _ = sessions.wait_for(|s| s.generation != cur.generation || s.health == Health::Lost) => true,
             };
             if woke_lost {
                 break;
             }
             let sent = Stamp::now();
+            last_send = tokio::time::Instant::now();
             if keeper.keep_alive().await.is_err() {
                 missed(&tracker, cur.generation, &mut misses, n);
                 idx = (idx + 1) % n.max(1);

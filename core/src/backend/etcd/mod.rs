@@ -68,7 +68,12 @@
 //! # The session
 //!
 //! The client's lease is kept alive every TTL/3 on one keepalive stream, one
-//! request at a time; each answer is credited to the send time of its request.
+//! request at a time; each answer is credited to the send time of its request,
+//! and the next request is due TTL/3 after the previous *send*, so that an answer
+//! latency below TTL/6 never reaches the overdue mark (TTL/2 after the last
+//! acknowledged send). Below a 3 s TTL the 500 ms stall bound exceeds TTL/6: an
+//! answer slower than TTL/6 but faster than 500 ms suspends the session until it
+//! arrives, without moving to another member.
 //! With several members the keepalive talks to one member at a time and moves on
 //! to the next when that one fails or stalls, that is, does not answer within half
 //! an interval (TTL/6, at least 500 ms); a frozen member keeps its TCP connection
