@@ -89,6 +89,45 @@ typedef uint32_t ballot_event_kind;
 #endif // __cplusplus
 
 /**
+ * The level of a log record, most important first; the `level` argument of
+ * `ballot_set_log_callback` delivers that level and those above it.
+ */
+enum ballot_log_level
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * No records (only as the `level` argument).
+     */
+    BALLOT_LOG_LEVEL_OFF = 0,
+    /**
+     * Something failed that the caller did not ask about.
+     */
+    BALLOT_LOG_LEVEL_ERROR = 1,
+    /**
+     * Leadership is or may be gone: suspended, lost, a lost session, an error event.
+     */
+    BALLOT_LOG_LEVEL_WARN = 2,
+    /**
+     * Other changes of a handle or a session: elected, resigned, reconnected, ended,
+     * a requeue, a new session, a client connected or closed.
+     */
+    BALLOT_LOG_LEVEL_INFO = 3,
+    /**
+     * State transitions, leader changes, single keepalive failures.
+     */
+    BALLOT_LOG_LEVEL_DEBUG = 4,
+    /**
+     * Finer records (none yet).
+     */
+    BALLOT_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t ballot_log_level;
+#endif // __cplusplus
+
+/**
  * Why leadership was lost (the `reason` of a `BALLOT_EVENT_KIND_LOST` event).
  */
 enum ballot_lost_reason
@@ -393,6 +432,24 @@ typedef void (*ballot_event_cb)(void *user_data,
  * or on the event thread when that call was made from inside the callback.
  */
 typedef void (*ballot_user_data_free)(void *user_data);
+
+/**
+ * Receives one log record. `message` says what happened (with the record's other
+ * fields appended as ` key=value`); `backend` (the URL's scheme) and `election`
+ * name what it concerns, or are NULL. The strings are NUL-terminated UTF-8 lent
+ * for the call only: copy what you keep.
+ *
+ * Thread: called on one library thread (`ballot-log`), one record at a time, in
+ * the order they were made; never on a caller's thread. It may call any ballot
+ * function except `ballot_set_log_callback`. A slow callback makes records drop
+ * (a queue of 1,024), never an election wait; the drop is reported by a `warn`
+ * record.
+ */
+typedef void (*ballot_log_cb)(void *user_data,
+                              ballot_log_level level,
+                              const char *message,
+                              const char *backend,
+                              const char *election);
 
 #ifdef __cplusplus
 extern "C" {
@@ -817,6 +874,28 @@ const char *ballot_leader_key(const struct ballot_leader *leader);
  * `leader` is NULL or a leader owned by the caller and not yet freed.
  */
 void ballot_leader_free(struct ballot_leader *leader);
+
+/**
+ * Sends ballot's log records at `level` (a `ballot_log_level`) and above to `cb`,
+ * replacing the callback set before. `BALLOT_LOG_LEVEL_OFF` or a NULL `cb`
+ * stops the records.
+ *
+ * When this returns, the callback it replaced is not running and is never called
+ * again, so its `user_data` may be freed. Records never hold a secret (no
+ * password, token, userinfo or value).
+ *
+ * Errors: `BALLOT_RESULT_INVALID_ARGUMENT` for a level that is not a
+ * `ballot_log_level`, when called from inside the log callback, or when the
+ * process already has another global Rust `tracing` subscriber. Thread: any.
+ *
+ * # Safety
+ * `cb`, if not NULL, and `user_data` must be usable from another thread until the
+ * callback is replaced. `err_out` is NULL or a valid `ballot_error *` slot.
+ */
+ballot_result ballot_set_log_callback(uint32_t level,
+                                      ballot_log_cb cb,
+                                      void *user_data,
+                                      struct ballot_error **err_out);
 
 /**
  * Makes an options object with every option at its default. On success `*out`

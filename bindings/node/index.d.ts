@@ -86,6 +86,28 @@ export interface CampaignOptions {
 }
 
 /** Connects to a backend (default: the local backend) and starts its session. */
+/** Log levels, most important first. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
+export declare const LOG_LEVELS: readonly LogLevel[]
+
+/** One of ballot's log records (never a secret or a value). */
+export interface LogRecord {
+  level: LogLevel
+  /** What happened, with the record's other fields as ` key=value`. */
+  message: string
+  /** The backend (the URL's scheme) of the client it concerns, if any. */
+  backend: string | null
+  /** The election it concerns, if any. */
+  election: string | null
+}
+
+/**
+ * Sends ballot's log records at `options.level` ('info' by default) and above to
+ * `logger`, on the event loop; `null` goes back to the default (stderr at the level
+ * `BALLOT_LOG` names, or nothing).
+ */
+export declare function setLogger(logger: ((record: LogRecord) => void) | null, options?: { level?: LogLevel | 'off' }): void
+
 export declare function connect(url?: string, options?: ConnectOptions): Promise<Client>
 
 /** A connection to one backend with one session, kept alive by the library. */

@@ -423,7 +423,48 @@ function warnDeprecated(event) {
   })
 }
 
+/** Log levels, most important first ('off' turns records off). */
+const LOG_LEVELS = Object.freeze(['error', 'warn', 'info', 'debug', 'trace'])
+
+/**
+ * Sends ballot's log records (state changes, session trouble, requeues, errors;
+ * never a secret or a value) to `logger`, called on the event loop with one object
+ * per record: `{ level, message, backend, election }` (`backend` and `election`
+ * may be null). Records below `options.level` ('info' by default; one of
+ * LOG_LEVELS, or 'off') are not made at all. An exception thrown by `logger`
+ * becomes a process warning. `setLogger(null)` goes back to the default: stderr
+ * at the level the environment variable BALLOT_LOG names, or nothing.
+ * @param {((record: object) => void) | null} logger
+ * @param {{ level?: string }} [options]
+ */
+function setLogger(logger, options) {
+  const { level = 'info' } = checkOptions(options, ['level'], 'setLogger')
+  if (logger === null || logger === undefined) return callSync(() => native.setLogger(null, null))
+  if (typeof logger !== 'function') throw invalid(`setLogger needs a function or null, got ${describe(logger)}`)
+  if (typeof level !== 'string') throw invalid(`setLogger: level must be a string, got ${describe(level)}`)
+  const deliver = (record) => {
+    try {
+      logger(record)
+    } catch (err) {
+      process.emitWarning(`ballot: the logger threw: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+  return callSync(() => native.setLogger(level, deliver))
+}
+
+// BALLOT_LOG=debug prints records to stderr from the start. A bad value must not
+// stop the program from loading: it is a warning.
+try {
+  native.setLogger(null, null)
+} catch (err) {
+  process.emitWarning(`ballot: ${convertError(err).message}`)
+}
+// Records cross a library thread: those made before exit are printed first.
+process.on('exit', () => native.flushLogs(1000))
+
 module.exports = {
+  setLogger,
+  LOG_LEVELS,
   connect,
   Client,
   Election,

@@ -114,6 +114,12 @@ export declare function connect(url: string, options: Array<OptionSetting>): Pro
 /** The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root. */
 export declare function defaultBackendUrl(): string
 
+/**
+ * Waits until the log records made so far have been handed to the logger (or
+ * printed), at most `ms` milliseconds; `index.js` calls it at process exit.
+ */
+export declare function flushLogs(ms: number): boolean
+
 /** One row of the error or the event table as Node spells it. */
 export interface KindRow {
   /** The stable numeric code (the C `ballot_result` or `ballot_event_kind`). */
@@ -162,6 +168,18 @@ export interface NativeEvent {
   error?: string
 }
 
+/** A log record as the native layer hands it to `index.js`. */
+export interface NativeLogRecord {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: string
+  /** What happened, with the record's other fields as ` key=value`. */
+  message: string
+  /** The backend (the URL's scheme) of the client it concerns, if any. */
+  backend?: string
+  /** The election it concerns, if any. */
+  election?: string
+}
+
 /** One step of an observer. */
 export interface ObserveStep {
   /** True once the stream is over (the election ended or was closed). */
@@ -187,6 +205,16 @@ export interface OptionSetting {
   /** A number (milliseconds, for a duration), a boolean or a string. */
   value: number | boolean | string
 }
+
+/**
+ * Sends ballot's log records at `level` and above to `callback`, on the event
+ * loop; with no callback, prints them to stderr at the level `BALLOT_LOG` names
+ * (no records when it is unset). The thread-safe function is weak: it never keeps
+ * the process alive. A busy event loop makes records queue in napi, never an
+ * election wait. Errors: `BALLOT_INVALID_ARGUMENT` for an unknown level name
+ * (`level` or `BALLOT_LOG`).
+ */
+export declare function setLogger(level: string | null, callback: ((record: NativeLogRecord) => void) | null): void
 
 /** The core's table (see `Table`). */
 export declare function table(): Table

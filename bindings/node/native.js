@@ -842,5 +842,7 @@ module.exports.Observer = nativeBinding.Observer
 module.exports.Subscription = nativeBinding.Subscription
 module.exports.connect = nativeBinding.connect
 module.exports.defaultBackendUrl = nativeBinding.defaultBackendUrl
+module.exports.flushLogs = nativeBinding.flushLogs
+module.exports.setLogger = nativeBinding.setLogger
 module.exports.table = nativeBinding.table
 module.exports.version = nativeBinding.version

@@ -88,6 +88,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     backend: Option<String>,
 
+    /// Print the library's log records at LEVEL and above to stderr: off, error,
+    /// warn, info, debug or trace. Default: $BALLOT_LOG, else off.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -288,6 +293,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Err(m) = start_logging(cli.log_level.as_deref()) {
+        eprintln!("ballot: error: invalid_argument: {m}");
+        return ExitCode::from(exit::USAGE);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -295,7 +304,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    match rt.block_on(dispatch(cli)) {
+    let outcome = rt.block_on(dispatch(cli));
+    // Records cross a library thread: print those made so far before exiting.
+    ballot::logging::flush(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             if let Some(m) = f.message {
@@ -304,6 +316,20 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Sends the library's records to stderr at the level of `--log-level`, else of
+/// `BALLOT_LOG`; nothing when neither is set.
+fn start_logging(flag: Option<&str>) -> Result<(), String> {
+    use ballot::logging::{self, Level};
+    let level = match flag {
+        Some(l) => Level::parse(l).map_err(|e| format!("--log-level: {}", e.message()))?,
+        None => logging::level_from_env().map_err(|e| e.message().to_string())?,
+    };
+    if level.is_some() {
+        logging::set_sink(level, Some(logging::stderr_sink())).map_err(|e| e.message().to_string())?;
+    }
+    Ok(())
 }
 
 pub(crate) fn backend_url(flag: Option<String>) -> String {

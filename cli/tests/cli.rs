@@ -401,3 +401,44 @@ fn bad_input_is_one_line_with_the_kind_and_exit_2() {
     let help = ballot(&["--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes:"));
 }
+
+/// `--log-level` and `BALLOT_LOG` print the library's records to stderr; neither
+/// prints nothing; a bad level is a usage error that names it.
+#[test]
+fn log_level_prints_the_library_records_to_stderr() {
+    let d = tmpdir("log");
+    let url = backend(&d);
+    let run = |log: Option<(&str, &str)>| {
+        let mut c = Command::new(BIN);
+        c.env_remove("BALLOT_BACKEND").env_remove("BALLOT_LOG");
+        match log {
+            Some(("flag", level)) => {
+                c.args(["--log-level", level]);
+            }
+            Some((_, level)) => {
+                c.env("BALLOT_LOG", level);
+            }
+            None => {}
+        }
+        c.args(["--backend", &url, "run", "svc", "--", "true"]).output().unwrap()
+    };
+    for how in ["flag", "env"] {
+        let o = run(Some((how, "info")));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{how}: {err}");
+        assert!(err.contains("ballot info backend=file election=svc: elected term="), "{how}: {err}");
+        assert!(err.contains("ballot info backend=file election=svc: resigned"), "{how}: {err}");
+        assert!(!err.contains("ballot debug"), "{how}: a debug record at level info: {err}");
+    }
+    let quiet = run(None);
+    assert!(quiet.status.success());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("ballot info"), "{quiet:?}");
+    let bad = run(Some(("flag", "loud")));
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--log-level: unknown log level \"loud\""), "{err}");
+    let bad = run(Some(("env", "loud")));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("BALLOT_LOG: unknown log level"), "{bad:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}

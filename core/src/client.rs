@@ -148,6 +148,7 @@ impl Client {
         if self.connection.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
+        tracing::info!(target: "ballot", parent: &self.connection.span, "client closed");
         let list: Vec<_> = {
             let l = self.elections.lock().unwrap_or_else(|p| p.into_inner());
             l.iter().filter_map(Weak::upgrade).collect()

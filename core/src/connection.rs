@@ -3,7 +3,7 @@
 //! It sits below both `client.rs` and `election.rs`, so that an election can
 //! reach its backend and options without importing the client that made it.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::backend::Backend;
@@ -18,6 +18,9 @@ pub(crate) struct Connection {
     pub(crate) options: Options,
     /// The backend URL for messages: the userinfo replaced by `***`.
     pub(crate) url: String,
+    /// The client's span (`ballot_client`: `backend`, `client`), the parent of its
+    /// elections' spans and of its session's records.
+    pub(crate) span: tracing::Span,
     /// Set once by `Client::close`; elections refuse new work after it.
     pub(crate) closed: AtomicBool,
 }
@@ -25,7 +28,13 @@ pub(crate) struct Connection {
 impl Connection {
     /// A connection over `backend`, not closed.
     pub(crate) fn new(backend: Arc<dyn Backend>, options: Options, url: String) -> Connection {
-        Connection { backend, options, url, closed: AtomicBool::new(false) }
+        static CLIENTS: AtomicU64 = AtomicU64::new(0);
+        let scheme = url.split("://").next().unwrap_or("");
+        let client = CLIENTS.fetch_add(1, Ordering::Relaxed) + 1;
+        let span = tracing::info_span!(target: "ballot", "ballot_client", backend = scheme, client);
+        backend.session().set_span(span.clone());
+        tracing::info!(target: "ballot", parent: &span, "connected to {url}");
+        Connection { backend, options, url, span, closed: AtomicBool::new(false) }
     }
 
     /// A connection over a test backend, for engine tests that need no server.

@@ -51,6 +51,7 @@ mod client;
 mod connection;
 mod election;
 mod error;
+pub mod logging;
 #[cfg(feature = "memory")]
 pub mod memory;
 mod model;

@@ -170,6 +170,8 @@ pub(crate) struct SessionTracker {
     margin: Duration,
     wake: Arc<Notify>,
     clock: Clock,
+    /// The client's span, once the client is made: the parent of the session's records.
+    span: std::sync::OnceLock<tracing::Span>,
 }
 
 #[derive(Debug)]
@@ -197,6 +199,7 @@ impl SessionTracker {
             margin,
             wake: Arc::new(Notify::new()),
             clock,
+            span: std::sync::OnceLock::new(),
         });
         if ttl.is_some() {
             let weak = std::sync::Arc::downgrade(&t);
@@ -232,6 +235,16 @@ impl SessionTracker {
         // A poisoned lock only means a panic elsewhere; the data stays consistent
         // because every update is a single assignment.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the session's changes under `span` (the client's) from now on.
+    pub(crate) fn set_span(&self, span: tracing::Span) {
+        let _ = self.span.set(span);
+    }
+
+    fn span(&self) -> &tracing::Span {
+        static NONE: std::sync::OnceLock<tracing::Span> = std::sync::OnceLock::new();
+        self.span.get().unwrap_or_else(|| NONE.get_or_init(tracing::Span::none))
     }
 
     /// Subscribes to status changes.
@@ -291,6 +304,7 @@ impl SessionTracker {
             }
             i.disconnected = true;
         }
+        tracing::debug!(target: "ballot", parent: self.span(), generation, "a keepalive failed: no answer, or the connection dropped");
         self.evaluate();
     }
 
@@ -305,6 +319,7 @@ impl SessionTracker {
             }
             i.lost = true;
         }
+        tracing::warn!(target: "ballot", parent: self.span(), generation, "the server says the session has expired");
         self.evaluate();
     }
 
@@ -312,7 +327,7 @@ impl SessionTracker {
     /// be recomputed at the latest (None: only on an external event).
     fn evaluate(&self) -> Option<Duration> {
         let now = self.clock.now();
-        let (status, next) = {
+        let (status, next, disconnected) = {
             let mut i = self.lock();
             let mut next = None;
             let health = if i.lost {
@@ -340,17 +355,46 @@ impl SessionTracker {
                     _ => Health::Healthy,
                 }
             };
-            (SessionStatus { generation: i.generation, health }, next)
+            (SessionStatus { generation: i.generation, health }, next, i.disconnected)
         };
+        let mut before = None;
         self.tx.send_if_modified(|cur| {
             if *cur != status {
+                before = Some(*cur);
                 *cur = status;
                 true
             } else {
                 false
             }
         });
+        if let Some(before) = before {
+            self.record(before, status, disconnected);
+        }
         next
+    }
+}
+
+impl SessionTracker {
+    /// Records a change of the published status.
+    fn record(&self, before: SessionStatus, now: SessionStatus, disconnected: bool) {
+        let span = self.span();
+        let generation = now.generation;
+        if now.generation != before.generation {
+            tracing::info!(target: "ballot", parent: span, generation, "new session");
+            return;
+        }
+        match now.health {
+            Health::Lost => {
+                tracing::warn!(target: "ballot", parent: span, generation, "session lost: it was not confirmed before its deadline, or the server expired it")
+            }
+            Health::Suspended if disconnected => {
+                tracing::warn!(target: "ballot", parent: span, generation, "session suspended: the server cannot be reached")
+            }
+            Health::Suspended => {
+                tracing::warn!(target: "ballot", parent: span, generation, "session suspended: no keepalive was answered for half the TTL")
+            }
+            Health::Healthy => tracing::info!(target: "ballot", parent: span, generation, "session reconnected"),
+        }
     }
 }
 

@@ -30,7 +30,7 @@
 
 // Layers, each file using only files of the layers before it: `handle` and
 // `callback` (no crate imports); `result`; `boundary`; `error`, `leader`,
-// `options`; `event` (leader); `client` (options); `election` (client, event).
+// `options`, `log`; `event` (leader); `client` (options); `election` (client, event).
 mod callback;
 mod handle;
 mod result;
@@ -41,12 +41,14 @@ mod election;
 mod error;
 mod event;
 mod leader;
+mod log;
 mod options;
 
 pub use client::ballot_client;
 pub use election::{ballot_done_cb, ballot_election, ballot_state};
 pub use event::{ballot_event, ballot_event_cb, ballot_event_kind, ballot_lost_reason, ballot_user_data_free};
 pub use leader::ballot_leader;
+pub use log::{ballot_log_cb, ballot_log_level};
 pub use options::ballot_options;
 pub use result::{ballot_error, ballot_result};
 

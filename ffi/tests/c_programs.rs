@@ -209,6 +209,21 @@ fn memory_valgrind() {
     run(&bin, Mode::Valgrind, &[]);
 }
 
+/// A C program reads ballot's log records through `ballot_set_log_callback`.
+#[test]
+fn logging_asan() {
+    let bin = compile("logging", Mode::Asan, "memory");
+    let o = run(&bin, Mode::Asan, &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("checks passed"));
+}
+
+#[test]
+fn logging_valgrind() {
+    valgrind_present();
+    let bin = compile("logging", Mode::Valgrind, "memory");
+    run(&bin, Mode::Valgrind, &[]);
+}
+
 /// 10,000 create/campaign/resign/free cycles in one process: the resident set
 /// must not grow by more than 2 MiB between cycle 1,000 and cycle 10,000.
 #[test]

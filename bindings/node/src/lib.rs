@@ -352,6 +352,56 @@ impl Election {
     }
 }
 
+/// A log record as the native layer hands it to `index.js`.
+#[napi(object)]
+pub struct NativeLogRecord {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// What happened, with the record's other fields as ` key=value`.
+    pub message: String,
+    /// The backend (the URL's scheme) of the client it concerns, if any.
+    pub backend: Option<String>,
+    /// The election it concerns, if any.
+    pub election: Option<String>,
+}
+
+/// Sends ballot's log records at `level` and above to `callback`, on the event
+/// loop; with no callback, prints them to stderr at the level `BALLOT_LOG` names
+/// (no records when it is unset). The thread-safe function is weak: it never keeps
+/// the process alive. A busy event loop makes records queue in napi, never an
+/// election wait. Errors: `BALLOT_INVALID_ARGUMENT` for an unknown level name
+/// (`level` or `BALLOT_LOG`).
+#[napi(ts_args_type = "level: string | null, callback: ((record: NativeLogRecord) => void) | null")]
+pub fn set_logger(level: Option<String>, callback: Option<Function<'_, NativeLogRecord, ()>>) -> napi::Result<()> {
+    use ballot::logging::{self, Level, Record, Sink};
+    let (level, sink): (Option<Level>, Option<Sink>) = match callback {
+        Some(cb) => {
+            let level = Level::parse(level.as_deref().unwrap_or("info")).map_err(js_err)?;
+            let tsfn: ThreadsafeFunction<NativeLogRecord, (), NativeLogRecord, Status, false, true> =
+                cb.build_threadsafe_function().weak::<true>().build()?;
+            let sink = move |r: &Record| {
+                let record = NativeLogRecord {
+                    level: r.level.as_str().to_string(),
+                    message: r.message.clone(),
+                    backend: r.backend.clone(),
+                    election: r.election.clone(),
+                };
+                let _ = tsfn.call(record, napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking);
+            };
+            (level, Some(Arc::new(sink)))
+        }
+        None => (logging::level_from_env().map_err(js_err)?, Some(logging::stderr_sink())),
+    };
+    logging::set_sink(level, sink).map_err(js_err)
+}
+
+/// Waits until the log records made so far have been handed to the logger (or
+/// printed), at most `ms` milliseconds; `index.js` calls it at process exit.
+#[napi]
+pub fn flush_logs(ms: u32) -> bool {
+    ballot::logging::flush(std::time::Duration::from_millis(u64::from(ms)))
+}
+
 /// An event as the native layer hands it to `index.js`.
 #[napi(object)]
 pub struct NativeEvent {

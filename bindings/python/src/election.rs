@@ -212,7 +212,7 @@ impl Election {
 static LIVE_SUBS: PerProcess<Mutex<Vec<WeakSlot>>> = PerProcess::new(|| Mutex::new(Vec::new()));
 
 /// Set once Python runs its `atexit` handlers: callbacks are no longer called.
-static EXITING: AtomicBool = AtomicBool::new(false);
+pub(crate) static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Registered with `atexit`: stops every callback and lets asyncio bridge tasks
 /// finish before the interpreter is torn down, because a library thread taking or
@@ -220,10 +220,16 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 /// GIL for running callbacks to return.
 #[pyfunction]
 pub(crate) fn _at_exit(py: Python<'_>) {
+    // Log records made before exit reach `logging` first (it shuts down after
+    // this handler: it was imported, and registered its own, before us).
+    py.detach(|| ballot::logging::flush(Duration::from_secs(1)));
     EXITING.store(true, Ordering::SeqCst);
     let subs: Vec<blocking::Subscription> =
         lock(LIVE_SUBS.get()).drain(..).filter_map(|weak| weak.upgrade().and_then(|slot| lock(&slot).take())).collect();
     py.detach(move || {
+        // Waits for a log record being handed to Python: it needs the GIL, which
+        // is free meanwhile.
+        let _ = ballot::logging::set_sink(None, None);
         drop(subs);
         // Bounded: a task stuck elsewhere must not keep the process from exiting.
         crate::aio::wait_idle(Duration::from_secs(2));

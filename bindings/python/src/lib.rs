@@ -188,9 +188,61 @@ fn _table(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(table)
 }
 
+/// The logger's level for a record's level (`logging.DEBUG` is 10, ...; trace is 5).
+fn python_level(level: ballot::logging::Level) -> u32 {
+    use ballot::logging::Level;
+    match level {
+        Level::Error => 40,
+        Level::Warn => 30,
+        Level::Info => 20,
+        Level::Debug => 10,
+        Level::Trace => 5,
+    }
+}
+
+/// Hands ballot's records to the `logging` logger `ballot`, on the library's log
+/// thread, which takes the GIL for it. The logger decides what is shown (its
+/// level, handlers, filters); the package gives it a `NullHandler`, as libraries
+/// do, so an application that configures no logging sees nothing. Each record
+/// carries `ballot_backend` and `ballot_election` attributes.
+fn log_to_python(record: &ballot::logging::Record) {
+    static LOGGER: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    if election::EXITING.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    Python::attach(|py| {
+        let r = (|| -> PyResult<()> {
+            let logger = LOGGER.get_or_try_init(py, || {
+                Ok::<_, PyErr>(py.import("logging")?.call_method1("getLogger", ("ballot",))?.unbind())
+            })?;
+            let logger = logger.bind(py);
+            let level = python_level(record.level);
+            if !logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
+                return Ok(());
+            }
+            let extra = pyo3::types::PyDict::new(py);
+            extra.set_item("ballot_backend", record.backend.as_deref())?;
+            extra.set_item("ballot_election", record.election.as_deref())?;
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("extra", extra)?;
+            logger.call_method("log", (level, "%s", record.text()), Some(&kwargs))?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            e.write_unraisable(py, None);
+        }
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", ballot::VERSION)?;
+    // Another global tracing subscriber in this process (a Rust host) keeps the
+    // records: then they do not reach `logging`.
+    let _ = ballot::logging::set_sink(
+        Some(ballot::logging::Level::Debug),
+        Some(std::sync::Arc::new(log_to_python) as ballot::logging::Sink),
+    );
     let stop = wrap_pyfunction!(election::_at_exit, m)?;
     m.py().import("atexit")?.call_method1("register", (stop,))?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;

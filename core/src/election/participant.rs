@@ -77,6 +77,9 @@ pub(crate) struct Participant {
     pub(super) watch: tokio::sync::Mutex<Option<RunningWatch>>,
     /// Background joins and withdrawals in flight.
     pub(super) in_flight: Arc<InFlight>,
+    /// `ballot_election` (field `election`), inside the client's span: the parent
+    /// of this participant's records.
+    span: tracing::Span,
 }
 
 impl fmt::Debug for Participant {
@@ -89,7 +92,9 @@ impl Participant {
     pub(super) fn new(connection: Arc<Connection>, name: String) -> Participant {
         let machine = Machine::new(name.clone(), connection.options.auto_requeue);
         let published = machine.published();
+        let span = tracing::info_span!(target: "ballot", parent: &connection.span, "ballot_election", election = %name);
         Participant {
+            span,
             connection,
             name,
             control: Mutex::new(Control { machine, task: None }),
@@ -114,7 +119,7 @@ impl Participant {
     /// [`step`](Self::step) with an input made while the lock is held, so that
     /// what it reads (the session) is read together with the state.
     pub(super) fn step_with(&self, input: impl FnOnce() -> Input<EntryRef>) -> Next<EntryRef> {
-        let Step { effects, next } = {
+        let (Step { effects, next }, before, after) = {
             let mut control = lock(&self.control);
             let before = control.machine.published();
             let step = control.machine.step(input());
@@ -127,8 +132,20 @@ impl Participant {
                     task.abort();
                 }
             }
-            step
+            (step, before.state, after.state)
         };
+        if before != after {
+            tracing::debug!(target: "ballot", parent: &self.span, "state {before} -> {after}");
+        }
+        match &next {
+            Next::Requeue { .. } => {
+                tracing::info!(target: "ballot", parent: &self.span, "campaigning again (auto-requeue)")
+            }
+            Next::Rejoin { .. } => {
+                tracing::debug!(target: "ballot", parent: &self.span, "joining again under the new session")
+            }
+            _ => {}
+        }
         for effect in effects {
             self.perform(effect);
         }
@@ -137,7 +154,10 @@ impl Participant {
 
     fn perform(&self, effect: Effect<EntryRef>) {
         match effect {
-            Effect::Emit(ev) => self.emit(ev),
+            Effect::Emit(ev) => {
+                self.record(&ev);
+                self.emit(ev)
+            }
             Effect::PublishLeader(leader) => {
                 self.leader.send_replace(leader);
             }
@@ -185,6 +205,24 @@ impl Participant {
     /// The state with the session taken into account (see `Machine::state_seen`).
     pub(super) fn state_now(&self) -> State {
         self.read(|m| m.state_seen(self.backend().session().status()))
+    }
+
+    /// Records an event the handle delivers (never a value: it may be secret).
+    fn record(&self, ev: &Event) {
+        let span = &self.span;
+        match ev {
+            Event::Elected { term } => tracing::info!(target: "ballot", parent: span, term, "elected"),
+            Event::Suspended => tracing::warn!(target: "ballot", parent: span, "suspended: do not act as leader"),
+            Event::Reconnected => tracing::info!(target: "ballot", parent: span, "reconnected: leading again"),
+            Event::Lost { reason } => tracing::warn!(target: "ballot", parent: span, reason = reason.as_str(), "lost"),
+            Event::Resigned => tracing::info!(target: "ballot", parent: span, "resigned"),
+            Event::LeaderChanged(Some(l)) => {
+                tracing::debug!(target: "ballot", parent: span, term = l.term, key = %l.key, "leader changed")
+            }
+            Event::LeaderChanged(None) => tracing::debug!(target: "ballot", parent: span, "no leader"),
+            Event::Ended => tracing::info!(target: "ballot", parent: span, "ended"),
+            Event::Error(e) => tracing::warn!(target: "ballot", parent: span, "error: {e}"),
+        }
     }
 
     pub(super) fn emit(&self, ev: Event) {

@@ -18,7 +18,17 @@ error kind has the class named by it in CamelCase and ``Error``
 
 Fork: create clients after ``fork()``, in the process that uses them. A client
 made before a fork raises ``ClosedError`` when used in the child.
+
+Logs: ballot's records go to the ``logging`` logger ``"ballot"`` (state changes,
+session trouble, requeues and errors; each record has ``ballot_backend`` and
+``ballot_election`` attributes). The package adds a ``NullHandler`` only, so an
+application sees them once it configures logging, for example
+``logging.basicConfig(level=logging.INFO)``.
 """
+
+import logging as _logging
+
+_logging.getLogger("ballot").addHandler(_logging.NullHandler())
 
 from ballot._errors import (
     AuthError,
