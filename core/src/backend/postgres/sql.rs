@@ -12,7 +12,7 @@
 /// the transaction that records its version in `{s}.schema_migrations`, under
 /// an advisory lock, so concurrent first connects apply it exactly once. A new
 /// version is appended here; an applied one is never changed.
-pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// The oldest schema version this client works with. Later versions change
 /// only how fast a handoff is (version 2), so a role that may not upgrade the
@@ -370,51 +370,6 @@ BEGIN
         -- `c<term>`: the successor learns it leads, and its term, from this
         -- alone; sent before the deletion's, which would make it look again.
         PERFORM pg_notify({chan}, v_next || ' c' || v_term || ' ' || v_election);
-    END IF;
-    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
-    RETURN true;
-END $$;
-"#;
-
-/// Version 3: the same hand-over in fewer statements, since a resign waits for
-/// all of them (each statement of a PL/pgSQL function is one more trip through
-/// the executor): the candidate's election is read and its row locked in one
-/// statement (the foreign key says the row exists), the term is taken and
-/// given in one, and both notifications go in one. What it does and what it
-/// tells are version 2's, in the same order.
-const V3: &str = r#"
-CREATE OR REPLACE FUNCTION {s}.withdraw(p_id bigint) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_election text;
-    v_next bigint;
-    v_term bigint;
-BEGIN
-    SELECT e.name INTO v_election
-    FROM {s}.candidates c JOIN {s}.elections e ON e.name = c.election
-    WHERE c.id = p_id
-    FOR UPDATE OF e;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    DELETE FROM {s}.candidates WHERE id = p_id;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    SELECT c.id, c.term INTO v_next, v_term
-    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
-    WHERE c.election = v_election AND s.expires_at > clock_timestamp()
-    ORDER BY c.id LIMIT 1;
-    IF FOUND AND v_term IS NULL THEN
-        WITH t AS (
-            UPDATE {s}.elections e SET term = e.term + 1 WHERE e.name = v_election RETURNING e.term)
-        UPDATE {s}.candidates c SET term = t.term FROM t WHERE c.id = v_next
-        RETURNING c.term INTO v_term;
-        -- `c<term>` first: the successor learns it leads, and its term, from
-        -- it alone; the deletion's would make it look again.
-        PERFORM pg_notify({chan}, v_next || ' c' || v_term || ' ' || v_election),
-                pg_notify({chan}, p_id || ' d ' || v_election);
-        RETURN true;
     END IF;
     PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
     RETURN true;
