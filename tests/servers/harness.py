@@ -20,7 +20,9 @@ consul, consul-acl, pg, pgbouncer.
 STATEDIR/pg.data; SCRAM passwords for the role `ballot`, owner of the database
 `ballot`; TLS with a test CA made at start). `pgbouncer` is PgBouncer in
 transaction pooling mode in front of the `pg` of the same STATEDIR (start them
-together, or `pg` first), with the same role and password.
+together, or `pg` first), with the same role and password. `--pg-max-connections N`
+sets the server's max_connections (default 500; a ballot client holds two on a
+direct URL).
 
 `start` prints one `KEY=VALUE` line per fact to stdout (shell-sourceable; a
 value is shell-quoted only when it needs it) and keeps every kind started into
