@@ -46,8 +46,10 @@ NAMES = {"local": "local (file)", "etcd": "etcd", "zk": "ZooKeeper", "consul": "
          "pgpool": "PostgreSQL via PgBouncer (polling)"}
 # The harness kinds each backend needs.
 SERVERS = {"local": [], "etcd": ["etcd"], "zk": ["zk"], "consul": ["consul"], "pg": ["pg"], "pgpool": ["pg", "pgbouncer"]}
-# ballot opens two connections per client on PostgreSQL (queries, and LISTEN); the harness's server allows 500.
-PG_MAX_CONNECTIONS = 500
+# ballot opens two connections per client on a direct PostgreSQL URL (queries, and LISTEN): the scale section's
+# N = 1000 needs 2,000 of them, and the harness's server allows 500 unless told otherwise. Each idle server
+# process takes a few MiB; 2,200 fit this machine's memory.
+PG_MAX_CONNECTIONS = 2200
 T0 = time.monotonic()
 
 
@@ -110,7 +112,8 @@ class Servers:
         log(f"starting {', '.join(self.kinds)} through tests/servers/harness.py")
         self.started = True
         subprocess.run([sys.executable, HARNESS, "start", *self.kinds, "--zk-tick-ms", "1000",
-                        "--dir", self.dir], check=True, stdout=subprocess.DEVNULL, timeout=180)
+                        "--pg-max-connections", str(PG_MAX_CONNECTIONS), "--dir", self.dir],
+                       check=True, stdout=subprocess.DEVNULL, timeout=180)
         with open(os.path.join(self.dir, "env.json")) as f:
             self.env = json.load(f)
         log(f"servers ready in {self.dir}")

@@ -697,7 +697,7 @@ async fn resign_hands_the_term_on_and_an_older_schema_still_works() {
     // The owner's connect upgrades it; from then on a resign gives the term.
     let owner_url = format!("{}/{}?schema={schema}", b.fact("URL"), unique("ns"));
     let (a, c) = (connect(&owner_url).await, connect(&owner_url).await);
-    assert_eq!(db.query_one(&version, &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(db.query_one(&version, &[]).await.unwrap().get::<_, i32>(0), 2, "upgraded to the latest version");
     let name = unique("v2");
     let (ea, ec) = (a.election(&name).unwrap(), c.election(&name).unwrap());
     let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
@@ -721,5 +721,57 @@ async fn resign_hands_the_term_on_and_an_older_schema_still_works() {
     assert_eq!(terms, vec![Some(t1 as i64 + 1)], "the successor's row holds the next term as resign returns");
     assert_eq!(within(live(), "c wins", t).await.unwrap().unwrap().term(), t1 + 1);
     ec.end().await.unwrap();
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+}
+
+/// A direct connection prepares the backend's statements once. When another
+/// client's migration changes what a prepared statement returns, the server
+/// refuses the stale plan ("cached plan must not change result type"): the
+/// statement then runs unprepared, and resign still hands the lead on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_prepared_before_a_migration_still_runs() {
+    let _g = DISRUPT.read().await;
+    let schema = format!("ballot_{}", unique("prep").replace('-', "_"));
+    let base = url("pg");
+    let u = format!("{base}{}schema={schema}", if base.contains('?') { '&' } else { '?' });
+    let (a, c) = (connect(&u).await, connect(&u).await);
+    let name = unique("prep");
+    let (ea, ec) = (a.election(&name).unwrap(), c.election(&name).unwrap());
+    let db = sql().await;
+    let queued = format!("SELECT count(*) FROM {schema}.candidates WHERE term IS NULL");
+    let wait_queued = || async {
+        within(live(), "a candidate is queued", async {
+            while db.query_one(&queued, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+    };
+    // a leads, hands over to c, and leads again: a has prepared its withdraw.
+    let mut terms = vec![within(live(), "a wins", ea.campaign("a")).await.unwrap().term()];
+    for (from, to, v) in [(&ea, &ec, "c"), (&ec, &ea, "a")] {
+        let to2 = to.clone();
+        let t = tokio::spawn(async move { to2.campaign(v).await });
+        wait_queued().await;
+        from.resign().await.unwrap();
+        terms.push(within(live(), "the successor wins", t).await.unwrap().unwrap().term());
+    }
+    // withdraw now returns an integer: a's prepared statement is stale.
+    db.batch_execute(&format!(
+        "ALTER FUNCTION {schema}.withdraw(bigint) RENAME TO withdraw_v; \
+         CREATE FUNCTION {schema}.withdraw(p_id bigint) RETURNS integer LANGUAGE sql \
+         AS $$ SELECT CASE WHEN {schema}.withdraw_v(p_id) THEN 1 ELSE 0 END $$"
+    ))
+    .await
+    .unwrap();
+    let ec2 = ec.clone();
+    let t = tokio::spawn(async move { ec2.campaign("c").await });
+    wait_queued().await;
+    within(live(), "resign through a stale statement", ea.resign()).await.expect("resign through a stale statement");
+    terms.push(within(live(), "c wins again", t).await.unwrap().unwrap().term());
+    assert!(terms.windows(2).all(|w| w[1] > w[0]), "terms increase: {terms:?}");
+    ec.end().await.unwrap();
+    a.close().await.unwrap();
+    c.close().await.unwrap();
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
 }

@@ -20,7 +20,9 @@ consul, consul-acl, pg, pgbouncer.
 STATEDIR/pg.data; SCRAM passwords for the role `ballot`, owner of the database
 `ballot`; TLS with a test CA made at start). `pgbouncer` is PgBouncer in
 transaction pooling mode in front of the `pg` of the same STATEDIR (start them
-together, or `pg` first), with the same role and password.
+together, or `pg` first), with the same role and password. `--pg-max-connections N`
+sets the server's max_connections (default 500; a ballot client holds two on a
+direct URL).
 
 `start` prints one `KEY=VALUE` line per fact to stdout (shell-sourceable; a
 value is shell-quoted only when it needs it) and keeps every kind started into
@@ -66,6 +68,8 @@ import uuid
 HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 60.0
 STOP_GRACE = 5.0
+# PostgreSQL's max_connections unless `--pg-max-connections` says otherwise.
+PG_MAX_CONNECTIONS = 500
 
 # ZooKeeper: Debian's zookeeper.jar names its dependencies (jute, netty,
 # jetty, jackson, metrics, snappy, commons-cli/io, slf4j-api) in its manifest
@@ -709,6 +713,9 @@ def chown_pg(*paths: str) -> None:
 
 
 def build_pg(inst: dict, taken: set[int], opts) -> None:
+    max_conn = getattr(opts, "pg_max_connections", None) or PG_MAX_CONNECTIONS
+    if not 10 <= max_conn <= 100000:
+        raise HarnessError(f"pg: --pg-max-connections {max_conn}: expected 10 to 100000")
     (port,) = free_ports(1, taken)
     data = fresh_dir(os.path.join(inst["dir"], "pg.data"))
     sock = fresh_dir(os.path.join(inst["dir"], "pg.sock"))
@@ -721,7 +728,7 @@ def build_pg(inst: dict, taken: set[int], opts) -> None:
     # may only log in, for tests of the least privileges a role needs once the
     # schema exists.
     info.update({"user": "ballot", "password": gen_password(), "db": "ballot", "tls": tls, "sock": sock,
-                 "app_user": "ballot_app", "app_password": gen_password()})
+                 "app_user": "ballot_app", "app_password": gen_password(), "max_connections": max_conn})
     t = time.time()
     r = subprocess.run(as_pg_user([os.path.join(pg_bindir(), "initdb"), "-D", data, "-U", "postgres",
                                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
@@ -739,7 +746,7 @@ def build_pg(inst: dict, taken: set[int], opts) -> None:
         "-c", f"ssl_key_file={tls['server_key']}",
         "-c", f"ssl_ca_file={tls['ca']}",
         "-c", "password_encryption=scram-sha-256",
-        "-c", "max_connections=500",
+        "-c", f"max_connections={max_conn}",
         "-c", "shared_buffers=32MB",
         # Tests lose nothing they need to a crash of the machine; a clean stop
         # (SIGINT) still writes everything, so terms survive restarts.
@@ -1507,6 +1514,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ZooKeeper tickTime; sessions may last 2..20 ticks (default 2000)")
     p.add_argument("--consul-session-ttl-min", default=None,
                    help="Consul session_ttl_min, e.g. 1s (Consul's default is 10s)")
+    p.add_argument("--pg-max-connections", type=int, default=PG_MAX_CONNECTIONS,
+                   help=f"pg: the server's max_connections (default {PG_MAX_CONNECTIONS}); a ballot client "
+                        "holds two on a direct URL")
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("stop", help="stop every process started into STATEDIR (or those of KINDs)")
