@@ -858,12 +858,7 @@ async fn a_slow_renewal_answer_suspends_once_not_twice() {
     // The held renewal, then two more: the overdue mark of the held one's send
     // (TTL/2 after it) lies before the second.
     proxy.wait_for("renewals after the held one", |s| s.renewals >= seen + 3).await;
-    let mut suspended = 0;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
-        if matches!(ev, Event::Suspended) {
-            suspended += 1;
-        }
-    }
+    let suspended = common::count_queued(&mut events, |e| matches!(e, Event::Suspended)).await;
     assert_eq!(suspended, 1, "Suspended reported {suspended} times for one slow answer");
     assert_eq!(e.state(), State::Leader);
     c.close().await.unwrap();

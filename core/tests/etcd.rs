@@ -897,12 +897,7 @@ async fn answers_late_by_a_constant_latency_never_suspend_the_leader() {
         .await
         .expect("four keepalives within three TTLs")
         .unwrap();
-    let mut suspended = 0;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
-        if matches!(ev, Event::Suspended) {
-            suspended += 1;
-        }
-    }
+    let suspended = common::count_queued(&mut events, |e| matches!(e, Event::Suspended)).await;
     assert_eq!(suspended, 0, "Suspended reported {suspended} times, yet every renewal was answered in time");
     assert_eq!(e.state(), State::Leader);
     c.close().await.unwrap();

@@ -650,12 +650,7 @@ async fn a_slow_renewal_answer_suspends_once_not_twice() {
     // The held renewal, then three more: the second Suspended came before the
     // next renewal after the held one.
     within(ttl * 3, "renewals after the held one", proxy.renewals_after(seen, 4)).await;
-    let mut suspended = 0;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, futures_util::StreamExt::next(&mut events)).await {
-        if matches!(ev, Event::Suspended) {
-            suspended += 1;
-        }
-    }
+    let suspended = common::count_queued(&mut events, |e| matches!(e, Event::Suspended)).await;
     assert_eq!(suspended, 1, "Suspended reported {suspended} times for one slow answer");
     assert_eq!(e.state(), State::Leader);
     c.close().await.unwrap();

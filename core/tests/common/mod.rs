@@ -57,3 +57,15 @@ pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     l.local_addr().expect("its address").port()
 }
+
+/// How many of the events already queued on `events` `pick` accepts (it does not
+/// wait for more).
+pub async fn count_queued(events: &mut ballot::Events, pick: impl Fn(&Event) -> bool) -> usize {
+    let mut n = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
+        if pick(&ev) {
+            n += 1;
+        }
+    }
+    n
+}
