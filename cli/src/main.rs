@@ -5,6 +5,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod demo;
+mod generate;
 mod procs;
 mod run;
 mod supervise;
@@ -173,6 +174,12 @@ enum Command {
         /// is_leader() need (repeatable).
         #[arg(long, value_name = "ROLE")]
         grant: Vec<String>,
+    },
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        /// Where to write the `share/` tree: man/man1, bash-completion, zsh, fish.
+        dir: std::path::PathBuf,
     },
 }
 
@@ -359,6 +366,7 @@ async fn dispatch(cli: Cli) -> CliResult {
             client.close().await?;
             Ok(exit::OK)
         }
+        Command::Generate { dir } => generate::generate(&dir),
     }
 }
 
