@@ -1,22 +1,36 @@
-//! `ballot __generate DIR`: the shell completions and man pages of the packaged
-//! CLI, made from the clap definitions themselves, so they cannot drift from
-//! `--help`. scripts/dist.sh calls it; it is hidden from `--help`.
+//! `ballot __generate DIR`: the man pages and shell completions of the packaged
+//! CLI, made from the clap definitions themselves, so that they cannot drift from
+//! `--help`. scripts/dist.sh calls it. Like `__supervise`, it is handled before
+//! clap parses anything, so the pages and completions do not offer it.
 
+use std::ffi::OsString;
 use std::io;
 use std::path::Path;
+use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::{exit, Cli, CliResult, Fail};
+use crate::{exit, Cli};
 
-/// Writes, under `dir`, the tree a package installs below its prefix's `share/`:
-/// `man/man1/ballot.1` (and `ballot-<command>.1` per command),
+/// Writes, under the one argument DIR, the tree a package installs below its
+/// prefix's `share/`: `man/man1/ballot.1` (and `ballot-<command>.1` per command),
 /// `bash-completion/completions/ballot`, `zsh/site-functions/_ballot` and
-/// `fish/vendor_completions.d/ballot.fish`.
-pub(crate) fn generate(dir: &Path) -> CliResult {
-    write_all(dir).map_err(|e| Fail::new(exit::ERROR, format!("cannot write into {}: {e}", dir.display())))?;
-    Ok(exit::OK)
+/// `fish/vendor_completions.d/ballot.fish`. Exits 2 without exactly one argument,
+/// 1 when a file cannot be written.
+pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
+    let [dir] = args.as_slice() else {
+        eprintln!("ballot: error: invalid_argument: usage: ballot __generate DIR");
+        return ExitCode::from(exit::USAGE);
+    };
+    let dir = Path::new(dir);
+    match write_all(dir) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("ballot: error: cannot write into {}: {e}", dir.display());
+            ExitCode::from(exit::ERROR)
+        }
+    }
 }
 
 fn write_all(dir: &Path) -> io::Result<()> {

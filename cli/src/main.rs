@@ -175,12 +175,6 @@ enum Command {
         #[arg(long, value_name = "ROLE")]
         grant: Vec<String>,
     },
-    /// Write the man pages and shell completions into DIR (for packaging).
-    #[command(name = "__generate", hide = true)]
-    Generate {
-        /// Where to write the `share/` tree: man/man1, bash-completion, zsh, fish.
-        dir: std::path::PathBuf,
-    },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -284,8 +278,12 @@ fn main() -> ExitCode {
     // `ballot run` starts this binary again as the supervisor of its command; that
     // process has no runtime and no clap.
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "__supervise") {
-        return supervise::main(args.collect());
+    match args.nth(1) {
+        Some(a) if a == "__supervise" => return supervise::main(args.collect()),
+        // Outside clap, so that the man pages and completions it writes do not
+        // offer it.
+        Some(a) if a == "__generate" => return generate::main(args.collect()),
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -366,7 +364,6 @@ async fn dispatch(cli: Cli) -> CliResult {
             client.close().await?;
             Ok(exit::OK)
         }
-        Command::Generate { dir } => generate::generate(&dir),
     }
 }
 
