@@ -120,6 +120,11 @@ echo "node $(node --version), npm $(npm --version)"
 step "python: build the package and run pytest + mypy --strict"
 bash bindings/python/test.sh
 
+step "distribution: scripts/dist.sh, then each artifact installed and run without Rust (tests/dist)"
+# After the C, Node and Python steps: dist.sh runs their release builds again with
+# the same flags, so it mostly reuses them.
+bash tests/dist/run.sh
+
 step "chaos suite: 20 faults per backend on local, etcd, zk, consul, pg (tests/chaos)"
 # Last among the tests: it restarts members of the shared servers.
 bash tests/chaos/run.sh --ci

@@ -29,7 +29,7 @@ trap 'rm -rf "$WHEELS" "$FRESH"' EXIT
 
 # Build once (this is what `pip install ./bindings/python` does), install twice.
 "$VENV/bin/python" -m pip wheel -q --no-deps -w "$WHEELS" ./bindings/python
-WHEEL=$(ls "$WHEELS"/ballot-*.whl)
+WHEEL=$(ls "$WHEELS"/ballot_election-*.whl)
 echo "built $(basename "$WHEEL")"
 "$VENV/bin/python" -m pip install -q --no-deps --force-reinstall "$WHEEL"
 

@@ -5,6 +5,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod demo;
+mod generate;
 mod procs;
 mod run;
 mod supervise;
@@ -282,8 +283,12 @@ fn main() -> ExitCode {
     // `ballot run` starts this binary again as the supervisor of its command; that
     // process has no runtime and no clap.
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "__supervise") {
-        return supervise::main(args.collect());
+    match args.nth(1) {
+        Some(a) if a == "__supervise" => return supervise::main(args.collect()),
+        // Outside clap, so that the man pages and completions it writes do not
+        // offer it.
+        Some(a) if a == "__generate" => return generate::main(args.collect()),
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

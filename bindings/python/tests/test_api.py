@@ -339,7 +339,7 @@ def test_version_is_the_workspace_version() -> None:
     m = re.search(r'\[workspace\.package\][^\[]*?version = "([^"]+)"', cargo.read_text())
     assert m, "no workspace version in Cargo.toml"
     assert ballot.__version__ == m.group(1)
-    assert importlib.metadata.version("ballot") == m.group(1)
+    assert importlib.metadata.version("ballot-election") == m.group(1)
 
 
 def test_leader_value_type() -> None:
