@@ -76,7 +76,7 @@ pub use cancel::CancelToken;
 pub use client::Client;
 pub use election::{Election, Events, Leadership, Observe};
 pub use error::{Error, ErrorKind, Result};
-pub use model::{Event, Leader, LostReason, State};
+pub use model::{Event, Leader, LostReason, Participant, State};
 pub use options::{default_backend_url, Credentials, Options, TlsOptions};
 pub use surface::{EventKind, OptionInfo, OptionType, OptionValue, OPTIONS};
 pub use url::MAX_NAME_LEN;
