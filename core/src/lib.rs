@@ -107,6 +107,7 @@ mod tests {
         assert_send_sync::<crate::Election>();
         assert_send_sync::<crate::Leadership>();
         assert_send_sync::<crate::Leader>();
+        assert_send_sync::<crate::Participant>();
         assert_send_sync::<crate::Error>();
         assert_send_sync::<crate::Event>();
         assert_send_sync::<crate::Options>();
