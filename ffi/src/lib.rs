@@ -30,7 +30,7 @@
 
 // Layers, each file using only files of the layers before it: `handle` and
 // `callback` (no crate imports); `result`; `boundary`; `error`, `leader`,
-// `options`; `event` (leader); `client` (options); `election` (client, event).
+// `options`, `participants`; `event` (leader); `client` (options); `election` (client, event).
 mod callback;
 mod handle;
 mod result;
@@ -42,12 +42,14 @@ mod error;
 mod event;
 mod leader;
 mod options;
+mod participants;
 
 pub use client::ballot_client;
 pub use election::{ballot_done_cb, ballot_election, ballot_state};
 pub use event::{ballot_event, ballot_event_cb, ballot_event_kind, ballot_lost_reason, ballot_user_data_free};
 pub use leader::ballot_leader;
 pub use options::ballot_options;
+pub use participants::ballot_participants;
 pub use result::{ballot_error, ballot_result};
 
 use std::os::raw::c_char;
