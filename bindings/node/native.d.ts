@@ -67,6 +67,11 @@ export declare class Election {
   resign(): Promise<void>
   /** Reads the current leader (null when there is none). */
   leader(): Promise<Leader | null>
+  /**
+   * The candidates in queue order, the leader first (empty when nobody
+   * campaigns).
+   */
+  participants(): Promise<Array<Participant>>
   /** Ends the election for every participant. */
   end(): Promise<void>
   /**
@@ -186,6 +191,16 @@ export interface OptionSetting {
   name: string
   /** A number (milliseconds, for a duration), a boolean or a string. */
   value: number | boolean | string
+}
+
+/** One candidate of an election, as `participants()` lists it. */
+export interface Participant {
+  /** The candidate's key as the backend names it (for the leader, its `Leader.key`). */
+  key: string
+  /** The value the candidate campaigned with (the leader's latest value). */
+  value: Buffer
+  /** Whether it leads; only the first participant can. */
+  leader: boolean
 }
 
 /** The core's table (see `Table`). */
