@@ -362,6 +362,18 @@ typedef struct ballot_leader ballot_leader;
 typedef struct ballot_options ballot_options;
 
 /**
+ * The candidates of an election as one read of the backend saw them, in queue
+ * order, the leader first: for each, its key, its value and whether it leads
+ * (only the first one can).
+ *
+ * Returned by `ballot_election_participants`, owned by the caller and freed with
+ * `ballot_participants_free`. Read it with `ballot_participants_len` and the
+ * accessors, which take an index from 0 to `len - 1`. It is immutable, so it
+ * may be read from any thread.
+ */
+typedef struct ballot_participants ballot_participants;
+
+/**
  * The completion callback of `ballot_election_campaign_async`.
  *
  * `result` is `BALLOT_RESULT_OK` when elected, with `term` the new term; otherwise
@@ -697,6 +709,25 @@ ballot_result ballot_election_resign(const struct ballot_election *election,
 ballot_result ballot_election_leader(const struct ballot_election *election,
                                      struct ballot_leader **out,
                                      struct ballot_error **err_out);
+
+/**
+ * Lists the election's candidates in queue order, the leader first, from one
+ * consistent read of the backend where it allows (see the README). On success
+ * `*out` receives a list owned by the caller, freed with
+ * `ballot_participants_free`; an election without candidates gives an empty
+ * list (length 0), not an error.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `ENDED` once this handle saw
+ * the election ended; `CLOSED`; `TIMEOUT`; backend errors.
+ *
+ * Thread: any; blocks the calling thread.
+ *
+ * # Safety
+ * Pointers are NULL or valid as described above.
+ */
+ballot_result ballot_election_participants(const struct ballot_election *election,
+                                           struct ballot_participants **out,
+                                           struct ballot_error **err_out);
 
 /**
  * Ends the election for every participant: each gets a `BALLOT_EVENT_KIND_ENDED`
@@ -1104,6 +1135,81 @@ ballot_result ballot_options_set_tls_cert(struct ballot_options *options,
 ballot_result ballot_options_set_tls_key(struct ballot_options *options,
                                          const char *path,
                                          struct ballot_error **err_out);
+
+/**
+ * The number of participants in the list (0 when nobody campaigns).
+ *
+ * NULL: returns 0. Thread: any.
+ *
+ * # Safety
+ * `list` is NULL or a live list.
+ */
+size_t ballot_participants_len(const struct ballot_participants *list);
+
+/**
+ * The key of participant `index` as the backend names it (for the leader, the
+ * key `ballot_leader_key` gives), NUL-terminated, into `*key_out`.
+ *
+ * Ownership: the string belongs to `list` and lives as long as it does.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `list` or `key_out`;
+ * `INVALID_ARGUMENT` when `index` is not below `ballot_participants_len`.
+ * `*key_out` is written only on success. Thread: any.
+ *
+ * # Safety
+ * `list` is NULL or a live list; `key_out` and `err_out` are NULL or writable.
+ */
+ballot_result ballot_participants_key(const struct ballot_participants *list,
+                                      size_t index,
+                                      const char **key_out,
+                                      struct ballot_error **err_out);
+
+/**
+ * The value of participant `index`: `*value_out` receives a pointer to its
+ * bytes and `*len_out` their number (the leader's latest value; empty for a
+ * `consul lock` holder that stored none). The bytes belong to `list` and live
+ * as long as it does; they are not NUL-terminated.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `list`, `value_out`
+ * or `len_out`; `INVALID_ARGUMENT` when `index` is not below
+ * `ballot_participants_len`. Outputs are written only on success. Thread: any.
+ *
+ * # Safety
+ * `list` is NULL or a live list; the outputs and `err_out` are NULL or writable.
+ */
+ballot_result ballot_participants_value(const struct ballot_participants *list,
+                                        size_t index,
+                                        const uint8_t **value_out,
+                                        size_t *len_out,
+                                        struct ballot_error **err_out);
+
+/**
+ * Whether participant `index` leads, into `*leader_out` (only the first one
+ * can; a first participant that does not is next in line while nobody leads).
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `list` or
+ * `leader_out`; `INVALID_ARGUMENT` when `index` is not below
+ * `ballot_participants_len`. `*leader_out` is written only on success.
+ * Thread: any.
+ *
+ * # Safety
+ * `list` is NULL or a live list; `leader_out` and `err_out` are NULL or writable.
+ */
+ballot_result ballot_participants_is_leader(const struct ballot_participants *list,
+                                            size_t index,
+                                            bool *leader_out,
+                                            struct ballot_error **err_out);
+
+/**
+ * Frees a list returned by `ballot_election_participants`; the keys and values
+ * read from it are gone with it.
+ *
+ * Ownership: takes `list`. NULL: no-op. Thread: any.
+ *
+ * # Safety
+ * `list` is NULL or a list owned by the caller and not yet freed.
+ */
+void ballot_participants_free(struct ballot_participants *list);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,9 +5,9 @@
 // options here against the core's table.
 
 import { EventEmitter } from 'node:events'
-import type { Leader, Leadership } from './native'
+import type { Leader, Leadership, Participant } from './native'
 
-export type { Leader, Leadership }
+export type { Leader, Leadership, Participant }
 
 /** Every error code, one per core ErrorKind. */
 export type ErrorCode =
@@ -158,6 +158,8 @@ export declare class Election extends EventEmitter<ElectionEvents> {
   proclaim(value: Value): Promise<void>
   resign(): Promise<void>
   leader(): Promise<Leader | null>
+  /** The candidates in queue order, the leader first; empty when nobody campaigns. */
+  participants(): Promise<Participant[]>
   end(): Promise<void>
   close(): Promise<void>
   /** The current leader first, then each change; finishes when the election ends or the handle closes. */

@@ -299,6 +299,16 @@ class Election extends EventEmitter {
     return call(() => this.#inner.leader())
   }
 
+  /**
+   * The candidates in queue order, the leader first: an array of
+   * { key, value: Buffer, leader: boolean } (empty when nobody campaigns).
+   * Rejects with BALLOT_ENDED once this handle saw the election ended,
+   * BALLOT_CLOSED after close().
+   */
+  async participants() {
+    return call(() => this.#inner.participants())
+  }
+
   /** Ends the election for every participant: each gets 'ended'. */
   async end() {
     try {

@@ -67,6 +67,11 @@ export declare class Election {
   resign(): Promise<void>
   /** Reads the current leader (null when there is none). */
   leader(): Promise<Leader | null>
+  /**
+   * The candidates in queue order, the leader first (empty when nobody
+   * campaigns).
+   */
+  participants(): Promise<Array<Participant>>
   /** Ends the election for every participant. */
   end(): Promise<void>
   /**
@@ -215,6 +220,15 @@ export interface OptionSetting {
  * (`level` or `BALLOT_LOG`).
  */
 export declare function setLogger(level: string | null, callback: ((record: NativeLogRecord) => void) | null): void
+/** One candidate of an election, as `participants()` lists it. */
+export interface Participant {
+  /** The candidate's key as the backend names it (for the leader, its `Leader.key`). */
+  key: string
+  /** The value the candidate campaigned with (the leader's latest value). */
+  value: Buffer
+  /** Whether it leads; only the first participant can. */
+  leader: boolean
+}
 
 /** The core's table (see `Table`). */
 export declare function table(): Table

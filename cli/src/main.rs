@@ -150,6 +150,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the candidates in queue order, the leader first: one line each,
+    /// `leader key=K value=V` or `waiting key=K value=V` (nothing when nobody
+    /// campaigns).
+    Participants {
+        /// Election name.
+        election: String,
+        /// Print one JSON array: [{"key":..,"value":..,"leader":true|false},..] in
+        /// queue order, with "value_hex" instead of "value" for a value that is
+        /// not UTF-8.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print one line per leader change until interrupted.
     Observe {
         /// Election name.
@@ -372,6 +384,13 @@ async fn dispatch(cli: Cli) -> CliResult {
                 None => Err(Fail::new(exit::NO_LEADER, format!("no_leader: election {election:?} has no leader"))),
             }
         }
+        Command::Participants { election, json } => {
+            let client = connect(cli.backend, Options::default()).await?;
+            let list = client.election(&election)?.participants().await?;
+            client.close().await?;
+            print!("{}", format_participants(&list, json));
+            Ok(exit::OK)
+        }
         Command::Observe { election, json } => {
             let client = connect(cli.backend, Options::default()).await?;
             let e = client.election(&election)?;
@@ -404,18 +423,46 @@ pub(crate) fn format_leader(l: Option<&Leader>, json: bool) -> String {
         (None, false) => "no leader".into(),
         (Some(l), true) => {
             let mut o = serde_json::Map::new();
-            match std::str::from_utf8(&l.value) {
-                Ok(s) => o.insert("value".into(), s.into()),
-                Err(_) => {
-                    o.insert("value_hex".into(), l.value.iter().map(|b| format!("{b:02x}")).collect::<String>().into())
-                }
-            };
+            insert_value(&mut o, &l.value);
             o.insert("term".into(), l.term.into());
             o.insert("key".into(), l.key.clone().into());
             json_for_terminal(&serde_json::Value::Object(o))
         }
         (Some(l), false) => format!("term={} key={} value={}", l.term, escape(l.key.as_bytes()), escape(&l.value)),
     }
+}
+
+/// Puts `value` into a JSON object: as the string "value" when it is UTF-8,
+/// else as "value_hex" (lowercase hex), so that no byte is lost or replaced.
+fn insert_value(o: &mut serde_json::Map<String, serde_json::Value>, value: &[u8]) {
+    match std::str::from_utf8(value) {
+        Ok(s) => o.insert("value".into(), s.into()),
+        Err(_) => o.insert("value_hex".into(), value.iter().map(|b| format!("{b:02x}")).collect::<String>().into()),
+    };
+}
+
+/// The participants as lines (`leader key=K value=V`, `waiting key=K value=V`,
+/// escaped like `format_leader`), or as one JSON array line.
+pub(crate) fn format_participants(list: &[ballot::Participant], json: bool) -> String {
+    if json {
+        let items = list
+            .iter()
+            .map(|p| {
+                let mut o = serde_json::Map::new();
+                o.insert("key".into(), p.key.clone().into());
+                insert_value(&mut o, &p.value);
+                o.insert("leader".into(), p.leader.into());
+                serde_json::Value::Object(o)
+            })
+            .collect();
+        return format!("{}\n", json_for_terminal(&serde_json::Value::Array(items)));
+    }
+    list.iter()
+        .map(|p| {
+            let role = if p.leader { "leader" } else { "waiting" };
+            format!("{role} key={} value={}\n", escape(p.key.as_bytes()), escape(&p.value))
+        })
+        .collect()
 }
 
 pub(crate) fn monotonic_ns() -> u128 {

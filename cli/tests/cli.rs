@@ -442,3 +442,40 @@ fn log_level_prints_the_library_records_to_stderr() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("BALLOT_LOG: unknown log level"), "{bad:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `ballot participants` on the local backend: nothing before anyone campaigns,
+/// then the leader (the waiting candidates of other processes are recorded
+/// nowhere on this backend), its value escaped as `ballot leader` escapes it.
+#[test]
+fn participants_text_and_json_with_escaped_values() {
+    let dir = tmpdir("participants");
+    let url = backend(&dir);
+    let out = ballot(&["--backend", &url, "participants", "svc"]);
+    assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(0), &b""[..]));
+    let out = ballot(&["--backend", &url, "participants", "svc", "--json"]);
+    assert_eq!((out.status.code(), String::from_utf8(out.stdout).unwrap()), (Some(0), "[]\n".to_string()));
+    let evil = "x\u{1b}]0;pwned\u{7}\u{202e}cba";
+    let (mut camp, rx) = spawn_campaign(&url, "svc", evil);
+    let elected = loop {
+        let l = rx.recv_timeout(Duration::from_secs(20)).expect("an elected line");
+        if l.starts_with("elected") {
+            break l;
+        }
+    };
+    let key = elected.split("key=").nth(1).unwrap().to_string();
+    let out = ballot(&["--backend", &url, "participants", "svc"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!drives_a_terminal(text.trim_end()), "{text:?}");
+    assert_eq!(text, format!("leader key={key} value=x\\u{{1b}}]0;pwned\\u{{7}}\\u{{202e}}cba\n"));
+    let out = ballot(&["--backend", &url, "participants", "svc", "--json"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!drives_a_terminal(text.trim_end()), "{text:?}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v, serde_json::json!([{"key": key, "value": evil, "leader": true}]));
+    let out = ballot(&["--backend", &url, "participants", "a//b"]);
+    assert_eq!(out.status.code(), Some(2), "a bad name is a usage error");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(camp.id() as i32, libc::SIGTERM) };
+    let _ = camp.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}

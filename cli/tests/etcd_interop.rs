@@ -184,3 +184,80 @@ fn etcdctl_takes_over_from_a_crashed_ballot_leader_after_its_ttl() {
     e.signal(libc::SIGINT);
     assert!(e.wait().success());
 }
+
+/// `ballot participants NAME [--json]` (stdout, asserting success).
+fn ballot_participants(url: &str, name: &str, json: bool) -> String {
+    let mut c = ballot(url);
+    c.args(["participants", name]);
+    if json {
+        c.arg("--json");
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "ballot participants: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until `ballot participants NAME --json` lists `n` participants.
+fn participants_json(url: &str, name: &str, n: usize) -> Vec<serde_json::Value> {
+    let until = std::time::Instant::now() + LIVE;
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&ballot_participants(url, name, true)).unwrap();
+        let list = v.as_array().expect("a JSON array").clone();
+        if list.len() == n {
+            return list;
+        }
+        assert!(std::time::Instant::now() < until, "{n} participants not within {LIVE:?}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ballot participants` lists an `etcdctl elect` candidate (its value not UTF-8)
+/// among ballot's own, in queue order, as text and as JSON.
+#[test]
+fn ballot_participants_lists_an_etcdctl_elect_candidate_in_order() {
+    use std::os::unix::ffi::OsStrExt;
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let name = format!("parts-{}-{:x}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+    assert_eq!(ballot_participants(&url, &name, false), "", "nobody campaigns");
+    assert_eq!(ballot_participants(&url, &name, true), "[]\n");
+    let a = Proc::spawn("ballot campaign a", ballot(&url).args(["campaign", &name, "ballot-a"]));
+    let a_key = a.until(|l| l.starts_with("elected")).split("key=").nth(1).unwrap().to_string();
+    // Its output (the value, not UTF-8) is not read: the participants say it all.
+    let mut e = etcdctl(&eps)
+        .arg("elect")
+        .arg(&name)
+        .arg(std::ffi::OsStr::from_bytes(b"etcd-\xff\x1b[2J"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcdctl must be installed (tests/servers/install.sh etcd)");
+    let list = participants_json(&url, &name, 2);
+    let c = Proc::spawn("ballot campaign c", ballot(&url).args(["campaign", &name, "ballot-c"]));
+    assert_eq!(c.line(), "campaigning");
+    let list3 = participants_json(&url, &name, 3);
+    assert_eq!(list3[..2], list[..]);
+    assert_eq!(list3[0], serde_json::json!({"key": a_key, "value": "ballot-a", "leader": true}));
+    let e_key = list3[1]["key"].as_str().unwrap().to_string();
+    assert!(e_key.starts_with(&format!("{name}/")) && e_key != a_key, "{e_key}");
+    assert_eq!(list3[1], serde_json::json!({"key": e_key, "value_hex": "657463642dff1b5b324a", "leader": false}));
+    let c_key = list3[2]["key"].as_str().unwrap().to_string();
+    assert_eq!(list3[2], serde_json::json!({"key": c_key, "value": "ballot-c", "leader": false}));
+    assert_eq!(
+        ballot_participants(&url, &name, false),
+        format!(
+            "leader key={a_key} value=ballot-a\nwaiting key={e_key} value=etcd-\\xff\\u{{1b}}[2J\nwaiting key={c_key} value=ballot-c\n"
+        )
+    );
+    // ballot's leader resigns: etcdctl's candidate leads.
+    a.signal(libc::SIGTERM);
+    assert!(a.wait().success());
+    let list = participants_json(&url, &name, 2);
+    assert_eq!((list[0]["key"].as_str(), list[0]["leader"].as_bool()), (Some(e_key.as_str()), Some(true)));
+    assert_eq!((list[1]["key"].as_str(), list[1]["leader"].as_bool()), (Some(c_key.as_str()), Some(false)));
+    // SAFETY: kill(2) on the pid of a child we own.
+    assert_eq!(unsafe { libc::kill(e.id() as i32, libc::SIGINT) }, 0);
+    assert!(e.wait().unwrap().success());
+    c.until(|l| l.starts_with("elected"));
+    c.signal(libc::SIGTERM);
+    assert!(c.wait().success());
+}

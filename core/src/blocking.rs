@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use crate::cancel;
 use crate::election::{Leadership, Observe};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Event, Leader, State};
+use crate::model::{Event, Leader, Participant, State};
 use crate::options::Options;
 use crate::runtime;
 
@@ -167,6 +167,12 @@ impl Election {
     pub fn leader(&self) -> Result<Option<Leader>> {
         let e = self.inner.clone();
         wait(async move { e.leader().await }, None, None)
+    }
+
+    /// See [`crate::Election::participants`].
+    pub fn participants(&self) -> Result<Vec<Participant>> {
+        let e = self.inner.clone();
+        wait(async move { e.participants().await }, None, None)
     }
 
     /// See [`crate::Election::end`].

@@ -77,7 +77,7 @@ pub use cancel::CancelToken;
 pub use client::Client;
 pub use election::{Election, Events, Leadership, Observe};
 pub use error::{Error, ErrorKind, Result};
-pub use model::{Event, Leader, LostReason, State};
+pub use model::{Event, Leader, LostReason, Participant, State};
 pub use options::{default_backend_url, Credentials, Options, TlsOptions};
 pub use surface::{EventKind, OptionInfo, OptionType, OptionValue, OPTIONS};
 pub use url::MAX_NAME_LEN;
@@ -108,6 +108,7 @@ mod tests {
         assert_send_sync::<crate::Election>();
         assert_send_sync::<crate::Leadership>();
         assert_send_sync::<crate::Leader>();
+        assert_send_sync::<crate::Participant>();
         assert_send_sync::<crate::Error>();
         assert_send_sync::<crate::Event>();
         assert_send_sync::<crate::Options>();

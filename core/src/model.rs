@@ -29,6 +29,29 @@ impl Leader {
     }
 }
 
+/// One candidate of an election, as [`Election::participants`] lists it.
+///
+/// [`Election::participants`]: crate::Election::participants
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Participant {
+    /// The candidate's key as the backend names it. For the leader it is the key
+    /// that [`Leader::key`] reports; see the README for each backend's form.
+    pub key: String,
+    /// The value the candidate campaigned with (for the leader, its latest
+    /// proclaimed value). Empty when the backend does not know it (a
+    /// `consul lock` holder that stored no value).
+    pub value: Vec<u8>,
+    /// Whether this candidate leads. Only the first participant can.
+    pub leader: bool,
+}
+
+impl Participant {
+    pub(crate) fn new(key: String, value: Vec<u8>, leader: bool) -> Participant {
+        Participant { key, value, leader }
+    }
+}
+
 /// Where an election handle stands.
 ///
 /// ```text

@@ -1306,3 +1306,55 @@ async fn tls_trusts_the_system_store_or_the_ca_file() {
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(other);
 }
+
+/// A `consul lock` holder has no queue entry: `participants()` lists it first,
+/// as the leader, with its session as the key (what `leader()` reports), then
+/// ballot's waiting candidates in their order; once it lets go, ballot's queue
+/// moves up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_list_a_consul_lock_holder_first() {
+    let url = format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL"));
+    let name = unique("parts");
+    let (a, b, r) = (connect(&url).await, connect(&url).await, connect(&url).await);
+    let (ea, eb, reader) = (a.election(&name).unwrap(), b.election(&name).unwrap(), r.election(&name).unwrap());
+    let until = |want: usize| {
+        let reader = reader.clone();
+        live("participants", async move {
+            loop {
+                let p = reader.participants().await.unwrap();
+                if p.len() == want && p[0].leader {
+                    return p;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut lock = ConsulLock::start(&name);
+    assert!(lock.locked_within(LIVE).await, "consul lock never ran its child");
+    let holder = reader.leader().await.unwrap().expect("the consul lock holder leads");
+    let list = until(1).await;
+    assert_eq!(list[0].key, holder.key, "the holder's session, as leader() names it");
+    let wa = tokio::spawn({
+        let ea = ea.clone();
+        async move { ea.campaign("ballot-a").await }
+    });
+    until(2).await;
+    let wb = tokio::spawn({
+        let eb = eb.clone();
+        async move { eb.campaign(b"ballot-\xffb").await }
+    });
+    let list = until(3).await;
+    let seen: Vec<(&[u8], bool)> = list.iter().map(|p| (p.value.as_slice(), p.leader)).collect();
+    assert_eq!(seen[1..], [(&b"ballot-a"[..], false), (&b"ballot-\xffb"[..], false)]);
+    assert_eq!((list[0].key.as_str(), list[0].leader), (holder.key.as_str(), true));
+    assert!(list[1].key.contains("/.candidates/") && list[2].key.contains("/.candidates/"), "{list:?}");
+    lock.finish().await;
+    let lead = live("ballot-a after consul lock", wa).await.unwrap().unwrap();
+    let list = until(2).await;
+    let seen: Vec<(&[u8], bool)> = list.iter().map(|p| (p.value.as_slice(), p.leader)).collect();
+    assert_eq!(seen, vec![(&b"ballot-a"[..], true), (&b"ballot-\xffb"[..], false)]);
+    assert_eq!(list[0].key, lead.key());
+    ea.resign().await.unwrap();
+    live("ballot-b", wb).await.unwrap().unwrap();
+    assert_eq!(until(1).await[0].value, b"ballot-\xffb");
+}

@@ -902,3 +902,62 @@ async fn answers_late_by_a_constant_latency_never_suspend_the_leader() {
     assert_eq!(e.state(), State::Leader);
     c.close().await.unwrap();
 }
+
+/// An `etcdctl elect` candidate among ballot's own: `participants()` lists it in
+/// its place in the queue (etcd's election recipe and ballot share the key
+/// layout `NAME/<lease hex>`, ordered by create revision), with its value, also a
+/// value that is not UTF-8; when the ballot leader resigns, it leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_include_an_etcdctl_elect_candidate_in_queue_order() {
+    use std::os::unix::ffi::OsStrExt;
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let n = unique("parts");
+    let (a, b) = (connect(&url, 5).await, connect(&url, 5).await);
+    let (ea, eb, reader) = (a.election(&n).unwrap(), b.election(&n).unwrap(), b.election(&n).unwrap());
+    let until = |want: usize| {
+        let reader = reader.clone();
+        live("participants", async move {
+            loop {
+                let p = reader.participants().await.unwrap();
+                if p.len() == want && p[0].leader {
+                    return p;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    ea.campaign("ballot-1").await.unwrap();
+    let etcd_value: &[u8] = b"etcd-\xff";
+    let mut elect = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={eps}"))
+        .arg("elect")
+        .arg(&n)
+        .arg(std::ffi::OsStr::from_bytes(etcd_value))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcdctl must be installed; tests/servers/install.sh etcd does it");
+    until(2).await;
+    let wb = tokio::spawn({
+        let eb = eb.clone();
+        async move { eb.campaign("ballot-2").await }
+    });
+    let list = until(3).await;
+    let seen: Vec<(&[u8], bool)> = list.iter().map(|p| (p.value.as_slice(), p.leader)).collect();
+    assert_eq!(seen, vec![(&b"ballot-1"[..], true), (etcd_value, false), (&b"ballot-2"[..], false)]);
+    let keys = keys_under(&eps, &format!("{n}/"));
+    assert_eq!(list.iter().map(|p| p.key.clone()).collect::<Vec<_>>(), keys, "etcd's create order");
+    // The ballot leader resigns: etcdctl's candidate leads, then ballot-2 waits.
+    ea.resign().await.unwrap();
+    let list = until(2).await;
+    let seen: Vec<(&[u8], bool)> = list.iter().map(|p| (p.value.as_slice(), p.leader)).collect();
+    assert_eq!(seen, vec![(etcd_value, true), (&b"ballot-2"[..], false)]);
+    assert_eq!(reader.leader().await.unwrap().map(|l| l.key), Some(list[0].key.clone()));
+    // etcdctl resigns on SIGINT: ballot-2 leads.
+    signal(elect.id(), "INT");
+    live("ballot-2 wins", wb).await.unwrap().unwrap();
+    let _ = elect.wait();
+    let list = until(1).await;
+    assert_eq!((list[0].value.as_slice(), list[0].leader), (&b"ballot-2"[..], true));
+}

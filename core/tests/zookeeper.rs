@@ -140,6 +140,80 @@ impl Latch {
             }
         }
     }
+    /// Curator's `LeaderLatch.getParticipants()`: ids in Curator's order, the
+    /// leader's marked with `*`.
+    async fn participants(&mut self) -> String {
+        self.send("participants").await;
+        loop {
+            let l = self.line().await;
+            if let Some(list) = l.strip_prefix("PARTICIPANTS ") {
+                return list.to_string();
+            }
+        }
+    }
+}
+
+/// ballot's participants as Curator's `participants` prints them.
+fn as_curator(list: &[ballot::Participant]) -> String {
+    list.iter()
+        .map(|p| format!("{}{}", String::from_utf8_lossy(&p.value), if p.leader { "*" } else { "" }))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A Curator `LeaderLatch` among ballot candidates: `participants()` lists it in
+/// its place, and agrees with Curator's own `getParticipants()`, before and
+/// after the queue moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_include_a_curator_latch_in_queue_order() {
+    let base = env("BALLOT_TEST_ZK");
+    let hosts = env("BALLOT_TEST_ZK_CONNECT");
+    let name = unique("parts");
+    let path = format!("/{name}");
+    let (a, b) = (connect(&base, Duration::from_secs(4)).await, connect(&base, Duration::from_secs(4)).await);
+    let (ea, eb, reader) = (a.election(&name).unwrap(), b.election(&name).unwrap(), b.election(&name).unwrap());
+    ea.campaign("ballot-1").await.unwrap();
+    let mut java = Latch::start(&hosts, &path, "java-1").await;
+    let until = |n: usize| {
+        let reader = reader.clone();
+        live("participants", async move {
+            loop {
+                let p = reader.participants().await.unwrap();
+                if p.len() == n && p[0].leader {
+                    return p;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    // Curator makes its node in the background after `start()`: wait for it, so
+    // that ballot-2 joins after it.
+    until(2).await;
+    let wb = tokio::spawn({
+        let eb = eb.clone();
+        async move { eb.campaign("ballot-2").await }
+    });
+    let list = until(3).await;
+    assert_eq!(as_curator(&list), "ballot-1*,java-1,ballot-2");
+    assert_eq!(java.participants().await, "ballot-1*,java-1,ballot-2", "Curator's own view agrees");
+    let latch = &list[1];
+    assert!(latch.key.starts_with(&format!("{path}/_c_")) && latch.key.contains("-latch-"), "{}", latch.key);
+
+    // The ballot leader resigns: the latch leads, in both views.
+    ea.resign().await.unwrap();
+    java.expect("LEADER").await;
+    let list = until(2).await;
+    assert_eq!(as_curator(&list), "java-1*,ballot-2");
+    assert_eq!(java.participants().await, "java-1*,ballot-2");
+    assert_eq!(reader.leader().await.unwrap().map(|l| l.key), Some(list[0].key.clone()));
+    // The latch closes: ballot-2 leads.
+    java.send("close").await;
+    java.expect("CLOSED").await;
+    live("ballot-2 wins", wb).await.unwrap().unwrap();
+    assert_eq!(as_curator(&until(1).await), "ballot-2*");
+    eb.resign().await.unwrap();
+    java.send("exit").await;
+    let _ = java.child.wait().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

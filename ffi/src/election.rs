@@ -17,6 +17,7 @@ use crate::client::ballot_client;
 use crate::event::{ballot_event_cb, ballot_user_data_free, Sink};
 use crate::handle::Boxed;
 use crate::leader::ballot_leader;
+use crate::participants::ballot_participants;
 use crate::result::{ballot_error, ballot_result, Failure};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -401,6 +402,35 @@ pub unsafe extern "C" fn ballot_election_leader(
             }
             None => Err(Failure::new(ballot_result::NoLeader, "no_leader: the election has no leader")),
         }
+    })
+}
+
+/// Lists the election's candidates in queue order, the leader first, from one
+/// consistent read of the backend where it allows (see the README). On success
+/// `*out` receives a list owned by the caller, freed with
+/// `ballot_participants_free`; an election without candidates gives an empty
+/// list (length 0), not an error.
+///
+/// Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER`; `ENDED` once this handle saw
+/// the election ended; `CLOSED`; `TIMEOUT`; backend errors.
+///
+/// Thread: any; blocks the calling thread.
+///
+/// # Safety
+/// Pointers are NULL or valid as described above.
+#[no_mangle]
+pub unsafe extern "C" fn ballot_election_participants(
+    election: *const ballot_election,
+    out: *mut *mut ballot_participants,
+    err_out: *mut *mut ballot_error,
+) -> ballot_result {
+    ffi_boundary!(err_out, {
+        // SAFETY (all blocks): the caller passes valid or NULL pointers.
+        let e = unsafe { arg(election, "election") }?;
+        out_arg(out, "out")?;
+        let list = e.inner.participants()?;
+        unsafe { ballot_participants::new(&list).write_to(out) };
+        Ok(())
     })
 }
 

@@ -30,7 +30,7 @@
 
 // Layers, each file using only files of the layers before it: `handle` and
 // `callback` (no crate imports); `result`; `boundary`; `error`, `leader`,
-// `options`, `log`; `event` (leader); `client` (options); `election` (client, event).
+// `options`, `log`, `participants`; `event` (leader); `client` (options); `election` (client, event).
 mod callback;
 mod handle;
 mod result;
@@ -43,6 +43,7 @@ mod event;
 mod leader;
 mod log;
 mod options;
+mod participants;
 
 pub use client::ballot_client;
 pub use election::{ballot_done_cb, ballot_election, ballot_state};
@@ -50,6 +51,7 @@ pub use event::{ballot_event, ballot_event_cb, ballot_event_kind, ballot_lost_re
 pub use leader::ballot_leader;
 pub use log::{ballot_log_cb, ballot_log_level};
 pub use options::ballot_options;
+pub use participants::ballot_participants;
 pub use result::{ballot_error, ballot_result};
 
 use std::os::raw::c_char;

@@ -385,6 +385,16 @@ fn scenario(name: &str, mode: Mode) {
     assert!(out.contains("checks passed"), "{out}");
 }
 
+/// `tests/c/participants.c` under ASan: the queue in order, the accessors' NULL
+/// and out-of-range checks, ENDED after end().
+fn participants(name: &str) {
+    let Some(b) = backend(name) else { return };
+    let bin = compile("participants", Mode::Asan, name);
+    let o = run(&bin, Mode::Asan, &[&patient(b, Mode::Asan), &limit_ms(b, Mode::Asan)]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("checks passed"), "{out}");
+}
+
 macro_rules! server_tests {
     ($backend:ident, $name:literal) => {
         mod $backend {
@@ -418,6 +428,11 @@ macro_rules! server_tests {
             }
 
             #[test]
+            fn participants_asan() {
+                participants($name);
+            }
+
+            #[test]
             fn scenario_valgrind() {
                 scenario($name, Mode::Valgrind);
             }
@@ -438,6 +453,16 @@ fn scenario_memory_asan() {
 #[test]
 fn scenario_memory_valgrind() {
     scenario("memory", Mode::Valgrind);
+}
+
+#[test]
+fn participants_memory_asan() {
+    participants("memory");
+}
+
+#[test]
+fn participants_local_asan() {
+    participants("local");
 }
 
 #[test]

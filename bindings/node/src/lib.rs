@@ -172,6 +172,17 @@ fn leader_js(l: ballot::Leader) -> Leader {
     Leader { value: l.value.into(), term: BigInt::from(l.term), key: l.key }
 }
 
+/// One candidate of an election, as `participants()` lists it.
+#[napi(object)]
+pub struct Participant {
+    /// The candidate's key as the backend names it (for the leader, its `Leader.key`).
+    pub key: String,
+    /// The value the candidate campaigned with (the leader's latest value).
+    pub value: Buffer,
+    /// Whether it leads; only the first participant can.
+    pub leader: bool,
+}
+
 /// A won campaign.
 #[napi(object)]
 pub struct Leadership {
@@ -306,6 +317,14 @@ impl Election {
     #[napi]
     pub async fn leader(&self) -> napi::Result<Option<Leader>> {
         Ok(self.inner.leader().await.map_err(js_err)?.map(leader_js))
+    }
+
+    /// The candidates in queue order, the leader first (empty when nobody
+    /// campaigns).
+    #[napi]
+    pub async fn participants(&self) -> napi::Result<Vec<Participant>> {
+        let list = self.inner.participants().await.map_err(js_err)?;
+        Ok(list.into_iter().map(|p| Participant { key: p.key, value: p.value.into(), leader: p.leader }).collect())
     }
 
     /// Ends the election for every participant.

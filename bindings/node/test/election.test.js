@@ -300,6 +300,44 @@ for (const backend of backends()) {
       throwsWith(assert, () => c.election('x'), 'BALLOT_CLOSED')
       assert.equal(await a.election(e.name).leader(), null)
     })
+
+    it('participants lists the queue in order, the leader first', { timeout: LIMIT * 3 }, async () => {
+      const name = uniqueName('participants')
+      const c = await connect()
+      const [ea, eb, ec, reader] = [a.election(name), b.election(name), c.election(name), a.election(name)]
+      assert.deepEqual(await reader.participants(), [])
+      const la = await within(ea.campaign('a'), LIMIT, 'first campaign')
+      const wb = handled(eb.campaign('b'))
+      let list = []
+      const queued = async (n, what) => {
+        const until = Date.now() + LIMIT
+        while ((list = await reader.participants()).length !== n || !list[0].leader) {
+          if (Date.now() > until) throw new Error(`${what} not within ${LIMIT} ms: ${JSON.stringify(list)}`)
+          await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+      }
+      await queued(2, 'b queued')
+      const wc = handled(ec.campaign(Buffer.from([0x63, 0xff])))
+      await queued(3, 'c queued')
+      assert.deepEqual(list.map((p) => [p.value, p.leader]), [
+        [Buffer.from('a'), true],
+        [Buffer.from('b'), false],
+        [Buffer.from([0x63, 0xff]), false],
+      ])
+      assert.ok(Buffer.isBuffer(list[0].value))
+      assert.equal(list[0].key, la.key)
+      assert.deepEqual(Object.keys(list[0]).sort(), ['key', 'leader', 'value'])
+      await ea.resign()
+      await within(wb, LIMIT, 'b wins')
+      await queued(2, 'the queue moves on')
+      assert.deepEqual(list.map((p) => [p.value.toString('latin1'), p.leader]), [['b', true], ['c\xff', false]])
+      await reader.end()
+      await rejectsWith(assert, reader.participants(), 'BALLOT_ENDED')
+      await rejectsWith(assert, wc, 'BALLOT_ENDED')
+      const closed = a.election(name)
+      await closed.close()
+      await rejectsWith(assert, closed.participants(), 'BALLOT_CLOSED')
+    })
   })
 }
 

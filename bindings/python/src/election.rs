@@ -54,6 +54,44 @@ impl Leader {
     }
 }
 
+/// One candidate of an election, as `Election.participants()` lists it: `key`
+/// (the backend's name for its record), `value` (bytes) and `leader` (whether
+/// it leads; only the first participant can).
+#[pyclass(module = "ballot", frozen, eq, hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Participant {
+    #[pyo3(get)]
+    key: String,
+    value: Vec<u8>,
+    #[pyo3(get)]
+    leader: bool,
+}
+
+impl From<ballot::Participant> for Participant {
+    fn from(p: ballot::Participant) -> Participant {
+        Participant { key: p.key, value: p.value, leader: p.leader }
+    }
+}
+
+#[pymethods]
+impl Participant {
+    #[new]
+    fn py_new(key: String, value: &Bound<'_, PyAny>, leader: bool) -> PyResult<Participant> {
+        Ok(Participant { key, value: value_bytes(value)?, leader })
+    }
+
+    #[getter]
+    fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.value)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let v = PyBytes::new(py, &self.value).repr()?;
+        let leader = if self.leader { "True" } else { "False" };
+        Ok(format!("ballot.Participant(key={:?}, value={v}, leader={leader})", self.key))
+    }
+}
+
 /// Proof of a won campaign: `term`, `key`, `value`, and `is_current()`.
 #[pyclass(module = "ballot", frozen)]
 pub(crate) struct Leadership {
@@ -329,6 +367,15 @@ impl Election {
         Ok(check(py, py.detach(move || e.leader()))?.map(Leader::from))
     }
 
+    /// The candidates in queue order, the leader first (a list of
+    /// `Participant`; empty when nobody campaigns). `EndedError` once this handle
+    /// saw the election ended, `ClosedError` after `close()`.
+    fn participants(&self, py: Python<'_>) -> PyResult<Vec<Participant>> {
+        self.guard.check(py)?;
+        let e = self.inner.clone();
+        Ok(check(py, py.detach(move || e.participants()))?.into_iter().map(Participant::from).collect())
+    }
+
     /// Ends the election for every participant (each gets `ended`).
     fn end(&self, py: Python<'_>) -> PyResult<()> {
         self.guard.check(py)?;
@@ -435,6 +482,15 @@ impl Election {
         self.guard.check(py)?;
         let e = self.inner.as_async().clone();
         crate::aio::future_into_py(py, async move { async_check(e.resign().await) })
+    }
+
+    /// `participants()` for asyncio.
+    fn participants_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.guard.check(py)?;
+        let e = self.inner.as_async().clone();
+        crate::aio::future_into_py(py, async move {
+            Ok(async_check(e.participants().await)?.into_iter().map(Participant::from).collect::<Vec<_>>())
+        })
     }
 
     /// `leader()` for asyncio.

@@ -18,7 +18,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::convert::{check, py_err, ForkGuard, Owned};
 use crate::election::{
     AsyncLeadershipContext, AsyncObserver, Election, Event, Leader, Leadership, LeadershipContext, Observer,
-    Subscription,
+    Participant, Subscription,
 };
 
 /// A connection to one backend with one session, kept alive by the library.
@@ -252,6 +252,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_class::<Election>()?;
     m.add_class::<Leader>()?;
+    m.add_class::<Participant>()?;
     m.add_class::<Leadership>()?;
     m.add_class::<LeadershipContext>()?;
     m.add_class::<Event>()?;

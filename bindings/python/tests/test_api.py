@@ -362,3 +362,39 @@ def test_readme_example_is_the_checked_example() -> None:
     block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
     example = (root / "bindings/python/examples/quickstart.py").read_text(encoding="utf-8")
     assert block == example.split("\n", 1)[1].lstrip("\n")
+
+
+def test_participants_in_queue_order(backend: str, name: str) -> None:
+    clients = [connect(backend) for _ in range(4)]
+
+    def queue_of(n: int) -> Optional[list[ballot.Participant]]:
+        p = reader.participants()
+        return p if len(p) == n and p[0].leader else None
+
+    try:
+        ea, eb, ec, reader = (c.election(name) for c in clients)
+        assert reader.participants() == []
+        lead = ea.campaign(b"a")
+        tb, outb = campaign_in_thread(eb, "b")
+        eventually(lambda: queue_of(2), 10, "b to queue")
+        tc, _ = campaign_in_thread(ec, "c")
+        got = eventually(lambda: queue_of(3), 10, "c to queue")
+        assert [(p.value, p.leader) for p in got] == [(b"a", True), (b"b", False), (b"c", False)]
+        assert all(isinstance(p, ballot.Participant) for p in got)
+        assert got[0].key == lead.key
+        assert got[0] == ballot.Participant(lead.key, b"a", True)
+        assert "leader=True" in repr(got[0])
+        ea.resign()
+        tb.join(30)
+        assert isinstance(outb[0], ballot.Leadership), outb
+        got = eventually(lambda: queue_of(2), 10, "the queue to move on")
+        assert [(p.value, p.leader) for p in got] == [(b"b", True), (b"c", False)]
+        reader.end()
+        with pytest.raises(ballot.EndedError):
+            reader.participants()
+        tc.join(30)
+    finally:
+        for c in clients:
+            c.close()
+    with pytest.raises(ballot.ClosedError):
+        reader.participants()

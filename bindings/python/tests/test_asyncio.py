@@ -272,3 +272,18 @@ def test_interpreter_exits_cleanly_after_asyncio(backend: str, name: str) -> Non
             timeout=60,
         )
         assert r.returncode == 0 and r.stdout.strip() == "exiting", (r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.asyncio
+async def test_participants_async(backend: str, name: str) -> None:
+    client = await aconnect(backend)
+    try:
+        e, reader = client.election(name), client.election(name)
+        assert await reader.participants_async() == []
+        lead = await e.campaign_async(b"\x00\xff")
+        got = await reader.participants_async()
+        assert got == [ballot.Participant(lead.key, b"\x00\xff", True)]
+    finally:
+        await client.close_async()
+    with pytest.raises(ballot.ClosedError):
+        await reader.participants_async()

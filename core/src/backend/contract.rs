@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use futures_core::Stream;
 
 use crate::error::Result;
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::session::SessionTracker;
 
 /// A boxed stream of snapshots of one election.
@@ -65,6 +65,15 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Reads the current leader.
     async fn leader(&self, election: &str) -> Result<Option<Leader>>;
+
+    /// Lists the candidates of `election` in queue order, the leader first, from
+    /// one consistent read where the backend allows it, so that the order and the
+    /// leader flag agree. Candidates of the native recipes that share the layout
+    /// (Curator `LeaderLatch` nodes, `etcdctl elect` keys, a `consul lock` holder)
+    /// are listed too. No candidate: an empty list. At most one participant, the
+    /// first, has `leader` set; a first participant without it is next in line
+    /// while no one leads (for example between a release and the next win).
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>>;
 
     /// Watches `election`: the first item is the state now, then one item per change
     /// (coalescing is allowed). Transient errors are retried inside; an `Err` item

@@ -62,7 +62,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::options::Options;
 use crate::session::SessionTracker;
 use crate::url::BackendUrl;
@@ -818,6 +818,34 @@ impl Backend for LocalBackend {
         .await?
     }
 
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        let dir = self.election_dir(election);
+        let base = self.shared.dir.clone();
+        blocking(move || {
+            if !prepare_dirs(&base, &dir, false)? {
+                return Ok(Vec::new());
+            }
+            // The leader is on disk; the waiters of other processes are recorded
+            // nowhere (each blocks in `flock`, and the kernel picks among them),
+            // so only this process's queue can be listed, in its handoff order.
+            let leader = read_snapshot(&dir)?.leader;
+            let mut out = Vec::new();
+            if let Some(l) = &leader {
+                out.push(Participant::new(l.key.clone(), l.value.clone(), true));
+            }
+            let queue = queues().get(&dir).cloned();
+            if let Some(q) = queue {
+                for (key, value) in q.waiting() {
+                    if leader.as_ref().is_none_or(|l| l.key != key) {
+                        out.push(Participant::new(key, value, false));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?
+    }
+
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
         let st = self.watch_state(election, Doorbell::State, POLL_NOTIFIED, POLL_UNNOTIFIED).await?;
         let stream = futures_util::stream::unfold(st, |mut st| async move {
@@ -1093,7 +1121,9 @@ struct LockQueue {
 
 #[derive(Debug, Default)]
 struct QueueInner {
-    waiters: VecDeque<(u64, Handoff)>,
+    /// Oldest first: the id, where to hand the lock, and the waiter's key and
+    /// value (for `participants`).
+    waiters: VecDeque<(u64, Handoff, (String, Vec<u8>))>,
     thread: bool,
     next_id: u64,
 }
@@ -1134,12 +1164,12 @@ impl LockQueue {
         }
     }
 
-    fn register(self: &Arc<Self>) -> (u64, oneshot::Receiver<Result<DirLock>>) {
+    fn register(self: &Arc<Self>, who: (String, Vec<u8>)) -> (u64, oneshot::Receiver<Result<DirLock>>) {
         let (tx, rx) = oneshot::channel();
         let mut q = lock(&self.inner);
         let id = q.next_id;
         q.next_id += 1;
-        q.waiters.push_back((id, tx));
+        q.waiters.push_back((id, tx, who));
         if !q.thread {
             let me = self.clone();
             let spawned =
@@ -1148,7 +1178,7 @@ impl LockQueue {
                 Ok(_) => q.thread = true,
                 Err(e) => {
                     let err = Error::io(ErrorKind::Internal, "starting the lock thread", e);
-                    for (_, tx) in q.waiters.drain(..) {
+                    for (_, tx, _) in q.waiters.drain(..) {
                         let _ = tx.send(Err(err.clone()));
                     }
                 }
@@ -1158,7 +1188,12 @@ impl LockQueue {
     }
 
     fn deregister(&self, id: u64) {
-        lock(&self.inner).waiters.retain(|(i, _)| *i != id);
+        lock(&self.inner).waiters.retain(|(i, _, _)| *i != id);
+    }
+
+    /// The keys and values of the waiters, in the order they get the lock.
+    fn waiting(&self) -> Vec<(String, Vec<u8>)> {
+        lock(&self.inner).waiters.iter().map(|(_, _, who)| who.clone()).collect()
     }
 
     /// The lock thread: takes the election's lock and hands it to the oldest live
@@ -1172,7 +1207,7 @@ impl LockQueue {
             match got {
                 Ok(f) => {
                     let mut file = Some(f);
-                    while let Some((_, tx)) = q.waiters.pop_front() {
+                    while let Some((_, tx, _)) = q.waiters.pop_front() {
                         match tx.send(Ok(file.take().expect("file present until sent"))) {
                             Ok(()) => break,
                             Err(back) => file = back.ok(),
@@ -1188,7 +1223,7 @@ impl LockQueue {
                 }
                 Err(e) => {
                     let err = Error::io(ErrorKind::Backend, format_args!("locking {}", self.dir.display()), e);
-                    for (_, tx) in q.waiters.drain(..) {
+                    for (_, tx, _) in q.waiters.drain(..) {
                         let _ = tx.send(Err(err.clone()));
                     }
                     q.thread = false;
@@ -1250,7 +1285,7 @@ impl Entry for LocalEntry {
                 if self.withdrawn.load(Ordering::SeqCst) {
                     return Err(withdrawn_error());
                 }
-                let (id, rx) = self.queue.register();
+                let (id, rx) = self.queue.register((self.key.clone(), lock(&self.value).clone()));
                 *lock(&self.waiting) = Some(id);
                 let guard = WaitGuard { entry: self, id };
                 let got = match rx.await {

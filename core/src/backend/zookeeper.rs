@@ -51,7 +51,7 @@ use zookeeper_client as zk;
 
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
@@ -493,6 +493,49 @@ async fn read_leader(client: &zk::Client, dir: &str) -> std::result::Result<Opti
     }
 }
 
+/// Reads the latch nodes of the election at `dir` with their data, lowest
+/// sequence first (Curator's order: the first one leads), in one multi-read, so
+/// the list and the values are one snapshot. The multi-read lists the children
+/// again; if the latch nodes changed since the names were taken, it reads again.
+async fn read_participants(client: &zk::Client, dir: &str) -> std::result::Result<Vec<Participant>, zk::Error> {
+    loop {
+        let children = match client.list_children(dir).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let names: Vec<String> = sorted_latches(children).into_iter().map(|(_, n)| n).collect();
+        let mut reader = client.new_multi_reader();
+        reader.add_get_children(dir)?;
+        for n in &names {
+            reader.add_get_data(&format!("{dir}/{n}"))?;
+        }
+        let mut results = reader.commit().await?.into_iter();
+        match results.next() {
+            Some(zk::MultiReadResult::Children { children }) => {
+                let now: Vec<String> = sorted_latches(children).into_iter().map(|(_, n)| n).collect();
+                if now != names {
+                    continue;
+                }
+            }
+            Some(zk::MultiReadResult::Error { err: zk::Error::NoNode }) => return Ok(Vec::new()),
+            Some(zk::MultiReadResult::Error { err }) => return Err(err),
+            _ => return Err(zk::Error::UnexpectedError("a multi-read answered out of order".into())),
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            match results.next() {
+                Some(zk::MultiReadResult::Data { data, .. }) => {
+                    out.push(Participant::new(format!("{dir}/{n}"), data, i == 0))
+                }
+                Some(zk::MultiReadResult::Error { err }) => return Err(err),
+                _ => return Err(zk::Error::UnexpectedError("a multi-read answered out of order".into())),
+            }
+        }
+        return Ok(out);
+    }
+}
+
 /// Makes the election node (and its ancestors) as containers.
 async fn ensure_dir(client: &zk::Client, dir: &str, acls: zk::Acls<'static>) -> Result<()> {
     client
@@ -587,6 +630,18 @@ impl Backend for ZkBackend {
                 Ok(l) => return Ok(l),
                 Err(e) if transient(&e) || session_over(&e) => tokio::time::sleep(RETRY).await,
                 Err(e) => return Err(zk_err(format_args!("reading the leader of {dir}"), e)),
+            }
+        }
+    }
+
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        let dir = election_dir(election)?;
+        loop {
+            let (_, client) = self.shared.live().await?;
+            match read_participants(&client, &dir).await {
+                Ok(p) => return Ok(p),
+                Err(e) if transient(&e) || session_over(&e) => tokio::time::sleep(RETRY).await,
+                Err(e) => return Err(zk_err(format_args!("listing the participants of {dir}"), e)),
             }
         }
     }

@@ -13,7 +13,7 @@ use super::monitor::Observe;
 use super::participant::{Participant, WatchScope};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::model::{Event, Leader, State};
+use crate::model::{Event, Leader, Participant as Candidate, State};
 use crate::runtime;
 
 /// Proof of a won campaign: the term and key, and a way to learn when it is over.
@@ -206,6 +206,40 @@ impl Election {
         runtime::run(async move {
             s.check_usable()?;
             s.bounded("reading the leader", s.backend().leader(&s.name)).await
+        })
+        .await
+    }
+
+    /// Lists the candidates of the election in queue order, the leader first:
+    /// each with its key, its value and whether it leads. Candidates of the native
+    /// recipes that share the election are listed too: Curator `LeaderLatch` nodes
+    /// on ZooKeeper, `etcdctl elect` keys on etcd, a `consul lock` holder on Consul
+    /// (with the value it stored; it has no queue entry, so it is listed only while
+    /// it holds the lock).
+    ///
+    /// The list comes from one consistent read where the backend allows it (an
+    /// etcd revision, a ZooKeeper multi-read, one Consul KV read, one SQL
+    /// statement), so the order and the leader flag agree. Only the first
+    /// participant can lead; a first participant without the flag is next in
+    /// line while nobody leads (between a release and the next win). An election
+    /// without candidates gives an empty list. On `file://` the waiting
+    /// candidates of other processes are not recorded anywhere: the list is the
+    /// leader, then the waiting candidates of this process in their order.
+    ///
+    /// # Errors
+    ///
+    /// `Ended` once this handle saw the election ended, `Closed` after `close()`,
+    /// `Timeout` when the backend does not answer within the TTL (or the connect
+    /// timeout, if longer), or a backend error (`Connection`, `Auth`, `Backend`).
+    ///
+    /// # Cancel safety
+    ///
+    /// A read only: dropping the future leaves nothing behind.
+    pub async fn participants(&self) -> Result<Vec<Candidate>> {
+        let s = self.owner.participant.clone();
+        runtime::run(async move {
+            s.check_usable()?;
+            s.bounded("listing the participants", s.backend().participants(&s.name)).await
         })
         .await
     }

@@ -58,6 +58,9 @@ impl Backend for TestBackend {
     async fn leader(&self, _election: &str) -> Result<Option<Leader>> {
         Ok(None)
     }
+    async fn participants(&self, _election: &str) -> Result<Vec<crate::model::Participant>> {
+        Ok(Vec::new())
+    }
     async fn watch(&self, _election: &str) -> Result<SnapshotStream> {
         let first = Snapshot { leader: None, epoch: 0 };
         Ok(futures_util::stream::once(async move { Ok(first) }).chain(futures_util::stream::pending()).boxed())

@@ -54,6 +54,7 @@ macro_rules! backend_tests {
             case!(secrets_in_the_url_never_show);
             case!(out_of_range_durations_are_invalid_argument);
             case!(values_up_to_the_limit_work_and_larger_ones_hold_up_nobody);
+            case!(participants_list_the_queue_in_order);
         }
     };
 }

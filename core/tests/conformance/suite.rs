@@ -871,3 +871,86 @@ pub async fn values_up_to_the_limit_work_and_larger_ones_hold_up_nobody(url: &st
         c.close().await.unwrap();
     }
 }
+
+/// Reads `e.participants()` until `done` holds for it (candidates join and leave
+/// in the background), within the liveness bound.
+async fn participants_until(
+    e: &Election,
+    what: &str,
+    done: impl Fn(&[ballot::Participant]) -> bool,
+) -> Vec<ballot::Participant> {
+    live(what, async {
+        loop {
+            let p = e.participants().await.unwrap();
+            if done(&p) {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+fn summary(p: &[ballot::Participant]) -> Vec<(Vec<u8>, bool)> {
+    p.iter().map(|p| (p.value.clone(), p.leader)).collect()
+}
+
+pub async fn participants_list_the_queue_in_order(url: &str) {
+    let n = name();
+    let (a, b, c, r) = (connect(url).await, connect(url).await, connect(url).await, connect(url).await);
+    let (ea, eb, ec, er) =
+        (a.election(&n).unwrap(), b.election(&n).unwrap(), c.election(&n).unwrap(), r.election(&n).unwrap());
+    assert_eq!(er.participants().await.unwrap(), vec![], "an election nobody joined has no participants");
+    let lead = ea.campaign("a").await.unwrap();
+    let wb = tokio::spawn({
+        let eb = eb.clone();
+        async move { eb.campaign("b").await }
+    });
+    // Joined one after the other, so that the queue order is known.
+    participants_until(&er, "b queued", |p| p.len() == 2).await;
+    let wc = tokio::spawn({
+        let ec = ec.clone();
+        async move { ec.campaign(b"c\xff\x00").await }
+    });
+    let p = participants_until(&er, "c queued", |p| p.len() == 3).await;
+    assert_eq!(
+        summary(&p),
+        vec![(b"a".to_vec(), true), (b"b".to_vec(), false), (b"c\xff\x00".to_vec(), false)],
+        "{p:?}"
+    );
+    assert_eq!(p[0].key, lead.key(), "the leader's key is the one its campaign reported");
+    assert_eq!(p[0].key, er.leader().await.unwrap().expect("a leader").key);
+    assert!(p[1].key != p[0].key && p[2].key != p[1].key && p[2].key != p[0].key, "{p:?}");
+    // The leader's latest value.
+    ea.proclaim("a2").await.unwrap();
+    assert_eq!(er.participants().await.unwrap()[0].value, b"a2");
+    // A resignation moves the queue on.
+    ea.resign().await.unwrap();
+    let lb = live("b wins", wb).await.unwrap().unwrap();
+    let p = participants_until(&er, "a gone", |p| p.len() == 2 && p[0].leader).await;
+    assert_eq!(summary(&p), vec![(b"b".to_vec(), true), (b"c\xff\x00".to_vec(), false)], "{p:?}");
+    assert_eq!(p[0].key, lb.key());
+    // The blocking facade reads the same list.
+    let bl = {
+        let (url, n) = (url.to_string(), n.clone());
+        tokio::task::spawn_blocking(move || {
+            let c = blocking::Client::connect(&url, options(&url)).unwrap();
+            let p = c.election(&n).unwrap().participants();
+            c.close().unwrap();
+            p
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    assert_eq!(summary(&bl), summary(&p));
+    // Ended: the handle that saw it says so; a new handle sees no candidate left.
+    er.end().await.unwrap();
+    assert_eq!(er.participants().await.unwrap_err().kind(), ErrorKind::Ended);
+    assert_eq!(live("c ends", wc).await.unwrap().unwrap_err().kind(), ErrorKind::Ended);
+    let fresh = connect(url).await.election(&n).unwrap();
+    participants_until(&fresh, "the ended round empties", |p| p.is_empty()).await;
+    // Closed.
+    r.close().await.unwrap();
+    assert_eq!(er.participants().await.unwrap_err().kind(), ErrorKind::Closed);
+}

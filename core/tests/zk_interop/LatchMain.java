@@ -5,6 +5,8 @@
 // Prints "STARTED" once the latch has started, "LEADER" when it gains leadership and
 // "NOT_LEADER" when it loses it. Reads commands, one a line:
 //   leader  -> prints "LEADER_IS <id of latch.getLeader()>" (empty when there is none)
+//   participants -> prints "PARTICIPANTS <id>[*],<id>[*],..." from latch.getParticipants(),
+//              in Curator's order; `*` marks the one Curator says leads
 //   close   -> closes the latch (deletes its node) and prints "CLOSED"
 //   exit    -> closes the client and exits
 import java.io.BufferedReader;
@@ -55,6 +57,19 @@ public class LatchMain {
                 case "leader":
                     say("LEADER_IS " + latch.getLeader().getId());
                     break;
+                case "participants": {
+                    StringBuilder sb = new StringBuilder("PARTICIPANTS ");
+                    boolean first = true;
+                    for (org.apache.curator.framework.recipes.leader.Participant p : latch.getParticipants()) {
+                        if (!first) {
+                            sb.append(',');
+                        }
+                        first = false;
+                        sb.append(p.getId()).append(p.isLeader() ? "*" : "");
+                    }
+                    say(sb.toString());
+                    break;
+                }
                 case "close":
                     latch.close();
                     say("CLOSED");

@@ -166,6 +166,12 @@ int main(int argc, char **argv) {
     CHECK(strcmp(ballot_event_kind_str(BALLOT_EVENT_KIND_ERROR), "error") == 0);
     CHECK(strcmp(ballot_event_kind_str(0), "unknown") == 0);
     CHECK(strcmp(ballot_event_kind_str(9), "unknown") == 0);
+
+    /* Log levels: only 0 (off) to 5 (trace); a NULL callback is "off". */
+    EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_set_log_callback(6, NULL, NULL, err_out));
+    EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_set_log_callback(UINT32_MAX, NULL, NULL, err_out));
+    OK(ballot_set_log_callback(BALLOT_LOG_LEVEL_INFO, NULL, NULL, err_out));
+    OK(ballot_set_log_callback(BALLOT_LOG_LEVEL_OFF, NULL, NULL, NULL));
     CHECK(strcmp(ballot_event_kind_str(UINT32_MAX), "unknown") == 0);
     CHECK(ballot_version() != NULL && strlen(ballot_version()) > 0);
     CHECK(ballot_error_message(NULL) == NULL);
@@ -177,6 +183,16 @@ int main(int argc, char **argv) {
     CHECK(v == NULL && len == 0);
     ballot_leader_value(NULL, NULL, NULL);
     ballot_leader_free(NULL);
+    CHECK(ballot_participants_len(NULL) == 0);
+    {
+        const char *k = "untouched";
+        bool is = true;
+        EXPECT_MSG(BALLOT_RESULT_NULL_PARAMETER, "list", NULL, ballot_participants_key(NULL, 0, &k, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_participants_value(NULL, 0, &v, &len, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_participants_is_leader(NULL, 0, &is, err_out));
+        CHECK(strcmp(k, "untouched") == 0 && is);
+    }
+    ballot_participants_free(NULL);
     ballot_client_free(NULL);
     CHECK(ballot_election_free(NULL, NULL) == BALLOT_RESULT_OK);
     CHECK(ballot_election_free(NULL, &err) == BALLOT_RESULT_OK && err == NULL);
@@ -258,6 +274,18 @@ int main(int argc, char **argv) {
     EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_election_leader(e, NULL, err_out));
     EXPECT(BALLOT_RESULT_NO_LEADER, ballot_election_leader(e, &l, err_out));
     CHECK(l == NULL);
+    {
+        ballot_participants *ps = NULL;
+        const char *k = NULL;
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_election_participants(NULL, &ps, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_election_participants(e, NULL, err_out));
+        CHECK(ps == NULL);
+        OK(ballot_election_participants(e, &ps, err_out));
+        CHECK(ps != NULL && ballot_participants_len(ps) == 0);
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_participants_key(ps, 0, &k, err_out));
+        CHECK(k == NULL);
+        ballot_participants_free(ps);
+    }
     EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_election_end(NULL, err_out));
     EXPECT_MSG(BALLOT_RESULT_NULL_PARAMETER, "election", NULL, ballot_election_state(NULL, &st, err_out));
     EXPECT_MSG(BALLOT_RESULT_NULL_PARAMETER, "state_out", NULL, ballot_election_state(e, NULL, err_out));
@@ -295,6 +323,7 @@ int main(int argc, char **argv) {
     EXPECT(BALLOT_RESULT_ENDED, ballot_election_proclaim(e, (const uint8_t *)"v", 1, err_out));
     EXPECT(BALLOT_RESULT_ENDED, ballot_election_resign(e, err_out));
     EXPECT(BALLOT_RESULT_ENDED, ballot_election_leader(e, &l, err_out));
+    EXPECT(BALLOT_RESULT_ENDED, ballot_election_participants(e, &(ballot_participants *){NULL}, err_out));
     OK(ballot_election_state(e, &st, err_out));
     CHECK(st == BALLOT_STATE_ENDED);
 
@@ -307,6 +336,7 @@ int main(int argc, char **argv) {
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_proclaim(e2, (const uint8_t *)"v", 1, err_out));
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_resign(e2, err_out));
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_leader(e2, &l, err_out));
+    EXPECT(BALLOT_RESULT_CLOSED, ballot_election_participants(e2, &(ballot_participants *){NULL}, err_out));
     EXPECT(BALLOT_RESULT_CLOSED, ballot_election_end(e2, err_out));
     OK(ballot_election_state(e2, &st, err_out));
     CHECK(st == BALLOT_STATE_CLOSED);

@@ -15,6 +15,7 @@ __version__: str
 
 __all__ = ["__version__", "connect", "connect_async", "default_backend_url", "_table", "Client", "Election", "Leader"]
 __all__ += ["Leadership", "LeadershipContext", "Event", "Observer", "AsyncObserver", "AsyncLeadershipContext"]
+__all__ += ["Participant"]
 __all__ += ["Subscription"]
 
 # Aliases of these stubs only (a leading underscore: not in the module).
@@ -107,6 +108,24 @@ class Leader:
 
     @property
     def key(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Participant:
+    """One candidate of an election, as ``Election.participants()`` lists it."""
+
+    def __new__(cls, key: str, value: _Value, leader: bool) -> Participant: ...
+    @property
+    def key(self) -> str:
+        """The backend's name for the candidate's record (for the leader, ``Leader.key``)."""
+
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def leader(self) -> bool:
+        """Whether it leads; only the first participant can."""
+
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -228,6 +247,9 @@ class Election:
     def leader(self) -> Optional[Leader]:
         """The current leader, or None."""
 
+    def participants(self) -> list[Participant]:
+        """The candidates in queue order, the leader first; empty when nobody campaigns."""
+
     def end(self) -> None:
         """Ends the election for every participant."""
 
@@ -251,6 +273,7 @@ class Election:
     def proclaim_async(self, value: _Value) -> Awaitable[None]: ...
     def resign_async(self) -> Awaitable[None]: ...
     def leader_async(self) -> Awaitable[Optional[Leader]]: ...
+    def participants_async(self) -> Awaitable[list[Participant]]: ...
     def end_async(self) -> Awaitable[None]: ...
     def close_async(self) -> Awaitable[None]: ...
     def observe_async(self) -> AsyncObserver: ...

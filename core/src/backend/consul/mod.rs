@@ -9,7 +9,8 @@
 //!   is the leader's value; a `proclaim` re-acquires it with a new value (the
 //!   lock index stays the same).
 //! - `.candidates/<session>.<n>`: one key per waiting ballot candidate, acquired
-//!   with its session so that it dies with the session. Candidates queue in the
+//!   with its session so that it dies with the session; its value is the
+//!   candidate's campaign value (for `participants`). Candidates queue in the
 //!   order of these keys' create indexes. Only the head of the queue watches and
 //!   acquires `.lock`; every other candidate blocks on the key just before its
 //!   own. A release therefore wakes one acquirer, whatever the number of waiters.
@@ -75,7 +76,7 @@ use tokio::time::Instant;
 use self::api::{next_index, op, op_check_session, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
@@ -438,6 +439,42 @@ fn leader_of(lock: Option<&KvPair>, term: Option<&KvPair>) -> Result<Option<Lead
     Ok(Some(Leader::new(lock.value()?, term, holder.to_string())))
 }
 
+/// The participants that one read of an election's keys (`<prefix>/.`) shows:
+/// the lock holder first, then the live candidate keys by create index. A ballot
+/// leader keeps its candidate key while it leads (the first live one its session
+/// holds), so that key is folded into the leader's entry; a `consul lock` holder
+/// has none. Dead keys (their session ended) are left out.
+fn participants_of(prefix: &str, all: Vec<KvPair>) -> Result<Vec<Participant>> {
+    let (lock_key, term_key, cand_prefix) =
+        (format!("{prefix}/.lock"), format!("{prefix}/.term"), format!("{prefix}/.candidates/"));
+    let (mut lock, mut term, mut candidates) = (None, None, Vec::new());
+    for p in all {
+        if p.key == lock_key {
+            lock = Some(p);
+        } else if p.key == term_key {
+            term = Some(p);
+        } else if let Some(rest) = p.key.strip_prefix(&cand_prefix) {
+            // Keys of a nested election named `.candidates/...` are not candidates.
+            if !rest.contains('/') && !rest.starts_with('.') && p.holder().is_some() {
+                candidates.push(p);
+            }
+        }
+    }
+    candidates.sort_by_key(|c| c.create_index);
+    let mut out = Vec::with_capacity(candidates.len() + 1);
+    if let Some(l) = leader_of(lock.as_ref(), term.as_ref())? {
+        if let Some(i) = candidates.iter().position(|c| c.holder() == Some(l.key.as_str())) {
+            candidates.remove(i);
+        }
+        out.push(Participant::new(l.key, l.value, true));
+    }
+    for c in candidates {
+        let value = c.value()?;
+        out.push(Participant::new(c.key, value, false));
+    }
+    Ok(out)
+}
+
 impl ConsulBackend {
     /// Waits (up to the TTL) for a session newer than `generation`.
     async fn next_session(&self, generation: u64) -> Result<Sess> {
@@ -514,7 +551,8 @@ impl Backend for ConsulBackend {
             // cancelled, or a requeue aborted by end()), the key may exist with nobody
             // to withdraw it, and it would hold up every later candidate of this session.
             let mut guard = OrphanGuard { inner: Some(inner.clone()), key: key.clone() };
-            match inner.api.kv_acquire(&key, &sess.id, 0, b"").await {
+            // The value rides in the key so that `participants` can list it.
+            match inner.api.kv_acquire(&key, &sess.id, 0, value).await {
                 Ok(true) => {
                     guard.inner = None;
                     break (sess, key);
@@ -551,6 +589,12 @@ impl Backend for ConsulBackend {
 
     async fn leader(&self, election: &str) -> Result<Option<Leader>> {
         Ok(self.inner.snapshot(&self.inner.prefix(election)).await?.leader)
+    }
+
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        let prefix = self.inner.prefix(election);
+        let (all, _) = self.inner.api.kv_list(&format!("{prefix}/.")).await?;
+        participants_of(&prefix, all)
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {

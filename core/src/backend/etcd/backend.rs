@@ -18,7 +18,7 @@ use super::error::{lease_gone, map_err};
 use super::hub::{HubWatch, WatchHub};
 use crate::backend::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
@@ -597,6 +597,50 @@ impl EtcdShared {
         Ok(Read { candidates, leader, epoch, revision })
     }
 
+    /// The candidates of `election` with their values, at one revision. The keys
+    /// come from `read` (without values, for the size reason given there); each
+    /// other value is then read at that same revision, so the list is one
+    /// snapshot. A revision compacted meanwhile makes the whole read start again.
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let read = self.read(election).await?;
+            let at = ec::GetOptions::new().with_revision(read.revision);
+            let leader = read.leader();
+            let rest = read.candidates.iter().skip(usize::from(leader.is_some())).map(|kv| {
+                let (key, at) = (kv.key().to_vec(), at.clone());
+                async move {
+                    self.rpc("read", |mut c| {
+                        let (k, o) = (key.clone(), at.clone());
+                        async move { c.get(k, Some(o)).await }
+                    })
+                    .await
+                }
+            });
+            let values = match futures_util::future::try_join_all(rest).await {
+                Ok(v) => v,
+                Err(e) if e.message().contains("compacted") && tries < 3 => continue,
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::with_capacity(read.candidates.len());
+            if let Some(l) = leader {
+                out.push(Participant::new(l.key, l.value, true));
+            }
+            for mut g in values {
+                // A key deleted at this revision cannot be: it was read at it.
+                if let Some(kv) = g.take_kvs().into_iter().next() {
+                    out.push(Participant::new(
+                        String::from_utf8_lossy(kv.key()).into_owned(),
+                        kv.value().to_vec(),
+                        false,
+                    ));
+                }
+            }
+            return Ok(out);
+        }
+    }
+
     /// Reads, at one revision, what a candidate needs to know about itself: its own
     /// key, the candidate just before it (the one with the largest smaller create
     /// revision), and the epoch. Unlike `read` its size does not grow with the
@@ -823,6 +867,10 @@ impl Backend for EtcdBackend {
 
     async fn leader(&self, election: &str) -> Result<Option<Leader>> {
         Ok(self.shared.read(election).await?.leader())
+    }
+
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        self.shared.participants(election).await
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {

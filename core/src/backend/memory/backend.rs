@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::store::{self, Gone, Status, Store};
 use crate::backend::{Backend, Entry, EpochStream, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::options::Options;
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
@@ -172,6 +172,10 @@ impl Backend for MemoryBackend {
 
     async fn leader(&self, election: &str) -> Result<Option<Leader>> {
         self.store.leader(&self.race(election))
+    }
+
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        self.store.participants(&self.race(election))
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {

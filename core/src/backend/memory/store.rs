@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::backend::Snapshot;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::Leader;
+use crate::model::{Leader, Participant};
 use crate::sync::{lock, PerProcess};
 
 /// The stores of this process, by name. A forked child gets an empty map: the
@@ -206,6 +206,17 @@ impl Store {
     /// The leader of `race` now.
     pub(super) fn leader(&self, race: &str) -> Result<Option<Leader>> {
         Ok(self.lock()?.races.get(race).and_then(Race::leader))
+    }
+
+    /// The queue of `race` now, its front first (leading once it took its term).
+    pub(super) fn participants(&self, race: &str) -> Result<Vec<Participant>> {
+        let st = self.lock()?;
+        let Some(r) = st.races.get(race) else { return Ok(Vec::new()) };
+        Ok(r.queue
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Participant::new(c.key.clone(), c.value.clone(), i == 0 && c.term.is_some()))
+            .collect())
     }
 
     /// The leader record of candidate `id`, if it leads.

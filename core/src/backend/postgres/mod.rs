@@ -64,6 +64,7 @@
 //! when `term` is the current leader's term of `election` (its full name, the
 //! namespace included) and that leader's session is alive by the server's clock.
 
+mod participants;
 pub(crate) mod sql;
 mod tls;
 
@@ -82,7 +83,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Leader, LostReason};
+use crate::model::{Leader, LostReason, Participant};
 use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
@@ -1079,6 +1080,10 @@ impl Backend for PgBackend {
 
     async fn leader(&self, election: &str) -> Result<Option<Leader>> {
         Ok(self.shared.snapshot(&self.shared.full_name(election)).await?.leader)
+    }
+
+    async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
+        self.shared.participants(election).await
     }
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
