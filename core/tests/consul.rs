@@ -1318,16 +1318,7 @@ async fn participants_list_a_consul_lock_holder_first() {
     let (a, b, r) = (connect(&url).await, connect(&url).await, connect(&url).await);
     let (ea, eb, reader) = (a.election(&name).unwrap(), b.election(&name).unwrap(), r.election(&name).unwrap());
     let until = |want: usize| {
-        let reader = reader.clone();
-        live("participants", async move {
-            loop {
-                let p = reader.participants().await.unwrap();
-                if p.len() == want && p[0].leader {
-                    return p;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
+        common::participants_until(&reader, LIVE, "participants", move |p| p.len() == want && p[0].leader)
     };
     let mut lock = ConsulLock::start(&name);
     assert!(lock.locked_within(LIVE).await, "consul lock never ran its child");

@@ -915,16 +915,7 @@ async fn participants_include_an_etcdctl_elect_candidate_in_queue_order() {
     let (a, b) = (connect(&url, 5).await, connect(&url, 5).await);
     let (ea, eb, reader) = (a.election(&n).unwrap(), b.election(&n).unwrap(), b.election(&n).unwrap());
     let until = |want: usize| {
-        let reader = reader.clone();
-        live("participants", async move {
-            loop {
-                let p = reader.participants().await.unwrap();
-                if p.len() == want && p[0].leader {
-                    return p;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
+        common::participants_until(&reader, LIVE, "participants", move |p| p.len() == want && p[0].leader)
     };
     ea.campaign("ballot-1").await.unwrap();
     let etcd_value: &[u8] = b"etcd-\xff";

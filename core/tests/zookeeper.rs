@@ -174,18 +174,8 @@ async fn participants_include_a_curator_latch_in_queue_order() {
     let (ea, eb, reader) = (a.election(&name).unwrap(), b.election(&name).unwrap(), b.election(&name).unwrap());
     ea.campaign("ballot-1").await.unwrap();
     let mut java = Latch::start(&hosts, &path, "java-1").await;
-    let until = |n: usize| {
-        let reader = reader.clone();
-        live("participants", async move {
-            loop {
-                let p = reader.participants().await.unwrap();
-                if p.len() == n && p[0].leader {
-                    return p;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let until =
+        |n: usize| common::participants_until(&reader, LIVE, "participants", move |p| p.len() == n && p[0].leader);
     // Curator makes its node in the background after `start()`: wait for it, so
     // that ballot-2 joins after it.
     until(2).await;

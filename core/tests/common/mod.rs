@@ -69,3 +69,23 @@ pub async fn count_queued(events: &mut ballot::Events, pick: impl Fn(&Event) -> 
     }
     n
 }
+
+/// Reads `e.participants()` until `done` holds for it (candidates join and leave
+/// in the background; nothing announces a change of the queue), within `bound`.
+pub async fn participants_until(
+    e: &Election,
+    bound: Duration,
+    what: &str,
+    done: impl Fn(&[ballot::Participant]) -> bool,
+) -> Vec<ballot::Participant> {
+    within(bound, what, async {
+        loop {
+            let p = e.participants().await.unwrap();
+            if done(&p) {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}

@@ -872,23 +872,13 @@ pub async fn values_up_to_the_limit_work_and_larger_ones_hold_up_nobody(url: &st
     }
 }
 
-/// Reads `e.participants()` until `done` holds for it (candidates join and leave
-/// in the background), within the liveness bound.
+/// [`crate::common::participants_until`] within the suite's liveness bound.
 async fn participants_until(
     e: &Election,
     what: &str,
     done: impl Fn(&[ballot::Participant]) -> bool,
 ) -> Vec<ballot::Participant> {
-    live(what, async {
-        loop {
-            let p = e.participants().await.unwrap();
-            if done(&p) {
-                return p;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
+    crate::common::participants_until(e, LIVE, what, done).await
 }
 
 fn summary(p: &[ballot::Participant]) -> Vec<(Vec<u8>, bool)> {
