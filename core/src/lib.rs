@@ -65,9 +65,9 @@ pub mod postgres {
     //! not run DDL: `ballot pg-schema` prints [`schema_script`]'s result. The
     //! backend itself needs nothing from here; URL and behaviour are in the
     //! crate's documentation of backends.
-    pub use crate::backend::postgres::sql::schema_script;
     #[doc(hidden)]
     pub use crate::backend::postgres::sql::schema_script_to as __schema_script_to;
+    pub use crate::backend::postgres::sql::{schema_script, LATEST_VERSION};
 }
 pub mod surface;
 mod sync;

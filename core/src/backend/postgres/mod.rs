@@ -45,12 +45,14 @@
 //! server's clock says that session expired.
 //!
 //! **No herd.** Each change sends `NOTIFY S, '<candidate id> <op> <election>'`
-//! (`op`: `j` joined, `d` deleted, `c` claimed its term, `p` proclaimed, `e`
-//! ended, with id 0). A client listens on one connection of its own and wakes
-//! only the candidate whose predecessor was deleted; observers wake on every
-//! change but a join. A waiting candidate also sleeps no longer
-//! than its predecessor's remaining lease, so a crashed leader is replaced as soon
-//! as the server's clock lets its session go. Through a transaction pooler
+//! (`op`: `d` deleted, `c` claimed its term, `p` proclaimed, `e` ended, with
+//! id 0). Joins send none since schema version 3: nobody reads them, and each
+//! NOTIFY reaches every listening connection of the database, so N clients
+//! joining one election cost N² deliveries. A client listens on one connection
+//! of its own and wakes only the candidate whose predecessor was deleted;
+//! observers wake on every change. A waiting candidate also sleeps no longer
+//! than its predecessor's remaining lease, so a crashed leader is replaced as
+//! soon as the server's clock lets its session go. Through a transaction pooler
 //! (`pooler=transaction`) there is no LISTEN: each waiting candidate polls its
 //! own position (one query for the candidate just ahead) every
 //! [`POOLED_POLL`] (100 ms: 10 queries a second per waiting candidate, whatever
@@ -126,8 +128,9 @@ struct Note {
 /// What a notification says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    /// A candidate joined (`j`): it changes no leader by itself (the first
-    /// candidate claims its term, which is a `Claimed`).
+    /// A candidate joined (`j`, sent by schemas before version 3 only): it
+    /// changes no leader by itself (the first candidate claims its term, which
+    /// is a `Claimed`).
     Joined,
     /// A candidate's row was deleted (`d`): withdrawn, resigned, or its
     /// session ended.

@@ -12,7 +12,10 @@
 /// the transaction that records its version in `{s}.schema_migrations`, under
 /// an advisory lock, so concurrent first connects apply it exactly once. A new
 /// version is appended here; an applied one is never changed.
-pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+
+/// The latest schema version this ballot applies (the last of [`MIGRATIONS`]).
+pub const LATEST_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The oldest schema version this client works with. Later versions change
 /// only how fast a handoff is (version 2), so a role that may not upgrade the
@@ -373,6 +376,29 @@ BEGIN
     END IF;
     PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
     RETURN true;
+END $$;
+"#;
+
+/// Version 3: a join sends no notification. No client ever acted on one (the
+/// listener drops them), yet the server delivers each NOTIFY to every listening
+/// connection of the database: with N clients waiting on one election, N joins
+/// cost N² deliveries, and at N = 1,000 the joins of a benchmark timed out.
+/// The queue order a waiter needs comes from the deletions and claims alone.
+const V3: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.join(p_election text, p_session bigint, p_value bytea,
+                                    OUT o_id bigint, OUT o_epoch bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {s}.elections (name) VALUES (p_election) ON CONFLICT (name) DO NOTHING;
+    -- The row lock orders joins (ids) and end() of one election.
+    SELECT e.epoch INTO o_epoch FROM {s}.elections e WHERE e.name = p_election FOR UPDATE;
+    IF NOT EXISTS (SELECT 1 FROM {s}.sessions s
+                   WHERE s.id = p_session AND s.expires_at > clock_timestamp()) THEN
+        RETURN;
+    END IF;
+    INSERT INTO {s}.candidates (election, session_id, epoch, value)
+    VALUES (p_election, p_session, o_epoch, p_value)
+    RETURNING id INTO o_id;
 END $$;
 "#;
 
