@@ -692,25 +692,27 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
 
     # plot: handoff CDFs
     shown = [b for b in BACKENDS if b in r["handoff"]]
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4.2), squeeze=False)
-    axes = axes[0]
-    for ax, b in zip(axes, shown):
-        series = [("ballot", r["handoff"].get(b)), ("floor", r["floor"].get(b))] + list(r["peers"].get(b, {}).items())
-        for name, x in series:
-            if x and x.get("samples_ms"):
-                xs = sorted(x["samples_ms"])
-                ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], label=name,
-                        linewidth=2.2 if name == "ballot" else 1.2, linestyle="--" if name == "floor" else "-")
-        ax.set_xscale("log")
-        ax.set_title(NAMES[b])
-        ax.set_xlabel("handoff latency (ms, log)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    axes[0].set_ylabel("fraction of handoffs")
-    fig.tight_layout()
-    fig.savefig(os.path.join(plots, "handoff.png"), dpi=110)
-    plt.close(fig)
-    L += ["![handoff latency CDFs](plots/handoff.png)", ""]
+    # `--only scale` (or any run without the handoff section) has nothing to draw here.
+    if shown:
+        fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4.2), squeeze=False)
+        axes = axes[0]
+        for ax, b in zip(axes, shown):
+            series = [("ballot", r["handoff"].get(b)), ("floor", r["floor"].get(b))] + list(r["peers"].get(b, {}).items())
+            for name, x in series:
+                if x and x.get("samples_ms"):
+                    xs = sorted(x["samples_ms"])
+                    ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], label=name,
+                            linewidth=2.2 if name == "ballot" else 1.2, linestyle="--" if name == "floor" else "-")
+            ax.set_xscale("log")
+            ax.set_title(NAMES[b])
+            ax.set_xlabel("handoff latency (ms, log)")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+        axes[0].set_ylabel("fraction of handoffs")
+        fig.tight_layout()
+        fig.savefig(os.path.join(plots, "handoff.png"), dpi=110)
+        plt.close(fig)
+        L += ["![handoff latency CDFs](plots/handoff.png)", ""]
 
     # 4 scale
     if r["scale"]:
