@@ -937,14 +937,23 @@ def build_consul_cluster(inst: dict, taken: set[int], opts) -> None:
 
 
 def setup_consul_cluster(inst: dict, timeout: float) -> None:
-    """Ready means more than a leader: the client agent can write a key and
+    """Ready means more than a leader: every server is a healthy voter again
+    (autopilot says the cluster survives the loss of one server: a server that
+    was just restarted is not counted before it is stable, and killing the Raft
+    leader earlier leaves no quorum), and the client agent can write a key and
     create a session (both go through the Raft leader)."""
     port = inst["members"][CONSUL_CLIENT]["ports"]["http"]
     deadline = time.monotonic() + timeout
     last = ""
     while True:
         try:
-            status, body = http_call("PUT", port, "/v1/kv/.harness-check", body="ok")
+            status, body = http_call("GET", port, "/v1/operator/autopilot/health")
+            health = json.loads(body) if status == 200 else {}
+            if not (health.get("Healthy") and health.get("FailureTolerance", 0) >= 1):
+                status = 0
+                body = f"autopilot: {json.dumps(health)[:300]}".encode()
+            else:
+                status, body = http_call("PUT", port, "/v1/kv/.harness-check", body="ok")
             if status == 200:
                 status, body = http_call("PUT", port, "/v1/session/create", body={"TTL": "10s"})
                 if status == 200:
