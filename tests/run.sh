@@ -19,7 +19,7 @@ step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 SERVER_KINDS=()
 SERVER_KINDS+=(etcd etcd-cluster etcd-auth etcd-tls)
 SERVER_KINDS+=(zk zk-ensemble)
-SERVER_KINDS+=(consul consul-acl)
+SERVER_KINDS+=(consul consul-acl consul-cluster)
 SERVER_KINDS+=(pg pgbouncer)
 # ZooKeeper expires a session up to one tick after its timeout: 1 s ticks keep the
 # failover bounds of the tests (TTL + 2 s) meaningful. Sessions may last 2..20 s.

@@ -97,6 +97,17 @@ BACKENDS = {
                    "crash": 1},
         "skipped": {},
     },
+    "consul-cluster": {
+        # Consul as deployed: 3 servers with their data on disk (members 0-2) and the
+        # client agent (member 3) that every candidate talks to, through its proxy.
+        # `restart` and `crash` hit a server or the client agent; nothing is wiped.
+        "kind": "consul-cluster", "env": "BALLOT_TEST_CONSUL_CLUSTER", "scheme": "consul", "ttl_ms": 10000,
+        "query": "?lock_delay=0s",
+        "via_client": True,
+        "faults": {"kill": 2, "term": 1, "pause": 1, "blackhole": 1, "reset": 1, "expire": 1, "restart": 2,
+                   "crash": 2},
+        "skipped": {},
+    },
     "pg": {
         "kind": "pg", "env": "BALLOT_TEST_PG", "scheme": "postgres", "ttl_ms": 3000,
         # Even slots (c0, c2, c4) connect to PostgreSQL directly (LISTEN/NOTIFY); odd
@@ -151,7 +162,7 @@ def expiry_ms(backend: str, ttl_ms: int) -> int:
         return 0
     if backend == "zk":
         return ttl_ms + 1000  # ZooKeeper expires a session up to one tick (1 s) late
-    if backend == "consul":
+    if backend.startswith("consul"):
         return 2 * ttl_ms  # Consul keeps a silent session for TTL to 2 x TTL; lock_delay=0s
     if backend == "pg":
         # The server's clock ends a session TTL after its last renewal; the first waiting
@@ -690,8 +701,8 @@ class Run:
             r = subprocess.run(["etcdctl", "--endpoints", eps, "lease", "revoke", lease], capture_output=True,
                                text=True, timeout=20, env={**os.environ, "ETCDCTL_API": "3"})
             return f"lease revoke {lease}: {(r.stdout or r.stderr).strip()}"
-        if self.b == "consul":
-            host, port = env["BALLOT_TEST_CONSUL_HTTP_ADDR"].rsplit(":", 1)
+        if self.b.startswith("consul"):
+            host, port = env[self.cfg["env"] + "_HTTP_ADDR"].rsplit(":", 1)
             c = http.client.HTTPConnection(host, int(port), timeout=10)
             try:
                 c.request("GET", f"/v1/kv/{self.election}/.lock")
@@ -758,6 +769,9 @@ class Run:
             for slot in range(self.args.candidates):
                 self.proxies[slot] = []
                 targets = [pooler_port] if self.pooled(slot) else self.members
+                if cfg.get("via_client"):
+                    # One agent per URL: the client agent, as applications on a host have.
+                    targets = [int(env[f"{cfg['env']}_HTTP_ADDR"].rsplit(":", 1)[1])]
                 for i, port in enumerate(targets):
                     px = Proxy(port, f"c{slot}->{'pooler' if self.pooled(slot) else 'm'}{i}")
                     await px.start()

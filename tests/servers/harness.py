@@ -12,9 +12,15 @@ tests/servers/install.sh.
     harness.py resume-member KIND INDEX --dir STATEDIR    (SIGCONT)
     harness.py status --dir STATEDIR
     harness.py env --dir STATEDIR
+    harness.py consul-leader --dir STATEDIR     (consul-cluster)
 
 KIND is one of: etcd, etcd-cluster, etcd-auth, etcd-tls, zk, zk-ensemble,
-consul, consul-acl, pg, pgbouncer.
+consul, consul-acl, consul-cluster, pg, pgbouncer.
+
+`consul-cluster` is Consul as deployed: 3 servers (members 0-2, data on disk
+in STATEDIR) and a client agent (member 3) that joins them; its URL is the
+client agent's. `harness.py consul-leader --dir STATEDIR` prints the index of
+the server that is the Raft leader now.
 
 `pg` is Debian's PostgreSQL (initdb run as the `postgres` user into
 STATEDIR/pg.data; SCRAM passwords for the role `ballot`, owner of the database
@@ -97,6 +103,8 @@ KINDS = {
     "zk-ensemble": ("BALLOT_TEST_ZK_ENSEMBLE", 3),
     "consul": ("BALLOT_TEST_CONSUL", 1),
     "consul-acl": ("BALLOT_TEST_CONSUL_ACL", 1),
+    # 3 servers (members 0-2) and the client agent ballot talks to (member 3).
+    "consul-cluster": ("BALLOT_TEST_CONSUL_CLUSTER", 4),
     "pg": ("BALLOT_TEST_PG", 1),
     "pgbouncer": ("BALLOT_TEST_PGBOUNCER", 1),
 }
@@ -868,11 +876,118 @@ def build_consul(inst: dict, taken: set[int], opts) -> None:
         {"type": "consul", "port": http_p}, config=cfg_path, cwd=inst["dir"]))
 
 
+# consul-cluster: the members' indexes.
+CONSUL_SERVERS = 3
+CONSUL_CLIENT = 3
+
+
+def build_consul_cluster(inst: dict, taken: set[int], opts) -> None:
+    """3 servers with their data on disk and one client agent that joins them.
+
+    Raft keeps Consul's default timing (`raft_multiplier` 5), as a new user's
+    cluster has it: the servers notice a dead Raft leader 5 to 10 s after its
+    last heartbeat, long enough for a ballot leader's session to run past its
+    local deadline."""
+    kind = inst["kind"]
+    n = KINDS[kind][1]
+    # per member: serf lan (tcp+udp), serf wan (tcp+udp), http, server rpc
+    per = 4
+    ports = []
+    for _ in range(n):
+        ports += free_ports(per, taken | set(ports), udp=2)
+    lans = [ports[per * i] for i in range(n)]
+    cfg = {"disable_update_check": True, "ports": {"https": -1, "grpc": -1, "dns": -1},
+           "limits": {"http_max_conns_per_client": 8192}}
+    if opts.consul_session_ttl_min:
+        cfg["session_ttl_min"] = opts.consul_session_ttl_min
+        inst["info"]["session_ttl_min"] = opts.consul_session_ttl_min
+    cfg_path = os.path.join(inst["dir"], f"{kind}.json")
+    write_atomic(cfg_path, json.dumps(cfg, indent=1) + "\n")
+    os.chmod(cfg_path, 0o600)
+    for i in range(n):
+        serf_lan, serf_wan, http_p, server_p = ports[per * i: per * (i + 1)]
+        server = i < CONSUL_SERVERS
+        name = f"{kind}-{i}" if server else f"{kind}-client"
+        data = fresh_dir(os.path.join(inst["dir"], name + ".data"))
+        argv = [
+            "consul", "agent",
+            "-node", f"ballot-{name}",
+            "-data-dir", data,
+            "-bind", HOST,
+            "-client", HOST,
+            "-http-port", str(http_p),
+            "-serf-lan-port", str(serf_lan),
+            "-serf-wan-port", str(serf_wan),
+            "-server-port", str(server_p),
+            "-config-file", cfg_path,
+            "-log-level", "info",
+        ]
+        if server:
+            argv += ["-server", "-bootstrap-expect", str(CONSUL_SERVERS)]
+        # Every agent retries its join until one server answers, also after a restart.
+        for j in range(CONSUL_SERVERS):
+            if j != i:
+                argv += ["-retry-join", f"{HOST}:{lans[j]}", "-retry-interval", "1s"]
+        mports = {"http": http_p, "serf_lan": serf_lan, "serf_wan": serf_wan}
+        if server:
+            mports["server"] = server_p
+        inst["members"].append(new_member(
+            inst, i, name, argv, mports, {"type": "consul", "port": http_p},
+            data_dir=data, config=cfg_path, cwd=inst["dir"], role="server" if server else "client"))
+
+
+def setup_consul_cluster(inst: dict, timeout: float) -> None:
+    """Ready means more than a leader: every server is a healthy voter again
+    (autopilot says the cluster survives the loss of one server: a server that
+    was just restarted is not counted before it is stable, and killing the Raft
+    leader earlier leaves no quorum), and the client agent can write a key and
+    create a session (both go through the Raft leader)."""
+    port = inst["members"][CONSUL_CLIENT]["ports"]["http"]
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            status, body = http_call("GET", port, "/v1/operator/autopilot/health")
+            health = json.loads(body) if status == 200 else {}
+            if not (health.get("Healthy") and health.get("FailureTolerance", 0) >= 1):
+                status = 0
+                body = f"autopilot: {json.dumps(health)[:300]}".encode()
+            else:
+                status, body = http_call("PUT", port, "/v1/kv/.harness-check", body="ok")
+            if status == 200:
+                status, body = http_call("PUT", port, "/v1/session/create", body={"TTL": "10s"})
+                if status == 200:
+                    sid = json.loads(body)["ID"]
+                    http_call("PUT", port, f"/v1/session/destroy/{sid}")
+                    http_call("DELETE", port, "/v1/kv/.harness-check")
+                    return
+            last = f"{status} {body.decode('utf-8', 'replace').strip()}"
+        except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
+            last = f"{type(e).__name__}: {e}"
+        if time.monotonic() > deadline:
+            raise HarnessError(f"consul-cluster: the client agent cannot write after {timeout:g}s: {last}")
+        time.sleep(0.2)
+
+
+def consul_leader_index(inst: dict) -> int | None:
+    """The index of the server that is the Raft leader, as the client agent sees
+    it (/v1/status/leader gives the leader's server RPC address), or None."""
+    status, body = http_get(inst["members"][CONSUL_CLIENT]["ports"]["http"], "/v1/status/leader")
+    if status != 200:
+        return None
+    addr = json.loads(body) or ""
+    for m in inst["members"]:
+        if addr == f"{HOST}:{m['ports'].get('server')}":
+            return m["index"]
+    return None
+
+
 BUILDERS = {
     "etcd": build_etcd, "etcd-cluster": build_etcd, "etcd-auth": build_etcd, "etcd-tls": build_etcd,
     "pg": build_pg, "pgbouncer": build_pgbouncer,
     "zk": build_zk, "zk-ensemble": build_zk,
     "consul": build_consul, "consul-acl": build_consul,
+    "consul-cluster": build_consul_cluster,
 }
 
 
@@ -963,6 +1078,8 @@ def setup(inst: dict, timeout: float, restart: bool = False) -> None:
     elif inst["kind"] == "consul-acl":
         # consul -dev keeps everything in memory: a restarted agent needs it again.
         setup_consul_acl(inst, timeout)
+    elif inst["kind"] == "consul-cluster":
+        setup_consul_cluster(inst, timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -1013,6 +1130,12 @@ def instance_facts(inst: dict) -> list[tuple[str, str]]:
             add("_SOCKET_DIR", info["sock"])
         else:
             add("_PG_PORT", info["pg_port"])
+    elif kind == "consul-cluster":
+        # ballot talks to the client agent, as applications do.
+        add("", f"consul://{hostports[CONSUL_CLIENT]}")
+        add("_HTTP_ADDR", hostports[CONSUL_CLIENT])
+        add("_CLIENT_INDEX", CONSUL_CLIENT)
+        add("_SERVERS", ",".join(str(i) for i in range(CONSUL_SERVERS)))
     else:
         add("", f"consul://{hostports[0]}")
         add("_HTTP_ADDR", hostports[0])
@@ -1182,6 +1305,8 @@ def describe(statedir: str, instances: dict) -> dict:
                 "default_lock_delay_ms": 15_000,
             })
             takeover = 2 * ttl + SLACK_MS
+            if kind == "consul-cluster":
+                quirks.update({"servers": CONSUL_SERVERS, "client_index": CONSUL_CLIENT, "raft_multiplier": 5})
         out[kind] = {
             "family": family, "url": url, "query": query, "urls": urls,
             "ttl_ms": ttl, "takeover_ms": takeover, "live_ms": LIVE_MS, "quirks": quirks,
@@ -1471,6 +1596,24 @@ def cmd_env(args) -> int:
         st.close()
 
 
+def cmd_consul_leader(args) -> int:
+    st = State(args.dir)
+    try:
+        inst = st.instances.get("consul-cluster")
+        if inst is None:
+            raise HarnessError(f"consul-cluster was not started in {st.dir}")
+        try:
+            index = consul_leader_index(inst)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            raise HarnessError(f"consul-cluster: asking the client agent for the leader: {e}")
+        if index is None:
+            raise HarnessError("consul-cluster: no Raft leader now")
+        print(index)
+        return 0
+    finally:
+        st.close()
+
+
 def default_describe_dir() -> str:
     """Where `describe` without --dir puts `local`: the same directory for every
     process of the user (a test's child processes must find their parent's local
@@ -1543,6 +1686,10 @@ def main(argv: list[str] | None = None) -> int:
             p.set_defaults(func=lambda a: cmd_pause_resume(a, signal.SIGSTOP))
         else:
             p.set_defaults(func=lambda a: cmd_pause_resume(a, signal.SIGCONT))
+
+    p = sub.add_parser("consul-leader", help="consul-cluster: print the index of the Raft leader server")
+    common(p)
+    p.set_defaults(func=cmd_consul_leader)
 
     p = sub.add_parser("status", help="show each member: running/paused/down, ready or not")
     common(p)

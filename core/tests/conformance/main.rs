@@ -72,6 +72,8 @@ backend_tests!(postgres, crate::pg_url("pg"));
 backend_tests!(pgbouncer, crate::pg_url("pgbouncer"));
 #[cfg(feature = "consul")]
 backend_tests!(consul_acl, crate::consul_acl_url());
+#[cfg(feature = "consul")]
+backend_tests!(consul_cluster, crate::fresh("consul-cluster"));
 
 /// Not a test: the candidate process that `killed_leader_process_is_replaced`
 /// starts (this same binary) and kills. It does nothing unless that test set

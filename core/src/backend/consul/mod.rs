@@ -39,8 +39,10 @@
 //! invalidated it. Either way the local deadline (send time of the last
 //! acknowledged renewal + TTL - margin) comes before Consul may invalidate the
 //! session (Consul keeps a session for TTL to 2 x TTL after the last renewal).
-//! A lost session is destroyed (best effort) and replaced by a new one, which
-//! starts a new generation.
+//! A lost session is replaced by a new one, which starts a new generation, and is
+//! destroyed: the destroy is tried again until Consul answers, because a session
+//! lost while the servers had no Raft leader is still held by Consul, with its
+//! lock, and a new Raft leader gives it another 2 x TTL (`destroy_lost_session`).
 //!
 //! **The term** is the Raft index at which the leader acquired `.lock`, that is,
 //! the `ModifyIndex` of `.lock` right after the acquisition. Raft indexes only
@@ -359,10 +361,7 @@ async fn keep_session(weak: Weak<Inner>) {
             if let Some(old) = sess {
                 // The server may still hold it (a local deadline passes first):
                 // destroying it releases its locks now instead of at Consul's expiry.
-                let api = inner.api.clone();
-                tokio::spawn(async move {
-                    let _ = api.session_destroy(&old.id).await;
-                });
+                tokio::spawn(destroy_lost_session(inner.api.clone(), old.id, inner.ttl));
                 *lock(&inner.session) = None;
             }
             let sent = Stamp::now();
@@ -408,6 +407,28 @@ async fn keep_session(weak: Weak<Inner>) {
             _ = tokio::time::sleep(next) => {}
             _ = rx.wait_for(|s| s.generation != sess.generation || s.health == Health::Lost) => {}
         }
+    }
+}
+
+/// Destroys a session that this client has given up (its leader was told `lost`),
+/// trying again until Consul answers.
+///
+/// The session was lost because Consul did not answer its renewals, most often
+/// because the servers had no Raft leader. Consul then still holds the session,
+/// its `.lock` and its candidate keys, and a new Raft leader restarts the
+/// session's timer at 2 x TTL: without a destroy, every other candidate would
+/// wait that long after the cluster answers again (32 to 35 s with a 10 s TTL
+/// after a Raft leader server was killed). One attempt, made while the cluster
+/// has no leader, fails; so the destroy is repeated (every second at most) until
+/// Consul answers. Destroying an unknown session succeeds, so this ends as soon
+/// as Consul answers at all. It gives up after `max(2 x TTL, 10 min)`, when
+/// Consul's own expiry is as near as anything this could do.
+async fn destroy_lost_session(api: Api, id: String, ttl: Duration) {
+    let give_up = Instant::now() + (2 * ttl).max(Duration::from_secs(600));
+    let mut backoff = Duration::from_millis(100);
+    while api.session_destroy(&id).await.is_err() && Instant::now() < give_up {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
