@@ -906,6 +906,25 @@ async fn zks_to_a_plaintext_server_never_falls_back() {
     assert!(matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout), "{err}");
 }
 
+/// A server that accepts the TCP connection and never answers the handshake: a
+/// `Connection` error that names TLS within the connect timeout, not a hang and
+/// not the connect's `Timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_silent_in_the_handshake_is_a_connection_error_within_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = listener.accept().await {
+            conns.push(c);
+        }
+    });
+    let (ca, cert, key) = (env("BALLOT_TEST_ZK_TLS_CA"), env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    let url = format!("zks://127.0.0.1:{port}?ca={ca}&cert={cert}&key={key}&connect_timeout=2s");
+    refused_over_tls(&url, &["no session within"]).await;
+    held.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_options_that_cannot_work_are_invalid_arguments() {
     let (ca, cert, key) = (env("BALLOT_TEST_ZK_TLS_CA"), env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
