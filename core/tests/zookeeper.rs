@@ -875,6 +875,18 @@ async fn tls_sessions_carry_digest_credentials_and_their_acls() {
     c.close().await.unwrap();
     b.close().await.unwrap();
     a.close().await.unwrap();
+    // The same over `zk://` with `tls=1`, and with the files in the options.
+    let port = env("BALLOT_TEST_ZK_TLS_PORT");
+    let (cert, key) = (env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    let tls1 = format!("zk://owner:s3cret-tls@127.0.0.1:{port}/{ns}?tls=1&ca={ca}&cert={cert}&key={key}");
+    let files = ballot::TlsOptions { ca: Some(ca.clone().into()), cert: Some(cert.into()), key: Some(key.into()) };
+    let by_options = Options::default().with_tls(files);
+    for (url, o) in [(tls1, Options::default()), (format!("zks://owner:s3cret-tls@127.0.0.1:{port}/{ns}"), by_options)]
+    {
+        let c = Client::connect(&url, o).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.election(&n).unwrap().leader().await.unwrap(), None, "{url}: the leader resigned");
+        c.close().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
