@@ -719,16 +719,24 @@ def build_zk(inst: dict, taken: set[int], opts) -> None:
 
 def zk_tls_setup(inst: dict) -> dict:
     """The certificates of `zk-tls` (in tls/): make_certs's, with the server's
-    key and certificate also in one PEM file (ZooKeeper's PEM key store), and a
-    second CA (other-ca/) that signed nothing ZooKeeper presents, for the tests
-    of a server certificate that the CA does not sign."""
+    key and certificate also in one PEM file (ZooKeeper's PEM key store), and an
+    unrelated CA (other-ca/, another name) that signed nothing ZooKeeper
+    presents, for the tests of a server certificate that the CA does not sign."""
     tls = make_certs(fresh_dir(os.path.join(inst["dir"], "tls")), server_names="IP:127.0.0.1")
     keystore = os.path.join(inst["dir"], "tls", "server.pem")
     with open(tls["server_key"]) as k, open(tls["server_cert"]) as c:
         write_atomic(keystore, k.read() + c.read())
     os.chmod(keystore, 0o600)
     tls["keystore"] = keystore
-    tls["other_ca"] = make_certs(fresh_dir(os.path.join(inst["dir"], "other-ca")))["ca"]
+    other = fresh_dir(os.path.join(inst["dir"], "other-ca"))
+    tls["other_ca"] = os.path.join(other, "ca.crt")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        os.path.join(other, "ca.key"), "-out", tls["other_ca"], "-days", "3650",
+                        "-subj", "/CN=ballot unrelated test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                        "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise HarnessError(f"openssl req failed: {r.stderr.strip()}")
     inst["info"]["tls"] = tls
     return tls
 
