@@ -18,7 +18,7 @@ step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 # Servers that the test suites need; each backend adds its kinds here.
 SERVER_KINDS=()
 SERVER_KINDS+=(etcd etcd-cluster etcd-auth etcd-tls)
-SERVER_KINDS+=(zk zk-ensemble)
+SERVER_KINDS+=(zk zk-ensemble zk-tls)
 SERVER_KINDS+=(consul consul-acl consul-cluster)
 SERVER_KINDS+=(pg pgbouncer)
 # ZooKeeper expires a session up to one tick after its timeout: 1 s ticks keep the

@@ -211,15 +211,6 @@ export interface OptionSetting {
   value: number | boolean | string
 }
 
-/**
- * Sends ballot's log records at `level` and above to `callback`, on the event
- * loop; with no callback, prints them to stderr at the level `BALLOT_LOG` names
- * (no records when it is unset). The thread-safe function is weak: it never keeps
- * the process alive. A busy event loop makes records queue in napi, never an
- * election wait. Errors: `BALLOT_INVALID_ARGUMENT` for an unknown level name
- * (`level` or `BALLOT_LOG`).
- */
-export declare function setLogger(level: string | null, callback: ((record: NativeLogRecord) => void) | null): void
 /** One candidate of an election, as `participants()` lists it. */
 export interface Participant {
   /** The candidate's key as the backend names it (for the leader, its `Leader.key`). */
@@ -229,6 +220,16 @@ export interface Participant {
   /** Whether it leads; only the first participant can. */
   leader: boolean
 }
+
+/**
+ * Sends ballot's log records at `level` and above to `callback`, on the event
+ * loop; with no callback, prints them to stderr at the level `BALLOT_LOG` names
+ * (no records when it is unset). The thread-safe function is weak: it never keeps
+ * the process alive. A busy event loop makes records queue in napi, never an
+ * election wait. Errors: `BALLOT_INVALID_ARGUMENT` for an unknown level name
+ * (`level` or `BALLOT_LOG`).
+ */
+export declare function setLogger(level: string | null, callback: ((record: NativeLogRecord) => void) | null): void
 
 /** The core's table (see `Table`). */
 export declare function table(): Table

@@ -31,7 +31,7 @@ Backends (--backend or $BALLOT_BACKEND; default: the local backend in $XDG_STATE
 that is ~/.local/state/ballot, or /var/lib/ballot for root):
   file:///var/run/ballot                         local, single host, no server
   etcd://[user:pass@]h1:2379[,h2:2379][/ns]      etcds:// for TLS
-  zk://[user:pass@]h1:2181[,h2:2181][/chroot]
+  zk://[user:pass@]h1:2181[,h2:2181][/chroot]    zks://...?ca=ca.pem&cert=..&key=.. for TLS
   consul://[token@]h:8500[/ns]                   consuls:// for TLS
   postgres://user:pass@h:5432[,h2]/db[/ns]       ?sslmode=verify-full&sslrootcert=ca.pem
                                                  &schema=ballot&pooler=transaction (PgBouncer)

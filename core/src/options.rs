@@ -74,7 +74,8 @@ impl fmt::Debug for Credentials {
 /// TLS settings: PEM files for the CA bundle and for an optional client identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// CA certificates that verify the server (PEM). None: the system roots.
+    /// CA certificates that verify the server (PEM). None: the system roots
+    /// (etcd, Consul, PostgreSQL); the ZooKeeper backend (`zks://`) requires a file.
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM), for mutual TLS.
     pub cert: Option<PathBuf>,

@@ -43,7 +43,7 @@
 //! - **Contradictions are refused** with `InvalidArgument`, never resolved
 //!   silently: a token together with a username or password; a username without
 //!   a password or the reverse; TLS files for a backend that does not speak TLS
-//!   (`file://`, `zk://`); credentials for a backend that takes none
+//!   (`file://`, `memory://`); credentials for a backend that takes none
 //!   (`file://`); a safety margin that is not below the TTL; and the backends'
 //!   own (`etcds://` with `tls=0`, TLS files with `tls=0`, a ZooKeeper
 //!   `session_timeout=` that differs from the TTL, ...).
@@ -677,9 +677,9 @@ mod tests {
         assert!(refused(&with(&[("username", "u")]), "etcd://h").contains("password is not"));
         assert!(refused(&with(&[("password", "p")]), "etcd://h").contains("username is not"));
         assert!(refused(&with(&[("token", "t")]), "file:///d").contains("file:// takes no credentials"));
-        assert!(refused(&with(&[("tls_ca", "/ca")]), "zk://h").contains("zk:// does not speak TLS"));
-        assert!(refused(&with(&[("tls_ca", "/ca")]), "file:///d").contains("does not speak TLS"));
-        for ok in ["etcd://h", "etcds://h", "consul://h", "consuls://h"] {
+        assert!(refused(&with(&[("tls_ca", "/ca")]), "file:///d").contains("file:// does not speak TLS"));
+        assert!(refused(&with(&[("tls_ca", "/ca")]), "memory://n").contains("memory:// does not speak TLS"));
+        for ok in ["etcd://h", "etcds://h", "consul://h", "consuls://h", "zk://h", "zks://h"] {
             check_contradictions(&with(&[("tls_ca", "/ca"), ("username", "u"), ("password", "p")]), &url(ok)).unwrap();
         }
         check_contradictions(&with(&[("username", "u"), ("password", "p")]), &url("zk://h")).unwrap();

@@ -1,8 +1,9 @@
 //! ZooKeeper-specific behaviour, against the real servers that tests/servers/harness.py
-//! started (`BALLOT_TEST_ZK`, `BALLOT_TEST_ZK_ENSEMBLE`): interop with Curator's
-//! LeaderLatch, digest auth and ACLs, a leader paused past its session timeout, a
-//! member of the ensemble paused or killed under a leader, a server gone silent
-//! under a join (through a relay the test controls).
+//! started (`BALLOT_TEST_ZK`, `BALLOT_TEST_ZK_ENSEMBLE`, `BALLOT_TEST_ZK_TLS`): interop
+//! with Curator's LeaderLatch, digest auth and ACLs, a leader paused past its session
+//! timeout, a member of the ensemble paused or killed under a leader, a server gone
+//! silent under a join (through a relay the test controls), TLS (`zks://`) with its
+//! refusals.
 #![cfg(feature = "zookeeper")]
 
 use std::collections::HashMap;
@@ -804,4 +805,148 @@ async fn a_join_gives_up_reading_the_epoch_of_a_silent_server() {
     .await;
     assert_eq!(lead.value(), b"a");
     c.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// TLS (`zk-tls`: secureClientPort on Netty, client certificates required)
+
+/// `zks://HOST:PORT/ns?ca=..&cert=..&key=..` on the harness's TLS server, with the
+/// userinfo `auth` (`user:password@`, or empty) and `extra` options.
+fn zks_url(host: &str, auth: &str, ns: &str, ca: &str, extra: &str) -> String {
+    let port = env("BALLOT_TEST_ZK_TLS_PORT");
+    let (cert, key) = (env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    format!("zks://{auth}{host}:{port}/{ns}?ca={ca}&cert={cert}&key={key}{extra}")
+}
+
+/// A TLS connect that must fail: within the connect timeout (2 s, plus slack for a
+/// loaded machine, still below the 5 s default), as a `Connection` error that
+/// names TLS and `why`.
+async fn refused_over_tls(url: &str, why: &[&str]) {
+    let err = common::within(Duration::from_secs(4), url, Client::connect(url, Options::default()))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{url}: {err}");
+    let msg = err.to_string();
+    assert!(msg.contains("TLS"), "the error names TLS: {msg}");
+    assert!(why.iter().any(|w| msg.contains(w)), "the error says why ({why:?}): {msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sessions_carry_digest_credentials_and_their_acls() {
+    let ca = env("BALLOT_TEST_ZK_TLS_CA");
+    let ns = unique("tls");
+    let good = zks_url("127.0.0.1", "owner:s3cret-tls@", &ns, &ca, "");
+    let a = connect(&good, Duration::from_secs(4)).await;
+    assert!(!format!("{a:?} {}", a.url()).contains("s3cret-tls"), "password shown: {a:?}");
+    let n = unique("svc");
+    let e = a.election(&n).unwrap();
+    let lead = e.campaign("over tls").await.unwrap();
+    let b = connect(&good, Duration::from_secs(4)).await;
+    let l = b.election(&n).unwrap().leader().await.unwrap().unwrap();
+    assert_eq!((l.value.as_slice(), l.term), (&b"over tls"[..], lead.term()));
+    // The candidate node's ACL is creator-only. Over TLS, ZooKeeper authenticates
+    // the client certificate too (scheme x509), so the creator is the digest
+    // identity and the certificate's subject: both get the node.
+    let tls = zookeeper_client::TlsOptions::new()
+        .with_pem_ca(&std::fs::read_to_string(&ca).unwrap())
+        .unwrap()
+        .with_pem_identity(
+            &std::fs::read_to_string(env("BALLOT_TEST_ZK_TLS_CERT")).unwrap(),
+            &std::fs::read_to_string(env("BALLOT_TEST_ZK_TLS_KEY")).unwrap(),
+        )
+        .unwrap();
+    let raw = zookeeper_client::Client::connector()
+        .with_tls(tls)
+        .with_auth("digest", b"owner:s3cret-tls")
+        .secure_connect(&env("BALLOT_TEST_ZK_TLS_CONNECT"))
+        .await
+        .unwrap();
+    let (acls, _) = raw.get_acl(&format!("/{ns}{}", lead.key())).await.unwrap();
+    let mut ids: Vec<_> =
+        acls.iter().map(|a| format!("{}:{}", a.scheme(), a.id().split(':').next().unwrap_or(""))).collect();
+    ids.sort();
+    assert_eq!(ids, ["digest:owner", "x509:CN=ballot"], "{acls:?}");
+    // So a wrong password with the same certificate still reaches the nodes, and
+    // is no error: the certificate is the identity that matters.
+    let url = zks_url("127.0.0.1", "owner:wrong@", &ns, &ca, "");
+    let c = Client::connect(&url, Options::default()).await.unwrap();
+    assert_eq!(c.election(&n).unwrap().leader().await.unwrap().map(|l| l.term), Some(lead.term()));
+    c.close().await.unwrap();
+    b.close().await.unwrap();
+    a.close().await.unwrap();
+    // The same over `zk://` with `tls=1`, and with the files in the options.
+    let port = env("BALLOT_TEST_ZK_TLS_PORT");
+    let (cert, key) = (env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    let tls1 = format!("zk://owner:s3cret-tls@127.0.0.1:{port}/{ns}?tls=1&ca={ca}&cert={cert}&key={key}");
+    let files = ballot::TlsOptions { ca: Some(ca.clone().into()), cert: Some(cert.into()), key: Some(key.into()) };
+    let by_options = Options::default().with_tls(files);
+    for (url, o) in [(tls1, Options::default()), (format!("zks://owner:s3cret-tls@127.0.0.1:{port}/{ns}"), by_options)]
+    {
+        let c = Client::connect(&url, o).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.election(&n).unwrap().leader().await.unwrap(), None, "{url}: the leader resigned");
+        c.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_certificate_that_the_ca_did_not_sign_is_refused_naming_tls() {
+    let url = zks_url("127.0.0.1", "", &unique("tls"), &env("BALLOT_TEST_ZK_TLS_OTHER_CA"), "&connect_timeout=2s");
+    // An unrelated CA (another name): rustls finds no issuer for the server's certificate.
+    refused_over_tls(&url, &["invalid peer certificate: UnknownIssuer"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_name_that_the_certificate_does_not_hold_is_refused_naming_tls() {
+    // The harness's certificate names IP 127.0.0.1 only.
+    let url = zks_url("localhost", "", &unique("tls"), &env("BALLOT_TEST_ZK_TLS_CA"), "&connect_timeout=2s");
+    refused_over_tls(&url, &["certificate not valid for name \"localhost\""]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zks_to_a_plaintext_server_never_falls_back() {
+    let port = env("BALLOT_TEST_ZK_PORT");
+    let (ca, cert, key) = (env("BALLOT_TEST_ZK_TLS_CA"), env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    let url = format!("zks://127.0.0.1:{port}?ca={ca}&cert={cert}&key={key}&connect_timeout=2s");
+    refused_over_tls(&url, &["closed the connection", "no hosts", "no session"]).await;
+    // And plaintext to the TLS server finds no ZooKeeper there either.
+    let plain = format!("zk://127.0.0.1:{}?connect_timeout=2s", env("BALLOT_TEST_ZK_TLS_PORT"));
+    let err = Client::connect(&plain, Options::default()).await.map(|_| ()).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout), "{err}");
+}
+
+/// A server that accepts the TCP connection and never answers the handshake: a
+/// `Connection` error that names TLS within the connect timeout, not a hang and
+/// not the connect's `Timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_silent_in_the_handshake_is_a_connection_error_within_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = listener.accept().await {
+            conns.push(c);
+        }
+    });
+    let (ca, cert, key) = (env("BALLOT_TEST_ZK_TLS_CA"), env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    let url = format!("zks://127.0.0.1:{port}?ca={ca}&cert={cert}&key={key}&connect_timeout=2s");
+    refused_over_tls(&url, &["no session within"]).await;
+    held.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_options_that_cannot_work_are_invalid_arguments() {
+    let (ca, cert, key) = (env("BALLOT_TEST_ZK_TLS_CA"), env("BALLOT_TEST_ZK_TLS_CERT"), env("BALLOT_TEST_ZK_TLS_KEY"));
+    for (url, says) in [
+        (format!("zks://127.0.0.1:1?cert={cert}&key={key}"), "ca="),
+        (format!("zks://127.0.0.1:1?ca={ca}&cert={cert}"), "both cert and key"),
+        (format!("zks://127.0.0.1:1?ca={ca}&tls=0"), "tls=0"),
+        (format!("zk://127.0.0.1:1?ca={ca}"), "need TLS"),
+        ("zks://127.0.0.1:1?ca=/nonexistent/ca.pem".to_string(), "/nonexistent/ca.pem"),
+        (format!("zks://127.0.0.1:1?ca={key}"), "ca"),
+    ] {
+        let err = Client::connect(&url, Options::default()).await.map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{url}: {err}");
+        assert!(err.to_string().contains(says), "{url}: {err}");
+    }
 }

@@ -79,8 +79,9 @@ install_etcd() {
 }
 
 install_zookeeper() {
-  # netcat-openbsd: `echo srvr | nc` for the four-letter words.
-  apt_install_missing zookeeper netcat-openbsd
+  # netcat-openbsd: `echo srvr | nc` for the four-letter words. libnetty-java
+  # (netty-codec) and openssl: the `zk-tls` kind (Netty's TLS, a test CA).
+  apt_install_missing zookeeper netcat-openbsd libnetty-java openssl
   # javac compiles the Curator LeaderLatch program of the ZooKeeper interop test.
   command -v javac >/dev/null 2>&1 || apt_install_missing default-jdk-headless
   # Curator, for the interop test (core/tests/zookeeper.rs), when apt has it.

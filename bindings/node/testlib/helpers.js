@@ -56,7 +56,7 @@ function server(name) {
 
 // The backends every test file runs against, as in Python and C: the local backend
 // always, then each server that runs.
-const MAIN = ['local', 'etcd', 'zk', 'consul', 'pg']
+const MAIN = ['local', 'etcd', 'zk', 'zk-tls', 'consul', 'pg']
 
 function backends() {
   const list = []

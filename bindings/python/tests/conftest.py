@@ -1,6 +1,6 @@
 """Backends for the tests, from the one description that tests/servers/harness.py
 writes (``BALLOT_TEST_BACKENDS``; see helpers.backends): the local backend always,
-and each real server (etcd, zk, consul, pg) that runs.
+and each real server (etcd, zk, zk-tls, consul, pg) that runs.
 
 With ``BALLOT_TEST_REQUIRE_SERVERS=1`` (set by tests/run.sh when it started the
 servers) a missing server fails the run instead of quietly testing less.
@@ -15,7 +15,7 @@ import pytest
 
 from helpers import backends
 
-SERVERS = ("etcd", "zk", "consul", "pg")
+SERVERS = ("etcd", "zk", "zk-tls", "consul", "pg")
 
 
 def backend_params() -> list[str]:

@@ -71,13 +71,20 @@ pub(crate) const BACKENDS: &[Description] = &[
         },
         connect: connect!("etcd", async super::etcd::EtcdBackend::connect),
     },
-    // ZooKeeper: `zk://[USER:PASSWORD@]HOSTS[/CHROOT]`; `session_timeout` is the
-    // TTL under ZooKeeper's name (same range as `ttl`).
+    // ZooKeeper: `zk://[USER:PASSWORD@]HOSTS[/CHROOT]`, `zks://` for TLS (to the
+    // servers' `secureClientPort`); `session_timeout` is the TTL under ZooKeeper's
+    // name (same range as `ttl`); the TLS options as for etcd.
     Description {
         syntax: Syntax {
-            schemes: &[Scheme::plain("zk")],
+            schemes: &[Scheme::plain("zk"), Scheme::tls("zks")],
             place: Place::Hosts { default_port: 2181 },
-            options: &[UrlOption::duration("session_timeout", SECOND, DAY)],
+            options: &[
+                UrlOption::duration("session_timeout", SECOND, DAY),
+                UrlOption::text("tls"),
+                UrlOption::text("ca"),
+                UrlOption::text("cert"),
+                UrlOption::text("key"),
+            ],
         },
         connect: connect!("zookeeper", async super::zookeeper::ZkBackend::open),
     },

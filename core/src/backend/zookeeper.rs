@@ -38,6 +38,16 @@
 //! `Auth` error on the first node that the right identity created.
 //!
 //! A missing chroot is created (persistent, with the ACL above) at connect.
+//!
+//! TLS (`zks://`, or `tls=1`): every server is reached over TLS on its
+//! `secureClientPort`, with the CA of `ca=` and the client identity of `cert=` and
+//! `key=`; the server's name must match its certificate. Digest credentials work
+//! the same over it. A handshake that fails (a certificate the CA did not sign, a
+//! name that does not match, a refused client certificate) is a `Connection`
+//! error that says why (see [`tls`]), within the connect timeout; there is no
+//! plaintext fallback.
+
+mod tls;
 
 use crate::sync::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +65,7 @@ use crate::model::{Leader, LostReason, Participant};
 use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
+use tls::ZkTls;
 
 /// ZooKeeper's default `jute.maxbuffer` (1,048,575 bytes) bounds a whole request;
 /// a larger one makes the server close the connection. A candidate's create
@@ -224,6 +235,10 @@ struct ZkShared {
     chroot: String,
     /// `user:password` for the digest scheme.
     auth: Option<Vec<u8>>,
+    /// Set for `zks://`.
+    tls: Option<ZkTls>,
+    /// How long one session start may take over TLS (the connect timeout).
+    connect_limit: Duration,
     requested_timeout: Duration,
     tracker: Arc<SessionTracker>,
     ttl: Duration,
@@ -278,20 +293,54 @@ impl ZkShared {
     }
 }
 
-/// Starts a session: connects, authenticates, makes the chroot. Returns the client
-/// (chrooted) and the time the connect request was sent.
+/// Connects over TLS within `limit`; a failure says why TLS failed when a
+/// handshake of its own finds out (see [`tls`]).
+async fn connect_tls(connector: zk::Connector, hosts: &str, tls: &ZkTls, limit: Duration) -> Result<zk::Client> {
+    // Half the time for the client, most of the rest for finding out why it failed.
+    let start = Instant::now();
+    let first = match tokio::time::timeout(limit / 2, connector.secure_connect(hosts)).await {
+        Ok(Ok(client)) => return Ok(client),
+        Ok(Err(e)) => Some(e),
+        Err(_) => None,
+    };
+    // Client::connect's own timeout (the same limit) must not cut the answer short.
+    let rest = limit.saturating_sub(start.elapsed()).mul_f64(0.7);
+    let what = format!("connecting to {hosts} over TLS");
+    match (tls.explain(hosts, rest).await, first) {
+        (Some(why), first) => {
+            let e = Error::new(ErrorKind::Connection, format!("zookeeper: {what}: {why}"));
+            Err(match first {
+                Some(f) => e.with_source(f),
+                None => e,
+            })
+        }
+        (None, Some(e)) => Err(zk_err(what, e)),
+        (None, None) => {
+            Err(Error::new(ErrorKind::Connection, format!("zookeeper: {what}: no session within {:?}", limit / 2)))
+        }
+    }
+}
+
+/// Starts a session: connects (over TLS when `tls` is set, within `limit`),
+/// authenticates, makes the chroot. Returns the client (chrooted) and the time
+/// the connect request was sent.
 async fn open_session(
     hosts: &str,
     chroot: &str,
     auth: Option<&[u8]>,
     timeout: Duration,
+    tls: Option<&ZkTls>,
+    limit: Duration,
 ) -> Result<(zk::Client, Stamp)> {
     let sent = Stamp::now();
     let mut connector = zk::Client::connector().with_session_timeout(timeout).with_fail_eagerly();
     if let Some(a) = auth {
         connector = connector.with_auth("digest", a);
     }
-    let client = connector.connect(hosts).await.map_err(|e| zk_err(format_args!("connecting to {hosts}"), e))?;
+    let client = match tls {
+        Some(t) => connect_tls(connector.with_tls(t.client.clone()), hosts, t, limit).await?,
+        None => connector.connect(hosts).await.map_err(|e| zk_err(format_args!("connecting to {hosts}"), e))?,
+    };
     if chroot.is_empty() {
         return Ok((client, sent));
     }
@@ -346,7 +395,9 @@ impl ZkBackend {
         let hosts: Vec<String> = url.hosts.iter().map(|h| h.to_string()).collect();
         let hosts = hosts.join(",");
         let chroot = if url.path.is_empty() { String::new() } else { format!("/{}", url.path) };
-        let (client, sent) = open_session(&hosts, &chroot, auth.as_deref(), requested).await?;
+        let tls = ZkTls::new(url, options)?;
+        let limit = options.connect_timeout;
+        let (client, sent) = open_session(&hosts, &chroot, auth.as_deref(), requested, tls.as_ref(), limit).await?;
         let ttl = client.session_timeout();
         let margin = options.margin.unwrap_or(ttl / 5);
         if margin >= ttl {
@@ -361,6 +412,8 @@ impl ZkBackend {
             hosts,
             chroot,
             auth,
+            tls,
+            connect_limit: limit,
             requested_timeout: requested,
             tracker,
             ttl,
@@ -417,7 +470,9 @@ async fn supervise(weak: Weak<ZkShared>, mut conn: Arc<Conn>) {
             if shared.closed.load(Ordering::SeqCst) {
                 return;
             }
-            match open_session(&shared.hosts, &shared.chroot, shared.auth.as_deref(), shared.requested_timeout).await {
+            let (hosts, chroot, auth) = (&shared.hosts, &shared.chroot, shared.auth.as_deref());
+            let (tls, limit) = (shared.tls.as_ref(), shared.connect_limit);
+            match open_session(hosts, chroot, auth, shared.requested_timeout, tls, limit).await {
                 // The tracker's deadline is computed from the first session's timeout; a
                 // shorter one (the server's limits changed) would let the server expire
                 // us before we report the loss, so such a session is not used.

@@ -62,6 +62,7 @@ macro_rules! backend_tests {
 backend_tests!(local, crate::fresh("local"));
 backend_tests!(memory, crate::fresh("memory"));
 backend_tests!(zookeeper, crate::fresh("zk"));
+backend_tests!(zookeeper_tls, crate::fresh("zk-tls"));
 backend_tests!(etcd, crate::fresh("etcd"));
 
 #[cfg(feature = "consul")]

@@ -777,7 +777,7 @@ pub async fn out_of_range_durations_are_invalid_argument(url: &str) {
 fn documented_value_limit(url: &str) -> usize {
     match url.split("://").next().unwrap() {
         "file" | "memory" | "etcd" | "etcds" | "postgres" | "postgresql" => 1 << 20,
-        "zk" => (1 << 20) - 4096,
+        "zk" | "zks" => (1 << 20) - 4096,
         "consul" | "consuls" => 384_000,
         other => panic!("no documented limit for {other}"),
     }
