@@ -54,6 +54,7 @@ mod error;
 pub mod logging;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod metrics;
 mod model;
 mod options;
 mod process_runtime;
