@@ -220,7 +220,7 @@ async fn etcd_keepalives_feed_the_rtt_histogram_and_the_deadline() {
         .samples
         .iter()
         .filter(|x| label(x, "backend") == Some("etcd"))
-        .map(|x| number(x))
+        .map(number)
         .collect();
     assert_eq!(deadline.len(), 1);
     assert!(deadline[0] > 0.0 && deadline[0] <= ttl.as_secs_f64(), "{deadline:?} (ttl {ttl:?})");
