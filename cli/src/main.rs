@@ -369,8 +369,9 @@ async fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Demo { candidates } => demo::demo(cli.backend, candidates).await,
         Command::Campaign { election, value, monotonic, metrics_addr } => {
-            let health = serve::HealthSlot::default();
+            let mut health = serve::HealthSlot::default();
             if let Some(addr) = &metrics_addr {
+                health = serve::HealthSlot::serving();
                 serve::start(addr, health.clone()).await?;
             }
             let client = connect(cli.backend, Options::default()).await?;
@@ -380,8 +381,9 @@ async fn dispatch(cli: Cli) -> CliResult {
             let grace =
                 parse_duration(&grace).map_err(|m| Fail::new(exit::USAGE, format!("invalid_argument: --grace {m}")))?;
             let options = Options::default().with_auto_requeue(false);
-            let health = serve::HealthSlot::default();
+            let mut health = serve::HealthSlot::default();
             if let Some(addr) = &metrics_addr {
+                health = serve::HealthSlot::serving();
                 serve::start(addr, health.clone()).await?;
             }
             let opts = run::RunOptions { value, grace, requeue, on_suspend, cmd, health };

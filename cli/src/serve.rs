@@ -17,17 +17,27 @@ const MAX_HEAD: usize = 8 * 1024;
 const READ_LIMIT: Duration = Duration::from_secs(5);
 
 /// The election handle `/healthz` reports on; `run --requeue` replaces it with
-/// each new campaign's handle. Empty before the first one: unhealthy.
+/// each new campaign's handle. Empty before the first one: unhealthy. Without
+/// `--metrics-addr` it keeps nothing, so that no clone outlives the command's own
+/// handle (dropping the last one closes it).
 #[derive(Clone, Default)]
-pub(crate) struct HealthSlot(Arc<Mutex<Option<Election>>>);
+pub(crate) struct HealthSlot(Option<Arc<Mutex<Option<Election>>>>);
 
 impl HealthSlot {
+    /// A slot that keeps the handle, for a server to read.
+    pub(crate) fn serving() -> HealthSlot {
+        HealthSlot(Some(Arc::default()))
+    }
+
     pub(crate) fn set(&self, e: &Election) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        if let Some(slot) = &self.0 {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        }
     }
 
     fn check(&self) -> (bool, String) {
-        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+        let Some(slot) = &self.0 else { return (false, "not serving".into()) };
+        match &*slot.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => {
                 let h = e.health_check();
                 (h.ok, h.reason)
