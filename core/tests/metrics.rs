@@ -193,45 +193,54 @@ async fn health_check_follows_the_session() {
 }
 
 /// A real server's keepalives feed the round-trip histogram, and the deadline and
-/// health gauges read the session. This is the only etcd test of this binary, so
-/// the etcd client series are this test's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_keepalives_feed_the_rtt_histogram_and_the_deadline() {
-    let Some(b) = backend("etcd") else { return };
+/// health gauges read the session. Each backend has one test in this binary, so the
+/// client series of its scheme are that test's.
+async fn keepalives_feed_the_rtt_histogram_and_the_deadline(name: &str) {
+    let Some(b) = backend(name) else { return };
     let c = Client::connect(&b.fresh_url(&unique("metrics")), Options::default()).await.unwrap();
+    let scheme = b.url.split("://").next().unwrap().to_string();
+    let mine = |x: &&Sample| label(x, "backend") == Some(scheme.as_str());
     let ttl = c.options().ttl();
     let rtt_count = || {
-        let s = snapshot();
-        family(&s, "ballot_keepalive_rtt_seconds")
+        family(&snapshot(), "ballot_keepalive_rtt_seconds")
             .samples
             .iter()
-            .filter(|x| label(x, "backend") == Some("etcd"))
+            .filter(mine)
             .map(|x| histogram(x).count)
             .sum::<u64>()
     };
-    // The first keepalive goes out a third of the TTL after the lease's grant.
+    // The first keepalive (or ZooKeeper ping) goes out within a third of the TTL.
     wait_until(ttl * 2, "a keepalive answered", || rtt_count() >= 1).await;
     let s = snapshot();
-    let healthy: Vec<_> =
-        family(&s, "ballot_session_healthy").samples.iter().filter(|x| label(x, "backend") == Some("etcd")).collect();
-    assert_eq!(healthy.len(), 1);
-    assert_eq!(number(healthy[0]), 1.0);
-    let deadline: Vec<_> = family(&s, "ballot_session_deadline_seconds")
-        .samples
-        .iter()
-        .filter(|x| label(x, "backend") == Some("etcd"))
-        .map(number)
-        .collect();
-    assert_eq!(deadline.len(), 1);
-    assert!(deadline[0] > 0.0 && deadline[0] <= ttl.as_secs_f64(), "{deadline:?} (ttl {ttl:?})");
-    let rtt = family(&s, "ballot_keepalive_rtt_seconds")
-        .samples
-        .iter()
-        .find(|x| label(x, "backend") == Some("etcd"))
-        .map(histogram)
-        .unwrap();
-    assert!(rtt.sum > 0.0 && rtt.sum < ttl.as_secs_f64() * rtt.count as f64);
+    let healthy: Vec<_> = family(&s, "ballot_session_healthy").samples.iter().filter(mine).map(number).collect();
+    assert_eq!(healthy, [1.0], "{name}");
+    let deadline: Vec<_> =
+        family(&s, "ballot_session_deadline_seconds").samples.iter().filter(mine).map(number).collect();
+    assert_eq!(deadline.len(), 1, "{name}");
+    assert!(deadline[0] > 0.0 && deadline[0] <= ttl.as_secs_f64(), "{name}: {deadline:?} (ttl {ttl:?})");
+    let rtt = family(&s, "ballot_keepalive_rtt_seconds").samples.iter().find(mine).map(histogram).unwrap();
+    assert!(rtt.sum > 0.0 && rtt.sum < ttl.as_secs_f64() * rtt.count as f64, "{name}: {rtt:?}");
     c.close().await.unwrap();
     let s = snapshot();
-    assert!(family(&s, "ballot_session_healthy").samples.iter().all(|x| label(x, "backend") != Some("etcd")));
+    assert!(family(&s, "ballot_session_healthy").samples.iter().find(mine).is_none(), "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_keepalives_feed_the_rtt_histogram_and_the_deadline() {
+    keepalives_feed_the_rtt_histogram_and_the_deadline("etcd").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_pings_feed_the_rtt_histogram_and_the_deadline() {
+    keepalives_feed_the_rtt_histogram_and_the_deadline("zk").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_renewals_feed_the_rtt_histogram_and_the_deadline() {
+    keepalives_feed_the_rtt_histogram_and_the_deadline("consul").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_renewals_feed_the_rtt_histogram_and_the_deadline() {
+    keepalives_feed_the_rtt_histogram_and_the_deadline("pg").await
 }
