@@ -157,6 +157,31 @@ typedef uint32_t ballot_lost_reason;
 #endif // __cplusplus
 
 /**
+ * Whether a metric family counts, measures or distributes.
+ */
+enum ballot_metric_type
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * Only goes up while its series lives; the name ends in `_total`.
+     */
+    BALLOT_METRIC_TYPE_COUNTER = 1,
+    /**
+     * Goes up and down.
+     */
+    BALLOT_METRIC_TYPE_GAUGE = 2,
+    /**
+     * Observations in cumulative buckets, with their sum and count.
+     */
+    BALLOT_METRIC_TYPE_HISTOGRAM = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t ballot_metric_type;
+#endif // __cplusplus
+
+/**
  * The outcome of a libballot call. `BALLOT_RESULT_OK` (0) is success; every other
  * value names what went wrong. Codes 1 to 12 are one per kind of ballot error
  * (the same kinds as the Rust `ErrorKind`, the Python exception classes and the
@@ -328,6 +353,18 @@ typedef struct ballot_error ballot_error;
  * It is immutable, so it may be read from any thread.
  */
 typedef struct ballot_leader ballot_leader;
+
+/**
+ * Every metric family of libballot at one moment: the series of every live client
+ * and election handle of the process (names, help, types, labels and values in
+ * `ballot::metrics`' table, the README's "Operating ballot").
+ *
+ * Returned by `ballot_metrics_snapshot`, owned by the caller and freed with
+ * `ballot_metrics_free`. Read it with `ballot_metrics_family_count`,
+ * `ballot_metrics_family` and the sample accessors, which take indexes from 0.
+ * It is immutable, so it may be read from any thread.
+ */
+typedef struct ballot_metrics ballot_metrics;
 
 /**
  * Settings for `ballot_client_connect`: made by `ballot_options_new` with every
@@ -927,6 +964,188 @@ ballot_result ballot_set_log_callback(uint32_t level,
                                       ballot_log_cb cb,
                                       void *user_data,
                                       struct ballot_error **err_out);
+
+/**
+ * Takes a snapshot of every metric family of libballot (see `ballot_metrics`)
+ * into `*out`.
+ *
+ * Ownership: `*out` belongs to the caller; free it with `ballot_metrics_free`.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `out`. `*out` is
+ * written only on success. Thread: any; it does not wait on the network.
+ *
+ * # Safety
+ * `out` and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_snapshot(struct ballot_metrics **out,
+                                      struct ballot_error **err_out);
+
+/**
+ * The number of families in the snapshot (every family is always there, possibly
+ * with no sample).
+ *
+ * NULL: returns 0. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot.
+ */
+size_t ballot_metrics_family_count(const struct ballot_metrics *metrics);
+
+/**
+ * Family `family` of the snapshot: its name (`*name_out`, as exposed: a
+ * counter's ends in `_total`), its one-line help (`*help_out`), its type
+ * (`*type_out`) and its number of samples (`*samples_out`). Any of the four
+ * outputs may be NULL when not wanted.
+ *
+ * Ownership: the strings belong to `metrics` and live as long as it does.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `metrics`;
+ * `INVALID_ARGUMENT` when `family` is not below `ballot_metrics_family_count`.
+ * Outputs are written only on success. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot; the outputs and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_family(const struct ballot_metrics *metrics,
+                                    size_t family,
+                                    const char **name_out,
+                                    const char **help_out,
+                                    ballot_metric_type *type_out,
+                                    size_t *samples_out,
+                                    struct ballot_error **err_out);
+
+/**
+ * The number of labels of sample `sample` of family `family`, into `*count_out`.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `metrics` or
+ * `count_out`; `INVALID_ARGUMENT` for an index out of range. `*count_out` is
+ * written only on success. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot; `count_out` and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_sample_label_count(const struct ballot_metrics *metrics,
+                                                size_t family,
+                                                size_t sample,
+                                                size_t *count_out,
+                                                struct ballot_error **err_out);
+
+/**
+ * Label `label` of sample `sample` of family `family`: its name (`backend`,
+ * `client`, `election`, `reason`) into `*name_out` and its value into
+ * `*value_out`, both NUL-terminated.
+ *
+ * Ownership: the strings belong to `metrics` and live as long as it does.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `metrics`,
+ * `name_out` or `value_out`; `INVALID_ARGUMENT` for an index out of range.
+ * Outputs are written only on success. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot; the outputs and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_sample_label(const struct ballot_metrics *metrics,
+                                          size_t family,
+                                          size_t sample,
+                                          size_t label,
+                                          const char **name_out,
+                                          const char **value_out,
+                                          struct ballot_error **err_out);
+
+/**
+ * The value of sample `sample` of family `family` into `*value_out`: a counter's
+ * or a gauge's value, a histogram's sum.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `metrics` or
+ * `value_out`; `INVALID_ARGUMENT` for an index out of range. `*value_out` is
+ * written only on success. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot; `value_out` and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_sample_value(const struct ballot_metrics *metrics,
+                                          size_t family,
+                                          size_t sample,
+                                          double *value_out,
+                                          struct ballot_error **err_out);
+
+/**
+ * The histogram of sample `sample` of family `family`: its number of buckets
+ * (`*buckets_out`, the last one `+Inf`), the sum of its observations
+ * (`*sum_out`) and their number (`*count_out`). Any output may be NULL.
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `metrics`;
+ * `INVALID_ARGUMENT` for an index out of range or a family that is not a
+ * histogram. Outputs are written only on success. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot; the outputs and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_sample_histogram(const struct ballot_metrics *metrics,
+                                              size_t family,
+                                              size_t sample,
+                                              size_t *buckets_out,
+                                              double *sum_out,
+                                              uint64_t *count_out,
+                                              struct ballot_error **err_out);
+
+/**
+ * Bucket `bucket` of the histogram of sample `sample` of family `family`: its
+ * upper bound (`*le_out`, `INFINITY` for the last) and the number of
+ * observations at most that bound (`*count_out`, cumulative).
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `metrics`, `le_out`
+ * or `count_out`; `INVALID_ARGUMENT` for an index out of range or a family that
+ * is not a histogram. Outputs are written only on success. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a live snapshot; the outputs and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_sample_bucket(const struct ballot_metrics *metrics,
+                                           size_t family,
+                                           size_t sample,
+                                           size_t bucket,
+                                           double *le_out,
+                                           uint64_t *count_out,
+                                           struct ballot_error **err_out);
+
+/**
+ * Frees a snapshot returned by `ballot_metrics_snapshot`; the strings read from
+ * it are gone with it.
+ *
+ * Ownership: takes `metrics`. NULL: no-op. Thread: any.
+ *
+ * # Safety
+ * `metrics` is NULL or a snapshot owned by the caller and not yet freed.
+ */
+void ballot_metrics_free(struct ballot_metrics *metrics);
+
+/**
+ * Every metric family of libballot now in the Prometheus text exposition format
+ * 0.0.4 (serve it with `Content-Type: text/plain; version=0.0.4`), a
+ * NUL-terminated string into `*text_out`.
+ *
+ * Ownership: `*text_out` belongs to the caller; free it with `ballot_string_free`
+ * (never with `free`).
+ *
+ * Results: `BALLOT_RESULT_OK`; `NULL_PARAMETER` for a NULL `text_out`.
+ * `*text_out` is written only on success. Thread: any.
+ *
+ * # Safety
+ * `text_out` and `err_out` are NULL or writable.
+ */
+ballot_result ballot_metrics_prometheus(char **text_out,
+                                        struct ballot_error **err_out);
+
+/**
+ * Frees a string that libballot returned as owned (`ballot_metrics_prometheus`).
+ *
+ * Ownership: takes `s`. NULL: no-op. Thread: any.
+ *
+ * # Safety
+ * `s` is NULL or a string returned as owned by libballot and not yet freed.
+ */
+void ballot_string_free(char *s);
 
 /**
  * Makes an options object with every option at its default. On success `*out`

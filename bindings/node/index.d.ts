@@ -108,6 +108,52 @@ export interface LogRecord {
  */
 export declare function setLogger(logger: ((record: LogRecord) => void) | null, options?: { level?: LogLevel | 'off' }): void
 
+/** One series of a metric family. */
+export interface MetricSample {
+  /** Label names and values: `backend`, `client`, `election`, `reason`. */
+  labels: Record<string, string>
+  /** A counter's or gauge's value; a histogram's sum. */
+  value: number
+  /** A histogram's cumulative buckets (the last `le` is Infinity); null otherwise. */
+  buckets: { le: number; count: number }[] | null
+  /** A histogram's count; 0 otherwise. */
+  count: number
+}
+
+/** One metric family of ballot (see the README's "Operating ballot"). */
+export interface MetricFamily {
+  /** The name as exposed (a counter's ends in `_total`). */
+  name: string
+  help: string
+  type: 'counter' | 'gauge' | 'histogram'
+  samples: MetricSample[]
+}
+
+/** A metric in the shape a prom-client `Registry` accepts with `registerMetric`. */
+export interface PromMetric {
+  name: string
+  help: string
+  type: 'counter' | 'gauge' | 'histogram'
+  aggregator: 'sum'
+  get(): Promise<{
+    name: string
+    help: string
+    type: 'counter' | 'gauge' | 'histogram'
+    aggregator: 'sum'
+    values: { metricName?: string; labels: Record<string, string | number>; value: number }[]
+  }>
+  reset(): void
+}
+
+/** Every metric family of ballot in this process, Prometheus text format 0.0.4. */
+export declare function metricsText(): string
+/** Every metric family of ballot in this process, as data. */
+export declare function metricsSnapshot(): MetricFamily[]
+/** ballot's families as metrics for a prom-client `Registry` (read at each scrape). */
+export declare function promMetrics(): PromMetric[]
+/** Registers `promMetrics()` with a prom-client registry (e.g. prom-client's `register`). */
+export declare function registerMetrics(registry: { registerMetric(metric: PromMetric): void }): void
+
 export declare function connect(url?: string, options?: ConnectOptions): Promise<Client>
 
 /** A connection to one backend with one session, kept alive by the library. */

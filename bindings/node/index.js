@@ -462,6 +462,83 @@ function setLogger(logger, options) {
   return callSync(() => native.setLogger(level, deliver))
 }
 
+/**
+ * Every metric family of ballot in this process (each client and election handle)
+ * in the Prometheus text exposition format 0.0.4, to serve with
+ * `Content-Type: text/plain; version=0.0.4`. Read at the call; nothing is kept
+ * between calls.
+ * @returns {string}
+ */
+function metricsText() {
+  return callSync(() => native.metricsText())
+}
+
+/**
+ * The same families as data: `[{ name, help, type, samples: [{ labels, value,
+ * buckets, count }] }]`, `labels` an object, `buckets` `[{ le, count }]` for a
+ * histogram (the last `le` is Infinity) and null otherwise.
+ */
+function metricsSnapshot() {
+  return callSync(() => native.metricsSnapshot()).map((f) => ({
+    name: f.name,
+    help: f.help,
+    type: f.type,
+    samples: f.samples.map((s) => ({
+      labels: Object.fromEntries(s.labels.map((l) => [l.name, l.value])),
+      value: s.value,
+      buckets: s.buckets ? s.buckets.map((b) => ({ le: b.le, count: b.count })) : null,
+      count: s.count,
+    })),
+  }))
+}
+
+/** A family as prom-client's `metric.get()` gives one (histograms as `_bucket`, `_sum`, `_count` values). */
+function promValues(f) {
+  if (f.type !== 'histogram') return f.samples.map((s) => ({ labels: s.labels, value: s.value }))
+  const out = []
+  for (const s of f.samples) {
+    for (const b of s.buckets) {
+      out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: b.le === Infinity ? '+Inf' : b.le }, value: b.count })
+    }
+    out.push({ metricName: `${f.name}_sum`, labels: s.labels, value: s.value })
+    out.push({ metricName: `${f.name}_count`, labels: s.labels, value: s.count })
+  }
+  return out
+}
+
+/**
+ * ballot's families as metrics a prom-client `Registry` accepts
+ * (`registry.registerMetric(m)` for each, or `registerMetrics(registry)`): each has
+ * `name`, `help`, `type` and an async `get()` that reads ballot's state at the
+ * scrape. A registry holding them can be combined with others by
+ * `Registry.merge`. prom-client itself is not a dependency of ballot.
+ */
+function promMetrics() {
+  return callSync(() => native.metricsSnapshot()).map((f) => ({
+    name: f.name,
+    help: f.help,
+    type: f.type,
+    aggregator: 'sum',
+    async get() {
+      const now = metricsSnapshot().find((x) => x.name === f.name)
+      return { name: f.name, help: f.help, type: f.type, aggregator: 'sum', values: now ? promValues(now) : [] }
+    },
+    reset() {},
+  }))
+}
+
+/**
+ * Registers ballot's families (`promMetrics()`) with a prom-client registry, such
+ * as prom-client's default `register`.
+ * @param {{ registerMetric: (metric: object) => void }} registry
+ */
+function registerMetrics(registry) {
+  if (!registry || typeof registry.registerMetric !== 'function') {
+    throw invalid(`registerMetrics needs a prom-client Registry, got ${describe(registry)}`)
+  }
+  for (const m of promMetrics()) registry.registerMetric(m)
+}
+
 // BALLOT_LOG=debug prints records to stderr from the start. A bad value must not
 // stop the program from loading: it is a warning.
 try {
@@ -474,6 +551,10 @@ process.on('exit', () => native.flushLogs(1000))
 
 module.exports = {
   setLogger,
+  metricsText,
+  metricsSnapshot,
+  promMetrics,
+  registerMetrics,
   LOG_LEVELS,
   connect,
   Client,

@@ -155,6 +155,59 @@ export interface Leadership {
   value: Buffer
 }
 
+/** One bucket of a histogram sample: observations at most `le`, cumulative. */
+export interface MetricBucket {
+  /** The upper bound in seconds; `Infinity` for the last bucket. */
+  le: number
+  /** Observations at most `le`. */
+  count: number
+}
+
+/** One metric family of ballot. */
+export interface MetricFamily {
+  /** The name as exposed (a counter's ends in `_total`). */
+  name: string
+  /** One line of help. */
+  help: string
+  /** `counter`, `gauge` or `histogram`. */
+  type: string
+  /** The series now. */
+  samples: Array<MetricSample>
+}
+
+/** One label of a metric sample. */
+export interface MetricLabel {
+  /** `backend`, `client`, `election` or `reason`. */
+  name: string
+  /** Its value. */
+  value: string
+}
+
+/** One series of a metric family. */
+export interface MetricSample {
+  /** The labels, in a fixed order. */
+  labels: Array<MetricLabel>
+  /** A counter's or gauge's value; a histogram's sum. */
+  value: number
+  /** A histogram's buckets (null for counters and gauges). */
+  buckets?: Array<MetricBucket>
+  /** A histogram's count (0 for counters and gauges). */
+  count: number
+}
+
+/**
+ * The core's metrics snapshot (`ballot::metrics::snapshot`): every family, in a
+ * fixed order. `index.js` builds `metricsSnapshot()` and the prom-client metrics
+ * from it.
+ */
+export declare function metricsSnapshot(): Array<MetricFamily>
+
+/**
+ * Every metric family of ballot in this process in the Prometheus text format
+ * 0.0.4 (`ballot::metrics::render_prometheus`).
+ */
+export declare function metricsText(): string
+
 /** An event as the native layer hands it to `index.js`. */
 export interface NativeEvent {
   /**

@@ -8,6 +8,7 @@ mod demo;
 mod generate;
 mod procs;
 mod run;
+mod serve;
 mod supervise;
 
 use std::process::ExitCode;
@@ -115,6 +116,11 @@ enum Command {
         /// Also print the CLOCK_MONOTONIC time of each event (used by `demo`).
         #[arg(long, hide = true)]
         monotonic: bool,
+        /// Serve GET /metrics (Prometheus text format 0.0.4) and GET /healthz (200
+        /// while the session is healthy and leadership is not suspended, else 503,
+        /// with a one-line reason) on HOST:PORT, e.g. 127.0.0.1:9464.
+        #[arg(long, value_name = "HOST:PORT", value_parser = serve::parse_addr)]
+        metrics_addr: Option<String>,
     },
     /// Run CMD only while leader; stop its whole process tree when leadership ends.
     #[command(after_long_help = RUN_HELP)]
@@ -138,6 +144,11 @@ enum Command {
         /// session or backend error (after a loss or a failure, under a new session).
         #[arg(long)]
         requeue: bool,
+        /// Serve GET /metrics (Prometheus text format 0.0.4) and GET /healthz (200
+        /// while the session is healthy and leadership is not suspended, else 503,
+        /// with a one-line reason) on HOST:PORT, e.g. 127.0.0.1:9464.
+        #[arg(long, value_name = "HOST:PORT", value_parser = serve::parse_addr)]
+        metrics_addr: Option<String>,
         /// The command and its arguments (after --).
         #[arg(last = true, required = true, num_args = 1..)]
         cmd: Vec<String>,
@@ -357,15 +368,26 @@ pub(crate) fn backend_url(flag: Option<String>) -> String {
 async fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Demo { candidates } => demo::demo(cli.backend, candidates).await,
-        Command::Campaign { election, value, monotonic } => {
+        Command::Campaign { election, value, monotonic, metrics_addr } => {
+            let mut health = serve::HealthSlot::default();
+            if let Some(addr) = &metrics_addr {
+                health = serve::HealthSlot::serving();
+                serve::start(addr, health.clone()).await?;
+            }
             let client = connect(cli.backend, Options::default()).await?;
-            campaign(&client, &election, &value, monotonic).await
+            campaign(&client, &election, &value, monotonic, &health).await
         }
-        Command::Run { election, value, grace, on_suspend, requeue, cmd } => {
+        Command::Run { election, value, grace, on_suspend, requeue, metrics_addr, cmd } => {
             let grace =
                 parse_duration(&grace).map_err(|m| Fail::new(exit::USAGE, format!("invalid_argument: --grace {m}")))?;
             let options = Options::default().with_auto_requeue(false);
-            run::run(cli.backend, options, &election, run::RunOptions { value, grace, requeue, on_suspend, cmd }).await
+            let mut health = serve::HealthSlot::default();
+            if let Some(addr) = &metrics_addr {
+                health = serve::HealthSlot::serving();
+                serve::start(addr, health.clone()).await?;
+            }
+            let opts = run::RunOptions { value, grace, requeue, on_suspend, cmd, health };
+            run::run(cli.backend, options, &election, opts).await
         }
         Command::Leader { election, json } => {
             let client = connect(cli.backend, Options::default()).await?;
@@ -497,8 +519,15 @@ impl Terminations {
     }
 }
 
-async fn campaign(client: &Client, election: &str, value: &str, monotonic: bool) -> CliResult {
+async fn campaign(
+    client: &Client,
+    election: &str,
+    value: &str,
+    monotonic: bool,
+    health: &serve::HealthSlot,
+) -> CliResult {
     let e = client.election(election)?;
+    health.set(&e);
     let mut events = e.events();
     let stamp = |line: String| {
         if monotonic {

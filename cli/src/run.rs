@@ -42,6 +42,8 @@ pub(crate) struct RunOptions {
     pub(crate) requeue: bool,
     pub(crate) on_suspend: OnSuspend,
     pub(crate) cmd: Vec<String>,
+    /// Where `--metrics-addr`'s `/healthz` looks: each campaign's handle.
+    pub(crate) health: crate::serve::HealthSlot,
 }
 
 /// The pause before `--requeue` campaigns again after a failed campaign.
@@ -315,11 +317,18 @@ enum Campaign {
 /// Campaigns once on a new handle, reading its events meanwhile (a fresh
 /// subscription each term, so that no event of an earlier term is taken for one of
 /// this term).
-async fn campaign(client: &Client, election: &str, value: &str, signals: &mut Terminations) -> Campaign {
+async fn campaign(
+    client: &Client,
+    election: &str,
+    value: &str,
+    signals: &mut Terminations,
+    health: &crate::serve::HealthSlot,
+) -> Campaign {
     let e = match client.election(election) {
         Ok(e) => e,
         Err(err) => return Campaign::Failed(err),
     };
+    health.set(&e);
     let mut events = e.events();
     let won = {
         let campaign = e.campaign(value);
@@ -368,7 +377,7 @@ pub(crate) async fn run(backend: Option<String>, options: Options, election: &st
     let local = client.url().starts_with("file:");
     let mut signals = Terminations::new();
     loop {
-        let (e, mut events, lead) = match campaign(&client, election, &value, &mut signals).await {
+        let (e, mut events, lead) = match campaign(&client, election, &value, &mut signals, &opts.health).await {
             Campaign::Won(e, events, lead) => (e, events, lead),
             // With --requeue, a server that is down or a session lost while waiting
             // is not the end: campaign again, under a new session.

@@ -149,6 +149,7 @@ impl Client {
             return Ok(());
         }
         tracing::info!(target: "ballot", parent: &self.connection.span, "client closed");
+        self.connection.metrics.close();
         let list: Vec<_> = {
             let l = self.elections.lock().unwrap_or_else(|p| p.into_inner());
             l.iter().filter_map(Weak::upgrade).collect()

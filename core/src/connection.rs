@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::metrics::ClientSeries;
 use crate::options::Options;
 
 /// One connected backend (one session), the options in force and whether the
@@ -23,6 +24,8 @@ pub(crate) struct Connection {
     pub(crate) span: tracing::Span,
     /// Set once by `Client::close`; elections refuse new work after it.
     pub(crate) closed: AtomicBool,
+    /// The client's metric series (`backend`, `client`), parent of its elections'.
+    pub(crate) metrics: Arc<ClientSeries>,
 }
 
 impl Connection {
@@ -33,8 +36,10 @@ impl Connection {
         let client = CLIENTS.fetch_add(1, Ordering::Relaxed) + 1;
         let span = tracing::info_span!(target: "ballot", "ballot_client", backend = scheme, client);
         backend.session().set_span(span.clone());
+        let metrics = ClientSeries::register(client, scheme);
+        backend.session().set_metrics(metrics.clone());
         tracing::info!(target: "ballot", parent: &span, "connected to {url}");
-        Connection { backend, options, url, span, closed: AtomicBool::new(false) }
+        Connection { backend, options, url, span, closed: AtomicBool::new(false), metrics }
     }
 
     /// A connection over a test backend, for engine tests that need no server.

@@ -14,6 +14,9 @@
 //!   runtime; the C ABI and the Python and Node bindings build on it.
 //! - `memory://NAME` is an in-process backend for testing leader logic without a
 //!   server; `ballot::memory` makes its sessions expire.
+//! - [`metrics`] holds Prometheus metrics of every client and election handle
+//!   (a typed snapshot and the text format); [`logging`] routes log records to
+//!   surfaces without a `tracing` subscriber.
 //! - [`surface`] is the one table of error kinds, event kinds and options that
 //!   every surface (C, Python, Node, the CLI) derives its names from.
 //!
@@ -54,6 +57,7 @@ mod error;
 pub mod logging;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod metrics;
 mod model;
 mod options;
 mod process_runtime;

@@ -39,6 +39,8 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use crate::metrics::{ClientSeries, SessionProbe};
+
 /// The longest the tracker's timer sleeps between two evaluations while a deadline
 /// is pending. tokio's timers count `CLOCK_MONOTONIC`, which stops while the host is
 /// suspended; this bounds how long after a resume a passed deadline goes unreported
@@ -172,6 +174,8 @@ pub(crate) struct SessionTracker {
     clock: Clock,
     /// The client's span, once the client is made: the parent of the session's records.
     span: std::sync::OnceLock<tracing::Span>,
+    /// The client's metrics, once the client is made: keepalive round trips go there.
+    metrics: std::sync::OnceLock<Arc<ClientSeries>>,
 }
 
 #[derive(Debug)]
@@ -200,6 +204,7 @@ impl SessionTracker {
             wake: Arc::new(Notify::new()),
             clock,
             span: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
         });
         if ttl.is_some() {
             let weak = std::sync::Arc::downgrade(&t);
@@ -242,6 +247,14 @@ impl SessionTracker {
         let _ = self.span.set(span);
     }
 
+    /// Measures keepalive round trips into `series` from now on, and lets its gauges
+    /// read this session's health and deadline when a snapshot is taken.
+    pub(crate) fn set_metrics(self: &Arc<Self>, series: Arc<ClientSeries>) {
+        let weak = Arc::downgrade(self);
+        series.set_probe(weak);
+        let _ = self.metrics.set(series);
+    }
+
     fn span(&self) -> &tracing::Span {
         static NONE: std::sync::OnceLock<tracing::Span> = std::sync::OnceLock::new();
         self.span.get().unwrap_or_else(|| NONE.get_or_init(tracing::Span::none))
@@ -279,6 +292,11 @@ impl SessionTracker {
     #[cfg_attr(not(test), allow(dead_code))]
     /// A keepalive or heartbeat for `generation`, sent at `sent_at`, was acknowledged.
     pub(crate) fn acked(&self, generation: u64, sent_at: Stamp) {
+        // Every backend's keepalive answer comes here, so its round trip is measured
+        // once, for all of them. An answer for an old session is still a round trip.
+        if let Some(m) = self.metrics.get() {
+            m.keepalive_answered(self.clock.now().saturating_sub(sent_at));
+        }
         {
             let mut i = self.lock();
             if i.generation != generation || i.lost {
@@ -395,6 +413,23 @@ impl SessionTracker {
             }
             Health::Healthy => tracing::info!(target: "ballot", parent: span, generation, "session reconnected"),
         }
+    }
+}
+
+impl SessionProbe for SessionTracker {
+    fn healthy(&self) -> bool {
+        self.status().health == Health::Healthy
+    }
+
+    fn deadline_left(&self) -> Option<Duration> {
+        let ttl = self.ttl?;
+        let now = self.clock.now();
+        let i = self.lock();
+        if i.lost {
+            return Some(Duration::ZERO);
+        }
+        let deadline = i.last_ack_sent?.checked_add(ttl.saturating_sub(self.margin)).unwrap_or(now);
+        Some(deadline.saturating_sub(now))
     }
 }
 

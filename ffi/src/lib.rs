@@ -30,7 +30,7 @@
 
 // Layers, each file using only files of the layers before it: `handle` and
 // `callback` (no crate imports); `result`; `boundary`; `error`, `leader`,
-// `options`, `log`, `participants`; `event` (leader); `client` (options); `election` (client, event).
+// `options`, `log`, `metrics`, `participants`; `event` (leader); `client` (options); `election` (client, event).
 mod callback;
 mod handle;
 mod result;
@@ -42,6 +42,7 @@ mod error;
 mod event;
 mod leader;
 mod log;
+mod metrics;
 mod options;
 mod participants;
 
@@ -50,6 +51,7 @@ pub use election::{ballot_done_cb, ballot_election, ballot_state};
 pub use event::{ballot_event, ballot_event_cb, ballot_event_kind, ballot_lost_reason, ballot_user_data_free};
 pub use leader::ballot_leader;
 pub use log::{ballot_log_cb, ballot_log_level};
+pub use metrics::{ballot_metric_type, ballot_metrics};
 pub use options::ballot_options;
 pub use participants::ballot_participants;
 pub use result::{ballot_error, ballot_result};

@@ -224,6 +224,21 @@ fn logging_valgrind() {
     run(&bin, Mode::Valgrind, &[]);
 }
 
+/// A C program reads ballot's metrics as a snapshot handle and as Prometheus text.
+#[test]
+fn metrics_asan() {
+    let bin = compile("metrics", Mode::Asan, "memory");
+    let o = run(&bin, Mode::Asan, &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("checks passed"));
+}
+
+#[test]
+fn metrics_valgrind() {
+    valgrind_present();
+    let bin = compile("metrics", Mode::Valgrind, "memory");
+    run(&bin, Mode::Valgrind, &[]);
+}
+
 /// 10,000 create/campaign/resign/free cycles in one process: the resident set
 /// must not grow by more than 2 MiB between cycle 1,000 and cycle 10,000.
 #[test]

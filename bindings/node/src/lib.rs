@@ -122,6 +122,93 @@ pub fn table() -> Table {
     }
 }
 
+/// One label of a metric sample.
+#[napi(object)]
+pub struct MetricLabel {
+    /// `backend`, `client`, `election` or `reason`.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// One bucket of a histogram sample: observations at most `le`, cumulative.
+#[napi(object)]
+pub struct MetricBucket {
+    /// The upper bound in seconds; `Infinity` for the last bucket.
+    pub le: f64,
+    /// Observations at most `le`.
+    pub count: f64,
+}
+
+/// One series of a metric family.
+#[napi(object)]
+pub struct MetricSample {
+    /// The labels, in a fixed order.
+    pub labels: Vec<MetricLabel>,
+    /// A counter's or gauge's value; a histogram's sum.
+    pub value: f64,
+    /// A histogram's buckets (null for counters and gauges).
+    pub buckets: Option<Vec<MetricBucket>>,
+    /// A histogram's count (0 for counters and gauges).
+    pub count: f64,
+}
+
+/// One metric family of ballot.
+#[napi(object)]
+pub struct MetricFamily {
+    /// The name as exposed (a counter's ends in `_total`).
+    pub name: String,
+    /// One line of help.
+    pub help: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub r#type: String,
+    /// The series now.
+    pub samples: Vec<MetricSample>,
+}
+
+/// The core's metrics snapshot (`ballot::metrics::snapshot`): every family, in a
+/// fixed order. `index.js` builds `metricsSnapshot()` and the prom-client metrics
+/// from it.
+#[napi]
+pub fn metrics_snapshot() -> Vec<MetricFamily> {
+    use ballot::metrics::SampleValue;
+    ballot::metrics::snapshot()
+        .families
+        .into_iter()
+        .map(|f| MetricFamily {
+            name: f.name.into(),
+            help: f.help.into(),
+            r#type: f.kind.as_str().into(),
+            samples: f
+                .samples
+                .into_iter()
+                .map(|s| {
+                    let labels = s.labels.into_iter().map(|(k, v)| MetricLabel { name: k.into(), value: v }).collect();
+                    match s.value {
+                        SampleValue::Histogram(h) => MetricSample {
+                            labels,
+                            value: h.sum,
+                            buckets: Some(
+                                h.buckets.iter().map(|b| MetricBucket { le: b.le, count: b.count as f64 }).collect(),
+                            ),
+                            count: h.count as f64,
+                        },
+                        SampleValue::Number(v) => MetricSample { labels, value: v, buckets: None, count: 0.0 },
+                        _ => MetricSample { labels, value: f64::NAN, buckets: None, count: 0.0 },
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Every metric family of ballot in this process in the Prometheus text format
+/// 0.0.4 (`ballot::metrics::render_prometheus`).
+#[napi]
+pub fn metrics_text() -> String {
+    ballot::metrics::render_prometheus()
+}
+
 /// The backend used when none is given: the local backend in `$XDG_STATE_HOME/ballot` (`~/.local/state/ballot`), or `/var/lib/ballot` for root.
 #[napi]
 pub fn default_backend_url() -> String {

@@ -188,6 +188,46 @@ fn _table(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(table)
 }
 
+/// One sample of `_metrics_snapshot`: labels as (name, value) pairs, the number
+/// (a histogram's sum), and for a histogram its buckets (upper bound, cumulative
+/// count; the last bound is infinity) and its count.
+type MetricSample = (Vec<(&'static str, String)>, f64, Option<Vec<(f64, u64)>>, u64);
+
+/// The core's metrics snapshot (`ballot::metrics::snapshot`) as plain data:
+/// families as `(name, help, type, samples)`. `ballot.metrics` builds its
+/// snapshot and its `prometheus_client` collector from it.
+#[pyfunction]
+fn _metrics_snapshot() -> Vec<(&'static str, &'static str, &'static str, Vec<MetricSample>)> {
+    use ballot::metrics::SampleValue;
+    ballot::metrics::snapshot()
+        .families
+        .into_iter()
+        .map(|f| {
+            let samples = f
+                .samples
+                .into_iter()
+                .map(|s| match s.value {
+                    SampleValue::Histogram(h) => {
+                        let buckets = h.buckets.iter().map(|b| (b.le, b.count)).collect();
+                        (s.labels, h.sum, Some(buckets), h.count)
+                    }
+                    SampleValue::Number(v) => (s.labels, v, None, 0),
+                    _ => (s.labels, f64::NAN, None, 0),
+                })
+                .collect();
+            (f.name, f.help, f.kind.as_str(), samples)
+        })
+        .collect()
+}
+
+/// Every metric family of ballot in this process in the Prometheus text format
+/// 0.0.4 (`ballot::metrics::render_prometheus`); serve it with
+/// `Content-Type: text/plain; version=0.0.4`.
+#[pyfunction]
+fn metrics_text() -> String {
+    ballot::metrics::render_prometheus()
+}
+
 /// The logger's level for a record's level (`logging.DEBUG` is 10, ...; trace is 5).
 fn python_level(level: ballot::logging::Level) -> u32 {
     use ballot::logging::Level;
@@ -249,6 +289,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connect_async, m)?)?;
     m.add_function(wrap_pyfunction!(default_backend_url, m)?)?;
     m.add_function(wrap_pyfunction!(_table, m)?)?;
+    m.add_function(wrap_pyfunction!(_metrics_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics_text, m)?)?;
     m.add_class::<Client>()?;
     m.add_class::<Election>()?;
     m.add_class::<Leader>()?;

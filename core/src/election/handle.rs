@@ -97,6 +97,8 @@ impl fmt::Debug for Election {
 impl Election {
     pub(crate) fn new(connection: Arc<Connection>, name: String) -> Election {
         let participant = Arc::new(Participant::new(connection, name));
+        let probe: std::sync::Weak<dyn crate::metrics::HandleProbe> = Arc::downgrade(&participant) as _;
+        participant.metrics.set_probe(probe);
         Election { owner: Arc::new(CloseOnDrop { participant }) }
     }
 
@@ -120,6 +122,36 @@ impl Election {
     /// it can refuse a stale leader (see the README's safety section).
     pub fn state(&self) -> State {
         self.owner.participant.state_now()
+    }
+
+    /// What a health endpoint answers for this handle: `ok` while the client's
+    /// session is healthy and the handle is neither suspended, ended nor closed (an
+    /// idle or campaigning handle on a healthy session is healthy), with a one-line
+    /// reason that names no value, key or URL. The CLI's `/healthz` serves it.
+    pub fn health_check(&self) -> crate::metrics::HealthCheck {
+        use crate::metrics::HealthCheck;
+        use crate::session::Health;
+        let p = &self.owner.participant;
+        let state = p.state_now();
+        match state {
+            State::Closed => return HealthCheck::new(false, "closed"),
+            State::Ended => return HealthCheck::new(false, "ended: the election was ended"),
+            _ => {}
+        }
+        match p.backend().session().status().health {
+            Health::Lost => return HealthCheck::new(false, "session lost"),
+            Health::Suspended => {
+                return HealthCheck::new(
+                    false,
+                    "session suspended: no keepalive answered, or the server is unreachable",
+                )
+            }
+            Health::Healthy => {}
+        }
+        match state {
+            State::Suspended => HealthCheck::new(false, "suspended: leadership in doubt"),
+            s => HealthCheck::new(true, format!("ok: {s}")),
+        }
     }
 
     /// Campaigns with `value` (1 byte to the backend's limit) and resolves once this

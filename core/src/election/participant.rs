@@ -18,6 +18,7 @@ use super::machine::{terminal_error, Effect, Input, Machine, Next, Published, St
 use crate::backend::{Backend, Entry};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::{HandleProbe, HandleSeries};
 use crate::model::{Event, Leader, State};
 use crate::sync::lock;
 
@@ -80,6 +81,8 @@ pub(crate) struct Participant {
     /// `ballot_election` (field `election`), inside the client's span: the parent
     /// of this participant's records.
     span: tracing::Span,
+    /// This handle's metric series, fed at the same places as its records.
+    pub(super) metrics: Arc<HandleSeries>,
 }
 
 impl fmt::Debug for Participant {
@@ -88,13 +91,21 @@ impl fmt::Debug for Participant {
     }
 }
 
+impl HandleProbe for Participant {
+    fn state(&self) -> State {
+        self.state_now()
+    }
+}
+
 impl Participant {
     pub(super) fn new(connection: Arc<Connection>, name: String) -> Participant {
         let machine = Machine::new(name.clone(), connection.options.auto_requeue);
         let published = machine.published();
         let span = tracing::info_span!(target: "ballot", parent: &connection.span, "ballot_election", election = %name);
+        let metrics = HandleSeries::register(&connection.metrics, &name);
         Participant {
             span,
+            metrics,
             connection,
             name,
             control: Mutex::new(Control { machine, task: None }),
@@ -136,6 +147,7 @@ impl Participant {
         };
         if before != after {
             tracing::debug!(target: "ballot", parent: &self.span, "state {before} -> {after}");
+            self.metrics.transition(before, after);
         }
         match &next {
             Next::Requeue { .. } => {
@@ -156,6 +168,11 @@ impl Participant {
         match effect {
             Effect::Emit(ev) => {
                 self.record(&ev);
+                match &ev {
+                    Event::Elected { .. } => self.metrics.won(),
+                    Event::Lost { reason } => self.metrics.lost(*reason),
+                    _ => {}
+                }
                 self.emit(ev)
             }
             Effect::PublishLeader(leader) => {

@@ -193,6 +193,42 @@ int main(int argc, char **argv) {
         CHECK(strcmp(k, "untouched") == 0 && is);
     }
     ballot_participants_free(NULL);
+    /* Metrics: NULL handles and outputs, indexes out of range; outputs untouched. */
+    CHECK(ballot_metrics_family_count(NULL) == 0);
+    EXPECT_MSG(BALLOT_RESULT_NULL_PARAMETER, "out", NULL, ballot_metrics_snapshot(NULL, err_out));
+    {
+        ballot_metrics *m = NULL;
+        const char *k = "untouched", *mv = "untouched";
+        size_t n = 7;
+        double d = 7.0;
+        uint64_t u = 7;
+        char *text = NULL;
+        EXPECT_MSG(BALLOT_RESULT_NULL_PARAMETER, "metrics", NULL,
+                   ballot_metrics_family(NULL, 0, &k, &mv, NULL, &n, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_label_count(NULL, 0, 0, &n, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_label(NULL, 0, 0, 0, &k, &mv, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_value(NULL, 0, 0, &d, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_histogram(NULL, 0, 0, &n, &d, &u, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_bucket(NULL, 0, 0, 0, &d, &u, err_out));
+        EXPECT_MSG(BALLOT_RESULT_NULL_PARAMETER, "text_out", NULL, ballot_metrics_prometheus(NULL, err_out));
+        OK(ballot_metrics_snapshot(&m, err_out));
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT,
+               ballot_metrics_family(m, ballot_metrics_family_count(m), &k, &mv, NULL, &n, err_out));
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_metrics_sample_label_count(m, 99, 0, &n, err_out));
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_metrics_sample_label(m, 0, 1000000, 0, &k, &mv, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_label(m, 0, 0, 0, NULL, &mv, err_out));
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_metrics_sample_value(m, 0, 1000000, &d, err_out));
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_metrics_sample_histogram(m, 0, 1000000, &n, &d, &u, err_out));
+        EXPECT(BALLOT_RESULT_NULL_PARAMETER, ballot_metrics_sample_bucket(m, 0, 0, 0, NULL, &u, err_out));
+        EXPECT(BALLOT_RESULT_INVALID_ARGUMENT, ballot_metrics_sample_bucket(m, 99, 0, 0, &d, &u, err_out));
+        CHECK(strcmp(k, "untouched") == 0 && strcmp(mv, "untouched") == 0 && n == 7 && d == 7.0 && u == 7);
+        ballot_metrics_free(m);
+        OK(ballot_metrics_prometheus(&text, err_out));
+        CHECK(text != NULL && strstr(text, "# TYPE ballot_leader gauge") != NULL);
+        ballot_string_free(text);
+    }
+    ballot_metrics_free(NULL);
+    ballot_string_free(NULL);
     ballot_client_free(NULL);
     CHECK(ballot_election_free(NULL, NULL) == BALLOT_RESULT_OK);
     CHECK(ballot_election_free(NULL, &err) == BALLOT_RESULT_OK && err == NULL);

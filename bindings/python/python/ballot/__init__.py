@@ -16,6 +16,10 @@ options (``ttl=``, ``token=``, ``tls_ca=``, ...; durations in seconds), an
 error kind has the class named by it in CamelCase and ``Error``
 (``not_leader``: ``NotLeaderError``).
 
+Metrics: ``ballot.metrics_text()`` is the Prometheus text of every client and
+election handle of the process; ``ballot.metrics.Collector()`` registers them with
+``prometheus_client`` (the extra ``ballot-election[prometheus]``).
+
 Fork: create clients after ``fork()``, in the process that uses them. A client
 made before a fork raises ``ClosedError`` when used in the child.
 
@@ -61,7 +65,9 @@ from ballot._native import (
     connect,
     connect_async,
     default_backend_url,
+    metrics_text,
 )
+from ballot import metrics
 
 __all__ = [
     "AsyncLeadershipContext",
@@ -92,4 +98,6 @@ __all__ = [
     "connect",
     "connect_async",
     "default_backend_url",
+    "metrics",
+    "metrics_text",
 ]

@@ -17,6 +17,7 @@ __all__ = ["__version__", "connect", "connect_async", "default_backend_url", "_t
 __all__ += ["Leadership", "LeadershipContext", "Event", "Observer", "AsyncObserver", "AsyncLeadershipContext"]
 __all__ += ["Participant"]
 __all__ += ["Subscription"]
+__all__ += ["metrics_text", "_metrics_snapshot"]
 
 # Aliases of these stubs only (a leading underscore: not in the module).
 _Value = Union[bytes, bytearray, str]
@@ -64,6 +65,19 @@ class _Table(TypedDict):
 def _table() -> _Table:
     """The core's table: ``errors`` as (code, name, class name, description),
     ``events`` as (code, name), ``options`` as (name, type, summary)."""
+
+# One sample of ``_metrics_snapshot``: labels as (name, value) pairs, the number
+# (a histogram's sum), the buckets of a histogram (upper bound, cumulative count;
+# the last bound is ``inf``) or None, and a histogram's count (0 otherwise).
+_MetricSample = tuple[list[tuple[str, str]], float, Optional[list[tuple[float, int]]], int]
+
+def _metrics_snapshot() -> list[tuple[str, str, str, list[_MetricSample]]]:
+    """The core's metrics snapshot as plain data: ``(name, help, type, samples)``
+    per family. ``ballot.metrics`` builds its snapshot and collector from it."""
+
+def metrics_text() -> str:
+    """Every metric family of ballot in this process in the Prometheus text
+    format 0.0.4."""
 
 @final
 class Client:
