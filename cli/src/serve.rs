@@ -80,7 +80,15 @@ pub(crate) async fn start(addr: &str, slot: HealthSlot) -> Result<(), Fail> {
     eprintln!("ballot: serving /metrics and /healthz on http://{bound}");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                // Out of descriptors (EMFILE) or memory: accepting again at once
+                // would fail again and spin a core; the election goes on meanwhile.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let slot = slot.clone();
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(READ_LIMIT, answer(stream, &slot)).await;
