@@ -24,14 +24,16 @@ static void probe_init(probe *p) {
 
 static void on_event(void *user_data, const ballot_event *ev) {
     probe *r = (probe *)user_data;
-    recorder_record(&r->rec, ev);
-    /* Freeing its own election from inside its callback must be refused. */
+    /* Freeing its own election from inside its callback must be refused. The event
+     * is recorded after that attempt: the main thread reads free_inside once it sees
+     * the event (under the recorder's lock), so it must be set by then. */
     if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->self) {
         ballot_error *err = NULL;
         r->free_inside = ballot_election_free(r->self, &err);
         r->free_inside_err = err ? ballot_error_result(err) : BALLOT_RESULT_OK;
         ballot_error_free(err);
     }
+    recorder_record(&r->rec, ev);
     /* Replacing its own registration from inside the callback is allowed. */
     if (ev->kind == BALLOT_EVENT_KIND_ELECTED && r->replace_e && r->replace_with) {
         ballot_election *e = r->replace_e;
