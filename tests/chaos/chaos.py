@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HOST = "127.0.0.1"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,6 +83,15 @@ BACKENDS = {
     },
     "zk": {
         "kind": "zk-ensemble", "env": "BALLOT_TEST_ZK_ENSEMBLE", "scheme": "zk", "ttl_ms": 4000,
+        "faults": {"kill": 3, "term": 1, "pause": 2, "blackhole": 2, "reset": 2, "expire": 2, "restart": 2,
+                   "crash": 1},
+        "skipped": {},
+    },
+    "zk-tls": {
+        # The zk backend over TLS: 3 nodes that serve clients only on their
+        # `secureClientPort`; the proxies forward the TLS bytes untouched.
+        "kind": "zk-tls-ensemble", "env": "BALLOT_TEST_ZK_TLS_ENSEMBLE", "scheme": "zks", "ttl_ms": 4000,
+        "tls_query": True,
         "faults": {"kill": 3, "term": 1, "pause": 2, "blackhole": 2, "reset": 2, "expire": 2, "restart": 2,
                    "crash": 1},
         "skipped": {},
@@ -160,7 +170,7 @@ def descendants(root: int) -> list[int]:
 def expiry_ms(backend: str, ttl_ms: int) -> int:
     if backend == "local":
         return 0
-    if backend == "zk":
+    if backend.startswith("zk"):
         return ttl_ms + 1000  # ZooKeeper expires a session up to one tick (1 s) late
     if backend.startswith("consul"):
         return 2 * ttl_ms  # Consul keeps a silent session for TTL to 2 x TTL; lock_delay=0s
@@ -417,6 +427,12 @@ class Run:
             env, var = self.servers.env, self.cfg["env"]
             url = f"postgres://{env[var + '_USER']}:{env[var + '_PASSWORD']}@{hosts}/{env[var + '_DB']}" \
                   f"?pooler={'transaction' if self.pooled(slot) else 'none'}"
+        elif self.cfg.get("tls_query"):
+            # The harness's CA and client certificate (the servers require one).
+            env, var = self.servers.env, self.cfg["env"]
+            files = "&".join(f"{k}={urllib.parse.quote(env[f'{var}_{k.upper()}'], safe='/')}"
+                             for k in ("ca", "cert", "key"))
+            url = f"{self.cfg['scheme']}://{hosts}?{files}"
         else:
             url = f"{self.cfg['scheme']}://{hosts}{self.cfg.get('query', '')}"
         if self.run_mode:
@@ -618,7 +634,7 @@ class Run:
             target.frozen = []
             rec.update(t0=t0, heal=heal, target=target.id, secs=round(dur, 2))
             desc = f" for {dur:.1f}s"
-        elif kind in ("blackhole", "reset") or (kind == "expire" and self.b == "zk"):
+        elif kind in ("blackhole", "reset") or (kind == "expire" and self.b.startswith("zk")):
             if kind == "expire":
                 dur = (self.ttl_ms + 2500) / 1000  # past the server's session expiry
                 mode = "blackhole"

@@ -15,10 +15,11 @@ tests/servers/install.sh.
     harness.py consul-leader --dir STATEDIR     (consul-cluster)
 
 KIND is one of: etcd, etcd-cluster, etcd-auth, etcd-tls, zk, zk-ensemble,
-zk-tls, consul, consul-acl, consul-cluster, pg, pgbouncer.
+zk-tls, zk-tls-ensemble, consul, consul-acl, consul-cluster, pg, pgbouncer.
 
 `zk-tls` is a standalone ZooKeeper that listens only on `secureClientPort`
-(Netty, client certificates required), with a test CA made at start.
+(Netty, client certificates required), with a test CA made at start;
+`zk-tls-ensemble` is 3 such nodes (the quorum talks in plaintext).
 
 `consul-cluster` is Consul as deployed: 3 servers (members 0-2, data on disk
 in STATEDIR) and a client agent (member 3) that joins them; its URL is the
@@ -108,6 +109,8 @@ KINDS = {
     "zk": ("BALLOT_TEST_ZK", 1),
     "zk-ensemble": ("BALLOT_TEST_ZK_ENSEMBLE", 3),
     "zk-tls": ("BALLOT_TEST_ZK_TLS", 1),
+    # 3 nodes, clients over TLS (quorum traffic in plaintext), for the chaos suite.
+    "zk-tls-ensemble": ("BALLOT_TEST_ZK_TLS_ENSEMBLE", 3),
     "consul": ("BALLOT_TEST_CONSUL", 1),
     "consul-acl": ("BALLOT_TEST_CONSUL_ACL", 1),
     # 3 servers (members 0-2) and the client agent ballot talks to (member 3).
@@ -115,6 +118,9 @@ KINDS = {
     "pg": ("BALLOT_TEST_PG", 1),
     "pgbouncer": ("BALLOT_TEST_PGBOUNCER", 1),
 }
+
+# The kinds whose clients reach ZooKeeper over TLS only.
+ZK_TLS_KINDS = ("zk-tls", "zk-tls-ensemble")
 
 # Debian's PostgreSQL: the newest major version installed.
 def pg_bindir() -> str:
@@ -689,7 +695,7 @@ def build_zk(inst: dict, taken: set[int], opts) -> None:
         servers = "".join(
             f"server.{i + 1}={HOST}:{ports[3 * i + 1]}:{ports[3 * i + 2]}\n" for i in range(n))
     inst["info"]["tick_ms"] = opts.zk_tick_ms
-    tls = zk_tls_setup(inst) if kind == "zk-tls" else None
+    tls = zk_tls_setup(inst) if kind in ZK_TLS_KINDS else None
     for i in range(n):
         mdir = fresh_dir(os.path.join(inst["dir"], names[i] + ".data"))
         cport = ports[per * i]
@@ -1048,7 +1054,7 @@ def consul_leader_index(inst: dict) -> int | None:
 BUILDERS = {
     "etcd": build_etcd, "etcd-cluster": build_etcd, "etcd-auth": build_etcd, "etcd-tls": build_etcd,
     "pg": build_pg, "pgbouncer": build_pgbouncer,
-    "zk": build_zk, "zk-ensemble": build_zk, "zk-tls": build_zk,
+    "zk": build_zk, "zk-ensemble": build_zk, "zk-tls": build_zk, "zk-tls-ensemble": build_zk,
     "consul": build_consul, "consul-acl": build_consul,
     "consul-cluster": build_consul_cluster,
 }
@@ -1174,7 +1180,7 @@ def instance_facts(inst: dict) -> list[tuple[str, str]]:
             add("_KEY", info["tls"]["key"])
             add("_SERVER_CERT", info["tls"]["server_cert"])
             add("_SERVER_KEY", info["tls"]["server_key"])
-    elif kind == "zk-tls":
+    elif kind in ZK_TLS_KINDS:
         add("", "zks://" + ",".join(hostports))
         add("_CONNECT", ",".join(hostports))
         add("_CA", info["tls"]["ca"])
@@ -1236,7 +1242,7 @@ def instance_facts(inst: dict) -> list[tuple[str, str]]:
                     add(f"{k}_URL", ("etcds" if kind == "etcd-tls" else "etcd") + "://" + hp)
                     add(f"{k}_ENDPOINT", ("https" if kind == "etcd-tls" else "http") + "://" + hp)
                 elif kind.startswith("zk"):
-                    add(f"{k}_URL", ("zks" if kind == "zk-tls" else "zk") + "://" + hp)
+                    add(f"{k}_URL", ("zks" if kind in ZK_TLS_KINDS else "zk") + "://" + hp)
                 elif kind in ("pg", "pgbouncer"):
                     add(f"{k}_URL", f"postgres://{hp}/{info['db']}")
                 else:
@@ -1362,7 +1368,7 @@ def describe(statedir: str, instances: dict) -> dict:
             ttl = min(max(ttl, 2 * tick), 20 * tick)
             quirks.update({"tick_ms": tick, "session_min_ms": 2 * tick, "session_max_ms": 20 * tick})
             takeover = ttl + tick + SLACK_MS
-            if kind == "zk-tls":
+            if kind in ZK_TLS_KINDS:
                 query = zk_tls_query(inst["info"]["tls"])
         else:
             ttl_min = duration_ms(inst["info"].get("session_ttl_min") or "10s")
@@ -1421,10 +1427,10 @@ def check_binaries(kind: str) -> None:
                     if not os.path.exists(p)]
     if kind == "pgbouncer" and shutil.which("pgbouncer") is None:
         missing.append("pgbouncer")
-    if kind in ("etcd-tls", "zk-tls") and shutil.which("openssl") is None:
+    if kind in ("etcd-tls", *ZK_TLS_KINDS) and shutil.which("openssl") is None:
         missing.append("openssl")
     if family == "zk":
-        classpath = ZK_TLS_CLASSPATH if kind == "zk-tls" else ZK_CLASSPATH
+        classpath = ZK_TLS_CLASSPATH if kind in ZK_TLS_KINDS else ZK_CLASSPATH
         missing += [p for p in classpath.split(":") if not os.path.exists(p)]
     if missing:
         raise HarnessError(f"{kind}: missing {', '.join(missing)}; run tests/servers/install.sh")
