@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use ballot::{Client, Election, ErrorKind, Event, LostReason, Options, State};
 use futures_util::StreamExt;
-use tokio::io::AsyncBufReadExt;
 
 mod common;
+use common::consul_lock::ConsulLock;
 use common::{free_port, unique, wait_event};
 
 const LIVE: Duration = Duration::from_secs(15);
@@ -179,58 +179,9 @@ async fn token_from_consul_http_token() {
     assert!(!bad.contains("11111111-2222"), "the token was printed: {bad}");
 }
 
-/// A child process that runs `consul lock NAME CMD` on the plain agent; CMD prints
-/// LOCKED and runs until `stop` exists.
-struct ConsulLock {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    stop: std::path::PathBuf,
-}
-
-impl ConsulLock {
-    /// On the plain agent.
-    fn start(name: &str) -> ConsulLock {
-        ConsulLock::start_on(name, &env("BALLOT_TEST_CONSUL_HTTP_ADDR"), None)
-    }
-
-    /// On the agent at `addr`, with an ACL token if given.
-    fn start_on(name: &str, addr: &str, token: Option<&str>) -> ConsulLock {
-        let stop = std::env::temp_dir().join(unique("consul-lock-stop"));
-        let cmd = format!("echo LOCKED; while [ ! -e '{}' ]; do sleep 0.05; done", stop.display());
-        let mut command = tokio::process::Command::new("consul");
-        command.args(["lock", name, &cmd]).env("CONSUL_HTTP_ADDR", addr).env_remove("CONSUL_HTTP_TOKEN");
-        if let Some(t) = token {
-            command.env("CONSUL_HTTP_TOKEN", t);
-        }
-        let mut child = command
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot run `consul` (tests/servers/install.sh consul installs it)");
-        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        ConsulLock { child, lines, stop }
-    }
-
-    /// Whether the child printed LOCKED within `within`.
-    async fn locked_within(&mut self, within: Duration) -> bool {
-        tokio::time::timeout(within, async {
-            while let Some(l) = self.lines.next_line().await.unwrap() {
-                if l.contains("LOCKED") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await
-        .unwrap_or(false)
-    }
-
-    async fn finish(mut self) {
-        std::fs::write(&self.stop, b"").unwrap();
-        let st = live("consul lock exits", self.child.wait()).await.unwrap();
-        assert!(st.success(), "consul lock exited with {st}");
-        let _ = std::fs::remove_file(&self.stop);
-    }
+/// `consul lock` on the plain agent.
+fn consul_lock(name: &str) -> ConsulLock {
+    ConsulLock::start_on(name, &env("BALLOT_TEST_CONSUL_HTTP_ADDR"), None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,25 +193,25 @@ async fn consul_lock_and_ballot_exclude_each_other() {
     let e = c.election(&name).unwrap();
 
     // consul lock first: ballot waits until its child exits.
-    let mut lock = ConsulLock::start(&name);
+    let mut lock = consul_lock(&name);
     assert!(lock.locked_within(LIVE).await, "consul lock never ran its child");
     let holder = e.leader().await.unwrap().expect("the consul lock holder is the leader");
     let e2 = e.clone();
     let mut campaign = tokio::spawn(async move { e2.campaign("ballot").await });
     assert!(tokio::time::timeout(Duration::from_millis(1500), &mut campaign).await.is_err(), "ballot won a held lock");
     assert_eq!(e.state(), State::Campaigning);
-    lock.finish().await;
+    lock.finish(LIVE).await;
     let lead = live("ballot after consul lock", campaign).await.unwrap().unwrap();
     assert!(lead.term() > holder.term, "term {} after the consul lock holder's {}", lead.term(), holder.term);
 
     // ballot first: consul lock's child does not start until ballot resigns.
-    let mut lock = ConsulLock::start(&name);
+    let mut lock = consul_lock(&name);
     assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
     e.resign().await.unwrap();
     assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
     let holder2 = e.leader().await.unwrap().expect("consul lock holds");
     assert!(holder2.term > lead.term());
-    lock.finish().await;
+    lock.finish(LIVE).await;
     c.close().await.unwrap();
 }
 
@@ -281,7 +232,7 @@ async fn consul_lock_waits_for_ballot_under_acls() {
     let e2 = e.clone();
     let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
     assert!(tokio::time::timeout(Duration::from_millis(1000), &mut campaign).await.is_err(), "ballot won a held lock");
-    lock.finish().await;
+    lock.finish(LIVE).await;
     let again = live("ballot after consul lock", campaign).await.unwrap().unwrap();
     assert!(again.term() > holder.term);
     c.close().await.unwrap();
@@ -1320,7 +1271,7 @@ async fn participants_list_a_consul_lock_holder_first() {
     let until = |want: usize| {
         common::participants_until(&reader, LIVE, "participants", move |p| p.len() == want && p[0].leader)
     };
-    let mut lock = ConsulLock::start(&name);
+    let mut lock = consul_lock(&name);
     assert!(lock.locked_within(LIVE).await, "consul lock never ran its child");
     let holder = reader.leader().await.unwrap().expect("the consul lock holder leads");
     let list = until(1).await;
@@ -1339,7 +1290,7 @@ async fn participants_list_a_consul_lock_holder_first() {
     assert_eq!(seen[1..], [(&b"ballot-a"[..], false), (&b"ballot-\xffb"[..], false)]);
     assert_eq!((list[0].key.as_str(), list[0].leader), (holder.key.as_str(), true));
     assert!(list[1].key.contains("/.candidates/") && list[2].key.contains("/.candidates/"), "{list:?}");
-    lock.finish().await;
+    lock.finish(LIVE).await;
     let lead = live("ballot-a after consul lock", wa).await.unwrap().unwrap();
     let list = until(2).await;
     let seen: Vec<(&[u8], bool)> = list.iter().map(|p| (p.value.as_slice(), p.leader)).collect();

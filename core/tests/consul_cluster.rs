@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use ballot::{Client, Election, Event, LostReason, Options, State};
 use futures_util::StreamExt;
-use tokio::io::AsyncBufReadExt;
 
 mod common;
+use common::consul_lock::ConsulLock;
 use common::{unique, wait_event, wait_state};
 
 const LIVE: Duration = Duration::from_secs(15);
@@ -213,49 +213,9 @@ async fn sigkill_of_the_raft_leader_server_hands_over_once_the_cluster_answers()
     b.close().await.unwrap();
 }
 
-/// `consul lock NAME CMD` through the client agent; CMD prints LOCKED and runs
-/// until `stop` exists.
-struct ConsulLock {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    stop: PathBuf,
-}
-
-impl ConsulLock {
-    fn start(name: &str) -> ConsulLock {
-        let stop = std::env::temp_dir().join(unique("consul-lock-stop"));
-        let cmd = format!("echo LOCKED; while [ ! -e '{}' ]; do sleep 0.05; done", stop.display());
-        let mut child = tokio::process::Command::new("consul")
-            .args(["lock", name, &cmd])
-            .env("CONSUL_HTTP_ADDR", env("BALLOT_TEST_CONSUL_CLUSTER_HTTP_ADDR"))
-            .env_remove("CONSUL_HTTP_TOKEN")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot run `consul` (tests/servers/install.sh consul installs it)");
-        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        ConsulLock { child, lines, stop }
-    }
-
-    async fn locked_within(&mut self, within: Duration) -> bool {
-        tokio::time::timeout(within, async {
-            while let Some(l) = self.lines.next_line().await.unwrap() {
-                if l.contains("LOCKED") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await
-        .unwrap_or(false)
-    }
-
-    async fn finish(mut self) {
-        std::fs::write(&self.stop, b"").unwrap();
-        let st = live("consul lock exits", self.child.wait()).await.unwrap();
-        assert!(st.success(), "consul lock exited with {st}");
-        let _ = std::fs::remove_file(&self.stop);
-    }
+/// `consul lock` through the client agent.
+fn consul_lock(name: &str) -> ConsulLock {
+    ConsulLock::start_on(name, &env("BALLOT_TEST_CONSUL_CLUSTER_HTTP_ADDR"), None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +226,7 @@ async fn consul_lock_through_the_client_agent_excludes_ballot() {
     let c = connect(&format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL_CLUSTER"))).await;
     let e = c.election(&name).unwrap();
     let lead = e.campaign("ballot").await.unwrap();
-    let mut lock = ConsulLock::start(&name);
+    let mut lock = consul_lock(&name);
     assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
     e.resign().await.unwrap();
     assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
@@ -275,7 +235,7 @@ async fn consul_lock_through_the_client_agent_excludes_ballot() {
     let e2 = e.clone();
     let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
     assert!(tokio::time::timeout(Duration::from_millis(1500), &mut campaign).await.is_err(), "ballot won a held lock");
-    lock.finish().await;
+    lock.finish(LIVE).await;
     let again = live("ballot after consul lock", campaign).await.unwrap().unwrap();
     assert!(again.term() > holder.term);
     c.close().await.unwrap();

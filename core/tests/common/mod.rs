@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod backends;
+pub mod consul_lock;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
