@@ -6,8 +6,6 @@
 //! the cluster, so they run one at a time.
 #![cfg(feature = "consul")]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +15,7 @@ use futures_util::StreamExt;
 
 mod common;
 use common::consul_lock::ConsulLock;
+use common::harness::{facts, harness};
 use common::{unique, wait_event, wait_state};
 
 const LIVE: Duration = Duration::from_secs(15);
@@ -31,38 +30,13 @@ fn env(var: &str) -> String {
     })
 }
 
-/// Runs the server harness on the state directory of the running cluster.
-fn harness(args: &[&str]) -> String {
-    let log = PathBuf::from(env("BALLOT_TEST_CONSUL_CLUSTER_0_LOG"));
-    let dir = log.parent().expect("the member log lives in the harness state directory");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/servers/harness.py");
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("python3 must be installed");
-    assert!(out.status.success(), "harness {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The harness's facts now (PIDs change when a member restarts).
-fn facts() -> HashMap<String, String> {
-    harness(&["env"])
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string())))
-        .collect()
-}
-
 /// Restarts member `i` when dropped (with its data), so a failing test leaves a
 /// whole cluster behind.
 struct Restore(usize);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        harness(&["restart-member", "consul-cluster", &self.0.to_string()]);
+        harness("BALLOT_TEST_CONSUL_CLUSTER", &["restart-member", "consul-cluster", &self.0.to_string()]);
     }
 }
 
@@ -151,7 +125,7 @@ async fn next_elected(streams: [&mut ballot::Events; 2], above: u64) -> (usize, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_raft_leader_server_hands_over_once_the_cluster_answers() {
     let _one = CLUSTER.lock().await;
-    let f = facts();
+    let f = facts("BALLOT_TEST_CONSUL_CLUSTER");
     let url = url(&unique("raftkill"));
     let (a, b) = (connect(&url).await, connect(&url).await);
     let (ea, eb) = (a.election("svc").unwrap(), b.election("svc").unwrap());
@@ -162,9 +136,9 @@ async fn sigkill_of_the_raft_leader_server_hands_over_once_the_cluster_answers()
     wait_state(&eb, State::Campaigning, LIVE).await;
     let two = NeverTwo::watch(vec![ea.clone(), eb.clone()]);
 
-    let old: usize = harness(&["consul-leader"]).trim().parse().expect("a leader index");
+    let old: usize = harness("BALLOT_TEST_CONSUL_CLUSTER", &["consul-leader"]).trim().parse().expect("a leader index");
     let old_addr = format!("127.0.0.1:{}", f[&format!("BALLOT_TEST_CONSUL_CLUSTER_{old}_SERVER_PORT")]);
-    harness(&["kill-member", "consul-cluster", &old.to_string()]);
+    harness("BALLOT_TEST_CONSUL_CLUSTER", &["kill-member", "consul-cluster", &old.to_string()]);
     let _restore = Restore(old);
     let killed = Instant::now();
     // When a surviving server knows a new Raft leader.
@@ -253,10 +227,11 @@ async fn servers_restarted_with_their_data_keep_terms_increasing() {
     let e = c.election("svc").unwrap();
     let mut last = e.campaign("v0").await.unwrap().term();
     e.resign().await.unwrap();
-    let leader_first: usize = harness(&["consul-leader"]).trim().parse().expect("a leader index");
+    let leader_first: usize =
+        harness("BALLOT_TEST_CONSUL_CLUSTER", &["consul-leader"]).trim().parse().expect("a leader index");
     let order: Vec<usize> = std::iter::once(leader_first).chain((0..3).filter(|i| *i != leader_first)).collect();
     for i in order {
-        harness(&["restart-member", "consul-cluster", &i.to_string()]);
+        harness("BALLOT_TEST_CONSUL_CLUSTER", &["restart-member", "consul-cluster", &i.to_string()]);
         // The client's session may have been lost while the Raft leader was away;
         // either way the campaign wins under a term above every earlier one.
         let e = c.election("svc").unwrap();
@@ -299,7 +274,7 @@ async fn restart_of_the_client_agent_under_a_leader() {
     let e = c.election("svc").unwrap();
     let mut events = e.events();
     let lead = e.campaign("a").await.unwrap();
-    harness(&["kill-member", "consul-cluster", &client]);
+    harness("BALLOT_TEST_CONSUL_CLUSTER", &["kill-member", "consul-cluster", &client]);
     let restore = Restore(client.parse().unwrap());
     let killed = Instant::now();
     wait_event(&mut events, TTL, "Suspended", |ev| matches!(ev, Event::Suspended)).await;

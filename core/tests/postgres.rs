@@ -16,6 +16,7 @@ use ballot::{Client, ErrorKind, Event, Options, State};
 use tokio::sync::RwLock;
 
 mod common;
+use common::harness::harness;
 use common::{require, unique, wait_event, wait_state, within};
 
 static DISRUPT: RwLock<()> = RwLock::const_new(());
@@ -62,18 +63,6 @@ async fn sql() -> tokio_postgres::Client {
         let _ = conn.await;
     });
     c
-}
-
-/// The harness's state directory (where `backends.json` is).
-fn statedir() -> String {
-    let p = std::env::var("BALLOT_TEST_BACKENDS").expect("BALLOT_TEST_BACKENDS: start the servers with the harness");
-    std::path::Path::new(&p).parent().expect("a directory").display().to_string()
-}
-
-fn harness(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/servers/harness.py");
-    let out = Command::new("python3").arg(script).args(args).args(["--dir", &statedir()]).output().unwrap();
-    assert!(out.status.success(), "harness {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The candidate id in a leader's key (`ballot.candidates/ID`).
@@ -251,7 +240,7 @@ async fn server_restart_keeps_leadership_and_terms() {
     let ea = a.election(&name).unwrap();
     let mut events = ea.events();
     let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
-    tokio::task::spawn_blocking(|| harness(&["restart-member", "pg", "0"])).await.unwrap();
+    tokio::task::spawn_blocking(|| harness("BALLOT_TEST_PG", &["restart-member", "pg", "0"])).await.unwrap();
     // Either the restart went unnoticed between two renewals, or the leader was
     // suspended and came back; it must not have lost.
     within(takeover(), "leader again", async {
@@ -325,7 +314,7 @@ async fn pooler_restart() {
     let (ea, eb) = (a.election(&name).unwrap(), b.election(&name).unwrap());
     let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
     let mut events = ea.events();
-    tokio::task::spawn_blocking(|| harness(&["restart-member", "pgbouncer", "0"])).await.unwrap();
+    tokio::task::spawn_blocking(|| harness("BALLOT_TEST_PG", &["restart-member", "pgbouncer", "0"])).await.unwrap();
     wait_state(&ea, State::Leader, takeover()).await;
     let eb2 = eb.clone();
     let t = tokio::spawn(async move { eb2.campaign("b").await });
@@ -461,7 +450,7 @@ async fn a_paused_server_suspends_then_loses_the_leader() {
     let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
     let eb2 = eb.clone();
     let waiting = tokio::spawn(async move { eb2.campaign("b").await });
-    tokio::task::spawn_blocking(|| harness(&["pause-member", "pg", "0"])).await.unwrap();
+    tokio::task::spawn_blocking(|| harness("BALLOT_TEST_PG", &["pause-member", "pg", "0"])).await.unwrap();
     let ttl = require("pg").ttl;
     let resumed = async {
         // Bounded by the timeout below, which resumes the server first.
@@ -471,7 +460,7 @@ async fn a_paused_server_suspends_then_loses_the_leader() {
     };
     // Resume whatever happens, so that a failure here leaves the server running.
     let outcome = tokio::time::timeout(2 * ttl + live(), resumed).await;
-    tokio::task::spawn_blocking(|| harness(&["resume-member", "pg", "0"])).await.unwrap();
+    tokio::task::spawn_blocking(|| harness("BALLOT_TEST_PG", &["resume-member", "pg", "0"])).await.unwrap();
     outcome.expect("suspended, then lost, while the server was paused");
     // Both sessions expired during the pause; both candidates join again (a by
     // auto-requeue, b's campaign under its new session), and whichever joined

@@ -6,7 +6,6 @@
 //! refusals.
 #![cfg(feature = "zookeeper")]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 mod common;
+use common::harness::{facts, harness};
 use common::{unique, wait_event};
 
 const LIVE: Duration = Duration::from_secs(20);
@@ -510,31 +510,6 @@ async fn paused_leader_never_acts_after_another_won() {
 
 static ENSEMBLE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Runs the server harness on the state directory of the running ensemble.
-fn harness(args: &[&str]) -> String {
-    let log = PathBuf::from(env("BALLOT_TEST_ZK_ENSEMBLE_0_LOG"));
-    let dir = log.parent().expect("the member log lives in the harness state directory");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/servers/harness.py");
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("python3 must be installed");
-    assert!(out.status.success(), "harness {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The harness's facts now (PIDs change when a member restarts).
-fn facts() -> HashMap<String, String> {
-    harness(&["env"])
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string())))
-        .collect()
-}
-
 /// A four-letter word's answer from the member on `port`.
 fn four_letters(port: &str, word: &str) -> String {
     use std::io::{Read, Write};
@@ -555,14 +530,14 @@ struct Restore {
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        harness(&[self.action, "zk-ensemble", &self.member]);
+        harness("BALLOT_TEST_ZK_ENSEMBLE", &[self.action, "zk-ensemble", &self.member]);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_leader_is_suspended_then_lost_before_another_wins() {
     let _one = ENSEMBLE.lock().await;
-    let f = facts();
+    let f = facts("BALLOT_TEST_ZK_ENSEMBLE");
     let ns = unique("cut");
     // The leader talks to a follower only, so that pausing it cuts just this client off.
     let i = (0..3)
@@ -583,7 +558,7 @@ async fn cut_off_leader_is_suspended_then_lost_before_another_wins() {
         (Instant::now(), l)
     });
     common::wait_state(&eb, State::Campaigning, LIVE).await;
-    harness(&["pause-member", "zk-ensemble", &i.to_string()]);
+    harness("BALLOT_TEST_ZK_ENSEMBLE", &["pause-member", "zk-ensemble", &i.to_string()]);
     let _restore = Restore { action: "resume-member", member: i.to_string() };
     let cut = Instant::now();
     let suspended = wait_event(&mut a_events, LIVE, "Suspended", |e| matches!(e, Event::Suspended)).await;
@@ -600,7 +575,7 @@ async fn cut_off_leader_is_suspended_then_lost_before_another_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_member_under_a_leader_keeps_the_election_going() {
     let _one = ENSEMBLE.lock().await;
-    let f = facts();
+    let f = facts("BALLOT_TEST_ZK_ENSEMBLE");
     let url = format!("{}/{}", env("BALLOT_TEST_ZK_ENSEMBLE"), unique("kill"));
     let a = connect(&url, Duration::from_secs(6)).await;
     let b = connect(&url, Duration::from_secs(6)).await;
@@ -619,7 +594,7 @@ async fn killing_the_member_under_a_leader_keeps_the_election_going() {
     let i = (0..3)
         .find(|i| four_letters(&f[&format!("BALLOT_TEST_ZK_ENSEMBLE_{i}_PORT")], "cons").contains(&sid))
         .expect("the member that serves the leader's session");
-    harness(&["kill-member", "zk-ensemble", &i.to_string()]);
+    harness("BALLOT_TEST_ZK_ENSEMBLE", &["kill-member", "zk-ensemble", &i.to_string()]);
     let _restore = Restore { action: "restart-member", member: i.to_string() };
     let killed = Instant::now();
     wait_event(&mut a_events, LIVE, "Suspended", |e| matches!(e, Event::Suspended)).await;
@@ -640,7 +615,7 @@ async fn killing_the_member_under_a_leader_keeps_the_election_going() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnected_leader_checks_that_its_node_is_still_its_own() {
     let _one = ENSEMBLE.lock().await;
-    let f = facts();
+    let f = facts("BALLOT_TEST_ZK_ENSEMBLE");
     let ns = unique("owner");
     let i = (0..3)
         .find(|i| four_letters(&f[&format!("BALLOT_TEST_ZK_ENSEMBLE_{i}_PORT")], "srvr").contains("Mode: follower"))
@@ -656,7 +631,7 @@ async fn reconnected_leader_checks_that_its_node_is_still_its_own() {
     let impostor =
         zookeeper_client::Client::connect(&format!("{}/{ns}", others.join(","))).await.expect("impostor session");
 
-    harness(&["pause-member", "zk-ensemble", &i.to_string()]);
+    harness("BALLOT_TEST_ZK_ENSEMBLE", &["pause-member", "zk-ensemble", &i.to_string()]);
     let restore = Restore { action: "resume-member", member: i.to_string() };
     wait_event(&mut a_events, LIVE, "Suspended", |e| matches!(e, Event::Suspended)).await;
     // Same path, same data, another owner.

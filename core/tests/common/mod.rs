@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod consul_lock;
+pub mod harness;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
