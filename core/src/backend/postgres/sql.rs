@@ -14,7 +14,8 @@
 /// version is appended here; an applied one is never changed.
 pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
-/// The latest schema version this ballot applies (the last of [`MIGRATIONS`]).
+/// The latest schema version this ballot applies: `ballot pg-schema` brings a
+/// schema up to it, and a client that may run DDL migrates to it at connect.
 pub const LATEST_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The oldest schema version this client works with. Later versions change
