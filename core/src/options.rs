@@ -307,6 +307,42 @@ pub(crate) fn check_contradictions(options: &Options, url: &BackendUrl) -> Resul
     Ok(())
 }
 
+/// The TLS files a connection uses, or `None` for plaintext: the options' files
+/// with the URL's `ca=`, `cert=` and `key=` over them (`resolve` has refused the
+/// two disagreeing). TLS is on for the TLS scheme (`tls_scheme`, such as `etcds`),
+/// `tls=1`, or TLS files in the options unless `tls=0`.
+///
+/// # Errors
+///
+/// `InvalidArgument` for `tls=0` on the TLS scheme, and for TLS files on a
+/// plaintext connection.
+pub(crate) fn tls_files(url: &BackendUrl, options: &Options, tls_scheme: &str) -> Result<Option<TlsOptions>> {
+    let url_tls = url.flag("tls")?;
+    if url_tls == Some(false) && url.scheme.tls {
+        return Err(Error::invalid(format!("{tls_scheme}:// always uses TLS; tls=0 contradicts it")));
+    }
+    let mut files = options.tls.clone();
+    for k in ["ca", "cert", "key"] {
+        if let Some(v) = url.option(k) {
+            let t = files.get_or_insert_with(TlsOptions::default);
+            let slot = match k {
+                "ca" => &mut t.ca,
+                "cert" => &mut t.cert,
+                _ => &mut t.key,
+            };
+            *slot = Some(PathBuf::from(v));
+        }
+    }
+    let use_tls = url.scheme.tls || url_tls == Some(true) || (url_tls.is_none() && options.tls.is_some());
+    if use_tls {
+        return Ok(Some(files.unwrap_or_default()));
+    }
+    if files.as_ref().is_some_and(|t| t.ca.is_some() || t.cert.is_some() || t.key.is_some()) {
+        return Err(Error::invalid(format!("ca, cert and key need TLS: use {tls_scheme}:// or tls=1")));
+    }
+    Ok(None)
+}
+
 /// Refuses a value that the URL gives (`from_url`) when the options set another.
 fn agree(key: &str, shown: &str, from_options: Option<Duration>, from_url: Duration) -> Result<()> {
     match from_options {

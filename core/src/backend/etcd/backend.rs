@@ -92,27 +92,8 @@ impl fmt::Debug for EtcdShared {
 impl EtcdBackend {
     /// Connects, grants the first lease and starts keeping it alive.
     pub(crate) async fn connect(url: &BackendUrl, options: &Options) -> Result<EtcdBackend> {
-        let tls_scheme = url.scheme.tls;
-        let mut tls = options.tls.clone();
-        let url_tls = url.flag("tls")?;
-        for (k, slot) in [("ca", 0), ("cert", 1), ("key", 2)] {
-            if let Some(v) = url.option(k) {
-                let t = tls.get_or_insert_with(Default::default);
-                let p = Some(std::path::PathBuf::from(v));
-                match slot {
-                    0 => t.ca = p,
-                    1 => t.cert = p,
-                    _ => t.key = p,
-                }
-            }
-        }
-        let use_tls = tls_scheme || url_tls == Some(true) || (url_tls.is_none() && options.tls.is_some());
-        if url_tls == Some(false) && tls_scheme {
-            return Err(Error::invalid("etcds:// always uses TLS; tls=0 contradicts it"));
-        }
-        if !use_tls && tls.as_ref().is_some_and(|t| t.ca.is_some() || t.cert.is_some() || t.key.is_some()) {
-            return Err(Error::invalid("ca, cert and key need TLS: use etcds:// or tls=1"));
-        }
+        let tls = crate::options::tls_files(url, options, "etcds")?;
+        let use_tls = tls.is_some();
         let mut copts = ec::ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
             // etcd refuses HTTP/2 pings more often than every 5 s (GOAWAY).
@@ -131,8 +112,7 @@ impl EtcdBackend {
             }
             _ => {}
         }
-        if use_tls {
-            let t = tls.unwrap_or_default();
+        if let Some(t) = tls {
             let mut cfg = ec::TlsOptions::new();
             if let Some(ca) = &t.ca {
                 cfg = cfg.ca_certificate(ec::Certificate::from_pem(read_pem(ca, "ca")?));

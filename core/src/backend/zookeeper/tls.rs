@@ -23,7 +23,7 @@ use rustls::pki_types::ServerName;
 use zookeeper_client as zk;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::options::{Options, TlsOptions};
+use crate::options::Options;
 use crate::url::BackendUrl;
 
 /// The TLS settings of one backend: the client's, and a rustls configuration with
@@ -60,30 +60,7 @@ impl ZkTls {
     /// file (ZooKeeper's TLS has no system trust store to fall back on here), a
     /// certificate without its key or the reverse, and unreadable or unusable files.
     pub(super) fn new(url: &BackendUrl, options: &Options) -> Result<Option<ZkTls>> {
-        let url_tls = url.flag("tls")?;
-        if url_tls == Some(false) && url.scheme.tls {
-            return Err(Error::invalid("zks:// always uses TLS; tls=0 contradicts it"));
-        }
-        let mut files = options.tls.clone();
-        for k in ["ca", "cert", "key"] {
-            if let Some(v) = url.option(k) {
-                let t = files.get_or_insert_with(TlsOptions::default);
-                let slot = match k {
-                    "ca" => &mut t.ca,
-                    "cert" => &mut t.cert,
-                    _ => &mut t.key,
-                };
-                *slot = Some(v.into());
-            }
-        }
-        let use_tls = url.scheme.tls || url_tls == Some(true) || (url_tls.is_none() && options.tls.is_some());
-        if !use_tls {
-            if files.as_ref().is_some_and(|t| t.ca.is_some() || t.cert.is_some() || t.key.is_some()) {
-                return Err(Error::invalid("ca, cert and key need TLS: use zks:// or tls=1"));
-            }
-            return Ok(None);
-        }
-        let files = files.unwrap_or_default();
+        let Some(files) = crate::options::tls_files(url, options, "zks")? else { return Ok(None) };
         let Some(ca_path) = &files.ca else {
             return Err(Error::invalid(
                 "zks:// needs ca= (the PEM file of the CA that signed the server's certificate)",
