@@ -13,7 +13,7 @@ use ballot::{Client, Election, ErrorKind, Event, LostReason, Options, State};
 use futures_util::StreamExt;
 
 mod common;
-use common::consul_lock::ConsulLock;
+use common::consul_lock::{self, ConsulLock};
 use common::{free_port, unique, wait_event};
 
 const LIVE: Duration = Duration::from_secs(15);
@@ -222,19 +222,8 @@ async fn consul_lock_waits_for_ballot_under_acls() {
     let name = unique("interop-acl");
     let c = connect(&format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL_ACL_URL"))).await;
     let e = c.election(&name).unwrap();
-    let lead = e.campaign("ballot").await.unwrap();
-    let mut lock = ConsulLock::start_on(&name, &addr, Some(&token));
-    assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
-    e.resign().await.unwrap();
-    assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
-    let holder = e.leader().await.unwrap().expect("consul lock holds");
-    assert!(holder.term > lead.term());
-    let e2 = e.clone();
-    let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
-    assert!(tokio::time::timeout(Duration::from_millis(1000), &mut campaign).await.is_err(), "ballot won a held lock");
-    lock.finish(LIVE).await;
-    let again = live("ballot after consul lock", campaign).await.unwrap().unwrap();
-    assert!(again.term() > holder.term);
+    let lock = || ConsulLock::start_on(&name, &addr, Some(&token));
+    consul_lock::excludes_ballot(&e, lock, Duration::from_millis(1000), LIVE).await;
     c.close().await.unwrap();
 }
 

@@ -14,7 +14,7 @@ use ballot::{Client, Election, Event, LostReason, Options, State};
 use futures_util::StreamExt;
 
 mod common;
-use common::consul_lock::ConsulLock;
+use common::consul_lock::{self, ConsulLock};
 use common::harness::{facts, harness};
 use common::{unique, wait_event, wait_state};
 
@@ -199,19 +199,7 @@ async fn consul_lock_through_the_client_agent_excludes_ballot() {
     let name = unique("interop");
     let c = connect(&format!("{}?lock_delay=0s", env("BALLOT_TEST_CONSUL_CLUSTER"))).await;
     let e = c.election(&name).unwrap();
-    let lead = e.campaign("ballot").await.unwrap();
-    let mut lock = consul_lock(&name);
-    assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
-    e.resign().await.unwrap();
-    assert!(lock.locked_within(LIVE).await, "consul lock did not take over after resign");
-    let holder = e.leader().await.unwrap().expect("consul lock holds");
-    assert!(holder.term > lead.term());
-    let e2 = e.clone();
-    let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
-    assert!(tokio::time::timeout(Duration::from_millis(1500), &mut campaign).await.is_err(), "ballot won a held lock");
-    lock.finish(LIVE).await;
-    let again = live("ballot after consul lock", campaign).await.unwrap().unwrap();
-    assert!(again.term() > holder.term);
+    consul_lock::excludes_ballot(&e, || consul_lock(&name), Duration::from_millis(1500), LIVE).await;
     c.close().await.unwrap();
 }
 

@@ -60,3 +60,24 @@ impl ConsulLock {
         let _ = std::fs::remove_file(&self.stop);
     }
 }
+
+/// `consul lock` and ballot exclude each other on `e`'s election: ballot leads,
+/// then `start` starts the lock, whose child does not run until ballot resigns;
+/// then ballot waits (for `hold`, at least) until the child ends, and wins with a
+/// higher term than the lock holder's. `live` bounds each wait for something that
+/// must happen.
+pub async fn excludes_ballot(e: &ballot::Election, start: impl FnOnce() -> ConsulLock, hold: Duration, live: Duration) {
+    let lead = e.campaign("ballot").await.unwrap();
+    let mut lock = start();
+    assert!(!lock.locked_within(Duration::from_millis(1500)).await, "consul lock ran while ballot leads");
+    e.resign().await.unwrap();
+    assert!(lock.locked_within(live).await, "consul lock did not take over after resign");
+    let holder = e.leader().await.unwrap().expect("consul lock holds");
+    assert!(holder.term > lead.term());
+    let e2 = e.clone();
+    let mut campaign = tokio::spawn(async move { e2.campaign("ballot again").await });
+    assert!(tokio::time::timeout(hold, &mut campaign).await.is_err(), "ballot won a held lock");
+    lock.finish(live).await;
+    let again = within(live, "ballot after consul lock", campaign).await.unwrap().unwrap();
+    assert!(again.term() > holder.term);
+}
