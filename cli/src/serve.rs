@@ -3,6 +3,7 @@
 //! connection, answered and closed; no web framework.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,28 @@ use crate::{exit, Fail};
 /// The longest request head read, and how long a client may take to send it.
 const MAX_HEAD: usize = 8 * 1024;
 const READ_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long the server waits after a failed `accept` before it tries again: the
+/// cause (out of descriptors, out of memory) outlasts an immediate retry, and
+/// retrying at once would spin a core while the election needs it.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Connections this process's server could not accept, served as
+/// `ballot_metrics_accept_errors_total`: a scrape that finds it rising says the
+/// command is short of descriptors.
+static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// The exposition of `/metrics`: the library's series, then the server's own.
+fn exposition() -> String {
+    let mut text = ballot::metrics::render_prometheus();
+    text.push_str(
+        "# HELP ballot_metrics_accept_errors_total Connections that the --metrics-addr server could not accept \
+         (out of descriptors or memory); it retries every 100 ms.\n\
+         # TYPE ballot_metrics_accept_errors_total counter\n",
+    );
+    text.push_str(&format!("ballot_metrics_accept_errors_total {}\n", ACCEPT_ERRORS.load(Ordering::Relaxed)));
+    text
+}
 
 /// The election handle `/healthz` reports on; `run --requeue` replaces it with
 /// each new campaign's handle. Empty before the first one: unhealthy. Without
@@ -79,13 +102,23 @@ pub(crate) async fn start(addr: &str, slot: HealthSlot) -> Result<(), Fail> {
     let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string());
     eprintln!("ballot: serving /metrics and /healthz on http://{bound}");
     tokio::spawn(async move {
+        // Whether the last accept failed: the first failure of a run is reported
+        // on stderr, the rest only counted.
+        let mut failing = false;
         loop {
             let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                // Out of descriptors (EMFILE) or memory: accepting again at once
-                // would fail again and spin a core; the election goes on meanwhile.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok((stream, _)) => {
+                    if std::mem::take(&mut failing) {
+                        eprintln!("ballot: --metrics-addr accepts connections again");
+                    }
+                    stream
+                }
+                Err(e) => {
+                    ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
+                    if !std::mem::replace(&mut failing, true) {
+                        eprintln!("ballot: --metrics-addr cannot accept a connection ({e}); retrying every 100 ms");
+                    }
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             };
@@ -120,7 +153,7 @@ async fn answer(mut stream: TcpStream, slot: &HealthSlot) -> std::io::Result<()>
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => {
-            let text = ballot::metrics::render_prometheus();
+            let text = exposition();
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &text).await
         }
         ("GET", "/healthz") => {

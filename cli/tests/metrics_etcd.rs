@@ -176,3 +176,69 @@ fn a_bad_metrics_address_is_a_usage_error() {
         assert!(err.contains("--metrics-addr") && err.contains("HOST:PORT"), "{bad}: {err}");
     }
 }
+
+/// The open descriptors of `pid`.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Out of descriptors, the server's `accept` fails while connections wait in the
+/// backlog. It used to retry at once and spin a core (found by review). It now
+/// waits 100 ms between tries, which `ballot_metrics_accept_errors_total` shows:
+/// at most one failure per 100 ms of the time the test ran, where a spinning loop
+/// counts thousands. The bound compares a count with a clock the way a slower
+/// machine can only lower, so it cannot fail because the machine is loaded.
+#[test]
+fn out_of_descriptors_the_server_retries_without_spinning_and_counts_it() {
+    use std::os::unix::process::CommandExt;
+    const LIMIT: u64 = 64;
+    let url = env("BALLOT_TEST_ETCD");
+    let name = unique("metrics-emfile");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = ballot(&url);
+    cmd.args(["run", &name, "--metrics-addr", &addr, "--", "sleep", "1000"]);
+    // SAFETY: setrlimit(2) is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: LIMIT, rlim_max: LIMIT };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut r = Proc::spawn("ballot run (64 descriptors)", &mut cmd, true);
+    r.until("elected");
+    let text = get(port, "/metrics").unwrap().2;
+    assert!(text.contains("# TYPE ballot_metrics_accept_errors_total counter"), "{text}");
+    assert!(text.lines().any(|l| l == "ballot_metrics_accept_errors_total 0"), "{text}");
+
+    let start = std::time::Instant::now();
+    // Idle connections: the server holds each until its 5 s read limit, so the
+    // descriptors run out and the rest wait in the listen backlog.
+    let idle: Vec<TcpStream> =
+        (0..LIMIT as usize + 16).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    wait_for("the process uses all its descriptors", LIVE, || open_fds(r.pid()) as u64 >= LIMIT);
+    r.until("cannot accept a connection");
+    // Keep it out of descriptors for a while: long enough that a loop that
+    // retried at once would have counted far beyond the bound below.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(idle);
+    r.until("accepts connections again");
+    let mut text = String::new();
+    wait_for("/metrics answers again", LIVE, || {
+        get(port, "/metrics").map(|(_, _, t)| text = t).is_some() && !text.is_empty()
+    });
+    let elapsed = start.elapsed();
+    let errors: u128 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ballot_metrics_accept_errors_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accept error count:\n{text}"));
+    assert!(errors >= 1, "the server never failed to accept:\n{text}");
+    assert!(errors <= elapsed.as_millis() / 100 + 1, "{errors} failed accepts in {elapsed:?}: the retry spins");
+    assert_eq!(leader_gauge(port), Some(1.0), "the election went on");
+    r.signal(libc::SIGTERM);
+    r.wait(LIVE);
+}
