@@ -2,13 +2,15 @@
 //! `tests/run.sh` starts: `ballot_leader` is 1 on exactly one of two candidates and
 //! follows a handoff; `/healthz` is 200 on a healthy leader and 503 once the
 //! connection to the server is cut; other paths are 404; a bad address is a usage
-//! error.
+//! error; `run --requeue` moves `/healthz` to each new campaign; out of descriptors,
+//! the responder counts its failed accepts and does not spin.
 #![cfg(feature = "etcd")]
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -239,6 +241,46 @@ fn out_of_descriptors_the_server_retries_without_spinning_and_counts_it() {
     assert!(errors >= 1, "the server never failed to accept:\n{text}");
     assert!(errors <= elapsed.as_millis() / 100 + 1, "{errors} failed accepts in {elapsed:?}: the retry spins");
     assert_eq!(leader_gauge(port), Some(1.0), "the election went on");
+    r.signal(libc::SIGTERM);
+    r.wait(LIVE);
+}
+
+/// `run --requeue` campaigns again with a new handle after a loss; `/healthz`
+/// must follow it, not keep answering for the lost handle.
+#[test]
+fn healthz_follows_the_new_campaign_of_run_requeue_after_a_loss() {
+    let (url, eps) = (env("BALLOT_TEST_ETCD"), env("BALLOT_TEST_ETCD_ENDPOINTS"));
+    let name = unique("metrics-requeue");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut r = Proc::spawn(
+        "ballot run --requeue",
+        ballot(&url).args(["run", &name, "--requeue", "--metrics-addr", &addr, "--", "sleep", "1000"]),
+        true,
+    );
+    r.until("elected");
+    assert_eq!(get(port, "/healthz").map(|r| (r.0, r.2)), Some((200, "ok: leader\n".to_string())));
+    // The leader's key is `<name>/<lease id in hex>`: revoking the lease loses the
+    // session, and with it the leadership.
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={eps}"))
+        .args(["get", &format!("{name}/"), "--prefix", "--keys-only"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8(out.stdout).unwrap();
+    let lease = keys.split_whitespace().next().and_then(|k| k.rsplit('/').next()).unwrap().to_string();
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={eps}"))
+        .args(["lease", "revoke", &lease])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    r.until("leadership lost");
+    r.until("elected");
+    assert_eq!(get(port, "/healthz").map(|r| (r.0, r.2)), Some((200, "ok: leader\n".to_string())));
+    assert_eq!(leader_gauge(port), Some(1.0));
     r.signal(libc::SIGTERM);
     r.wait(LIVE);
 }
