@@ -135,6 +135,10 @@ step "benchmarks, quick mode (bench/): keeps the harness and every peer working;
 BENCH_OUT=$(mktemp -d -t ballot-bench.XXXXXX)
 python3 bench/run.py --quick --strict --out "$BENCH_OUT"
 rm -rf "$BENCH_OUT"
+# The etcd read probe (bench/etcd_read.py), small, against the shared etcd.
+if [ -n "${BALLOT_TEST_ETCD_ENDPOINTS:-}" ]; then
+    python3 bench/etcd_read.py --endpoint "${BALLOT_TEST_ETCD_ENDPOINTS%%,*}" --sizes 2 10 --rounds 5 >/dev/null
+fi
 
 step "docs"
 # The CLI is a binary whose doc comments are its --help text, not API docs.
