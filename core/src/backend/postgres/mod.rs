@@ -1021,6 +1021,21 @@ async fn wait_note(rx: &mut broadcast::Receiver<Note>, limit: Duration, want: im
     .flatten()
 }
 
+/// The state of one election's epoch stream (`watch_epoch`).
+struct EpochWatch {
+    sh: Arc<Shared>,
+    name: String,
+    notes: broadcast::Receiver<Note>,
+    /// The last epoch read.
+    last: u64,
+    /// Failed reads in a row that may pass (a connection error).
+    failures: u32,
+    /// Whether the first epoch was given.
+    started: bool,
+    /// Whether an error ended the stream.
+    failed: bool,
+}
+
 #[async_trait]
 impl Backend for PgBackend {
     fn session(&self) -> &Arc<SessionTracker> {
@@ -1131,42 +1146,44 @@ impl Backend for PgBackend {
     async fn watch_epoch(&self, election: &str) -> Result<EpochStream> {
         let sh = self.shared.clone();
         let name = sh.full_name(election);
-        let mut notes = sh.notes.subscribe(&name);
+        let notes = sh.notes.subscribe(&name);
         let first = sh.epoch(&name).await?;
-        let (tx, mut rx) = mpsc::channel::<Result<u64>>(4);
-        let _ = tx.send(Ok(first)).await;
         // Only end() (id 0) changes the epoch; through a pooler, polled slowly.
         let every = if sh.pooled.load(Ordering::Relaxed) { POOLED_SLOW_POLL } else { DIRECT_POLL };
-        tokio::spawn(async move {
-            let mut last = first;
-            let mut failures = 0;
+        // The stream does its work in the task that polls it, with no task or
+        // channel of its own, and boxes its query only while it runs: a client
+        // holding 10,000 elections held 10,000 of each, about 7 KiB apiece.
+        let watch = EpochWatch { sh, name, notes, last: first, failures: 0, started: false, failed: false };
+        Ok(futures_util::stream::unfold(watch, move |mut w| async move {
+            if w.failed {
+                return None;
+            }
+            if !std::mem::replace(&mut w.started, true) {
+                return Some((Ok(w.last), w));
+            }
             loop {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = wait_note(&mut notes, every, |n| n.op == Op::Ended && *n.election == *name) => {}
-                }
-                match sh.epoch(&name).await {
+                let name = &w.name;
+                wait_note(&mut w.notes, every, |n| n.op == Op::Ended && *n.election == **name).await;
+                match Box::pin(w.sh.epoch(&w.name)).await {
                     Ok(e) => {
-                        failures = 0;
-                        if e != last {
-                            last = e;
-                            if tx.send(Ok(e)).await.is_err() {
-                                return;
-                            }
+                        w.failures = 0;
+                        if e != w.last {
+                            w.last = e;
+                            return Some((Ok(e), w));
                         }
                     }
-                    Err(e) if retryable(&e) && failures < 3 => {
-                        failures += 1;
-                        tokio::time::sleep(Duration::from_millis(100 << failures)).await;
+                    Err(e) if retryable(&e) && w.failures < 3 => {
+                        w.failures += 1;
+                        tokio::time::sleep(Duration::from_millis(100 << w.failures)).await;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
+                        w.failed = true;
+                        return Some((Err(e), w));
                     }
                 }
             }
-        });
-        Ok(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
+        })
+        .boxed())
     }
 
     async fn end(&self, election: &str) -> Result<()> {
@@ -1324,7 +1341,9 @@ impl Entry for PgEntry {
         let mut backoff = Duration::from_millis(50);
         loop {
             let mut notes = sh.notes.subscribe(&self.election);
-            match self.own_term().await {
+            // The queries are boxed: this future lives as long as the leadership,
+            // and an inline query would make it several KiB per held election.
+            match Box::pin(self.own_term()).await {
                 Ok(Some(_)) => {
                     backoff = Duration::from_millis(50);
                     let (me, election) = (self.id, self.election.as_str());
@@ -1336,7 +1355,7 @@ impl Entry for PgEntry {
                     .await;
                 }
                 Ok(None) => {
-                    return match self.vanished().await {
+                    return match Box::pin(self.vanished()).await {
                         Vanished::Ended => {
                             // The election watch reports Ended; give it the lead.
                             tokio::time::sleep(END_GRACE).await;
