@@ -63,7 +63,12 @@ fn main() -> ExitCode {
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     match out {
-        Ok(v) => {
+        Ok(mut v) => {
+            if let Some(url) = v.get_mut("url") {
+                if let Some(shown) = url.as_str().map(without_secret) {
+                    *url = shown.into();
+                }
+            }
             println!("{v}");
             ExitCode::SUCCESS
         }
@@ -74,6 +79,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// `url` with its password (or its Consul token) shown as `***`: the figures are
+/// written to files that are committed.
+fn without_secret(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else { return url.to_string() };
+    let user = match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    format!("{scheme}://{user}@{}", &rest[at + 1..])
+}
+
 /// Milliseconds of a duration, as a float.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -82,4 +100,15 @@ pub(crate) fn ms(d: Duration) -> f64 {
 /// Awaits `fut` for at most `secs` seconds; the error names `what`.
 pub(crate) async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> Result<T, String> {
     tokio::time::timeout(Duration::from_secs(secs), fut).await.map_err(|_| format!("{what}: no answer within {secs} s"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_are_not_shown() {
+        assert_eq!(super::without_secret("postgres://u:p@w@h:1/db?x=1"), "postgres://u:***@h:1/db?x=1");
+        assert_eq!(super::without_secret("consul://tok@h:1/ns"), "consul://***@h:1/ns");
+        assert_eq!(super::without_secret("etcd://h:1?ttl=5s&a=b@c"), "etcd://h:1?ttl=5s&a=b@c");
+        assert_eq!(super::without_secret("file:///tmp/x"), "file:///tmp/x");
+    }
 }
