@@ -3,7 +3,10 @@
 //! (`ballot.is_leader`), wrong credentials, TLS with `verify-full` and a wrong CA,
 //! an unreachable server, a server restart, `pg_terminate_backend` of the
 //! client's connections, a pooler restart, and candidates mixing a direct
-//! connection and PgBouncer. The conformance suite covers the common contract.
+//! connection and PgBouncer, and the resign's hand-over (the successor elected
+//! by the resigner's notification without a statement of its own, many
+//! hand-overs with the fence, a successor withdrawing or expired as it is
+//! promoted). The conformance suite covers the common contract.
 //!
 //! The tests that restart a server or cut connections take `DISRUPT` for
 //! writing; the others take it for reading, so they never meet.
@@ -762,4 +765,257 @@ async fn a_statement_prepared_before_a_migration_still_runs() {
     a.close().await.unwrap();
     c.close().await.unwrap();
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+}
+
+/// The hand-over is what elects the successor: its campaign returns on the
+/// resigner's notification, without another `step` of its own (counted by a
+/// wrapper around the schema's `step` that records each call's candidate and
+/// server process). Through PgBouncer there is no notification, and the
+/// pooled successor's win costs it a poll (a second `step`): the contrast
+/// shows the count tells the two paths apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_successor_is_elected_by_the_resigners_hand_over() {
+    let _g = DISRUPT.read().await;
+    let schema = format!("ballot_{}", unique("hand").replace('-', "_"));
+    let ns = unique("ns");
+    let direct = format!("{}/{ns}?schema={schema}", require("pg").fact("URL"));
+    let pooled = require("pgbouncer").with_query(&format!("{}/{ns}?schema={schema}", require("pgbouncer").fact("URL")));
+    let (a, c, p) = (connect(&direct).await, connect(&direct).await, connect(&pooled).await);
+    let db = sql().await;
+    db.batch_execute(&format!(
+        "CREATE TABLE {schema}.step_calls (id bigint NOT NULL, pid int NOT NULL); \
+         ALTER FUNCTION {schema}.step(text, bigint) RENAME TO step_counted; \
+         CREATE FUNCTION {schema}.step(p_election text, p_id bigint, OUT o_state text, OUT o_pred bigint, \
+             OUT o_wait_ms bigint, OUT o_term bigint, OUT o_value bytea, OUT o_epoch bigint) \
+         LANGUAGE plpgsql AS $$ BEGIN \
+             INSERT INTO {schema}.step_calls VALUES (p_id, pg_backend_pid()); \
+             SELECT * INTO o_state, o_pred, o_wait_ms, o_term, o_value, o_epoch \
+             FROM {schema}.step_counted(p_election, p_id); \
+         END $$"
+    ))
+    .await
+    .unwrap();
+    let name = unique("hand");
+    let (ea, ec, ep) = (a.election(&name).unwrap(), c.election(&name).unwrap(), p.election(&name).unwrap());
+    let calls = |id: i64| {
+        let (db, schema) = (&db, &schema);
+        async move {
+            db.query_one(&format!("SELECT count(*) FROM {schema}.step_calls WHERE id = $1"), &[&id])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    // `who` is queued behind a leader, and its first `step` has answered
+    // (its server process went idle after it): it waits for a notification
+    // or, pooled, for its next poll.
+    let queued_and_answered = |who: &'static str| {
+        let (db, schema) = (&db, &schema);
+        async move {
+            within(live(), &format!("{who} is queued and its step answered"), async {
+                loop {
+                    let row = db
+                        .query_opt(
+                            &format!(
+                                "SELECT c.id, s.pid FROM {schema}.candidates c \
+                                 JOIN {schema}.step_calls s ON s.id = c.id \
+                                 JOIN pg_stat_activity a ON a.pid = s.pid AND a.state = 'idle' \
+                                 WHERE c.term IS NULL AND c.value = $1 LIMIT 1"
+                            ),
+                            &[&who.as_bytes()],
+                        )
+                        .await
+                        .unwrap();
+                    if let Some(r) = row {
+                        return r.get::<_, i64>(0);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+        }
+    };
+
+    let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let ec2 = ec.clone();
+    let tc = tokio::spawn(async move { ec2.campaign("c").await });
+    let c_id = queued_and_answered("c").await;
+    let before = calls(c_id).await;
+    ea.resign().await.unwrap();
+    let won = within(live(), "c wins", tc).await.unwrap().unwrap();
+    assert_eq!(won.term(), t1 + 1, "c leads with the term the resign gave it");
+    assert_eq!(candidate_id(won.key()), c_id);
+    assert_eq!(calls(c_id).await, before, "c won on the notification, without a step of its own");
+
+    // Pooled: no notification; the successor's poll (a step) finds the term.
+    let ep2 = ep.clone();
+    let tp = tokio::spawn(async move { ep2.campaign("p").await });
+    let p_id = queued_and_answered("p").await;
+    let before = calls(p_id).await;
+    ec.resign().await.unwrap();
+    let won = within(live(), "p wins", tp).await.unwrap().unwrap();
+    assert_eq!(won.term(), t1 + 2, "p leads with the term c's resign gave it");
+    assert!(calls(p_id).await > before, "through PgBouncer the win comes from a poll");
+    ep.end().await.unwrap();
+    for x in [a, c, p] {
+        x.close().await.unwrap();
+    }
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+}
+
+/// Many hand-overs among two direct candidates and one through PgBouncer:
+/// each successor's term is above the last, exactly one candidate leads, and
+/// the SQL fence passes the new term and refuses the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terms_strictly_increase_over_many_hand_overs_and_the_fence_follows() {
+    let _g = DISRUPT.read().await;
+    let ns = unique("ns");
+    let direct = require("pg").with_query(&format!("{}/{ns}", require("pg").fact("URL")));
+    let pooled = require("pgbouncer").with_query(&format!("{}/{ns}", require("pgbouncer").fact("URL")));
+    let clients = [connect(&direct).await, connect(&direct).await, connect(&pooled).await];
+    let name = unique("many");
+    let full = format!("{ns}/{name}");
+    let es: Vec<ballot::Election> = clients.iter().map(|c| c.election(&name).unwrap()).collect();
+    let db = sql().await;
+    let fence = |term: u64| {
+        let (db, full) = (&db, &full);
+        async move {
+            db.query_one("SELECT ballot.is_leader($1, $2)", &[full, &(term as i64)]).await.unwrap().get::<_, bool>(0)
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let campaign = |i: usize| {
+        let (e, tx) = (es[i].clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = e.campaign(format!("candidate-{i}")).await;
+            let _ = tx.send((i, r));
+        });
+    };
+    campaign(0);
+    let (mut leader, r) = within(live(), "the first win", rx.recv()).await.unwrap();
+    let mut last = r.unwrap().term();
+    assert!(fence(last).await);
+    campaign(1);
+    campaign(2);
+    for round in 0..24 {
+        es[leader].resign().await.unwrap();
+        let (next, r) = within(live(), "the next win", rx.recv()).await.unwrap();
+        let term = r.unwrap_or_else(|e| panic!("round {round}: campaign of {next}: {e}")).term();
+        assert_ne!(next, leader, "round {round}: the resigned candidate won again");
+        assert!(term > last, "round {round}: term {term} after {last}");
+        assert!(fence(term).await, "round {round}: the fence refuses the leader's term {term}");
+        assert!(!fence(last).await, "round {round}: the fence passes the resigned term {last}");
+        assert_eq!(es.iter().filter(|e| e.state() == State::Leader).count(), 1, "round {round}: one leader");
+        campaign(leader);
+        (leader, last) = (next, term);
+    }
+    es[leader].end().await.unwrap();
+    for c in clients {
+        c.close().await.unwrap();
+    }
+}
+
+/// Waits until `n` candidates of `full` (namespace included) are queued
+/// without a term in schema `ballot`.
+async fn queued(db: &tokio_postgres::Client, full: &str, n: i64) {
+    within(live(), &format!("{n} candidates queued"), async {
+        loop {
+            let q = "SELECT count(*) FROM ballot.candidates WHERE election = $1 AND term IS NULL";
+            if db.query_one(q, &[&full]).await.unwrap().get::<_, i64>(0) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// The leader resigns while the candidate next in line withdraws, at the same
+/// moment, in either order: the hand-over goes to that candidate only if it
+/// is still queued, and the one after it leads with a later term in the end;
+/// the withdrawn one never holds the lead afterwards, and the fence follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_promoted_while_it_withdraws_passes_the_lead_on() {
+    let _g = DISRUPT.read().await;
+    let u = url("pg");
+    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let (a, b, c) = (connect(&u).await, connect(&u).await, connect(&u).await);
+    let db = sql().await;
+    let fence = |full: String, term: u64| {
+        let db = &db;
+        async move {
+            db.query_one("SELECT ballot.is_leader($1, $2)", &[&full, &(term as i64)]).await.unwrap().get::<_, bool>(0)
+        }
+    };
+    for round in 0..6 {
+        let name = unique("promoted");
+        let full = format!("{ns}/{name}");
+        let (ea, eb, ec) = (a.election(&name).unwrap(), b.election(&name).unwrap(), c.election(&name).unwrap());
+        let ta = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+        let eb2 = eb.clone();
+        let tb = tokio::spawn(async move { eb2.campaign("b").await });
+        queued(&db, &full, 1).await;
+        let ec2 = ec.clone();
+        let tc = tokio::spawn(async move { ec2.campaign("c").await });
+        queued(&db, &full, 2).await;
+        let (ra, rb) = tokio::join!(ea.resign(), eb.resign());
+        ra.unwrap();
+        // b either was still waiting (its campaign is cancelled) or had won
+        // just before (its resign then handed the lead on).
+        let b_won = match within(live(), "b's campaign ends", tb).await.unwrap() {
+            Ok(l) => Some(l.term()),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Cancelled, "round {round}: {e}");
+                None
+            }
+        };
+        rb.unwrap();
+        let tcw = within(live(), "c wins", tc).await.unwrap().unwrap().term();
+        assert!(tcw > b_won.unwrap_or(ta) && tcw > ta, "round {round}: c's term {tcw} after {ta} and {b_won:?}");
+        assert_eq!(eb.state(), State::Idle, "round {round}");
+        assert!(fence(full.clone(), tcw).await, "round {round}: the fence refuses c");
+        for old in [Some(ta), b_won].into_iter().flatten() {
+            assert!(!fence(full.clone(), old).await, "round {round}: the fence passes the old term {old}");
+        }
+        ec.end().await.unwrap();
+    }
+}
+
+/// The hand-over gives the term only to a candidate whose session is alive by
+/// the server's clock: with the next candidate's session expired, the one
+/// after it leads with the next term, and the fence passes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hand_over_passes_over_a_candidate_whose_session_expired() {
+    let _g = DISRUPT.read().await;
+    let u = url("pg");
+    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let (a, b, c) = (connect(&u).await, connect(&u).await, connect(&u).await);
+    let db = sql().await;
+    let name = unique("expired");
+    let full = format!("{ns}/{name}");
+    let (ea, eb, ec) = (a.election(&name).unwrap(), b.election(&name).unwrap(), c.election(&name).unwrap());
+    let ta = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
+    let eb2 = eb.clone();
+    let _tb = tokio::spawn(async move { eb2.campaign("b").await });
+    queued(&db, &full, 1).await;
+    let ec2 = ec.clone();
+    let tc = tokio::spawn(async move { ec2.campaign("c").await });
+    queued(&db, &full, 2).await;
+    // b's session ends by the server's clock (as after a pause past its TTL).
+    db.execute(
+        "UPDATE ballot.sessions SET expires_at = clock_timestamp() WHERE id = \
+         (SELECT session_id FROM ballot.candidates WHERE election = $1 AND value = 'b')",
+        &[&full],
+    )
+    .await
+    .unwrap();
+    ea.resign().await.unwrap();
+    let won = within(live(), "c wins", tc).await.unwrap().unwrap();
+    assert_eq!(won.term(), ta + 1, "c holds the term the resign gave");
+    assert_eq!(won.value(), b"c");
+    assert_ne!(eb.state(), State::Leader);
+    let passes: bool =
+        db.query_one("SELECT ballot.is_leader($1, $2)", &[&full, &(won.term() as i64)]).await.unwrap().get(0);
+    assert!(passes, "the fence passes c's term");
+    ec.end().await.unwrap();
 }

@@ -44,6 +44,15 @@
 //! A waiting candidate ends the session of a candidate ahead of it only when the
 //! server's clock says that session expired.
 //!
+//! **Hand-over.** Since schema version 2 a withdrawal (a resign) gives the next
+//! term to the next candidate whose session is alive, in its own transaction
+//! and under the election row's lock, and its notification names that term
+//! (`c<term>`): the successor returns from its campaign on that notification
+//! alone, without a statement of its own. A claim by the candidate first in
+//! line (`step`) stays for everything else: a crashed leader, a notification
+//! lost, a client through a pooler, a schema of version 1; it returns a term
+//! already given as it is.
+//!
 //! **No herd.** Each change sends `NOTIFY S, '<candidate id> <op> <election>'`
 //! (`op`: `d` deleted, `c` claimed its term, `p` proclaimed, `e` ended, with
 //! id 0). Joins send none since schema version 3: nobody reads them, and each
