@@ -4,6 +4,7 @@
 //! are `Connection` (or `Timeout`), 401/403 are `Auth`, anything else unexpected
 //! is `Backend` with Consul's own message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -16,6 +17,12 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// How long a plain (non-blocking) request may take.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Plain requests of one client in flight at once. reqwest opens one HTTP/1.1
+/// connection per request in flight, and the agent refuses connections beyond
+/// `limits.http_max_conns_per_client` (200 by default) per client address: this
+/// bound, the blocking queries' own budget (`watch.rs`) and the few session calls
+/// stay well under it.
+pub(super) const MAX_PLAIN_REQUESTS: usize = 64;
 
 /// One KV entry as Consul returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,11 +96,22 @@ pub(super) fn op_lock(verb: &str, key: &str, value: &[u8], flags: u64, session: 
     json!({ "KV": { "Verb": verb, "Key": key, "Value": v, "Flags": flags, "Session": session } })
 }
 
-/// A client of one Consul agent.
+/// One key and its modify index, as the shared watch reads them (the values are
+/// skipped).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct KeyIndex {
+    pub(super) key: String,
+    pub(super) modify_index: u64,
+}
+
+/// A client of one Consul agent. Clones share the connection pool and the bound on
+/// plain requests in flight.
 #[derive(Clone)]
 pub(super) struct Api {
     http: reqwest::Client,
     base: String,
+    plain: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Api {
@@ -199,9 +217,13 @@ impl Api {
             .default_headers(headers)
             .build()
             .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Api { http, base })
+        Ok(Api { http, base, plain: Arc::new(tokio::sync::Semaphore::new(MAX_PLAIN_REQUESTS)) })
     }
 
+    /// One request. `bounded`: it waits for one of the `MAX_PLAIN_REQUESTS` slots
+    /// first (blocking queries have their own budget; session calls are few and
+    /// must not queue behind a burst of campaigns).
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
         what: &str,
@@ -210,7 +232,10 @@ impl Api {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
         timeout: Duration,
+        bounded: bool,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        // The semaphore is never closed; without a slot the request goes unbounded.
+        let _slot = if bounded { self.plain.acquire().await.ok() } else { None };
         let mut req = self.http.request(method, format!("{}{}", self.base, path)).timeout(timeout);
         if !query.is_empty() {
             req = req.query(query);
@@ -260,7 +285,7 @@ impl Api {
         });
         let body = serde_json::to_vec(&body).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let (status, _, body) =
-            self.call(what, Method::PUT, "/v1/session/create", &[], Some(body), REQUEST_TIMEOUT).await?;
+            self.call(what, Method::PUT, "/v1/session/create", &[], Some(body), REQUEST_TIMEOUT, false).await?;
         if !status.is_success() {
             return Err(status_error(what, status, &String::from_utf8_lossy(&body)));
         }
@@ -272,7 +297,7 @@ impl Api {
     pub(super) async fn session_renew(&self, id: &str, timeout: Duration) -> Result<bool> {
         let what = "renewing the Consul session";
         let (status, _, body) =
-            self.call(what, Method::PUT, &format!("/v1/session/renew/{id}"), &[], None, timeout).await?;
+            self.call(what, Method::PUT, &format!("/v1/session/renew/{id}"), &[], None, timeout, false).await?;
         match status {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -283,8 +308,9 @@ impl Api {
     /// Destroys a session, releasing its locks at once (no lock delay applies).
     pub(super) async fn session_destroy(&self, id: &str) -> Result<()> {
         let what = "destroying the Consul session";
-        let (status, _, body) =
-            self.call(what, Method::PUT, &format!("/v1/session/destroy/{id}"), &[], None, REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self
+            .call(what, Method::PUT, &format!("/v1/session/destroy/{id}"), &[], None, REQUEST_TIMEOUT, false)
+            .await?;
         Self::bool_reply(what, status, &body).map(|_| ())
     }
 
@@ -302,6 +328,35 @@ impl Api {
     }
 
     async fn kv_read(&self, key: &str, recurse: bool, block: Option<(u64, Duration)>) -> Result<(Vec<KvPair>, u64)> {
+        let (body, index) = self.kv_read_raw(key, recurse, block).await?;
+        match body {
+            None => Ok((Vec::new(), index)),
+            Some(b) => Ok((Self::json("reading the Consul KV store", &b)?, index)),
+        }
+    }
+
+    /// Every key under `prefix` with its modify index, for the shared watch; with
+    /// `block`, a blocking query on the whole prefix. Also returns the
+    /// `X-Consul-Index` and the size of the answer in bytes.
+    pub(super) async fn kv_index_list(
+        &self,
+        prefix: &str,
+        block: Option<(u64, Duration)>,
+    ) -> Result<(Vec<KeyIndex>, u64, usize)> {
+        let (body, index) = self.kv_read_raw(prefix, true, block).await?;
+        match body {
+            None => Ok((Vec::new(), index, 0)),
+            Some(b) => Ok((Self::json("reading the Consul KV store", &b)?, index, b.len())),
+        }
+    }
+
+    /// The body of a KV read (None: no such key) and its `X-Consul-Index`.
+    async fn kv_read_raw(
+        &self,
+        key: &str,
+        recurse: bool,
+        block: Option<(u64, Duration)>,
+    ) -> Result<(Option<Vec<u8>>, u64)> {
         let what = "reading the Consul KV store";
         let mut query = Vec::new();
         if recurse {
@@ -314,16 +369,18 @@ impl Api {
             // Consul adds up to wait/16 of jitter.
             timeout += wait + wait / 16;
         }
+        let path = format!("/v1/kv/{}", encode_key(key));
+        // A blocking query is counted by the watch budget that started it.
         let (status, headers, body) =
-            self.call(what, Method::GET, &format!("/v1/kv/{}", encode_key(key)), &query, None, timeout).await?;
+            self.call(what, Method::GET, &path, &query, None, timeout, block.is_none()).await?;
         let index = headers
             .get("X-Consul-Index")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         match status {
-            StatusCode::NOT_FOUND => Ok((Vec::new(), index)),
-            s if s.is_success() => Ok((Self::json(what, &body)?, index)),
+            StatusCode::NOT_FOUND => Ok((None, index)),
+            s if s.is_success() => Ok((Some(body), index)),
             s => Err(status_error(what, s, &String::from_utf8_lossy(&body))),
         }
     }
@@ -335,7 +392,7 @@ impl Api {
         let query = [("acquire", session.to_string()), ("flags", flags.to_string())];
         let path = format!("/v1/kv/{}", encode_key(key));
         let (status, _, body) =
-            self.call(what, Method::PUT, &path, &query, Some(value.to_vec()), REQUEST_TIMEOUT).await?;
+            self.call(what, Method::PUT, &path, &query, Some(value.to_vec()), REQUEST_TIMEOUT, true).await?;
         Self::bool_reply(what, status, &body)
     }
 
@@ -347,7 +404,7 @@ impl Api {
         let path = format!("/v1/kv/{}", encode_key(key));
         // The release writes an empty value: a released key has no leader, and
         // `leader()` only reports held keys.
-        let (status, _, body) = self.call(what, Method::PUT, &path, &query, None, REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self.call(what, Method::PUT, &path, &query, None, REQUEST_TIMEOUT, true).await?;
         Self::bool_reply(what, status, &body)
     }
 
@@ -356,7 +413,7 @@ impl Api {
         let what = "deleting a Consul key";
         let query: Vec<(&str, String)> = cas.map(|c| vec![("cas", c.to_string())]).unwrap_or_default();
         let path = format!("/v1/kv/{}", encode_key(key));
-        let (status, _, body) = self.call(what, Method::DELETE, &path, &query, None, REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self.call(what, Method::DELETE, &path, &query, None, REQUEST_TIMEOUT, true).await?;
         Self::bool_reply(what, status, &body)
     }
 
@@ -364,7 +421,7 @@ impl Api {
     pub(super) async fn txn(&self, ops: Vec<Value>) -> Result<TxnOutcome> {
         let what = "running a Consul transaction";
         let body = serde_json::to_vec(&ops).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-        let (status, _, body) = self.call(what, Method::PUT, "/v1/txn", &[], Some(body), REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self.call(what, Method::PUT, "/v1/txn", &[], Some(body), REQUEST_TIMEOUT, true).await?;
         match status {
             s if s.is_success() => {
                 let r: TxnReply = Self::json(what, &body)?;
