@@ -125,6 +125,8 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A blocking query that returned at once without a change is not repeated
 /// sooner than this (Consul asks clients to rate-limit their loops).
 const MIN_GAP: Duration = Duration::from_millis(50);
+/// Idle HTTP connections a client keeps to its agent.
+const IDLE_CONNECTIONS: usize = 16;
 /// The longest back-off between retries after an error or a refused acquire.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -294,7 +296,11 @@ impl ConsulBackend {
         let tls = url.scheme.tls || url.flag("tls")?.unwrap_or(false) || options.tls.is_some();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            // A burst of requests (64 in flight at most, see `api.rs`) leaves as many
+            // connections behind, each with its buffers and one of the agent's
+            // connections per client address: keep a few for the next requests.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS);
         if tls {
             builder = builder.use_rustls_tls().https_only(true);
             builder = trust(builder, ca.as_deref())?;
@@ -562,15 +568,19 @@ impl Inner {
     /// with a direct blocking query when the budget has room (which also returns
     /// after `WAIT`), else through the shared watch and then a plain read. With
     /// `index` 0, a plain read at once.
+    ///
+    /// The requests are boxed: this future lives as long as the wait, which is
+    /// most of an election's life, and a request's future is several times larger
+    /// than the wait's own state (see `Api::call`).
     async fn read_changed(&self, key: &str, index: u64, seen: Option<u64>) -> Result<(Option<KvPair>, u64)> {
         if index == 0 {
-            return self.api.kv_get(key, None).await;
+            return Box::pin(self.api.kv_get(key, None)).await;
         }
         if let Some(_direct) = self.watches.direct(false) {
-            return self.api.kv_get(key, Some((index, WAIT))).await;
+            return Box::pin(self.api.kv_get(key, Some((index, WAIT)))).await;
         }
         self.watches.changed(key, seen).await?;
-        self.api.kv_get(key, None).await
+        Box::pin(self.api.kv_get(key, None)).await
     }
 
     async fn snapshot(&self, prefix: &str) -> Result<Snapshot> {
@@ -740,7 +750,7 @@ impl WatchState {
                     continue;
                 }
             }
-            let snap = match self.inner.snapshot(&self.prefix).await {
+            let snap = match Box::pin(self.inner.snapshot(&self.prefix)).await {
                 Ok(s) => s,
                 Err(e) if self.first => return Err(e),
                 Err(e) => {
@@ -1074,7 +1084,7 @@ impl Entry for ConsulEntry {
                     if !mine {
                         // end() takes the lock away too; then the engine ends this
                         // participant when it sees the new epoch, which is not a loss.
-                        let epoch = self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None).await;
+                        let epoch = Box::pin(self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None)).await;
                         if let Ok((e, _)) = epoch {
                             if parse_epoch(e.as_ref()).is_ok_and(|e| e > self.epoch) {
                                 std::future::pending::<()>().await;

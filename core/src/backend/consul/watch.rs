@@ -55,7 +55,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::api::{next_index, Api};
+use super::api::{next_index, Api, KeyIndex};
 use super::{MAX_BACKOFF, MIN_GAP, WAIT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::lock;
@@ -158,9 +158,7 @@ impl Watches {
     pub(super) fn close(&self) {
         let mut s = lock(&self.shared.state);
         s.closed = true;
-        for (_, w) in s.waiters.drain() {
-            let _ = w.tx.send(Err(Error::closed()));
-        }
+        s.wake_where("", |_| Some(Err(Error::closed())));
         drop(s);
         self.shared.restart.notify_one();
     }
@@ -177,7 +175,10 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
-    waiters: HashMap<u64, Waiter>,
+    /// The waiters of each key (kept small: a client may have 20,000).
+    keys: HashMap<Box<str>, Vec<Waiter>>,
+    /// How many waiters `keys` holds.
+    waiting: usize,
     next_id: u64,
     /// Queries started so far.
     started: u64,
@@ -192,23 +193,118 @@ struct State {
 
 #[derive(Debug)]
 struct Waiter {
-    key: String,
+    id: u64,
     seen: Option<u64>,
     /// The first query (by start count) whose answer may judge this waiter.
     from: u64,
-    tx: oneshot::Sender<Result<()>>,
+    /// The last query whose answer held the key.
+    present: u64,
+    tx: Option<oneshot::Sender<Result<()>>>,
+}
+
+impl Waiter {
+    fn resolve(&mut self, result: Result<()>) {
+        if result.is_ok() {
+            SHARED_WAKES.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl State {
+    fn insert(&mut self, key: &str, seen: Option<u64>) -> (u64, oneshot::Receiver<Result<()>>) {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_id;
+        self.next_id += 1;
+        let w = Waiter { id, seen, from: self.started + 1, present: 0, tx: Some(tx) };
+        match self.keys.get_mut(key) {
+            Some(ws) => ws.push(w),
+            None => {
+                self.keys.insert(key.into(), vec![w]);
+            }
+        }
+        self.waiting += 1;
+        (id, rx)
+    }
+
+    fn remove(&mut self, key: &str, id: u64) -> bool {
+        let Some(ws) = self.keys.get_mut(key) else { return false };
+        let Some(i) = ws.iter().position(|w| w.id == id) else { return false };
+        ws.swap_remove(i);
+        if ws.is_empty() {
+            self.keys.remove(key);
+        }
+        self.waiting -= 1;
+        true
+    }
+
+    /// Resolves (and removes) the waiters under `prefix` for which `pick` gives
+    /// a result.
+    fn wake_where(&mut self, prefix: &str, mut pick: impl FnMut(&Waiter) -> Option<Result<()>>) {
+        let mut woken = 0;
+        for (k, ws) in self.keys.iter_mut() {
+            if !k.starts_with(prefix) {
+                continue;
+            }
+            let mut i = 0;
+            while i < ws.len() {
+                match pick(&ws[i]) {
+                    Some(r) => {
+                        ws.swap_remove(i).resolve(r);
+                        woken += 1;
+                    }
+                    None => i += 1,
+                }
+            }
+        }
+        if woken > 0 {
+            self.keys.retain(|_, ws| !ws.is_empty());
+            self.waiting -= woken;
+        }
+    }
+
+    /// One key of the answer of query `seq`: wakes its judged waiters that last
+    /// read another modify index (or the key absent).
+    fn saw(&mut self, seq: u64, key: &str, modify_index: u64) {
+        let Some(ws) = self.keys.get_mut(key) else { return };
+        let mut i = 0;
+        while i < ws.len() {
+            let w = &mut ws[i];
+            if w.from <= seq {
+                w.present = seq;
+                if w.seen != Some(modify_index) {
+                    ws.swap_remove(i).resolve(Ok(()));
+                    self.waiting -= 1;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        if ws.is_empty() {
+            self.keys.remove(key);
+        }
+    }
+
+    /// The answer of query `seq` is complete: wakes its judged waiters under
+    /// `prefix` whose key it did not hold although they last read it present.
+    fn finished(&mut self, seq: u64, prefix: &str) {
+        self.wake_where(prefix, |w| (w.from <= seq && w.present != seq && w.seen.is_some()).then_some(Ok(())));
+    }
 }
 
 /// Removes a wait whose future was dropped.
 struct Deregister<'a> {
     shared: &'a Shared,
+    key: &'a str,
     id: u64,
 }
 
 impl Drop for Deregister<'_> {
     fn drop(&mut self) {
         let mut s = lock(&self.shared.state);
-        if s.waiters.remove(&self.id).is_some() && s.waiters.is_empty() {
+        if s.remove(self.key, self.id) && s.waiting == 0 {
             drop(s);
             // Nobody waits any more: end the query rather than hold a connection.
             self.shared.restart.notify_one();
@@ -216,18 +312,64 @@ impl Drop for Deregister<'_> {
     }
 }
 
+/// Cuts a JSON array of objects, arriving in chunks, into its objects, keeping
+/// only the object being read: an answer of the shared query (megabytes for
+/// thousands of elections) is never held whole.
+#[derive(Debug, Default)]
+struct Objects {
+    buf: Vec<u8>,
+    depth: u32,
+    in_str: bool,
+    esc: bool,
+}
+
+impl Objects {
+    /// Feeds `chunk`; calls `f` with every object of the top-level array it completes.
+    fn feed(&mut self, chunk: &[u8], mut f: impl FnMut(&[u8])) {
+        for &b in chunk {
+            if self.depth >= 2 {
+                self.buf.push(b);
+            }
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                } else if b == b'\\' {
+                    self.esc = true;
+                } else if b == b'"' {
+                    self.in_str = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_str = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    if self.depth == 2 {
+                        self.buf.clear();
+                        self.buf.push(b);
+                    }
+                }
+                b'}' | b']' => {
+                    if self.depth == 2 {
+                        f(&self.buf);
+                        self.buf.clear();
+                    }
+                    self.depth = self.depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 impl Shared {
     async fn changed(self: &Arc<Self>, key: &str, seen: Option<u64>) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        let id = {
+        let (id, rx) = {
             let mut s = lock(&self.state);
             if s.closed {
                 return Err(Error::closed());
             }
-            let id = s.next_id;
-            s.next_id += 1;
-            let from = s.started + 1;
-            s.waiters.insert(id, Waiter { key: key.to_string(), seen, from, tx });
+            let (id, rx) = s.insert(key, seen);
             s.fresh = true;
             if s.running {
                 self.restart.notify_one();
@@ -235,14 +377,14 @@ impl Shared {
                 match crate::runtime::spawn(self.clone().run()) {
                     Ok(_) => s.running = true,
                     Err(e) => {
-                        s.waiters.remove(&id);
+                        s.remove(key, id);
                         return Err(e);
                     }
                 }
             }
-            id
+            (id, rx)
         };
-        let _gone = Deregister { shared: self, id };
+        let _gone = Deregister { shared: self, key, id };
         rx.await.unwrap_or_else(|_| Err(Error::closed()))
     }
 
@@ -252,10 +394,40 @@ impl Shared {
         loop {
             self.restart.notified().await;
             let s = lock(&self.state);
-            if s.fresh || s.waiters.is_empty() || s.closed {
+            if s.fresh || s.waiting == 0 || s.closed {
                 return;
             }
         }
+    }
+
+    /// Reads the answer of query `seq` over `prefix` chunk by chunk, waking the
+    /// waiters whose key changed; returns its size in bytes.
+    async fn read_answer(&self, resp: Option<reqwest::Response>, seq: u64, prefix: &str) -> Result<usize> {
+        let mut bytes = 0;
+        if let Some(mut resp) = resp {
+            let mut objects = Objects::default();
+            let mut keys: Vec<(String, u64)> = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| {
+                Error::new(ErrorKind::Connection, format!("reading the Consul KV store: {e}")).with_source(e)
+            })? {
+                bytes += chunk.len();
+                let mut bad = None;
+                objects.feed(&chunk, |o| match serde_json::from_slice::<KeyIndex<'_>>(o) {
+                    Ok(k) => keys.push((k.key.into_owned(), k.modify_index)),
+                    Err(e) => bad = Some(e),
+                });
+                if let Some(e) = bad {
+                    let msg = format!("reading the Consul KV store: an entry is not the expected JSON: {e}");
+                    return Err(Error::new(ErrorKind::Backend, msg));
+                }
+                let mut s = lock(&self.state);
+                for (k, i) in keys.drain(..) {
+                    s.saw(seq, &k, i);
+                }
+            }
+        }
+        lock(&self.state).finished(seq, prefix);
+        Ok(bytes)
     }
 
     /// The shared query's loop; it ends when no waiter is left.
@@ -272,12 +444,12 @@ impl Shared {
             }
             let (prefix, seq, plain) = {
                 let mut s = lock(&self.state);
-                if s.waiters.is_empty() || s.closed {
+                if s.waiting == 0 || s.closed {
                     s.running = false;
                     s.prefix = None;
                     return;
                 }
-                let prefix = common_prefix(s.waiters.values().map(|w| w.key.as_str()));
+                let prefix = common_prefix(s.keys.keys().map(|k| &**k));
                 let plain = s.fresh || index == 0 || answered.as_deref() != Some(prefix.as_str());
                 s.fresh = false;
                 s.started += 1;
@@ -285,7 +457,20 @@ impl Shared {
                 (prefix, s.started, plain)
             };
             last_start = Some(Instant::now());
-            let read = self.api.kv_index_list(&prefix, if plain { None } else { Some((index, WAIT)) });
+            let read = async {
+                let (resp, got) =
+                    self.api.kv_list_streamed(&prefix, if plain { None } else { Some((index, WAIT)) }).await?;
+                let same_prefix = answered.as_deref() == Some(prefix.as_str());
+                if same_prefix && got < index {
+                    // The index went backwards (the store was restored, or the agent
+                    // lost its data): every waiter reads its key again.
+                    lock(&self.state).wake_where(&prefix, |w| (w.from <= seq).then_some(Ok(())));
+                    return Ok((1, 0));
+                }
+                let next = if same_prefix { next_index(index, got) } else { next_index(0, got) };
+                let bytes = self.read_answer(resp, seq, &prefix).await?;
+                Ok::<_, Error>((next, bytes))
+            };
             let result = if plain {
                 read.await
             } else {
@@ -294,58 +479,26 @@ impl Shared {
                     () = self.interrupted() => continue,
                 }
             };
-            let (entries, got, bytes) = match result {
-                Ok(r) => r,
+            match result {
+                Ok((next, bytes)) => {
+                    index = next;
+                    answered = Some(prefix);
+                    backoff = Duration::from_millis(100);
+                    gap = MIN_GAP.max(Duration::from_secs_f64(bytes as f64 / SHARED_BYTES_PER_SEC));
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::Auth | ErrorKind::InvalidArgument) => {
                     // Retrying cannot help: the waiters report it, as a direct query's would.
-                    {
-                        let mut s = lock(&self.state);
-                        let judged: Vec<u64> =
-                            s.waiters.iter().filter(|(_, w)| w.from <= seq).map(|(i, _)| *i).collect();
-                        for i in judged {
-                            if let Some(w) = s.waiters.remove(&i) {
-                                let _ = w.tx.send(Err(Error::new(e.kind(), e.message().to_string())));
-                            }
-                        }
-                    }
+                    lock(&self.state).wake_where("", |w| {
+                        (w.from <= seq).then(|| Err(Error::new(e.kind(), e.message().to_string())))
+                    });
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
                 }
                 Err(_) => {
                     // Session health covers outages; the waiters keep waiting.
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
                 }
-            };
-            backoff = Duration::from_millis(100);
-            gap = MIN_GAP.max(Duration::from_secs_f64(bytes as f64 / SHARED_BYTES_PER_SEC));
-            let same_prefix = answered.as_deref() == Some(prefix.as_str());
-            let reset = same_prefix && got < index;
-            index = if same_prefix { next_index(index, got) } else { next_index(0, got) };
-            answered = Some(prefix.clone());
-            let now: HashMap<&str, u64> = entries.iter().map(|e| (e.key.as_str(), e.modify_index)).collect();
-            self.wake(&now, &prefix, seq, reset);
-        }
-    }
-
-    /// Wakes the waiters that the answer `now` (of query `seq`, over `prefix`)
-    /// judges changed; `reset`: the index went backwards, so all of them.
-    fn wake(&self, now: &HashMap<&str, u64>, prefix: &str, seq: u64, reset: bool) {
-        let mut s = lock(&self.state);
-        let woken: Vec<u64> = s
-            .waiters
-            .iter()
-            .filter(|(_, w)| {
-                w.from <= seq && w.key.starts_with(prefix) && (reset || now.get(w.key.as_str()).copied() != w.seen)
-            })
-            .map(|(i, _)| *i)
-            .collect();
-        for i in woken {
-            if let Some(w) = s.waiters.remove(&i) {
-                SHARED_WAKES.fetch_add(1, Ordering::Relaxed);
-                let _ = w.tx.send(Ok(()));
             }
         }
     }
@@ -379,6 +532,45 @@ mod tests {
         assert_eq!(common_prefix(std::iter::empty()), "");
         // "é" is two bytes that share their first: the prefix stops before it.
         assert_eq!(common_prefix(["pé", "pè"].into_iter()), "p");
+    }
+
+    #[test]
+    fn objects_are_cut_from_chunks_whatever_the_boundaries() {
+        let body = br#"[{"Key":"a/{\"}[","ModifyIndex":3,"Value":"e30="},{"Key":"b","ModifyIndex":4,"Session":"s"}]"#;
+        for size in 1..body.len() {
+            let mut o = Objects::default();
+            let mut got = Vec::new();
+            for chunk in body.chunks(size) {
+                o.feed(chunk, |obj| {
+                    let k: KeyIndex<'_> = serde_json::from_slice(obj).unwrap();
+                    got.push((k.key.into_owned(), k.modify_index));
+                });
+            }
+            assert_eq!(got, vec![("a/{\"}[".to_string(), 3), ("b".to_string(), 4)], "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn an_answer_wakes_only_the_waiters_whose_key_changed() {
+        let mut s = State::default();
+        let (_, mut same) = s.insert("p/a", Some(5));
+        let (_, mut moved) = s.insert("p/b", Some(6));
+        let (_, mut gone) = s.insert("p/c", Some(7));
+        let (_, mut made) = s.insert("p/d", None);
+        let (_, mut absent) = s.insert("p/e", None);
+        s.started = 1;
+        let (_, mut later) = s.insert("p/b", Some(6));
+        for (k, i) in [("p/a", 5), ("p/b", 9), ("p/d", 8), ("p/x", 1)] {
+            s.saw(1, k, i);
+        }
+        s.finished(1, "p/");
+        assert!(same.try_recv().is_err() && absent.try_recv().is_err(), "unchanged: still waiting");
+        assert!(matches!(moved.try_recv(), Ok(Ok(()))));
+        assert!(matches!(gone.try_recv(), Ok(Ok(()))));
+        assert!(matches!(made.try_recv(), Ok(Ok(()))));
+        assert!(later.try_recv().is_err(), "registered after the query started: not judged by it");
+        assert_eq!(s.waiting, 3);
+        assert_eq!(s.keys.len(), 3, "the woken waiters' keys are gone");
     }
 
     #[test]
