@@ -22,7 +22,7 @@ pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `limits.http_max_conns_per_client` (200 by default) per client address: this
 /// bound, the blocking queries' own budget (`watch.rs`) and the few session calls
 /// stay well under it.
-pub(super) const MAX_PLAIN_REQUESTS: usize = 64;
+pub(super) const MAX_PLAIN_REQUESTS: usize = 32;
 
 /// One KV entry as Consul returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

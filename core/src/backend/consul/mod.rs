@@ -297,7 +297,7 @@ impl ConsulBackend {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            // A burst of requests (64 in flight at most, see `api.rs`) leaves as many
+            // A burst of requests (32 in flight at most, see `api.rs`) leaves as many
             // connections behind, each with its buffers and one of the agent's
             // connections per client address: keep a few for the next requests.
             .pool_max_idle_per_host(IDLE_CONNECTIONS);

@@ -38,14 +38,16 @@
 //! about 200 bytes per key, four keys per election (`.lock`, `.term`, `.epoch`, a
 //! candidate), so about 8 MB for 10,000 elections. Any write under the prefix ends
 //! the blocking query, so while elections under it change often the shared watch
-//! reads the whole prefix again and again. It is paced: the next query starts no
-//! sooner than [`MIN_GAP`](super::MIN_GAP) after the previous one, nor sooner than
-//! the previous answer's size at [`SHARED_BYTES_PER_SEC`] (20 MB/s: 0.4 s after an
-//! 8 MB answer), which bounds what it costs the agent and this process, and is
-//! also the extra delay a wait beyond the budget may see in a busy namespace. A
-//! quiet namespace costs one answer per blocking wait (30 s). Keeping unrelated,
-//! busy keys out of the common prefix (a namespace per application) keeps the
-//! answers small.
+//! reads the whole prefix again and again (while 10,000 elections campaign, the
+//! agent sends answers of up to 8 MB back to back). It is paced: the next query
+//! starts no sooner than [`MIN_GAP`](super::MIN_GAP) after the previous one, nor
+//! sooner than the previous answer's size at [`SHARED_BYTES_PER_SEC`] (20 MB/s:
+//! 0.4 s after an 8 MB answer), which bounds what it costs the agent and this
+//! process, and is also the extra delay a wait beyond the budget may see in a busy
+//! namespace. The answer is read object by object as it arrives and never held
+//! whole, so its size costs time, not memory. A quiet namespace costs one answer
+//! per blocking wait (30 s). Keeping unrelated, busy keys out of the common prefix
+//! (a namespace per application) keeps the answers small.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -62,8 +64,9 @@ use crate::sync::lock;
 
 /// Direct blocking queries of one client open at once, unless
 /// `BALLOT_CONSUL_DIRECT_WATCHES` says otherwise. With the plain requests'
-/// bound (`api::MAX_PLAIN_REQUESTS`), the shared query and the session calls, a
-/// client stays under 140 connections, well under Consul's default of 200 per
+/// bound (`api::MAX_PLAIN_REQUESTS`, 32), the shared query, the session calls and
+/// 16 idle connections, a client stays near 120 connections (reqwest may open a
+/// few more while one frees up), well under Consul's default of 200 per
 /// client address.
 pub(super) const DEFAULT_DIRECT: usize = 64;
 /// The environment variable that sets the budget of direct blocking queries.
