@@ -1393,6 +1393,8 @@ def describe(statedir: str, instances: dict) -> dict:
                 "default_lock_delay_ms": 15_000,
             })
             takeover = 2 * ttl + SLACK_MS
+            # Consul's default is 200; the other kinds raise it (see build_consul).
+            quirks["http_max_conns_per_client"] = 200 if kind == "consul-default" else 8192
             if kind == "consul-cluster":
                 quirks.update({"servers": CONSUL_SERVERS, "client_index": CONSUL_CLIENT, "raft_multiplier": 5})
         out[kind] = {
