@@ -90,6 +90,9 @@ pub use url::MAX_NAME_LEN;
 #[cfg(feature = "consul")]
 #[doc(hidden)]
 pub use backend::consul::acquire_attempts as __consul_acquire_attempts;
+#[cfg(feature = "consul")]
+#[doc(hidden)]
+pub use backend::consul::shared_wakes as __consul_shared_wakes;
 
 /// For the bindings only: a process-wide value that a forked child gets afresh.
 #[doc(hidden)]

@@ -15,7 +15,12 @@ tests/servers/install.sh.
     harness.py consul-leader --dir STATEDIR     (consul-cluster)
 
 KIND is one of: etcd, etcd-cluster, etcd-auth, etcd-tls, zk, zk-ensemble,
-zk-tls, zk-tls-ensemble, consul, consul-acl, consul-cluster, pg, pgbouncer.
+zk-tls, zk-tls-ensemble, consul, consul-acl, consul-cluster, consul-default, pg,
+pgbouncer.
+
+`consul-default` is a `consul agent -dev` with Consul's default limits, as a new
+user runs it: 200 HTTP connections per client address. The other Consul kinds
+allow 8192, because every test client connects from 127.0.0.1.
 
 `zk-tls` is a standalone ZooKeeper that listens only on `secureClientPort`
 (Netty, client certificates required), with a test CA made at start;
@@ -115,6 +120,8 @@ KINDS = {
     "consul-acl": ("BALLOT_TEST_CONSUL_ACL", 1),
     # 3 servers (members 0-2) and the client agent ballot talks to (member 3).
     "consul-cluster": ("BALLOT_TEST_CONSUL_CLUSTER", 4),
+    # Consul's default limits (http_max_conns_per_client 200).
+    "consul-default": ("BALLOT_TEST_CONSUL_DEFAULT", 1),
     "pg": ("BALLOT_TEST_PG", 1),
     "pgbouncer": ("BALLOT_TEST_PGBOUNCER", 1),
 }
@@ -905,8 +912,10 @@ def build_consul(inst: dict, taken: set[int], opts) -> None:
     # Every test and benchmark candidate connects from 127.0.0.1, where a real
     # deployment's come from many hosts: the agent's limit of 200 HTTP connections
     # per client address would cap a 1,000-candidate benchmark, not ballot.
-    cfg = {"disable_update_check": True, "ports": {"https": -1},
-           "limits": {"http_max_conns_per_client": 8192}}
+    # `consul-default` keeps that limit, to show what one client does under it.
+    cfg = {"disable_update_check": True, "ports": {"https": -1}}
+    if kind != "consul-default":
+        cfg["limits"] = {"http_max_conns_per_client": 8192}
     if opts.consul_session_ttl_min:
         cfg["session_ttl_min"] = opts.consul_session_ttl_min
         inst["info"]["session_ttl_min"] = opts.consul_session_ttl_min
@@ -1055,7 +1064,7 @@ BUILDERS = {
     "etcd": build_etcd, "etcd-cluster": build_etcd, "etcd-auth": build_etcd, "etcd-tls": build_etcd,
     "pg": build_pg, "pgbouncer": build_pgbouncer,
     "zk": build_zk, "zk-ensemble": build_zk, "zk-tls": build_zk, "zk-tls-ensemble": build_zk,
-    "consul": build_consul, "consul-acl": build_consul,
+    "consul": build_consul, "consul-acl": build_consul, "consul-default": build_consul,
     "consul-cluster": build_consul_cluster,
 }
 
@@ -1384,6 +1393,8 @@ def describe(statedir: str, instances: dict) -> dict:
                 "default_lock_delay_ms": 15_000,
             })
             takeover = 2 * ttl + SLACK_MS
+            # Consul's default is 200; the other kinds raise it (see build_consul).
+            quirks["http_max_conns_per_client"] = 200 if kind == "consul-default" else 8192
             if kind == "consul-cluster":
                 quirks.update({"servers": CONSUL_SERVERS, "client_index": CONSUL_CLIENT, "raft_multiplier": 5})
         out[kind] = {

@@ -4,6 +4,7 @@
 //! are `Connection` (or `Timeout`), 401/403 are `Auth`, anything else unexpected
 //! is `Backend` with Consul's own message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -16,6 +17,12 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// How long a plain (non-blocking) request may take.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Plain requests of one client in flight at once. reqwest opens one HTTP/1.1
+/// connection per request in flight, and the agent refuses connections beyond
+/// `limits.http_max_conns_per_client` (200 by default) per client address: this
+/// bound, the blocking queries' own budget (`watch.rs`) and the few session calls
+/// stay well under it.
+pub(super) const MAX_PLAIN_REQUESTS: usize = 32;
 
 /// One KV entry as Consul returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,11 +96,23 @@ pub(super) fn op_lock(verb: &str, key: &str, value: &[u8], flags: u64, session: 
     json!({ "KV": { "Verb": verb, "Key": key, "Value": v, "Flags": flags, "Session": session } })
 }
 
-/// A client of one Consul agent.
+/// One key and its modify index, as the shared watch reads them (the values are
+/// skipped, and the key borrows from the answer unless it has JSON escapes).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct KeyIndex<'a> {
+    #[serde(borrow)]
+    pub(super) key: std::borrow::Cow<'a, str>,
+    pub(super) modify_index: u64,
+}
+
+/// A client of one Consul agent. Clones share the connection pool and the bound on
+/// plain requests in flight.
 #[derive(Clone)]
 pub(super) struct Api {
     http: reqwest::Client,
     base: String,
+    plain: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Api {
@@ -199,9 +218,13 @@ impl Api {
             .default_headers(headers)
             .build()
             .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Api { http, base })
+        Ok(Api { http, base, plain: Arc::new(tokio::sync::Semaphore::new(MAX_PLAIN_REQUESTS)) })
     }
 
+    /// One request. `bounded`: it waits for one of the `MAX_PLAIN_REQUESTS` slots
+    /// first (blocking queries have their own budget; session calls are few and
+    /// must not queue behind a burst of campaigns).
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
         what: &str,
@@ -210,7 +233,10 @@ impl Api {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
         timeout: Duration,
+        bounded: bool,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        // The semaphore is never closed; without a slot the request goes unbounded.
+        let _slot = if bounded { self.plain.acquire().await.ok() } else { None };
         let mut req = self.http.request(method, format!("{}{}", self.base, path)).timeout(timeout);
         if !query.is_empty() {
             req = req.query(query);
@@ -218,11 +244,18 @@ impl Api {
         if let Some(b) = body {
             req = req.body(b);
         }
-        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| transport_error(what, e))?;
-        Ok((status, headers, body.to_vec()))
+        // reqwest's futures take about a kilobyte, and every future that awaits a
+        // request would hold that much inline for as long as it lives, also while
+        // it waits on something else: a client with 10,000 elections keeps 20,000
+        // such waits. Boxed, the space exists only while a request is in flight.
+        Box::pin(async move {
+            let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.map_err(|e| transport_error(what, e))?;
+            Ok((status, headers, Vec::from(body)))
+        })
+        .await
     }
 
     fn json<T: for<'de> Deserialize<'de>>(what: &str, body: &[u8]) -> Result<T> {
@@ -260,7 +293,7 @@ impl Api {
         });
         let body = serde_json::to_vec(&body).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let (status, _, body) =
-            self.call(what, Method::PUT, "/v1/session/create", &[], Some(body), REQUEST_TIMEOUT).await?;
+            self.call(what, Method::PUT, "/v1/session/create", &[], Some(body), REQUEST_TIMEOUT, false).await?;
         if !status.is_success() {
             return Err(status_error(what, status, &String::from_utf8_lossy(&body)));
         }
@@ -272,7 +305,7 @@ impl Api {
     pub(super) async fn session_renew(&self, id: &str, timeout: Duration) -> Result<bool> {
         let what = "renewing the Consul session";
         let (status, _, body) =
-            self.call(what, Method::PUT, &format!("/v1/session/renew/{id}"), &[], None, timeout).await?;
+            self.call(what, Method::PUT, &format!("/v1/session/renew/{id}"), &[], None, timeout, false).await?;
         match status {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -283,8 +316,9 @@ impl Api {
     /// Destroys a session, releasing its locks at once (no lock delay applies).
     pub(super) async fn session_destroy(&self, id: &str) -> Result<()> {
         let what = "destroying the Consul session";
-        let (status, _, body) =
-            self.call(what, Method::PUT, &format!("/v1/session/destroy/{id}"), &[], None, REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self
+            .call(what, Method::PUT, &format!("/v1/session/destroy/{id}"), &[], None, REQUEST_TIMEOUT, false)
+            .await?;
         Self::bool_reply(what, status, &body).map(|_| ())
     }
 
@@ -302,6 +336,50 @@ impl Api {
     }
 
     async fn kv_read(&self, key: &str, recurse: bool, block: Option<(u64, Duration)>) -> Result<(Vec<KvPair>, u64)> {
+        let (body, index) = self.kv_read_raw(key, recurse, block).await?;
+        match body {
+            None => Ok((Vec::new(), index)),
+            Some(b) => Ok((Self::json("reading the Consul KV store", &b)?, index)),
+        }
+    }
+
+    /// A `?recurse` read of `prefix` for the shared watch (with `block`, a blocking
+    /// query on the whole prefix), whose answer the caller reads chunk by chunk
+    /// (`Response::chunk`), so that an answer of megabytes is never held whole.
+    /// Returns the response (None: no key under `prefix`) and the `X-Consul-Index`.
+    pub(super) async fn kv_list_streamed(
+        &self,
+        prefix: &str,
+        block: Option<(u64, Duration)>,
+    ) -> Result<(Option<reqwest::Response>, u64)> {
+        let what = "reading the Consul KV store";
+        let mut query = vec![("recurse", "true".to_string())];
+        let mut timeout = REQUEST_TIMEOUT;
+        if let Some((index, wait)) = block {
+            query.push(("index", index.to_string()));
+            query.push(("wait", format!("{}ms", wait.as_millis())));
+            timeout += wait + wait / 16;
+        }
+        let req = self.http.get(format!("{}/v1/kv/{}", self.base, encode_key(prefix))).query(&query).timeout(timeout);
+        let resp = Box::pin(req.send()).await.map_err(|e| transport_error(what, e))?;
+        let index = consul_index(resp.headers());
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok((None, index)),
+            s if s.is_success() => Ok((Some(resp), index)),
+            s => {
+                let body = resp.text().await.unwrap_or_default();
+                Err(status_error(what, s, &body))
+            }
+        }
+    }
+
+    /// The body of a KV read (None: no such key) and its `X-Consul-Index`.
+    async fn kv_read_raw(
+        &self,
+        key: &str,
+        recurse: bool,
+        block: Option<(u64, Duration)>,
+    ) -> Result<(Option<Vec<u8>>, u64)> {
         let what = "reading the Consul KV store";
         let mut query = Vec::new();
         if recurse {
@@ -314,16 +392,14 @@ impl Api {
             // Consul adds up to wait/16 of jitter.
             timeout += wait + wait / 16;
         }
+        let path = format!("/v1/kv/{}", encode_key(key));
+        // A blocking query is counted by the watch budget that started it.
         let (status, headers, body) =
-            self.call(what, Method::GET, &format!("/v1/kv/{}", encode_key(key)), &query, None, timeout).await?;
-        let index = headers
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+            self.call(what, Method::GET, &path, &query, None, timeout, block.is_none()).await?;
+        let index = consul_index(&headers);
         match status {
-            StatusCode::NOT_FOUND => Ok((Vec::new(), index)),
-            s if s.is_success() => Ok((Self::json(what, &body)?, index)),
+            StatusCode::NOT_FOUND => Ok((None, index)),
+            s if s.is_success() => Ok((Some(body), index)),
             s => Err(status_error(what, s, &String::from_utf8_lossy(&body))),
         }
     }
@@ -335,7 +411,7 @@ impl Api {
         let query = [("acquire", session.to_string()), ("flags", flags.to_string())];
         let path = format!("/v1/kv/{}", encode_key(key));
         let (status, _, body) =
-            self.call(what, Method::PUT, &path, &query, Some(value.to_vec()), REQUEST_TIMEOUT).await?;
+            self.call(what, Method::PUT, &path, &query, Some(value.to_vec()), REQUEST_TIMEOUT, true).await?;
         Self::bool_reply(what, status, &body)
     }
 
@@ -347,7 +423,7 @@ impl Api {
         let path = format!("/v1/kv/{}", encode_key(key));
         // The release writes an empty value: a released key has no leader, and
         // `leader()` only reports held keys.
-        let (status, _, body) = self.call(what, Method::PUT, &path, &query, None, REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self.call(what, Method::PUT, &path, &query, None, REQUEST_TIMEOUT, true).await?;
         Self::bool_reply(what, status, &body)
     }
 
@@ -356,7 +432,7 @@ impl Api {
         let what = "deleting a Consul key";
         let query: Vec<(&str, String)> = cas.map(|c| vec![("cas", c.to_string())]).unwrap_or_default();
         let path = format!("/v1/kv/{}", encode_key(key));
-        let (status, _, body) = self.call(what, Method::DELETE, &path, &query, None, REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self.call(what, Method::DELETE, &path, &query, None, REQUEST_TIMEOUT, true).await?;
         Self::bool_reply(what, status, &body)
     }
 
@@ -364,7 +440,7 @@ impl Api {
     pub(super) async fn txn(&self, ops: Vec<Value>) -> Result<TxnOutcome> {
         let what = "running a Consul transaction";
         let body = serde_json::to_vec(&ops).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-        let (status, _, body) = self.call(what, Method::PUT, "/v1/txn", &[], Some(body), REQUEST_TIMEOUT).await?;
+        let (status, _, body) = self.call(what, Method::PUT, "/v1/txn", &[], Some(body), REQUEST_TIMEOUT, true).await?;
         match status {
             s if s.is_success() => {
                 let r: TxnReply = Self::json(what, &body)?;
@@ -384,6 +460,11 @@ impl Api {
             s => Err(status_error(what, s, &String::from_utf8_lossy(&body))),
         }
     }
+}
+
+/// The `X-Consul-Index` of an answer (0 when missing).
+fn consul_index(headers: &HeaderMap) -> u64 {
+    headers.get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// The next index of a blocking-query loop, following Consul's rules: an index

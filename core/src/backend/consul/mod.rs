@@ -63,8 +63,20 @@
 //! **end()** increments `.epoch` and deletes and re-creates `.lock` (unheld) in one
 //! transaction: the leader, a `consul lock` holder included, loses the lock, and
 //! everyone watching `.lock` wakes up and sees the new epoch.
+//!
+//! **Waiting** (a leader for a loss, on `.lock`; every participant for `end()`, on
+//! `.epoch`; a candidate on the key before its own; an observer on `.lock`) is a
+//! blocking query per wait while a client has fewer than 64 open, and beyond that
+//! one shared blocking query per client over the keys' common prefix, which wakes
+//! only the waiters whose key changed; plain requests in flight are bounded too. A
+//! client so stays well under an agent's default limit of 200 HTTP connections per
+//! client address. See `watch.rs` for the budget, the index discipline and what a
+//! busy prefix costs.
 
 mod api;
+mod watch;
+
+pub use self::watch::shared_wakes;
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -76,6 +88,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use self::api::{next_index, op, op_check_session, op_index, op_lock, op_set, Api, KvPair, TxnOutcome};
+use self::watch::Watches;
 use super::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Leader, LostReason, Participant};
@@ -112,6 +125,8 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A blocking query that returned at once without a change is not repeated
 /// sooner than this (Consul asks clients to rate-limit their loops).
 const MIN_GAP: Duration = Duration::from_millis(50);
+/// Idle HTTP connections a client keeps to its agent.
+const IDLE_CONNECTIONS: usize = 16;
 /// The longest back-off between retries after an error or a refused acquire.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -146,6 +161,7 @@ pub(crate) struct ConsulBackend {
 impl Drop for ConsulBackend {
     fn drop(&mut self) {
         self.keeper.abort();
+        self.inner.watches.close();
         // Nothing uses the session any more: destroying it frees its locks now
         // rather than when Consul expires it (up to 2 x TTL later).
         if !self.inner.closed.swap(true, Ordering::SeqCst) {
@@ -175,6 +191,8 @@ struct Inner {
     /// of one client from both believing they lead.
     holders: Mutex<HashMap<String, (u64, u64)>>,
     closed: AtomicBool,
+    /// The blocking queries: a budget of direct ones, then one shared query.
+    watches: Watches,
 }
 
 impl Inner {
@@ -278,7 +296,11 @@ impl ConsulBackend {
         let tls = url.scheme.tls || url.flag("tls")?.unwrap_or(false) || options.tls.is_some();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            // A burst of requests (32 in flight at most, see `api.rs`) leaves as many
+            // connections behind, each with its buffers and one of the agent's
+            // connections per client address: keep a few for the next requests.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS);
         if tls {
             builder = builder.use_rustls_tls().https_only(true);
             builder = trust(builder, ca.as_deref())?;
@@ -299,12 +321,14 @@ impl ConsulBackend {
         }
         let base = format!("{}://{}", if tls { "https" } else { "http" }, host);
         let api = Api::new(base, token.as_deref(), builder)?;
+        let budget = watch::direct_budget()?;
         let tracker = SessionTracker::new(Some(ttl), options.safety_margin());
         let sent = Stamp::now();
         let id = api.session_create(ttl, lock_delay).await?;
         let generation = tracker.new_session(sent);
         let ns = if url.path.is_empty() { String::new() } else { format!("{}/", url.path) };
         let inner = Arc::new(Inner {
+            watches: Watches::new(api.clone(), budget),
             api,
             ns,
             tracker,
@@ -539,6 +563,26 @@ impl Inner {
         Ok(m)
     }
 
+    /// Reads `key` once it may have changed since a read that gave the
+    /// `X-Consul-Index` `index` and the key's modify index `seen` (None: absent):
+    /// with a direct blocking query when the budget has room (which also returns
+    /// after `WAIT`), else through the shared watch and then a plain read. With
+    /// `index` 0, a plain read at once.
+    ///
+    /// The requests are boxed: this future lives as long as the wait, which is
+    /// most of an election's life, and a request's future is several times larger
+    /// than the wait's own state (see `Api::call`).
+    async fn read_changed(&self, key: &str, index: u64, seen: Option<u64>) -> Result<(Option<KvPair>, u64)> {
+        if index == 0 {
+            return Box::pin(self.api.kv_get(key, None)).await;
+        }
+        if let Some(_direct) = self.watches.direct(false) {
+            return Box::pin(self.api.kv_get(key, Some((index, WAIT)))).await;
+        }
+        self.watches.changed(key, seen).await?;
+        Box::pin(self.api.kv_get(key, None)).await
+    }
+
     async fn snapshot(&self, prefix: &str) -> Result<Snapshot> {
         let m = self.meta(prefix).await?;
         Ok(Snapshot { leader: leader_of(m.lock.as_ref(), m.term.as_ref())?, epoch: parse_epoch(m.epoch.as_ref())? })
@@ -620,7 +664,7 @@ impl Backend for ConsulBackend {
 
     async fn watch(&self, election: &str) -> Result<SnapshotStream> {
         let prefix = self.inner.prefix(election);
-        let st = WatchState { inner: self.inner.clone(), prefix, index: 0, last: None, first: true };
+        let st = WatchState { inner: self.inner.clone(), prefix, index: 0, seen: None, last: None, first: true };
         let stream = futures_util::stream::unfold(st, |mut st| async move {
             let item = st.next().await;
             Some((item, st))
@@ -636,7 +680,7 @@ impl Backend for ConsulBackend {
         if self.inner.api.kv_get(&key, None).await?.0.is_none() {
             self.inner.api.txn(vec![op("check-not-exists", &key), op_set(&key, b"0", 0)]).await?;
         }
-        let st = EpochWatchState { inner: self.inner.clone(), key, index: 0, last: None };
+        let st = EpochWatchState { inner: self.inner.clone(), key, index: 0, seen: None, last: None };
         let stream = futures_util::stream::unfold(st, |mut st| async move {
             let item = st.next().await;
             Some((item, st))
@@ -670,6 +714,7 @@ impl Backend for ConsulBackend {
     async fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.keeper.abort();
+        self.inner.watches.close();
         let sess = lock(&self.inner.session).take();
         if let Some(s) = sess {
             let _ = self.inner.api.session_destroy(&s.id).await;
@@ -681,6 +726,8 @@ struct WatchState {
     inner: Arc<Inner>,
     prefix: String,
     index: u64,
+    /// `.lock`'s modify index as last read (None: absent).
+    seen: Option<u64>,
     last: Option<Snapshot>,
     first: bool,
 }
@@ -690,17 +737,20 @@ impl WatchState {
         let lock_key = format!("{}/.lock", self.prefix);
         let mut backoff = Duration::from_millis(100);
         loop {
-            let block = if self.first { None } else { Some((self.index, WAIT)) };
+            let index = if self.first { 0 } else { self.index };
             let started = Instant::now();
-            match self.inner.api.kv_get(&lock_key, block).await {
-                Ok((_, idx)) => self.index = next_index(self.index, idx),
+            match self.inner.read_changed(&lock_key, index, self.seen).await {
+                Ok((l, idx)) => {
+                    self.index = next_index(self.index, idx);
+                    self.seen = l.map(|l| l.modify_index);
+                }
                 Err(e) if self.first => return Err(e),
                 Err(e) => {
                     pause_or_fail(e, &mut backoff).await?;
                     continue;
                 }
             }
-            let snap = match self.inner.snapshot(&self.prefix).await {
+            let snap = match Box::pin(self.inner.snapshot(&self.prefix)).await {
                 Ok(s) => s,
                 Err(e) if self.first => return Err(e),
                 Err(e) => {
@@ -728,6 +778,8 @@ struct EpochWatchState {
     inner: Arc<Inner>,
     key: String,
     index: u64,
+    /// `.epoch`'s modify index as last read (None: absent).
+    seen: Option<u64>,
     last: Option<u64>,
 }
 
@@ -736,11 +788,12 @@ impl EpochWatchState {
         let mut backoff = Duration::from_millis(100);
         loop {
             let first = self.last.is_none();
-            let block = if first { None } else { Some((self.index, WAIT)) };
+            let index = if first { 0 } else { self.index };
             let started = Instant::now();
-            let epoch = match self.inner.api.kv_get(&self.key, block).await {
+            let epoch = match self.inner.read_changed(&self.key, index, self.seen).await {
                 Ok((p, idx)) => {
                     self.index = next_index(self.index, idx);
+                    self.seen = p.as_ref().map(|p| p.modify_index);
                     parse_epoch(p.as_ref())
                 }
                 Err(e) => Err(e),
@@ -829,8 +882,12 @@ impl ConsulEntry {
         Ok(v)
     }
 
-    /// Blocks until `key` changes from `index` (or the wait passes), rate-limited.
-    async fn block_on(&self, key: &str, index: u64) -> Result<()> {
+    /// Blocks until `key` changes from `index` (or, with a direct query, the wait
+    /// passes), rate-limited. `urgent`: a handoff waits on it (see `watch.rs`).
+    async fn block_on(&self, key: &str, index: u64, urgent: bool) -> Result<()> {
+        let Some(_direct) = self.inner.watches.direct(urgent) else {
+            return self.inner.watches.changed(key, Some(index)).await;
+        };
         let started = Instant::now();
         let (now, _) = self.inner.api.kv_get(key, Some((next_index(0, index), WAIT))).await?;
         if now.is_some_and(|p| p.modify_index == index) && started.elapsed() < MIN_GAP {
@@ -888,15 +945,18 @@ impl ConsulEntry {
             }
             // Dead keys just before ours (their sessions ended) are ours to clear.
             let mut pred = None;
-            for c in v.candidates[..pos].iter().rev() {
+            for (i, c) in v.candidates[..pos].iter().enumerate().rev() {
                 if c.holder().is_some() {
-                    pred = Some(c);
+                    pred = Some((i, c));
                     break;
                 }
                 let _ = self.inner.api.kv_delete(&c.key, Some(c.modify_index)).await;
             }
-            let step = if let Some(p) = pred {
-                self.block_on(&p.key, p.modify_index).await.map(|_| None)
+            let step = if let Some((i, p)) = pred {
+                // The leader's successor (no live key before its predecessor's) is
+                // next to win: its wait gets the budget's reserve.
+                let successor = v.candidates[..i].iter().all(|c| c.holder().is_none());
+                self.block_on(&p.key, p.modify_index, successor).await.map(|_| None)
             } else {
                 match &v.lock {
                     Some(l) if l.holder() == Some(self.sess.id.as_str()) && self.inner.holds(&self.prefix, self.id) => {
@@ -913,7 +973,7 @@ impl ConsulEntry {
                             // over by a withdrawal whose release failed.
                             self.release().await.map(|_| None)
                         } else {
-                            self.block_on(&self.lock_key, l.modify_index).await.map(|_| None)
+                            self.block_on(&self.lock_key, l.modify_index, true).await.map(|_| None)
                         }
                     }
                     _ => self.try_acquire(&mut backoff).await,
@@ -1012,18 +1072,19 @@ impl Entry for ConsulEntry {
 
     async fn lost(&self) -> LostReason {
         let mut index = 0;
+        let mut seen = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
-            let block = if index == 0 { None } else { Some((index, WAIT)) };
-            match self.inner.api.kv_get(&self.lock_key, block).await {
+            match self.inner.read_changed(&self.lock_key, index, seen).await {
                 Ok((l, idx)) => {
+                    seen = l.as_ref().map(|l| l.modify_index);
                     let mine = l.as_ref().is_some_and(|l| l.holder() == Some(self.sess.id.as_str()))
                         && self.inner.holds(&self.prefix, self.id);
                     if !mine {
                         // end() takes the lock away too; then the engine ends this
                         // participant when it sees the new epoch, which is not a loss.
-                        let epoch = self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None).await;
+                        let epoch = Box::pin(self.inner.api.kv_get(&format!("{}/.epoch", self.prefix), None)).await;
                         if let Ok((e, _)) = epoch {
                             if parse_epoch(e.as_ref()).is_ok_and(|e| e > self.epoch) {
                                 std::future::pending::<()>().await;
