@@ -92,8 +92,17 @@ pub fn shared_wakes() -> u64 {
 ///
 /// `InvalidArgument` when the variable is set but not a whole number.
 pub(super) fn direct_budget() -> Result<usize> {
-    match std::env::var(DIRECT_ENV) {
-        Err(_) => Ok(DEFAULT_DIRECT),
+    budget_from(std::env::var(DIRECT_ENV))
+}
+
+/// The budget that the variable's value gives: the default when it is unset, an
+/// `InvalidArgument` error (never a silent default) when it is not a number.
+fn budget_from(v: std::result::Result<String, std::env::VarError>) -> Result<usize> {
+    match v {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_DIRECT),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::invalid(format!("{DIRECT_ENV} is not valid UTF-8; expected a number of blocking queries")))
+        }
         Ok(v) => v
             .trim()
             .parse::<usize>()
@@ -526,6 +535,7 @@ fn common_prefix<'a>(mut keys: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::env::VarError;
 
     #[test]
     fn common_prefix_of_keys() {
@@ -588,5 +598,20 @@ mod tests {
         assert!(w.direct(false).is_some());
         let none = Watches::new(Api::new("http://127.0.0.1:1".into(), None, reqwest::Client::builder()).unwrap(), 0);
         assert!(none.direct(true).is_none() && none.direct(false).is_none());
+    }
+
+    #[test]
+    fn the_budget_variable_is_a_number_or_an_invalid_argument() {
+        assert_eq!(budget_from(Err(VarError::NotPresent)).unwrap(), DEFAULT_DIRECT);
+        assert_eq!(budget_from(Ok(" 0 ".into())).unwrap(), 0);
+        assert_eq!(budget_from(Ok("12".into())).unwrap(), 12);
+        for bad in ["", "-1", "many", "1e3"] {
+            let e = budget_from(Ok(bad.into())).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            assert!(e.message().contains(DIRECT_ENV), "{e}");
+        }
+        let raw = std::os::unix::ffi::OsStringExt::from_vec(vec![0xff]);
+        let e = budget_from(Err(VarError::NotUnicode(raw))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     }
 }
