@@ -250,6 +250,7 @@ fn log_to_python(record: &ballot::logging::Record) {
     if election::EXITING.load(std::sync::atomic::Ordering::SeqCst) {
         return;
     }
+    keep_thread_state();
     Python::attach(|py| {
         let r = (|| -> PyResult<()> {
             let logger = LOGGER.get_or_try_init(py, || {
@@ -272,6 +273,36 @@ fn log_to_python(record: &ballot::logging::Record) {
             e.write_unraisable(py, None);
         }
     })
+}
+
+thread_local! {
+    /// Whether this thread holds a Python thread state for its whole life.
+    static OWN_THREAD_STATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Gives the calling thread (the library's `ballot-log` thread) one Python thread
+/// state for the rest of its life, and releases the GIL again.
+///
+/// Without it each record's `Python::attach` creates a thread state and deletes it
+/// again, and both take the interpreter's head lock. On CPython 3.11 a fork made by
+/// another thread while that lock is held hangs the child: its after-fork code waits
+/// for the lock before it reinitialises it. With a thread state kept, `attach` only
+/// takes the GIL.
+fn keep_thread_state() {
+    OWN_THREAD_STATE.with(|kept| {
+        if !kept.get() {
+            // SAFETY: the interpreter is initialised (this module is loaded) and not
+            // finalising (the caller checked `EXITING`), and this thread holds
+            // neither the GIL nor a thread state: `PyGILState_Ensure` makes one and
+            // takes the GIL, `PyEval_SaveThread` gives the GIL back and keeps the
+            // state (its count stays 1, so later `attach`es reuse it).
+            unsafe {
+                let _ = pyo3::ffi::PyGILState_Ensure();
+                let _ = pyo3::ffi::PyEval_SaveThread();
+            }
+            kept.set(true);
+        }
+    });
 }
 
 #[pymodule]

@@ -306,3 +306,47 @@ def test_a_forked_child_reads_its_inherited_handles_as_closed(backend: str, name
         assert report.strip() == "state=closed is_current=False", report
         # The parent still leads, and says so.
         assert e.state == "leader" and lead.is_current()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_forking_while_the_library_logs_never_hangs_the_child() -> None:
+    """The library's records reach `logging` from its own thread, `ballot-log`. On
+    CPython 3.11 a fork made while another thread creates or deletes a Python thread
+    state hangs the child in the interpreter's own after-fork code (it waits for the
+    interpreter's head lock, which it reinitialises only later). So that thread keeps
+    one thread state for its whole life instead of one per record. Found as a hang of
+    `test_a_forked_child_reads_its_inherited_handles_as_closed`."""
+    import threading
+
+    stop = threading.Event()
+    url = f"memory://fork-log-{os.getpid()}"
+
+    def churn() -> None:
+        # Every campaign and resign logs records (at debug level, which the bridge
+        # always receives) on the library's log thread.
+        with ballot.connect(url) as c:
+            e = c.election("churn")
+            while not stop.is_set():
+                e.campaign(b"x")
+                e.resign()
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        for i in range(1000):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            deadline = time.monotonic() + 20
+            while True:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    pytest.fail(f"fork {i}: the child hung in the interpreter's after-fork code")
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        t.join(10)
