@@ -30,6 +30,23 @@ def thread_stacks(pid: int) -> str:
     return out.stdout[-6000:] or out.stderr[-2000:]
 
 
+def wait_child(pid: int, limit: float, what: str, poll: float = 0.05) -> int:
+    """Waits up to `limit` seconds for the forked child `pid` and returns its wait
+    status; past the limit, kills it and fails the test with `what` and the child's
+    native stacks."""
+    deadline = time.monotonic() + limit
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            stacks = thread_stacks(pid)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"{what}; its threads:\n{stacks}")
+        time.sleep(poll)
+
+
 def ZK_FORK(backend: str) -> bool:
     """Known limitation: the ZooKeeper client library keeps a process-global I/O
     reactor (async-io) whose thread does not survive fork(), so a child of a process
@@ -147,17 +164,7 @@ def test_fork_child_refuses_the_parents_client(backend: str, name: str) -> None:
             finally:
                 os._exit(code)
         os.close(w)
-        deadline = time.monotonic() + 60
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                stacks = thread_stacks(pid)
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"the forked child hung; its threads:\n{stacks}")
-            time.sleep(0.05)
+        status = wait_child(pid, 60, "the forked child hung")
         with os.fdopen(r) as f:
             report = f.read()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report
@@ -190,17 +197,7 @@ def test_asyncio_in_a_forked_child(backend: str, name: str) -> None:
             code = 4
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 60
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            stacks = thread_stacks(pid)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail(f"asyncio in the forked child hung; its threads:\n{stacks}")
-        time.sleep(0.05)
+    status = wait_child(pid, 60, "asyncio in the forked child hung")
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == (4 if ZK_FORK(backend) else 0), status
 
 
@@ -289,17 +286,7 @@ def test_a_forked_child_reads_its_inherited_handles_as_closed(backend: str, name
             finally:
                 os._exit(code)
         os.close(w)
-        deadline = time.monotonic() + 30
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                stacks = thread_stacks(pid)
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"the forked child hung reading its inherited handles; its threads:\n{stacks}")
-            time.sleep(0.05)
+        status = wait_child(pid, 30, "the forked child hung reading its inherited handles")
         with os.fdopen(r) as f:
             report = f.read()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report
@@ -337,16 +324,7 @@ def test_forking_while_the_library_logs_never_hangs_the_child() -> None:
             pid = os.fork()
             if pid == 0:
                 os._exit(0)
-            deadline = time.monotonic() + 20
-            while True:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    pytest.fail(f"fork {i}: the child hung in the interpreter's after-fork code")
-                time.sleep(0.001)
+            wait_child(pid, 20, f"fork {i}: the child hung in the interpreter's after-fork code", poll=0.001)
     finally:
         stop.set()
         t.join(10)
