@@ -81,7 +81,7 @@ async fn sql_fence_refuses_a_deposed_leader_and_accepts_its_successor() {
     let _g = DISRUPT.read().await;
     let u = url("pg");
     let (a, b) = (connect(&u).await, connect(&u).await);
-    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let ns = namespace(&u);
     let name = unique("fence");
     let full = format!("{ns}/{name}");
     let db = sql().await;
@@ -516,7 +516,7 @@ async fn a_join_that_timed_out_on_a_row_lock_leaves_no_orphan() {
     let _g = DISRUPT.read().await;
     let u = url("pg");
     let (a, b) = (connect(&u).await, connect(&u).await);
-    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let ns = namespace(&u);
     let name = unique("orphan");
     let full = format!("{ns}/{name}");
     let (mut db, admin) = (sql().await, sql().await);
@@ -877,12 +877,7 @@ async fn terms_strictly_increase_over_many_hand_overs_and_the_fence_follows() {
     let full = format!("{ns}/{name}");
     let es: Vec<ballot::Election> = clients.iter().map(|c| c.election(&name).unwrap()).collect();
     let db = sql().await;
-    let fence = |term: u64| {
-        let (db, full) = (&db, &full);
-        async move {
-            db.query_one("SELECT ballot.is_leader($1, $2)", &[full, &(term as i64)]).await.unwrap().get::<_, bool>(0)
-        }
-    };
+    let fence = |term: u64| is_leader(&db, &full, term);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let campaign = |i: usize| {
         let (e, tx) = (es[i].clone(), tx.clone());
@@ -930,6 +925,17 @@ async fn queued(db: &tokio_postgres::Client, full: &str, n: i64) {
     .await
 }
 
+/// The namespace of a PostgreSQL test URL: its last path segment, which every
+/// election's full name starts with.
+fn namespace(url: &str) -> String {
+    url.split('?').next().unwrap().rsplit('/').next().unwrap().to_string()
+}
+
+/// The SQL fence's answer for `term` in the election named `full`.
+async fn is_leader(db: &tokio_postgres::Client, full: &str, term: u64) -> bool {
+    db.query_one("SELECT ballot.is_leader($1, $2)", &[&full, &(term as i64)]).await.unwrap().get(0)
+}
+
 /// The leader resigns while the candidate next in line withdraws, at the same
 /// moment, in either order: the hand-over goes to that candidate only if it
 /// is still queued, and the one after it leads with a later term in the end;
@@ -938,15 +944,9 @@ async fn queued(db: &tokio_postgres::Client, full: &str, n: i64) {
 async fn a_candidate_promoted_while_it_withdraws_passes_the_lead_on() {
     let _g = DISRUPT.read().await;
     let u = url("pg");
-    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let ns = namespace(&u);
     let (a, b, c) = (connect(&u).await, connect(&u).await, connect(&u).await);
     let db = sql().await;
-    let fence = |full: String, term: u64| {
-        let db = &db;
-        async move {
-            db.query_one("SELECT ballot.is_leader($1, $2)", &[&full, &(term as i64)]).await.unwrap().get::<_, bool>(0)
-        }
-    };
     for round in 0..6 {
         let name = unique("promoted");
         let full = format!("{ns}/{name}");
@@ -973,9 +973,9 @@ async fn a_candidate_promoted_while_it_withdraws_passes_the_lead_on() {
         let tcw = within(live(), "c wins", tc).await.unwrap().unwrap().term();
         assert!(tcw > b_won.unwrap_or(ta) && tcw > ta, "round {round}: c's term {tcw} after {ta} and {b_won:?}");
         assert_eq!(eb.state(), State::Idle, "round {round}");
-        assert!(fence(full.clone(), tcw).await, "round {round}: the fence refuses c");
+        assert!(is_leader(&db, &full, tcw).await, "round {round}: the fence refuses c");
         for old in [Some(ta), b_won].into_iter().flatten() {
-            assert!(!fence(full.clone(), old).await, "round {round}: the fence passes the old term {old}");
+            assert!(!is_leader(&db, &full, old).await, "round {round}: the fence passes the old term {old}");
         }
         ec.end().await.unwrap();
     }
@@ -988,7 +988,7 @@ async fn a_candidate_promoted_while_it_withdraws_passes_the_lead_on() {
 async fn the_hand_over_passes_over_a_candidate_whose_session_expired() {
     let _g = DISRUPT.read().await;
     let u = url("pg");
-    let ns = u.split('?').next().unwrap().rsplit('/').next().unwrap().to_string();
+    let ns = namespace(&u);
     let (a, b, c) = (connect(&u).await, connect(&u).await, connect(&u).await);
     let db = sql().await;
     let name = unique("expired");
@@ -1014,8 +1014,6 @@ async fn the_hand_over_passes_over_a_candidate_whose_session_expired() {
     assert_eq!(won.term(), ta + 1, "c holds the term the resign gave");
     assert_eq!(won.value(), b"c");
     assert_ne!(eb.state(), State::Leader);
-    let passes: bool =
-        db.query_one("SELECT ballot.is_leader($1, $2)", &[&full, &(won.term() as i64)]).await.unwrap().get(0);
-    assert!(passes, "the fence passes c's term");
+    assert!(is_leader(&db, &full, won.term()).await, "the fence passes c's term");
     ec.end().await.unwrap();
 }
