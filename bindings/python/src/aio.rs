@@ -24,7 +24,14 @@ use crate::convert::py_err;
 /// the library's keepalives while it waits.
 static RUNTIME: ProcessRuntime = ProcessRuntime::new("asyncio bridge", || {
     // It only awaits futures whose work runs on the library runtime: one worker.
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("ballot-asyncio").enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ballot-asyncio")
+        // Its threads complete asyncio futures (`Python::attach`); see
+        // `keep_thread_state` for why each keeps one Python thread state.
+        .on_thread_start(crate::keep_thread_state)
+        .enable_all()
+        .build()
 });
 
 /// Bridge tasks alive in this process, and a condition signalled when none is

@@ -418,6 +418,7 @@ impl Election {
                 if EXITING.load(Ordering::SeqCst) {
                     return;
                 }
+                crate::keep_thread_state();
                 Python::attach(|py| {
                     let r = Event::new(py, ev).and_then(|pyev| cb.call1(py, (pyev,)));
                     if let Err(err) = r {

@@ -276,31 +276,65 @@ fn log_to_python(record: &ballot::logging::Record) {
 }
 
 thread_local! {
-    /// Whether this thread holds a Python thread state for its whole life.
-    static OWN_THREAD_STATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The Python thread state this library thread keeps for its whole life, if any.
+    static KEPT: std::cell::RefCell<Option<KeptThreadState>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Gives the calling thread (the library's `ballot-log` thread) one Python thread
-/// state for the rest of its life, and releases the GIL again.
+/// A library thread's own Python thread state, released (with the GIL taken for
+/// it) when the thread ends.
+struct KeptThreadState {
+    gil: pyo3::ffi::PyGILState_STATE,
+    state: *mut pyo3::ffi::PyThreadState,
+}
+
+impl Drop for KeptThreadState {
+    fn drop(&mut self) {
+        // Once the interpreter exits, taking the GIL from a library thread can end
+        // the thread inside CPython or crash: the state is left to the process's end.
+        // SAFETY: `Py_IsInitialized` may be called without the GIL.
+        if election::EXITING.load(std::sync::atomic::Ordering::SeqCst) || unsafe { pyo3::ffi::Py_IsInitialized() } == 0
+        {
+            return;
+        }
+        // SAFETY: `state` is this thread's own state, detached by `PyEval_SaveThread`
+        // in `keep_thread_state` and not attached since (every later `attach` on this
+        // thread released it again). Restoring it takes the GIL; the release with the
+        // matching `gil` deletes the state and gives the GIL back. Deleting happens
+        // under the GIL, so no fork can run meanwhile.
+        unsafe {
+            pyo3::ffi::PyEval_RestoreThread(self.state);
+            pyo3::ffi::PyGILState_Release(self.gil);
+        }
+    }
+}
+
+/// Gives the calling library thread (`ballot-log`, a client's `ballot-events`, the
+/// asyncio bridge's threads) one Python thread state until it ends, and releases
+/// the GIL again. Does nothing on a thread that has one, or once Python exits.
 ///
-/// Without it each record's `Python::attach` creates a thread state and deletes it
-/// again, and both take the interpreter's head lock. On CPython 3.11 a fork made by
-/// another thread while that lock is held hangs the child: its after-fork code waits
-/// for the lock before it reinitialises it. With a thread state kept, `attach` only
-/// takes the GIL.
-fn keep_thread_state() {
-    OWN_THREAD_STATE.with(|kept| {
-        if !kept.get() {
+/// Without it each `Python::attach` of such a thread creates a thread state and
+/// deletes it again, and the creation takes the interpreter's head lock without
+/// the GIL. On CPython 3.11 a fork made by a Python thread while that lock is held
+/// hangs the child: its after-fork code waits for the lock before it reinitialises
+/// it. With a thread state kept, `attach` only takes the GIL; the one creation per
+/// thread remains a (much narrower) window.
+pub(crate) fn keep_thread_state() {
+    if election::EXITING.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.is_none() {
             // SAFETY: the interpreter is initialised (this module is loaded) and not
-            // finalising (the caller checked `EXITING`), and this thread holds
-            // neither the GIL nor a thread state: `PyGILState_Ensure` makes one and
-            // takes the GIL, `PyEval_SaveThread` gives the GIL back and keeps the
-            // state (its count stays 1, so later `attach`es reuse it).
-            unsafe {
-                let _ = pyo3::ffi::PyGILState_Ensure();
-                let _ = pyo3::ffi::PyEval_SaveThread();
-            }
-            kept.set(true);
+            // exiting (checked above), and a library thread holds neither the GIL
+            // nor a thread state here: `PyGILState_Ensure` makes one and takes the
+            // GIL, `PyEval_SaveThread` gives the GIL back and keeps the state (its
+            // count stays 1, so later `attach`es reuse it).
+            let (gil, state) = unsafe {
+                let gil = pyo3::ffi::PyGILState_Ensure();
+                (gil, pyo3::ffi::PyEval_SaveThread())
+            };
+            *kept = Some(KeptThreadState { gil, state });
         }
     });
 }

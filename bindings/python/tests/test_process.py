@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -296,19 +298,42 @@ def test_a_forked_child_reads_its_inherited_handles_as_closed(backend: str, name
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
-def test_forking_while_the_library_logs_never_hangs_the_child() -> None:
-    """The library's records reach `logging` from its own thread, `ballot-log`. On
-    CPython 3.11 a fork made while another thread creates or deletes a Python thread
-    state hangs the child in the interpreter's own after-fork code (it waits for the
-    interpreter's head lock, which it reinitialises only later). So that thread keeps
-    one thread state for its whole life instead of one per record. Found as a hang of
-    `test_a_forked_child_reads_its_inherited_handles_as_closed`."""
-    import threading
-
+def fork_often_while(churn: Callable[[threading.Event], None], what: str) -> None:
+    """Forks 1000 children, each exiting at once, while `churn(stop)` runs in a
+    thread until `stop` is set; fails with the hung child's stacks. On CPython 3.11 a
+    fork made while another thread creates a Python thread state hangs the child in
+    the interpreter's own after-fork code (it waits for the interpreter's head lock,
+    which it reinitialises only later), so every library thread that calls into
+    Python keeps one thread state for its whole life instead of one per call."""
     stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            churn(stop)
+        except BaseException as e:  # reported below, not lost in the thread
+            failed.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        for i in range(1000):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            wait_child(pid, 20, f"fork {i} while {what}: the child hung in the interpreter's after-fork code", poll=0.001)
+    finally:
+        stop.set()
+        t.join(10)
+    assert not failed, failed
+
+
+def test_forking_while_the_library_logs_never_hangs_the_child() -> None:
+    """The library's records reach `logging` from its own thread, `ballot-log`.
+    Found as a hang of `test_a_forked_child_reads_its_inherited_handles_as_closed`."""
     url = f"memory://fork-log-{os.getpid()}"
 
-    def churn() -> None:
+    def churn(stop: threading.Event) -> None:
         # Every campaign and resign logs records (at debug level, which the bridge
         # always receives) on the library's log thread.
         with ballot.connect(url) as c:
@@ -317,14 +342,50 @@ def test_forking_while_the_library_logs_never_hangs_the_child() -> None:
                 e.campaign(b"x")
                 e.resign()
 
-    t = threading.Thread(target=churn, daemon=True)
-    t.start()
-    try:
-        for i in range(1000):
-            pid = os.fork()
-            if pid == 0:
-                os._exit(0)
-            wait_child(pid, 20, f"fork {i}: the child hung in the interpreter's after-fork code", poll=0.001)
-    finally:
-        stop.set()
-        t.join(10)
+    fork_often_while(churn, "the library logs")
+
+
+def test_forking_while_event_callbacks_run_never_hangs_the_child() -> None:
+    """`on_event` callbacks run on the client's `ballot-events` thread."""
+    url = f"memory://fork-events-{os.getpid()}"
+    calls = 0
+
+    def churn(stop: threading.Event) -> None:
+        def count(_ev: ballot.Event) -> None:
+            nonlocal calls
+            calls += 1
+
+        with ballot.connect(url) as c:
+            e = c.election("churn")
+            sub = e.on_event(count)
+            while not stop.is_set():
+                e.campaign(b"x")
+                e.resign()
+            sub.cancel()
+
+    fork_often_while(churn, "event callbacks run")
+    assert calls > 0
+
+
+def test_forking_while_asyncio_calls_complete_never_hangs_the_child() -> None:
+    """The asyncio bridge completes futures from its own `ballot-asyncio` thread."""
+    url = f"memory://fork-asyncio-{os.getpid()}"
+    rounds = 0
+
+    def churn(stop: threading.Event) -> None:
+        async def main() -> None:
+            nonlocal rounds
+            c = await ballot.connect_async(url)
+            try:
+                e = c.election("churn")
+                while not stop.is_set():
+                    await e.campaign_async(b"x")
+                    await e.resign_async()
+                    rounds += 1
+            finally:
+                await c.close_async()
+
+        asyncio.run(main())
+
+    fork_often_while(churn, "asyncio calls complete")
+    assert rounds > 0
