@@ -6,7 +6,8 @@
 //! connection and PgBouncer, and the resign's hand-over (the successor elected
 //! by the resigner's notification without a statement of its own, many
 //! hand-overs with the fence, a successor withdrawing or expired as it is
-//! promoted). The conformance suite covers the common contract.
+//! promoted), and the one listening connection that the clients of a process
+//! share. The conformance suite covers the common contract.
 //!
 //! The tests that restart a server or cut connections take `DISRUPT` for
 //! writing; the others take it for reading, so they never meet.
@@ -293,8 +294,9 @@ async fn terminated_connections_are_replaced() {
             .await
             .unwrap()
             .get(0);
-        // Directly: two clients, each with a query and a listening connection.
-        let least = if kind == "pg" { 4 } else { 1 };
+        // Directly: two clients, each with a query connection, and the listening
+        // connection they share.
+        let least = if kind == "pg" { 3 } else { 1 };
         assert!(killed >= least, "{kind}: {killed} connections terminated");
         wait_state(&ea, State::Leader, takeover()).await;
         // A resign after the cut reaches the waiting candidate (its listening
@@ -304,6 +306,99 @@ async fn terminated_connections_are_replaced() {
         assert!(t2 > t1, "{kind}");
         eb.resign().await.unwrap();
     }
+}
+
+/// The clients of one process that connect the same way share one listening
+/// connection: PostgreSQL signals every listening server process at each commit
+/// that notifies, so a connection per client made each handoff wake as many
+/// server processes as the process had clients. A cut of that one connection is
+/// repaired for all of them, and it closes with the last client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_one_process_share_one_listening_connection() {
+    let _g = DISRUPT.read().await;
+    // A schema of its own: other tests of this process listen on theirs.
+    let schema = format!("ballot_{}", unique("hub").replace('-', "_"));
+    let base = url("pg");
+    let u = format!("{base}{}schema={schema}", if base.contains('?') { '&' } else { '?' });
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(connect(&u).await);
+    }
+    let db = sql().await;
+    let listening = format!(
+        "SELECT pid FROM pg_stat_activity WHERE usename = current_user AND query = 'LISTEN \"{schema}\"' \
+         ORDER BY pid"
+    );
+    let listeners = || async { db.query(&listening, &[]).await.unwrap().iter().map(|r| r.get::<_, i32>(0)).collect() };
+    let first: Vec<i32> = listeners().await;
+    assert_eq!(first.len(), 1, "5 clients of one process: listening server processes {first:?}");
+    let name = unique("hub");
+    let es: Vec<_> = clients.iter().map(|c| c.election(&name).unwrap()).collect();
+    let t0 = within(live(), "0 wins", es[0].campaign("0")).await.unwrap().term();
+    let mut waiting = Vec::new();
+    for (i, e) in es.iter().enumerate().skip(1) {
+        let e2 = e.clone();
+        waiting.push(tokio::spawn(async move { e2.campaign(i.to_string()).await }));
+        wait_state(e, State::Campaigning, live()).await;
+    }
+    // The cut: every client's waiters go on over the one connection made again.
+    db.execute("SELECT pg_terminate_backend($1)", &[&first[0]]).await.unwrap();
+    within(live(), "a new listening connection", async {
+        loop {
+            let now: Vec<i32> = listeners().await;
+            if now.len() == 1 && now[0] != first[0] {
+                return;
+            }
+            assert!(now.len() <= 1, "listening server processes {now:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut last = t0;
+    for (i, w) in waiting.into_iter().enumerate() {
+        es[i].resign().await.unwrap();
+        let t = within(live(), &format!("{} wins after the cut", i + 1), w).await.unwrap().unwrap().term();
+        assert!(t > last, "terms increase: {t} after {last}");
+        last = t;
+    }
+    es[4].resign().await.unwrap();
+    for c in &clients {
+        c.close().await.unwrap();
+    }
+    within(live(), "no listening connection once the clients closed", async {
+        while !listeners().await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// `pooler=auto` through PgBouncer: clients that connect at once find the pooler
+/// (their own NOTIFY never comes back on the listening connection they share),
+/// poll, and hand over in queue order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_connecting_at_once_through_pgbouncer_find_the_pooler() {
+    let _g = DISRUPT.read().await;
+    let given = url("pgbouncer");
+    let u = given.replace("pooler=transaction", "pooler=auto");
+    assert_ne!(u, given, "the harness's PgBouncer URL says pooler=transaction");
+    let clients: Vec<Client> = futures_util::future::join_all((0..3).map(|_| connect(&u))).await;
+    let name = unique("auto");
+    let es: Vec<_> = clients.iter().map(|c| c.election(&name).unwrap()).collect();
+    let mut last = within(live(), "0 wins", es[0].campaign("0")).await.unwrap().term();
+    let mut waiting = Vec::new();
+    for (i, e) in es.iter().enumerate().skip(1) {
+        let e2 = e.clone();
+        waiting.push(tokio::spawn(async move { e2.campaign(i.to_string()).await }));
+        wait_state(e, State::Campaigning, live()).await;
+    }
+    for (i, w) in waiting.into_iter().enumerate() {
+        es[i].resign().await.unwrap();
+        let t = within(live(), &format!("{} wins", i + 1), w).await.unwrap().unwrap().term();
+        assert!(t > last, "terms increase: {t} after {last}");
+        last = t;
+    }
+    es[2].resign().await.unwrap();
 }
 
 /// A restart of PgBouncer: a leader through it keeps its leadership or gets it

@@ -36,8 +36,8 @@ STATEDIR/pg.data; SCRAM passwords for the role `ballot`, owner of the database
 `ballot`; TLS with a test CA made at start). `pgbouncer` is PgBouncer in
 transaction pooling mode in front of the `pg` of the same STATEDIR (start them
 together, or `pg` first), with the same role and password. `--pg-max-connections N`
-sets the server's max_connections (default 500; a ballot client holds two on a
-direct URL).
+sets the server's max_connections (default 500; a ballot client holds one on a
+direct URL, and the clients of a process share one more for LISTEN).
 
 `start` prints one `KEY=VALUE` line per fact to stdout (shell-sourceable; a
 value is shell-quoted only when it needs it) and keeps every kind started into
@@ -1757,7 +1757,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="Consul session_ttl_min, e.g. 1s (Consul's default is 10s)")
     p.add_argument("--pg-max-connections", type=int, default=PG_MAX_CONNECTIONS,
                    help=f"pg: the server's max_connections (default {PG_MAX_CONNECTIONS}); a ballot client "
-                        "holds two on a direct URL")
+                        "holds one on a direct URL, plus one for LISTEN per process")
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("stop", help="stop every process started into STATEDIR (or those of KINDs)")

@@ -57,8 +57,9 @@
 //! (`op`: `d` deleted, `c` claimed its term, `p` proclaimed, `e` ended, with
 //! id 0). Joins send none since schema version 3: nobody reads them, and each
 //! NOTIFY reaches every listening connection of the database, so N clients
-//! joining one election cost N² deliveries. A client listens on one connection
-//! of its own and wakes only the candidate whose predecessor was deleted;
+//! joining one election cost N² deliveries. The clients of a process that
+//! connect the same way share one listening connection (`listen.rs`), and a
+//! client wakes only the candidate whose predecessor was deleted;
 //! observers wake on every change. A waiting candidate also sleeps no longer
 //! than its predecessor's remaining lease, so a crashed leader is replaced as
 //! soon as the server's clock lets its session go. Through a transaction pooler
@@ -75,6 +76,7 @@
 //! when `term` is the current leader's term of `election` (its full name, the
 //! namespace included) and that leader's session is alive by the server's clock.
 
+mod listen;
 mod participants;
 pub(crate) mod sql;
 mod tls;
@@ -89,7 +91,7 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{AsyncMessage, Row};
+use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::{Backend, Entry, EpochStream, Snapshot, SnapshotStream};
@@ -99,6 +101,7 @@ use crate::options::{Credentials, Options};
 use crate::session::{Health, SessionTracker, Stamp};
 use crate::url::BackendUrl;
 
+use self::listen::{HubConfig, HubKey, ListenHub};
 use self::tls::{SslMode, TlsFiles};
 
 /// Values up to 1 MiB (a `bytea` holds far more; this is the limit of every
@@ -207,13 +210,15 @@ impl NoteRouter {
         rx
     }
 
-    fn send(&self, note: Note) {
+    /// Hands `note` to the waiters of its election (id -1: to everyone) in the
+    /// router `table`.
+    fn send_to(table: &std::sync::Mutex<RouterTable>, note: Note) {
         if note.op == Op::Joined {
             // No waiter looks at joins; a burst of them would only make the
             // waiters' channels lag, and each lagging waiter look again.
             return;
         }
-        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
         if note.id == -1 {
             for tx in t.by_election.values() {
                 let _ = tx.send(note.clone());
@@ -338,6 +343,9 @@ impl Statements {
 pub(crate) struct PgBackend {
     shared: Arc<Shared>,
     tasks: Vec<AbortHandle>,
+    /// The process's listening connection that this client shares (none
+    /// through a transaction pooler), until `close`.
+    hub: std::sync::Mutex<Option<Arc<ListenHub>>>,
 }
 
 impl fmt::Debug for PgBackend {
@@ -546,6 +554,15 @@ impl PgBackend {
             config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
         }
         let shown = url.to_string();
+        let hub_key = HubKey {
+            hosts: url.hosts.iter().map(|h| (h.host.clone(), h.port)).collect(),
+            dbname: dbname.clone().unwrap_or_else(|| user.clone()),
+            user,
+            password,
+            ssl: mode,
+            files: [files.root_cert.clone(), files.cert.clone(), files.key.clone()],
+            schema: schema.clone(),
+        };
         let ttl = options.ttl;
         let notes = NoteRouter::default();
         let session = SessionTracker::new(Some(ttl), options.safety_margin());
@@ -575,20 +592,17 @@ impl PgBackend {
             let mut first = sh.connect_raw().await?;
             migrate(&mut first, &sh.schema).await?;
             *sh.conn.lock().await = Some(Arc::new(Conn::new(first)));
-            let listener = match pooler {
+            let hub = match pooler {
                 Some(true) => None,
-                Some(false) => Some(sh.listen_once().await?),
+                Some(false) => Some(sh.join_hub(hub_key).await?),
                 None => {
-                    let l = sh.listen_once().await?;
+                    let hub = sh.join_hub(hub_key).await?;
                     if sh.notifications_arrive().await? {
-                        Some(l)
+                        hub.confirm();
+                        Some(hub)
                     } else {
-                        // The LISTEN stayed on a server connection of the pool,
-                        // which PgBouncer then tells about every notification
-                        // ("got packet 'A' from server when not linked"). The pool
-                        // hands out its most recently used connection first, so
-                        // an UNLISTEN right away most likely reaches that one.
-                        let _ = tokio::time::timeout(sh.connect_timeout, l.client.batch_execute("UNLISTEN *")).await;
+                        // A pooler: this client polls.
+                        hub.found_a_pooler().await;
                         sh.pooled.store(true, Ordering::SeqCst);
                         None
                     }
@@ -600,9 +614,9 @@ impl PgBackend {
                 let generation = sh.session.new_session(sent);
                 *l = Lease { id, generation };
             });
-            Ok::<_, Error>(listener)
+            Ok::<_, Error>(hub)
         };
-        let listener = match tokio::time::timeout(budget, setup).await {
+        let hub = match tokio::time::timeout(budget, setup).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(Error::new(
@@ -614,11 +628,8 @@ impl PgBackend {
                 ))
             }
         };
-        let mut tasks = vec![tokio::spawn(keep_session(Arc::downgrade(&shared))).abort_handle()];
-        if let Some(l) = listener {
-            tasks.push(tokio::spawn(listen_loop(Arc::downgrade(&shared), l)).abort_handle());
-        }
-        Ok(PgBackend { shared, tasks })
+        let tasks = vec![tokio::spawn(keep_session(Arc::downgrade(&shared))).abort_handle()];
+        Ok(PgBackend { shared, tasks, hub: std::sync::Mutex::new(hub) })
     }
 }
 
@@ -830,6 +841,20 @@ impl Shared {
         Leader::new(value, term as u64, format!("{}.candidates/{id}", self.schema))
     }
 
+    /// Joins the process's listening connection for `key` (opening it if this is
+    /// the first client of the process to connect this way).
+    async fn join_hub(&self, key: HubKey) -> Result<Arc<ListenHub>> {
+        let how = || HubConfig {
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            schema: self.schema.clone(),
+            shown: self.shown.clone(),
+            connect_timeout: self.connect_timeout,
+            op_timeout: self.op_timeout,
+        };
+        ListenHub::join(key, how, &self.notes).await
+    }
+
     /// Whether a NOTIFY sent through the query connection reaches the listening
     /// connection. Through a pooler in transaction mode it does not: the LISTEN
     /// ran on a server connection that went back to the pool, and the
@@ -853,94 +878,6 @@ impl Shared {
         })
         .await;
         Ok(arrived.unwrap_or(false))
-    }
-
-    /// Opens the listening connection and LISTENs; returns it with its
-    /// notification driver running.
-    async fn listen_once(self: &Arc<Self>) -> Result<Listener> {
-        let fut = self.config.connect(self.tls.clone());
-        let (client, mut conn) = match tokio::time::timeout(self.connect_timeout, fut).await {
-            Ok(r) => r.map_err(|e| map_err("connect (listen)", &e))?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    format!("postgres listen: no answer from {} within {:?}", self.shown, self.connect_timeout),
-                ))
-            }
-        };
-        let notes = self.notes.clone();
-        let channel = self.schema.clone();
-        let driver = tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-            while let Some(m) = messages.next().await {
-                match m {
-                    Ok(AsyncMessage::Notification(n)) if n.channel() == channel => {
-                        let mut parts = n.payload().splitn(3, ' ');
-                        let (id, op, election) =
-                            (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                        if let Ok(id) = id.parse::<i64>() {
-                            let (op, term) = Op::parse_with_term(op);
-                            notes.send(Note { id, op, term, election: Arc::from(election) });
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        });
-        let listen = format!("LISTEN \"{}\"", self.schema);
-        match tokio::time::timeout(self.op_timeout, client.batch_execute(&listen)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                driver.abort();
-                return Err(map_err("listen", &e));
-            }
-            Err(_) => {
-                driver.abort();
-                return Err(Error::new(ErrorKind::Connection, "postgres listen: no answer"));
-            }
-        }
-        // Whatever happened while nobody listened: everyone looks again.
-        self.notes.send(Note { id: -1, op: Op::Other, term: None, election: Arc::from("") });
-        Ok(Listener { client, driver })
-    }
-}
-
-/// The listening connection: the client keeps it open, the driver reads it.
-struct Listener {
-    client: tokio_postgres::Client,
-    driver: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-/// Keeps a listening connection open, opening it again when it breaks.
-async fn listen_loop(weak: std::sync::Weak<Shared>, mut current: Listener) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let _ = (&mut current.driver).await;
-        loop {
-            let Some(sh) = weak.upgrade() else { return };
-            if sh.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            match sh.listen_once().await {
-                Ok(l) => {
-                    current = l;
-                    backoff = Duration::from_millis(100);
-                    break;
-                }
-                Err(_) => {
-                    drop(sh);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
     }
 }
 
@@ -1210,6 +1147,7 @@ impl Backend for PgBackend {
         for t in &self.tasks {
             t.abort();
         }
+        drop(self.hub.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 }
 
@@ -1469,15 +1407,15 @@ mod tests {
         let r = NoteRouter::default();
         let note = |id, e: &str| Note { id, op: Op::Deleted, term: None, election: Arc::from(e) };
         let (mut a, mut b) = (r.subscribe("a"), r.subscribe("b"));
-        r.send(note(1, "a"));
-        r.send(note(2, "c"));
-        r.send(note(-1, ""));
+        NoteRouter::send_to(&r.inner, note(1, "a"));
+        NoteRouter::send_to(&r.inner, note(2, "c"));
+        NoteRouter::send_to(&r.inner, note(-1, ""));
         assert_eq!(a.try_recv().unwrap().id, 1);
         assert_eq!(a.try_recv().unwrap().id, -1);
         assert_eq!(b.try_recv().unwrap().id, -1, "b hears only the lost-notifications note");
         assert!(a.try_recv().is_err() && b.try_recv().is_err());
         drop(b);
-        r.send(note(3, "b"));
+        NoteRouter::send_to(&r.inner, note(3, "b"));
         assert!(!r.inner.lock().unwrap().by_election.contains_key("b"), "a channel nobody hears is dropped");
         for i in 0..200 {
             drop(r.subscribe(&format!("x{i}")));
