@@ -812,7 +812,8 @@ def write_report(r: dict, out_dir: str, quick: bool) -> None:
     # 6 footprint
     if r["footprint"]:
         L += ["## Footprint", "",
-              "One process (`ballot-bench footprint`) leading many elections, each won by its only candidate. "
+              "One process (`ballot-bench footprint`) leading many elections, each won by its only candidate; "
+              "64 worker tasks campaign, each taking the next election once its last campaign won. "
               "RSS and threads from /proc/self/status, 3 s after the last campaign returned. The process's own "
               "tokio runtime has 2 workers; ballot's library runtime has its own 2.", "",
               "| backend | shape | elections | campaign all (s) | RSS before (MiB) | RSS holding (MiB) | peak (MiB) "
