@@ -90,7 +90,10 @@ def test_killed_leader_process_is_replaced(backend: str, name: str) -> None:
 
 CTRL_C_CHILD = textwrap.dedent(
     """
-    import sys, threading, time, ballot
+    import signal, sys, threading, time, ballot
+    # Python leaves SIGINT ignored when it starts so (a background job of a shell
+    # without job control): Ctrl-C is what this child is about.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     url, name, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
     e = ballot.connect(url, ttl=ttl).election(name)
     def report_queued():
