@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ballot::blocking::Client;
-use ballot::Options;
+use ballot::{ErrorKind, Options};
+
+mod common;
 
 /// Held by every test here: a fork while another test runs would copy that test's
 /// locks in whatever state they are.
@@ -114,4 +116,59 @@ fn a_resign_in_the_parent_frees_the_election_while_a_forked_child_lives() {
     a.close().expect("close a");
     b.close().expect("close b");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A child forked from a process that used ZooKeeper cannot use the ZooKeeper
+/// client library (its I/O reactor does not survive fork); its connect fails at
+/// once with a `Connection` error that says why, for plain and TLS URLs alike.
+/// Before ballot checked, such a connect mostly failed with an unrelated error
+/// and sometimes hung for good (a forked Python child on zk-tls, in CI).
+#[test]
+fn a_child_forked_after_zookeeper_was_used_is_refused_at_once() {
+    let _serial = serial();
+    for kind in ["zk", "zk-tls"] {
+        let Some(b) = common::backend(kind) else { continue };
+        let url = b.with_query(&format!("{}/{}", b.url, common::unique("fork")));
+        let parent = Client::connect(&url, Options::default().with_ttl(b.ttl)).expect("parent connect");
+        let e = parent.election("svc").expect("election");
+        e.campaign(b"parent", Some(Duration::from_secs(10))).expect("parent campaign");
+        for round in 0..5 {
+            let mut fds = [0; 2];
+            // SAFETY: a pipe for the child's report.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: the child calls the library, writes to the pipe and `_exit`s;
+            // it never returns into the test harness.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let report = match Client::connect(&url, Options::default().with_ttl(b.ttl)) {
+                    Ok(_) => "connected".to_string(),
+                    Err(e) if e.kind() == ErrorKind::Connection => format!("connection: {e}"),
+                    Err(e) => format!("other: {e}"),
+                };
+                // SAFETY: writes the report to the pipe and ends the child without
+                // running the parent's exit handlers.
+                unsafe {
+                    libc::write(fds[1], report.as_ptr().cast(), report.len());
+                    libc::_exit(0);
+                }
+            }
+            // SAFETY: the parent's copy of the write end.
+            unsafe { libc::close(fds[1]) };
+            let what = format!("{kind} round {round}: the forked child's connect hung");
+            let status = reap(pid, Duration::from_secs(30), &what);
+            assert!(libc::WIFEXITED(status), "{kind}: child status {status}");
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: reads the child's report from our end of the pipe, then closes it.
+            let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+            unsafe { libc::close(fds[0]) };
+            let report = String::from_utf8_lossy(&buf[..n.max(0) as usize]).to_string();
+            assert!(
+                report.starts_with("connection: ") && report.contains("forked from process"),
+                "{kind} round {round}: {report}"
+            );
+        }
+        assert_eq!(e.state(), ballot::State::Leader, "{kind}: the children must not disturb the parent");
+        parent.close().expect("close");
+    }
 }

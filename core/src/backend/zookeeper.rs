@@ -50,7 +50,7 @@
 mod tls;
 
 use crate::sync::lock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -80,6 +80,33 @@ pub(crate) const EPOCH_MARKER: &str = "~ballot-epoch";
 const LATCH: &str = "latch-";
 /// Pause before retrying after a transient error (connection loss).
 const RETRY: Duration = Duration::from_millis(100);
+
+/// The process that first used the ZooKeeper client library, or 0.
+///
+/// The library keeps one I/O reactor per process (async-io: an epoll instance and
+/// a driver thread, with locks). A child forked without exec inherits the epoll
+/// instance, shared with the parent, and the reactor's locks in whatever state
+/// the parent's driver thread held them, but not the thread: its connections
+/// then fail, or hang for good inside a lock (seen on zk-tls in CI). So a child
+/// of a process that used ZooKeeper is refused at once, with the reason.
+static USED_BY: AtomicU32 = AtomicU32::new(0);
+
+/// Fails when this process is a fork of one that used ZooKeeper; see [`USED_BY`].
+fn check_not_forked() -> Result<()> {
+    let me = std::process::id();
+    match USED_BY.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => Ok(()),
+        Err(pid) if pid == me => Ok(()),
+        Err(pid) => Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "zookeeper: this process was forked from process {pid}, which used ZooKeeper; the ZooKeeper \
+                 client library's I/O reactor does not survive fork() without exec: start the child with exec \
+                 (for example multiprocessing's spawn), or fork before the first ZooKeeper client"
+            ),
+        )),
+    }
+}
 
 /// Maps a ZooKeeper error to ballot's kinds; `what` names the operation.
 fn zk_err(what: impl std::fmt::Display, e: zk::Error) -> Error {
@@ -332,6 +359,7 @@ async fn open_session(
     tls: Option<&ZkTls>,
     limit: Duration,
 ) -> Result<(zk::Client, Stamp)> {
+    check_not_forked()?;
     let sent = Stamp::now();
     let mut connector = zk::Client::connector().with_session_timeout(timeout).with_fail_eagerly();
     if let Some(a) = auth {
