@@ -44,6 +44,16 @@ fn hostport(kind: &str) -> String {
     format!("127.0.0.1:{}", require(kind).fact("PORT"))
 }
 
+/// A schema name of its own for one test (the test drops it at its end).
+fn fresh_schema(tag: &str) -> String {
+    format!("ballot_{}", unique(tag).replace('-', "_"))
+}
+
+/// `url` with `schema=` added.
+fn in_schema(url: &str, schema: &str) -> String {
+    format!("{url}{}schema={schema}", if url.contains('?') { '&' } else { '?' })
+}
+
 fn opts() -> Options {
     Options::default().with_ttl(require("pg").ttl)
 }
@@ -317,9 +327,8 @@ async fn terminated_connections_are_replaced() {
 async fn clients_of_one_process_share_one_listening_connection() {
     let _g = DISRUPT.read().await;
     // A schema of its own: other tests of this process listen on theirs.
-    let schema = format!("ballot_{}", unique("hub").replace('-', "_"));
-    let base = url("pg");
-    let u = format!("{base}{}schema={schema}", if base.contains('?') { '&' } else { '?' });
+    let schema = fresh_schema("hub");
+    let u = in_schema(&url("pg"), &schema);
     let mut clients = Vec::new();
     for _ in 0..5 {
         clients.push(connect(&u).await);
@@ -371,6 +380,7 @@ async fn clients_of_one_process_share_one_listening_connection() {
         }
     })
     .await;
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
 }
 
 /// `pooler=auto` through PgBouncer: clients that connect at once find the pooler
@@ -428,11 +438,9 @@ async fn pooler_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_under_concurrent_first_connects() {
     let _g = DISRUPT.read().await;
-    let schema = format!("ballot_{}", unique("s").replace('-', "_"));
+    let schema = fresh_schema("s");
     for kind in ["pg", "pgbouncer"] {
-        let base = url(kind);
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let u = format!("{base}{sep}schema={schema}");
+        let u = in_schema(&url(kind), &schema);
         let clients = futures_util::future::join_all((0..5).map(|_| Client::connect(&u, opts()))).await;
         for c in clients {
             let c = c.unwrap_or_else(|e| panic!("{kind}: concurrent first connect: {e}"));
@@ -505,8 +513,7 @@ async fn a_role_with_the_least_privileges_works_once_the_schema_exists() {
         assert!(within(live(), "hand-off as the app role", t).await.unwrap().unwrap().term() > t1);
         ey.end().await.unwrap();
         // A schema that does not exist yet cannot be made by this role.
-        let sep = if u.contains('?') { '&' } else { '?' };
-        let fresh = format!("{u}{sep}schema=ballot_{}", unique("x").replace('-', "_"));
+        let fresh = in_schema(&u, &fresh_schema("x"));
         let e = Client::connect(&fresh, opts()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Auth, "{kind}: {e}");
     }
@@ -752,7 +759,7 @@ async fn resign_hands_the_term_on_and_an_older_schema_still_works() {
     let _g = DISRUPT.read().await;
     let b = require("pg");
     let app = b.fact("APP_USER").to_string();
-    let schema = format!("ballot_{}", unique("v1").replace('-', "_"));
+    let schema = fresh_schema("v1");
     let db = sql().await;
     db.batch_execute(&ballot::postgres::__schema_script_to(&schema, 0, 1, std::slice::from_ref(&app)).unwrap())
         .await
@@ -817,9 +824,8 @@ async fn resign_hands_the_term_on_and_an_older_schema_still_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_prepared_before_a_migration_still_runs() {
     let _g = DISRUPT.read().await;
-    let schema = format!("ballot_{}", unique("prep").replace('-', "_"));
-    let base = url("pg");
-    let u = format!("{base}{}schema={schema}", if base.contains('?') { '&' } else { '?' });
+    let schema = fresh_schema("prep");
+    let u = in_schema(&url("pg"), &schema);
     let (a, c) = (connect(&u).await, connect(&u).await);
     let name = unique("prep");
     let (ea, ec) = (a.election(&name).unwrap(), c.election(&name).unwrap());
@@ -871,7 +877,7 @@ async fn a_statement_prepared_before_a_migration_still_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_successor_is_elected_by_the_resigners_hand_over() {
     let _g = DISRUPT.read().await;
-    let schema = format!("ballot_{}", unique("hand").replace('-', "_"));
+    let schema = fresh_schema("hand");
     let ns = unique("ns");
     let direct = format!("{}/{ns}?schema={schema}", require("pg").fact("URL"));
     let pooled = require("pgbouncer").with_query(&format!("{}/{ns}?schema={schema}", require("pgbouncer").fact("URL")));
