@@ -529,6 +529,9 @@ def targets_section(r: dict, ratios: dict, sm) -> list[str]:
             continue  # no notification through the pooler: no floor
         h, fl = sm(r["handoff"].get(b))["p50"], sm(r["floor"].get(b))["p50"]
         add("handoff p50 / floor p50 <= 3", b, h / fl if h is not None and fl else None, 3.0)
+    # The second performance issue's own target for local: 15 times the bare flock handoff (its floor).
+    h, fl = sm(r["handoff"].get("local"))["p50"], sm(r["floor"].get("local"))["p50"]
+    add("local: handoff p50 / bare flock handoff p50 <= 15", "local", h / fl if h is not None and fl else None, 15.0)
     for b in BACKENDS:
         sc = r["scale"].get(b) or {}
         lo, hi = sm(sc.get("2"))["p50"], sm(sc.get("1000"))["p50"]
