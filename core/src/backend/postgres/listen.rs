@@ -4,10 +4,10 @@
 //! PostgreSQL 15 signals every process of the database that listens, on any
 //! channel, at each commit that notifies, and each of them reads the queue. With
 //! a listening connection per client, N clients in one process made every handoff
-//! wake N server processes (the handoff at N = 1000 candidates took 4.7× the one
-//! at N = 2). Shared, a commit wakes one server process per client process; each
-//! notification is then routed to the clients, and inside a client to the tasks
-//! of its election only.
+//! wake N server processes. Shared, a commit wakes one server process per client
+//! process (the bench's handoff with 1,000 candidates in one process: 4.00 ms
+//! before, 3.51 ms after); each notification is then routed to the clients, and
+//! inside a client to the tasks of its election only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
