@@ -81,10 +81,7 @@ impl Drop for ListenHub {
         if let Some(t) = lock(&self.task).take() {
             t.abort();
         }
-        let mut hubs = lock(HUBS.get());
-        if hubs.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
-            hubs.remove(&self.key);
-        }
+        self.leave_registry();
     }
 }
 
@@ -133,6 +130,15 @@ impl ListenHub {
         Ok(())
     }
 
+    /// Removes this hub from the process's table, unless a newer hub of the same
+    /// key has taken its place there.
+    fn leave_registry(&self) {
+        let mut hubs = lock(HUBS.get());
+        if hubs.get(&self.key).is_some_and(|w| std::ptr::eq(w.as_ptr(), self)) {
+            hubs.remove(&self.key);
+        }
+    }
+
     /// Records that a client's own NOTIFY came back on this connection.
     pub(super) fn confirm(&self) {
         self.confirmed.store(true, Ordering::SeqCst);
@@ -150,12 +156,7 @@ impl ListenHub {
         if self.confirmed.load(Ordering::SeqCst) {
             return;
         }
-        {
-            let mut hubs = lock(HUBS.get());
-            if hubs.get(&self.key).is_some_and(|w| std::ptr::eq(w.as_ptr(), self)) {
-                hubs.remove(&self.key);
-            }
-        }
+        self.leave_registry();
         let client = lock(&self.current).clone();
         if let Some(c) = client {
             let _ = tokio::time::timeout(self.how.connect_timeout, c.batch_execute("UNLISTEN *")).await;
