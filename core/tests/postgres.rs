@@ -16,8 +16,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ballot::{Client, ErrorKind, Event, Options, State};
+use ballot::{Client, Election, ErrorKind, Event, Leadership, Options, State};
 use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
 
 mod common;
 use common::harness::harness;
@@ -318,6 +319,31 @@ async fn terminated_connections_are_replaced() {
     }
 }
 
+/// The campaigns of `es[1..]` (each with its index as value), queued in that
+/// order behind `es[0]`, which leads.
+async fn queue_behind_the_first(es: &[Election]) -> Vec<JoinHandle<ballot::Result<Leadership>>> {
+    let mut waiting = Vec::new();
+    for (i, e) in es.iter().enumerate().skip(1) {
+        let e2 = e.clone();
+        waiting.push(tokio::spawn(async move { e2.campaign(i.to_string()).await }));
+        wait_state(e, State::Campaigning, live()).await;
+    }
+    waiting
+}
+
+/// Each of `es` resigns in turn, from the leader `es[0]` (of term `first`): the
+/// next one's queued campaign wins, under a higher term; the last one resigns.
+async fn hand_over_in_turn(es: &[Election], waiting: Vec<JoinHandle<ballot::Result<Leadership>>>, first: u64) {
+    let mut last = first;
+    for (i, w) in waiting.into_iter().enumerate() {
+        es[i].resign().await.unwrap();
+        let t = within(live(), &format!("{} wins", i + 1), w).await.unwrap().unwrap().term();
+        assert!(t > last, "terms increase: {t} after {last}");
+        last = t;
+    }
+    es[es.len() - 1].resign().await.unwrap();
+}
+
 /// The clients of one process that connect the same way share one listening
 /// connection: PostgreSQL signals every listening server process at each commit
 /// that notifies, so a connection per client made each handoff wake as many
@@ -344,12 +370,7 @@ async fn clients_of_one_process_share_one_listening_connection() {
     let name = unique("hub");
     let es: Vec<_> = clients.iter().map(|c| c.election(&name).unwrap()).collect();
     let t0 = within(live(), "0 wins", es[0].campaign("0")).await.unwrap().term();
-    let mut waiting = Vec::new();
-    for (i, e) in es.iter().enumerate().skip(1) {
-        let e2 = e.clone();
-        waiting.push(tokio::spawn(async move { e2.campaign(i.to_string()).await }));
-        wait_state(e, State::Campaigning, live()).await;
-    }
+    let waiting = queue_behind_the_first(&es).await;
     // The cut: every client's waiters go on over the one connection made again.
     db.execute("SELECT pg_terminate_backend($1)", &[&first[0]]).await.unwrap();
     within(live(), "a new listening connection", async {
@@ -363,14 +384,7 @@ async fn clients_of_one_process_share_one_listening_connection() {
         }
     })
     .await;
-    let mut last = t0;
-    for (i, w) in waiting.into_iter().enumerate() {
-        es[i].resign().await.unwrap();
-        let t = within(live(), &format!("{} wins after the cut", i + 1), w).await.unwrap().unwrap().term();
-        assert!(t > last, "terms increase: {t} after {last}");
-        last = t;
-    }
-    es[4].resign().await.unwrap();
+    hand_over_in_turn(&es, waiting, t0).await;
     for c in &clients {
         c.close().await.unwrap();
     }
@@ -395,20 +409,9 @@ async fn clients_connecting_at_once_through_pgbouncer_find_the_pooler() {
     let clients: Vec<Client> = futures_util::future::join_all((0..3).map(|_| connect(&u))).await;
     let name = unique("auto");
     let es: Vec<_> = clients.iter().map(|c| c.election(&name).unwrap()).collect();
-    let mut last = within(live(), "0 wins", es[0].campaign("0")).await.unwrap().term();
-    let mut waiting = Vec::new();
-    for (i, e) in es.iter().enumerate().skip(1) {
-        let e2 = e.clone();
-        waiting.push(tokio::spawn(async move { e2.campaign(i.to_string()).await }));
-        wait_state(e, State::Campaigning, live()).await;
-    }
-    for (i, w) in waiting.into_iter().enumerate() {
-        es[i].resign().await.unwrap();
-        let t = within(live(), &format!("{} wins", i + 1), w).await.unwrap().unwrap().term();
-        assert!(t > last, "terms increase: {t} after {last}");
-        last = t;
-    }
-    es[2].resign().await.unwrap();
+    let t0 = within(live(), "0 wins", es[0].campaign("0")).await.unwrap().term();
+    let waiting = queue_behind_the_first(&es).await;
+    hand_over_in_turn(&es, waiting, t0).await;
 }
 
 /// A restart of PgBouncer: a leader through it keeps its leadership or gets it
