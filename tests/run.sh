@@ -49,6 +49,14 @@ if [ "$FREE_GIB" -lt "$NEED_GIB" ]; then
     exit 1
 fi
 
+# The scratch files of every test (Rust's temp_dir(), Python's tempfile, Node's
+# os.tmpdir(), and the processes they start all honour TMPDIR) go to one directory
+# of this run: removed when the run passes, kept for its logs when it fails.
+# The servers' state stays outside it: BALLOT_KEEP_SERVERS=1 leaves them running.
+OUTER_TMP="${TMPDIR:-/tmp}"
+SCRATCH=$(mktemp -d -t ballot-run.XXXXXX)
+export TMPDIR="$SCRATCH"
+
 STATE=""
 stop_servers() {
     if [ -n "$STATE" ] && [ -z "${BALLOT_KEEP_SERVERS:-}" ]; then
@@ -56,13 +64,22 @@ stop_servers() {
         rm -rf "$STATE"
     fi
 }
-trap stop_servers EXIT
+finish() {
+    local rc=$?
+    stop_servers
+    if [ "$rc" -eq 0 ] && [ -z "${BALLOT_KEEP_SERVERS:-}" ]; then
+        rm -rf "$SCRATCH"
+    else
+        echo "the tests' scratch files (the chaos suite's logs among them) are kept in $SCRATCH" >&2
+    fi
+}
+trap finish EXIT
 
 if [ ${#SERVER_KINDS[@]} -gt 0 ]; then
     step "install servers (only what is missing)"
     bash tests/servers/install.sh all
     step "start servers: ${SERVER_KINDS[*]}"
-    STATE=$(mktemp -d -t ballot-servers.XXXXXX)
+    STATE=$(mktemp -d -p "$OUTER_TMP" ballot-servers.XXXXXX)
     python3 tests/servers/harness.py start "${SERVER_KINDS[@]}" "${HARNESS_OPTS[@]}" --dir "$STATE" >/dev/null
     set -a
     # shellcheck disable=SC1091
