@@ -325,13 +325,15 @@ async fn terminated_connections_are_replaced() {
 }
 
 /// The campaigns of `es[1..]` (each with its index as value), queued in that
-/// order behind `es[0]`, which leads.
+/// order behind `es[0]`, which leads. Each is seen in the queue before the next
+/// one starts: its state is Campaigning before it joins, and waiting on that
+/// let two join in the other order about 1 run in 15.
 async fn queue_behind_the_first(es: &[Election]) -> Vec<JoinHandle<ballot::Result<Leadership>>> {
     let mut waiting = Vec::new();
     for (i, e) in es.iter().enumerate().skip(1) {
         let e2 = e.clone();
         waiting.push(tokio::spawn(async move { e2.campaign(i.to_string()).await }));
-        wait_state(e, State::Campaigning, live()).await;
+        common::participants_until(e, live(), &format!("{i} queued"), |p| p.len() == i + 1).await;
     }
     waiting
 }
