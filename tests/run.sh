@@ -55,6 +55,9 @@ fi
 # The servers' state stays outside it: BALLOT_KEEP_SERVERS=1 leaves them running.
 OUTER_TMP="${TMPDIR:-/tmp}"
 SCRATCH=$(mktemp -d -t ballot-run.XXXXXX)
+# Others may pass through it, not list it: the harness runs PostgreSQL's initdb as
+# the postgres user in a state directory that the benchmarks make in here.
+chmod 0711 "$SCRATCH"
 export TMPDIR="$SCRATCH"
 
 STATE=""
