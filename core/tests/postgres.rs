@@ -112,11 +112,6 @@ async fn sql_fence_refuses_a_deposed_leader_and_accepts_its_successor() {
     let eb = b.election(&name).unwrap();
     let eb2 = eb.clone();
     let waiting = tokio::spawn(async move { eb2.campaign("b").await });
-    queued(&db, &full, 1).await;
-    // A waiting candidate's id (its term once it leads) passes no write yet.
-    let b_id: i64 =
-        db.query_one("SELECT max(id) FROM ballot.candidates WHERE election = $1", &[&full]).await.unwrap().get(0);
-    assert_eq!(db.execute(&guarded, &[&"b0", &full, &b_id]).await.unwrap(), 0, "a waiting candidate refused");
 
     // a's session expires by the server's clock (as after a pause past its TTL).
     let key = ea.leader().await.unwrap().unwrap().key;
@@ -760,13 +755,12 @@ async fn a_slow_renewal_answer_suspends_once_not_twice() {
     c.close().await.unwrap();
 }
 
+/// Schema version 2: a resign hands the lead on in its own transaction, so
+/// when `resign()` returns the successor's row already holds the next term.
 /// A role without DDL rights goes on with a version 1 schema (it cannot
-/// upgrade it), and the owner's next connect upgrades it to the latest. From
-/// then on (version 4) a resign hands the lead on by its deletion alone: when
-/// `resign()` returns, the successor's row is as it was (nothing written), and
-/// the successor leads under its own id.
+/// upgrade it), and the owner's next connect upgrades it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resign_hands_the_lead_on_and_an_older_schema_still_works() {
+async fn resign_hands_the_term_on_and_an_older_schema_still_works() {
     let _g = DISRUPT.read().await;
     let b = require("pg");
     let app = b.fact("APP_USER").to_string();
@@ -776,7 +770,13 @@ async fn resign_hands_the_lead_on_and_an_older_schema_still_works() {
         .await
         .unwrap();
     let version = format!("SELECT max(version) FROM {schema}.schema_migrations");
-    let app_url = app_url(&schema);
+    let app_url = format!(
+        "postgres://{app}:{}@{}/{}/{}?schema={schema}",
+        b.fact("APP_PASSWORD"),
+        hostport("pg"),
+        b.fact("DB"),
+        unique("ns")
+    );
     let (x, y) = (connect(&app_url).await, connect(&app_url).await);
     assert_eq!(db.query_one(&version, &[]).await.unwrap().get::<_, i32>(0), 1, "the app role upgraded the schema");
     let name = unique("v1");
@@ -788,7 +788,7 @@ async fn resign_hands_the_lead_on_and_an_older_schema_still_works() {
     assert!(within(live(), "y wins", t).await.unwrap().unwrap().term() > t1);
     ey.end().await.unwrap();
 
-    // The owner's connect upgrades it.
+    // The owner's connect upgrades it; from then on a resign gives the term.
     let owner_url = format!("{}/{}?schema={schema}", b.fact("URL"), unique("ns"));
     let (a, c) = (connect(&owner_url).await, connect(&owner_url).await);
     assert_eq!(
@@ -801,7 +801,7 @@ async fn resign_hands_the_lead_on_and_an_older_schema_still_works() {
     let t1 = within(live(), "a wins", ea.campaign("a")).await.unwrap().term();
     let ec2 = ec.clone();
     let t = tokio::spawn(async move { ec2.campaign("c").await });
-    let queued = behind_the_first(&schema);
+    let queued = format!("SELECT count(*) FROM {schema}.candidates WHERE term IS NULL");
     within(live(), "c is queued", async {
         while db.query_one(&queued, &[]).await.unwrap().get::<_, i64>(0) == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -809,96 +809,17 @@ async fn resign_hands_the_lead_on_and_an_older_schema_still_works() {
     })
     .await;
     ea.resign().await.unwrap();
-    let rows: Vec<(i64, Option<i64>)> = db
-        .query(&format!("SELECT id, term FROM {schema}.candidates ORDER BY id"), &[])
+    let terms: Vec<Option<i64>> = db
+        .query(&format!("SELECT term FROM {schema}.candidates ORDER BY id"), &[])
         .await
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| r.get(0))
         .collect();
-    assert_eq!(rows.len(), 1, "only c is left as resign returns: {rows:?}");
-    assert_eq!(rows[0].1, None, "nothing was written to c's row");
-    let won = within(live(), "c wins", t).await.unwrap().unwrap();
-    assert_eq!(won.term(), rows[0].0 as u64, "c leads under its own id");
-    assert!(won.term() > t1);
+    assert_eq!(terms, vec![Some(t1 as i64 + 1)], "the successor's row holds the next term as resign returns");
+    assert_eq!(within(live(), "c wins", t).await.unwrap().unwrap().term(), t1 + 1);
     ec.end().await.unwrap();
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
-}
-
-/// A leader elected on a version 3 schema keeps its term when the schema is
-/// upgraded under it to version 4, where a term is the candidate's id: the
-/// fence and the participants still name it, and the next leader's term (its
-/// id) is higher.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_keeps_its_term_across_the_upgrade_to_ids_as_terms() {
-    let _g = DISRUPT.read().await;
-    let b = require("pg");
-    let app = b.fact("APP_USER").to_string();
-    let schema = fresh_schema("v3");
-    let db = sql().await;
-    db.batch_execute(&ballot::postgres::__schema_script_to(&schema, 0, 3, std::slice::from_ref(&app)).unwrap())
-        .await
-        .unwrap();
-    let app_url = app_url(&schema);
-    let ns = namespace(&app_url);
-    let (x, y) = (connect(&app_url).await, connect(&app_url).await);
-    let name = unique("up");
-    let full = format!("{ns}/{name}");
-    let (ex, ey) = (x.election(&name).unwrap(), y.election(&name).unwrap());
-    // Some candidates first, so that ids run ahead of the election's counter.
-    for _ in 0..3 {
-        ex.campaign("x").await.unwrap();
-        ex.resign().await.unwrap();
-    }
-    let t1 = within(live(), "x wins on version 3", ex.campaign("x")).await.unwrap().term();
-    let ey2 = ey.clone();
-    let t = tokio::spawn(async move { ey2.campaign("y").await });
-    wait_state(&ey, State::Campaigning, live()).await;
-
-    let owner = connect(&format!("{}/{ns}?schema={schema}", b.fact("URL"))).await;
-    let version = format!("SELECT max(version) FROM {schema}.schema_migrations");
-    assert_eq!(db.query_one(&version, &[]).await.unwrap().get::<_, i32>(0), 4, "upgraded to version 4");
-    let fence = format!("SELECT {schema}.is_leader($1, $2)");
-    let passes = |term: u64| {
-        let (db, fence, full) = (&db, &fence, &full);
-        async move { db.query_one(fence, &[full, &(term as i64)]).await.unwrap().get::<_, bool>(0) }
-    };
-    assert!(passes(t1).await, "the sitting leader's term passes the fence after the upgrade");
-    let listed = ey.participants().await.unwrap();
-    assert!(listed[0].leader && listed[0].value == b"x", "{listed:?}");
-    assert_eq!(ex.state(), State::Leader);
-
-    ex.resign().await.unwrap();
-    let t2 = within(live(), "y wins on version 4", t).await.unwrap().unwrap().term();
-    assert!(t2 > t1, "terms go on increasing across the upgrade: {t2} after {t1}");
-    assert!(passes(t2).await && !passes(t1).await, "the fence follows the new leader");
-    ey.end().await.unwrap();
-    for c in [x, y, owner] {
-        c.close().await.unwrap();
-    }
-    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
-}
-
-/// A URL of the app role (no DDL rights) in a fresh namespace of `schema`.
-fn app_url(schema: &str) -> String {
-    let b = require("pg");
-    format!(
-        "postgres://{}:{}@{}/{}/{}?schema={schema}",
-        b.fact("APP_USER"),
-        b.fact("APP_PASSWORD"),
-        hostport("pg"),
-        b.fact("DB"),
-        unique("ns")
-    )
-}
-
-/// The number of candidates of `schema` queued behind the first of their
-/// election, whatever the schema's version.
-fn behind_the_first(schema: &str) -> String {
-    format!(
-        "SELECT count(*) FROM {schema}.candidates c \
-         WHERE c.id > (SELECT min(f.id) FROM {schema}.candidates f WHERE f.election = c.election)"
-    )
 }
 
 /// A direct connection prepares the backend's statements once. When another
@@ -914,7 +835,7 @@ async fn a_statement_prepared_before_a_migration_still_runs() {
     let name = unique("prep");
     let (ea, ec) = (a.election(&name).unwrap(), c.election(&name).unwrap());
     let db = sql().await;
-    let queued = behind_the_first(&schema);
+    let queued = format!("SELECT count(*) FROM {schema}.candidates WHERE term IS NULL");
     let wait_queued = || async {
         within(live(), "a candidate is queued", async {
             while db.query_one(&queued, &[]).await.unwrap().get::<_, i64>(0) == 0 {
@@ -1028,8 +949,7 @@ async fn the_successor_is_elected_by_the_resigners_hand_over() {
     let before = calls(c_id).await;
     ea.resign().await.unwrap();
     let won = within(live(), "c wins", tc).await.unwrap().unwrap();
-    assert_eq!(won.term(), c_id as u64, "c leads under its own id, as the resign's notification said");
-    assert!(won.term() > t1);
+    assert_eq!(won.term(), t1 + 1, "c leads with the term the resign gave it");
     assert_eq!(candidate_id(won.key()), c_id);
     assert_eq!(calls(c_id).await, before, "c won on the notification, without a step of its own");
 
@@ -1040,7 +960,7 @@ async fn the_successor_is_elected_by_the_resigners_hand_over() {
     let before = calls(p_id).await;
     ec.resign().await.unwrap();
     let won = within(live(), "p wins", tp).await.unwrap().unwrap();
-    assert_eq!(won.term(), p_id as u64, "p leads under its own id");
+    assert_eq!(won.term(), t1 + 2, "p leads with the term c's resign gave it");
     assert!(calls(p_id).await > before, "through PgBouncer the win comes from a poll");
     ep.end().await.unwrap();
     for x in [a, c, p] {
@@ -1097,12 +1017,11 @@ async fn terms_strictly_increase_over_many_hand_overs_and_the_fence_follows() {
 }
 
 /// Waits until `n` candidates of `full` (namespace included) are queued
-/// behind the first one in schema `ballot`.
+/// without a term in schema `ballot`.
 async fn queued(db: &tokio_postgres::Client, full: &str, n: i64) {
     within(live(), &format!("{n} candidates queued"), async {
         loop {
-            let q = "SELECT count(*) FROM ballot.candidates WHERE election = $1 \
-                     AND id > (SELECT min(id) FROM ballot.candidates WHERE election = $1)";
+            let q = "SELECT count(*) FROM ballot.candidates WHERE election = $1 AND term IS NULL";
             if db.query_one(q, &[&full]).await.unwrap().get::<_, i64>(0) >= n {
                 return;
             }
@@ -1168,9 +1087,9 @@ async fn a_candidate_promoted_while_it_withdraws_passes_the_lead_on() {
     }
 }
 
-/// The hand-over names as the leader only a candidate whose session is alive
-/// by the server's clock: with the next candidate's session expired, the one
-/// after it leads, under its own id, and the fence passes it.
+/// The hand-over gives the term only to a candidate whose session is alive by
+/// the server's clock: with the next candidate's session expired, the one
+/// after it leads with the next term, and the fence passes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hand_over_passes_over_a_candidate_whose_session_expired() {
     let _g = DISRUPT.read().await;
@@ -1198,7 +1117,7 @@ async fn the_hand_over_passes_over_a_candidate_whose_session_expired() {
     .unwrap();
     ea.resign().await.unwrap();
     let won = within(live(), "c wins", tc).await.unwrap().unwrap();
-    assert!(won.term() > ta && won.term() == candidate_id(won.key()) as u64, "c leads under its own id");
+    assert_eq!(won.term(), ta + 1, "c holds the term the resign gave");
     assert_eq!(won.value(), b"c");
     assert_ne!(eb.state(), State::Leader);
     assert!(is_leader(&db, &full, won.term()).await, "the fence passes c's term");

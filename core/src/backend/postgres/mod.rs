@@ -32,31 +32,26 @@
 //!   by the server's clock (`clock_timestamp() + ttl`) at each renewal, every
 //!   TTL/3; a renewal of a session that already expired fails, so an expired
 //!   session never comes back.
-//! - `S.elections`: per election, its `epoch` (bumped by `end()`), and the
-//!   term counter of schemas before version 4.
-//! - `S.candidates`: one row per candidate, queued by `id`. Ids come from one
-//!   sequence, and those of one election are taken under the election row's
-//!   lock, so they follow commit order.
+//! - `S.elections`: per election, its `epoch` (bumped by `end()`) and `term`
+//!   (the last term given).
+//! - `S.candidates`: one row per candidate, queued by `id`. Ids of one election
+//!   are taken under the election row's lock, so they follow commit order.
 //!
 //! **The leader** is the oldest candidate whose session is alive by the server's
-//! clock, and **its term is its id** (schema version 4). A candidate whose
-//! session expired never comes back and a new one queues behind, so successive
-//! leaders have strictly increasing ids, across `end()`, client and server
-//! restarts (the sequence is the database's), and nothing is written when the
-//! lead passes on. Schemas before version 4 gave each leader the next value of a
-//! counter of its election (`candidates.term`); a leader elected so keeps that
-//! term, which is at most the number of candidates the election ever had and
-//! so below every id given later. A waiting candidate ends the session of a
-//! candidate ahead of it only when the server's clock says that session expired.
+//! clock, once it took its term: the candidate first in line takes the next term
+//! of its election (`term + 1`, under the election row's lock), so terms strictly
+//! increase over successive leaders, across `end()`, client and server restarts.
+//! A waiting candidate ends the session of a candidate ahead of it only when the
+//! server's clock says that session expired.
 //!
-//! **Hand-over.** A withdrawal (a resign) that leaves no live candidate ahead of
-//! the next one names that one in its notification, with its term
-//! (`c<term>`, since schema version 2): the successor returns from its campaign
-//! on that notification alone, without a statement of its own, and the
-//! resign's transaction writes only the deletion (version 4; versions 2 and 3
-//! also wrote the counter and the successor's row). A look by the candidate
-//! first in line (`step`) serves everything else: a crashed leader, a
-//! notification lost, a client through a pooler, a schema of version 1.
+//! **Hand-over.** Since schema version 2 a withdrawal (a resign) gives the next
+//! term to the next candidate whose session is alive, in its own transaction
+//! and under the election row's lock, and its notification names that term
+//! (`c<term>`): the successor returns from its campaign on that notification
+//! alone, without a statement of its own. A claim by the candidate first in
+//! line (`step`) stays for everything else: a crashed leader, a notification
+//! lost, a client through a pooler, a schema of version 1; it returns a term
+//! already given as it is.
 //!
 //! **No herd.** Each change sends `NOTIFY S, '<candidate id> <op> <election>'`
 //! (`op`: `d` deleted, `c` claimed its term, `p` proclaimed, `e` ended, with
@@ -137,8 +132,7 @@ const END_GRACE: Duration = Duration::from_secs(3);
 struct Note {
     id: i64,
     op: Op,
-    /// The term of the candidate a claim names (`c<term>`, since schema 2),
-    /// when it says.
+    /// The term a claim gave (`c<term>`, schema 2's hand-over), when it says.
     term: Option<i64>,
     election: Arc<str>,
 }
@@ -147,14 +141,13 @@ struct Note {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     /// A candidate joined (`j`, sent by schemas before version 3 only): it
-    /// changes no leader by itself (the first candidate's own look, or the
-    /// hand-over, sends a `Claimed`).
+    /// changes no leader by itself (the first candidate claims its term, which
+    /// is a `Claimed`).
     Joined,
     /// A candidate's row was deleted (`d`): withdrawn, resigned, or its
     /// session ended.
     Deleted,
-    /// A candidate leads (`c`): its own look found it first in line, or a
-    /// withdrawal handed it the lead.
+    /// A candidate took its term and leads (`c`).
     Claimed,
     /// The leader proclaimed a new value (`p`).
     Proclaimed,
@@ -1249,17 +1242,16 @@ impl Entry for PgEntry {
                     let election = self.election.as_str();
                     // Only the deletion of the candidate just ahead (or of this
                     // one, or the end) can change where this one stands, or a
-                    // withdrawal ahead that handed this one the lead.
+                    // withdrawal ahead that handed this one the lead (schema 2).
                     let note = wait_note(&mut notes, sh.poll().min(until_expiry), |n| {
                         matches!((n.op, n.id), (Op::Deleted, id) if id == pred || id == me)
                             || (n.op == Op::Claimed && n.id == me)
                             || (n.op == Op::Ended || n.op == Op::Other) && *n.election == *election
                     })
                     .await;
-                    // A hand-over that names the term: the withdrawal is
-                    // committed, and a candidate it found queued is of the
-                    // current epoch (end() deletes every candidate, and one in
-                    // flight waits on the withdrawn row, so it commits after).
+                    // A hand-over that names the term (schema 2): the claim is
+                    // committed, and a candidate still queued is of the current
+                    // epoch (end() removes the others under the same row lock).
                     if let Some(Note { op: Op::Claimed, term: Some(term), id, .. }) = note {
                         if id == me {
                             return Ok(sh.leader_of(self.id, term, self.value.clone()));

@@ -9,20 +9,15 @@ use crate::error::Result;
 use crate::model::Participant;
 
 /// The live candidates of one election in queue order (`id`), each with its
-/// term and value. The term is the candidate's id from schema version 4 on,
-/// and only the one an older schema gave it before; the version is read in the
-/// same statement, as another client may upgrade the schema at any time.
-/// `{s}` is the schema.
-const PARTICIPANTS: &str = "SELECT c.id, coalesce(c.term, CASE WHEN \
-     (SELECT max(m.version) FROM {s}.schema_migrations m) >= 4 THEN c.id END), c.value \
-     FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id \
+/// term (set once it leads) and value. `{s}` is the schema.
+const PARTICIPANTS: &str = "SELECT c.id, c.term, c.value FROM {s}.candidates c \
+     JOIN {s}.sessions s ON s.id = c.session_id \
      WHERE c.election = $1 AND s.expires_at > clock_timestamp() ORDER BY c.id";
 
 impl Shared {
     /// The candidates of `election` whose session is alive by the server's
-    /// clock, oldest first. The first one leads, as `snapshot` decides (on a
-    /// schema before version 4, once it took a term); its key is the one
-    /// `leader_of` gives.
+    /// clock, oldest first. The first one leads once it took its term, as
+    /// `snapshot` decides; its key is the one `leader_of` gives.
     pub(super) async fn participants(&self, election: &str) -> Result<Vec<Participant>> {
         let name = self.full_name(election);
         let rows =

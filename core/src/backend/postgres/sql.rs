@@ -12,14 +12,14 @@
 /// the transaction that records its version in `{s}.schema_migrations`, under
 /// an advisory lock, so concurrent first connects apply it exactly once. A new
 /// version is appended here; an applied one is never changed.
-pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The latest schema version this ballot applies: `ballot pg-schema` brings a
 /// schema up to it, and a client that may run DDL migrates to it at connect.
 pub const LATEST_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The oldest schema version this client works with. Later versions change
-/// only how fast a handoff is (versions 2 to 4), so a role that may not upgrade the
+/// only how fast a handoff is (version 2), so a role that may not upgrade the
 /// schema goes on with an older one until its owner applies the script of
 /// `ballot pg-schema --from VERSION`.
 pub(super) const COMPATIBLE_FROM: i32 = 1;
@@ -401,123 +401,6 @@ BEGIN
     VALUES (p_election, p_session, o_epoch, p_value)
     RETURNING id INTO o_id;
 END $$;
-"#;
-
-/// Version 4: a candidate's term is its own id. Ids come from one sequence,
-/// in queue order, and the leader is always the oldest candidate whose session
-/// is alive (one that expired never comes back), so the ids of successive
-/// leaders strictly increase, across `end()` and restarts, as the counter of
-/// version 1 did; but nothing is written when the lead passes on. A handoff's
-/// transaction is then the deletion alone (versions 2 and 3 also locked the
-/// election's row and wrote the counter and the successor's row), and the
-/// first candidate in line leads without a claim of its own.
-/// A term an older version gave (`candidates.term`) stays that leader's: it is
-/// at most the number of candidates the election ever had, so below every id
-/// given later, and terms go on increasing across the upgrade.
-const V4: &str = r#"
--- As version 1, but the first in line leads at once under its id, writing
--- nothing; its own claim notification wakes the election's observers.
-CREATE OR REPLACE FUNCTION {s}.step(p_election text, p_id bigint,
-                                    OUT o_state text, OUT o_pred bigint, OUT o_wait_ms bigint,
-                                    OUT o_term bigint, OUT o_value bytea, OUT o_epoch bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_me record;
-    v_pred record;
-BEGIN
-    SELECT e.epoch INTO o_epoch FROM {s}.elections e WHERE e.name = p_election;
-    SELECT c.session_id, coalesce(c.term, c.id) AS term, c.value INTO v_me
-    FROM {s}.candidates c WHERE c.id = p_id AND c.election = p_election;
-    IF NOT FOUND THEN
-        o_state := 'gone';
-        RETURN;
-    END IF;
-    PERFORM {s}.drop_sessions(ARRAY(
-        SELECT DISTINCT c.session_id FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
-        WHERE c.election = p_election AND c.id < p_id AND s.expires_at <= clock_timestamp()));
-    SELECT c.id, s.expires_at INTO v_pred
-    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
-    WHERE c.election = p_election AND c.id < p_id
-    ORDER BY c.id DESC LIMIT 1;
-    IF FOUND THEN
-        o_state := 'wait';
-        o_pred := v_pred.id;
-        o_wait_ms := greatest(0, ceil(extract(epoch FROM v_pred.expires_at - clock_timestamp()) * 1000))::bigint;
-        RETURN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM {s}.sessions s
-                   WHERE s.id = v_me.session_id AND s.expires_at > clock_timestamp()) THEN
-        o_state := 'expired';
-        RETURN;
-    END IF;
-    PERFORM pg_notify({chan}, p_id || ' c' || v_me.term || ' ' || p_election);
-    o_state := 'won'; o_term := v_me.term; o_value := v_me.value;
-END $$;
-
--- Removes a candidate; when no live candidate older than it remains, the
--- oldest live one left leads now, and the notification says so with its term.
--- No lock on the election's row: the deletion's own row lock orders it with
--- end(), and a join only ever queues behind.
-CREATE OR REPLACE FUNCTION {s}.withdraw(p_id bigint) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_election text;
-    v_next record;
-BEGIN
-    DELETE FROM {s}.candidates WHERE id = p_id RETURNING election INTO v_election;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    SELECT c.id, coalesce(c.term, c.id) AS term INTO v_next
-    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
-    WHERE c.election = v_election AND s.expires_at > clock_timestamp()
-    ORDER BY c.id LIMIT 1;
-    IF FOUND AND v_next.id > p_id THEN
-        PERFORM pg_notify({chan}, v_next.id || ' c' || v_next.term || ' ' || v_election);
-    END IF;
-    PERFORM pg_notify({chan}, p_id || ' d ' || v_election);
-    RETURN true;
-END $$;
-
--- Replaces the value of a candidate that leads (no live candidate ahead of it,
--- its own session alive); false if it does not lead.
-CREATE OR REPLACE FUNCTION {s}.proclaim(p_id bigint, p_value bytea) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_election text;
-BEGIN
-    UPDATE {s}.candidates c SET value = p_value
-    FROM {s}.sessions s
-    WHERE c.id = p_id AND s.id = c.session_id AND s.expires_at > clock_timestamp()
-      AND NOT EXISTS (SELECT 1 FROM {s}.candidates o JOIN {s}.sessions os ON os.id = o.session_id
-                      WHERE o.election = c.election AND o.id < p_id AND os.expires_at > clock_timestamp())
-    RETURNING c.election INTO v_election;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    PERFORM pg_notify({chan}, p_id || ' p ' || v_election);
-    RETURN true;
-END $$;
-
-CREATE OR REPLACE FUNCTION {s}.snapshot(p_election text,
-                                        OUT o_id bigint, OUT o_term bigint, OUT o_value bytea, OUT o_epoch bigint)
-LANGUAGE plpgsql AS $$
-BEGIN
-    SELECT coalesce((SELECT e.epoch FROM {s}.elections e WHERE e.name = p_election), 0) INTO o_epoch;
-    SELECT c.id, coalesce(c.term, c.id), c.value INTO o_id, o_term, o_value
-    FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
-    WHERE c.election = p_election AND s.expires_at > clock_timestamp()
-    ORDER BY c.id LIMIT 1;
-END $$;
-
-CREATE OR REPLACE FUNCTION {s}.is_leader(election text, term bigint) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
-    SELECT coalesce((
-        SELECT coalesce(c.term, c.id) = $2
-        FROM {s}.candidates c JOIN {s}.sessions s ON s.id = c.session_id
-        WHERE c.election = $1 AND s.expires_at > clock_timestamp()
-        ORDER BY c.id LIMIT 1), false)
-$$;
 "#;
 
 /// `template` with the schema and the channel filled in. `schema` is a checked
