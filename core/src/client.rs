@@ -142,8 +142,10 @@ impl Client {
         self.connection.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Resigns every election of this client, withdraws every candidate, releases
-    /// the session, and marks every handle `Closed`. Idempotent.
+    /// Resigns every election of this client, withdraws every candidate (a join
+    /// still on its way to the server is waited for, at most the TTL, and
+    /// withdrawn), releases the session, and marks every handle `Closed`.
+    /// Idempotent.
     pub async fn close(&self) -> Result<()> {
         if self.connection.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -163,9 +165,77 @@ impl Client {
             // resigned, and only be withdrawn in the background after close returned.
             let entries: Vec<_> = list.iter().filter_map(|s| s.close_now()).collect();
             futures_util::future::join_all(entries.iter().map(|e| e.withdraw())).await;
+            // Before the session goes: a late join's entry needs it to be withdrawn.
+            futures_util::future::join_all(list.iter().map(|s| s.settle_after_close())).await;
             backend.close().await;
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::election::testing::gated_connection;
+    use crate::State;
+
+    /// Runs until every task of this (current-thread, paused-clock) runtime waits
+    /// on something other than the clock: the clock only moves when nothing else
+    /// can run.
+    async fn until_idle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// A handle whose join is on its way to the server when its client (or the
+    /// handle itself) closes: the join lands after the other entries were
+    /// withdrawn, so unless `close` waits for it and withdraws it while the session
+    /// is still there, the late entry is the election's leader after `close`
+    /// returned (seen on ZooKeeper, where it lived until the session's close
+    /// reached the server).
+    async fn close_with_a_join_in_flight(whole_client: bool) {
+        let _here = crate::memory::use_current_runtime().unwrap();
+        let (connection, gate) = gated_connection();
+        let c = Client::for_test(connection);
+        let e = c.election("svc").unwrap();
+        let campaign = tokio::spawn({
+            let e = e.clone();
+            async move { e.campaign("late").await }
+        });
+        gate.entered.notified().await;
+        let mut closing = tokio::spawn({
+            let (c, e) = (c.clone(), e.clone());
+            async move {
+                if whole_client {
+                    c.close().await.unwrap();
+                } else {
+                    e.close().await;
+                }
+            }
+        });
+        tokio::select! {
+            biased;
+            r = &mut closing => panic!("close returned ({r:?}) while a join was in flight; the backend saw {:?}", gate.log()),
+            () = until_idle() => {}
+        }
+        assert_eq!(e.state(), State::Closed);
+        gate.open_one();
+        closing.await.unwrap();
+        let expected: &[&str] =
+            if whole_client { &["joined", "withdrawn", "closed"] } else { &["joined", "withdrawn"] };
+        assert_eq!(gate.log(), expected);
+        assert_eq!(campaign.await.unwrap().unwrap_err().kind(), ErrorKind::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_close_withdraws_a_join_still_in_flight_before_it_returns() {
+        close_with_a_join_in_flight(true).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn election_close_withdraws_a_join_still_in_flight_before_it_returns() {
+        close_with_a_join_in_flight(false).await;
     }
 }

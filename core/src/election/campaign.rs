@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use super::hold::{hold, Requeue};
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, InFlightToken};
 use super::machine::{Input, Next, Published, Ticket};
 use super::participant::{EntryRef, Participant};
 use crate::backend::{Backend, Entry};
@@ -35,9 +35,14 @@ enum WaitOutcome {
     TicketEnded,
 }
 
+/// What a [`Participant::join_detached`] task sends: the join's outcome, and the
+/// token that keeps the join counted in flight until the receiver has handed the
+/// entry to the state machine (or to a counted withdrawal).
+type Joined = (Result<Arc<dyn Entry>>, InFlightToken);
+
 /// The receiving end of a [`Participant::join_detached`] task.
 struct Joining {
-    rx: oneshot::Receiver<Result<Arc<dyn Entry>>>,
+    rx: oneshot::Receiver<Joined>,
     in_flight: Arc<InFlight>,
 }
 
@@ -46,10 +51,11 @@ impl Drop for Joining {
         // An entry sent before the close is ours to withdraw; after it, the join
         // task's send fails and the task withdraws the entry itself.
         self.rx.close();
-        if let Ok(Ok(entry)) = self.rx.try_recv() {
+        if let Ok((Ok(entry), token)) = self.rx.try_recv() {
             self.in_flight.spawn(async move {
                 let _ = entry.withdraw().await;
             });
+            drop(token);
         }
     }
 }
@@ -123,8 +129,12 @@ impl Participant {
                 }
             };
             let mut joining = self.join_detached(&backend, value);
-            let joined = tokio::select! {
-                r = &mut joining.rx => r.unwrap_or_else(|_| Err(Error::new(ErrorKind::Internal, "the join task stopped"))),
+            // `counted` keeps the join in flight until the machine has the entry.
+            let (joined, counted) = tokio::select! {
+                r = &mut joining.rx => match r {
+                    Ok((joined, token)) => (joined, Some(token)),
+                    Err(_) => (Err(Error::new(ErrorKind::Internal, "the join task stopped")), None),
+                },
                 _ = ticket_ended(&mut states, ticket) => return Err(self.void_error()),
             };
             let entry = match joined {
@@ -133,13 +143,16 @@ impl Participant {
                 // tracker can read healthy a moment before the backend has the new
                 // session ready, and a server that lost its data has none of ours).
                 Err(error) => {
+                    drop(counted);
                     let next = self.step(Input::JoinFailed { error });
                     self.rejoin_or_fail(next, &mut pause, &mut states, ticket).await?;
                     continue;
                 }
             };
             let epoch = entry.0.epoch();
-            match self.step(Input::Joined { ticket, entry: entry.clone(), epoch }) {
+            let next = self.step(Input::Joined { ticket, entry: entry.clone(), epoch });
+            drop(counted);
+            match next {
                 Next::Proceed => {}
                 Next::Fail(e) => return Err(e),
                 next => return Err(unexpected(&next)),
@@ -206,15 +219,17 @@ impl Participant {
     /// clean-up sent in parallel can overtake (seen on Consul: the orphan key then
     /// held up every later candidate of the election). Here the request always runs
     /// to completion, and an entry that nobody received is withdrawn right after it.
-    /// The task is counted in flight, so [`settle`](Participant::settle) waits for
-    /// it.
+    /// The task is counted in flight, and its count passes with the entry to the
+    /// receiver, so [`settle`](Participant::settle) waits for it and for the
+    /// withdrawal of an entry that the machine no longer wants.
     fn join_detached(&self, backend: &Arc<dyn Backend>, value: &[u8]) -> Joining {
         let (tx, rx) = oneshot::channel();
         let (backend, name, value) = (backend.clone(), self.name.clone(), value.to_vec());
-        self.in_flight.spawn(async move {
+        self.in_flight.spawn_with(move |token| async move {
             let joined = backend.join(&name, &value).await;
-            if let Err(Ok(unwanted)) = tx.send(joined) {
+            if let Err((Ok(unwanted), token)) = tx.send((joined, token)) {
                 let _ = unwanted.withdraw().await;
+                drop(token);
             }
         });
         Joining { rx, in_flight: self.in_flight.clone() }

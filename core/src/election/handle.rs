@@ -346,8 +346,9 @@ impl Election {
         events
     }
 
-    /// Closes this handle: withdraws the candidate (resigning if leading) and makes
-    /// every later operation fail with `Closed`. Idempotent.
+    /// Closes this handle: withdraws the candidate (resigning if leading; a join
+    /// still on its way to the server is waited for, at most the TTL, and
+    /// withdrawn) and makes every later operation fail with `Closed`. Idempotent.
     pub async fn close(&self) {
         let s = self.owner.participant.clone();
         let _ = runtime::run_to_completion(async move {

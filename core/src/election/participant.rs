@@ -318,11 +318,22 @@ impl Participant {
         self.step(Input::End);
     }
 
-    /// Closes the participant and withdraws its entry.
+    /// Closes the participant and withdraws its entry, and an entry whose join was
+    /// still on its way to the server (see [`settle_after_close`](Self::settle_after_close)).
     pub(crate) async fn close(&self) {
         if let Some(e) = self.close_now() {
             let _ = e.withdraw().await;
         }
+        self.settle_after_close().await;
+    }
+
+    /// Waits until the joins and withdrawals still in flight after the close are
+    /// done: a join sent before the close lands after it, and its entry, withdrawn
+    /// by then, would otherwise stay on the server (leading, once the others are
+    /// gone) until the session ends. Bounded by the session TTL, after which the
+    /// server drops a silent client's entries anyway.
+    pub(crate) async fn settle_after_close(&self) {
+        self.settle(self.connection.options.ttl()).await;
     }
 
     /// Moves to `Closed` at once (no later win is accepted) and hands back the

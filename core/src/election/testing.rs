@@ -3,7 +3,8 @@
 //! and the event queues; every behaviour of a real backend is tested against the
 //! real server.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,12 +34,52 @@ pub(crate) enum Loss {
 pub(crate) struct TestBackend {
     tracker: Arc<SessionTracker>,
     loss: Loss,
+    gate: Option<Arc<Gate>>,
 }
 
 #[derive(Debug)]
 struct TestEntry {
     tracker: Arc<SessionTracker>,
     loss: Loss,
+    gate: Option<Arc<Gate>>,
+    withdrawn: AtomicBool,
+}
+
+/// Holds every join until the test opens it, and logs what reaches the backend
+/// in order: `joined`, `withdrawn`, `withdraw refused` (after the backend closed,
+/// as a real client whose session is gone refuses it) and `closed`.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    /// Notified when a join reaches the backend and waits.
+    pub(crate) entered: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+    closed: AtomicBool,
+    log: Mutex<Vec<&'static str>>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            entered: tokio::sync::Notify::new(),
+            open: tokio::sync::Semaphore::new(0),
+            closed: AtomicBool::new(false),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Lets one waiting (or the next) join through.
+    pub(crate) fn open_one(&self) {
+        self.open.add_permits(1);
+    }
+
+    /// What reached the backend so far, in order.
+    pub(crate) fn log(&self) -> Vec<&'static str> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn record(&self, what: &'static str) {
+        self.log.lock().unwrap().push(what);
+    }
 }
 
 #[async_trait]
@@ -50,10 +91,20 @@ impl Backend for TestBackend {
         1024
     }
     async fn join(&self, _election: &str, _value: &[u8]) -> Result<Arc<dyn Entry>> {
+        if let Some(gate) = &self.gate {
+            gate.entered.notify_one();
+            gate.open.acquire().await.expect("the gate's semaphore is never closed").forget();
+            gate.record("joined");
+        }
         if let Loss::AfterJoin = self.loss {
             self.tracker.expired(self.tracker.status().generation);
         }
-        Ok(Arc::new(TestEntry { tracker: self.tracker.clone(), loss: self.loss }))
+        Ok(Arc::new(TestEntry {
+            tracker: self.tracker.clone(),
+            loss: self.loss,
+            gate: self.gate.clone(),
+            withdrawn: AtomicBool::new(false),
+        }))
     }
     async fn leader(&self, _election: &str) -> Result<Option<Leader>> {
         Ok(None)
@@ -71,7 +122,12 @@ impl Backend for TestBackend {
     async fn end(&self, _election: &str) -> Result<()> {
         Ok(())
     }
-    async fn close(&self) {}
+    async fn close(&self) {
+        if let Some(gate) = &self.gate {
+            gate.closed.store(true, Ordering::SeqCst);
+            gate.record("closed");
+        }
+    }
 }
 
 #[async_trait]
@@ -92,6 +148,14 @@ impl Entry for TestEntry {
         Ok(true)
     }
     async fn withdraw(&self) -> Result<()> {
+        let Some(gate) = &self.gate else { return Ok(()) };
+        if gate.closed.load(Ordering::SeqCst) {
+            gate.record("withdraw refused");
+            return Err(crate::error::Error::new(crate::error::ErrorKind::SessionLost, "the test backend is closed"));
+        }
+        if !self.withdrawn.swap(true, Ordering::SeqCst) {
+            gate.record("withdrawn");
+        }
         Ok(())
     }
 }
@@ -101,8 +165,17 @@ impl Entry for TestEntry {
 pub(crate) fn connection(loss: Loss) -> (Arc<Connection>, Arc<SessionTracker>) {
     let tracker = SessionTracker::new(None, Duration::ZERO);
     tracker.new_session(crate::session::Stamp::now());
-    let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss });
+    let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss, gate: None });
     (Connection::for_test(backend, Options::default().with_auto_requeue(false)), tracker)
+}
+
+/// A connection over a fresh test backend whose joins wait for the returned gate.
+pub(crate) fn gated_connection() -> (Arc<Connection>, Arc<Gate>) {
+    let tracker = SessionTracker::new(None, Duration::ZERO);
+    tracker.new_session(crate::session::Stamp::now());
+    let gate = Arc::new(Gate::new());
+    let backend = Arc::new(TestBackend { tracker, loss: Loss::Never, gate: Some(gate.clone()) });
+    (Connection::for_test(backend, Options::default().with_auto_requeue(false)), gate)
 }
 
 /// Emits `ev` on `e` as the state machine would.
