@@ -435,7 +435,25 @@ async fn dispatch(cli: Cli) -> CliResult {
 }
 
 pub(crate) async fn connect(backend: Option<String>, options: Options) -> Result<Client, Fail> {
-    Ok(Client::connect(&backend_url(backend), options).await?)
+    let url = backend_url(backend);
+    refuse_in_process(&url)?;
+    Ok(Client::connect(&url, options).await?)
+}
+
+/// Refuses `memory://`: its elections live inside one process, and every `ballot`
+/// command is a process of its own, so no other candidate could ever see the
+/// election and each one would lead alone.
+pub(crate) fn refuse_in_process(url: &str) -> Result<(), Fail> {
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    if scheme.eq_ignore_ascii_case("memory") {
+        return Err(Fail::new(
+            exit::USAGE,
+            "invalid_argument: memory:// elections live inside one process, and each ballot command runs in its \
+             own, so no other candidate would see this one; use file:// for the processes of one host, or a \
+             server backend",
+        ));
+    }
+    Ok(())
 }
 
 /// `term=T key=K value=V`, or the JSON object.

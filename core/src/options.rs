@@ -316,6 +316,7 @@ pub(crate) fn check_contradictions(options: &Options, url: &BackendUrl) -> Resul
 ///
 /// `InvalidArgument` for `tls=0` on the TLS scheme, and for TLS files on a
 /// plaintext connection.
+#[cfg(any(feature = "etcd", feature = "zookeeper"))]
 pub(crate) fn tls_files(url: &BackendUrl, options: &Options, tls_scheme: &str) -> Result<Option<TlsOptions>> {
     let url_tls = url.flag("tls")?;
     if url_tls == Some(false) && url.scheme.tls {
