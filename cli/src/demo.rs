@@ -60,7 +60,11 @@ pub(crate) async fn demo(backend: Option<String>, n: u32) -> CliResult {
     };
     let exe =
         std::env::current_exe().map_err(|e| Fail::new(exit::ERROR, format!("cannot find the ballot binary: {e}")))?;
-    println!("ballot demo: {n} candidate processes campaign in election {ELECTION:?} on {url}");
+    crate::refuse_in_process(&url)?;
+    println!(
+        "ballot demo: {n} candidate processes campaign in election {ELECTION:?} on {}",
+        ballot::surface::shown_url(&url)
+    );
     let start = monotonic_ns();
     let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
     let mut pids = Vec::new();

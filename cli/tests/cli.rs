@@ -379,6 +379,17 @@ fn leader_values_are_printed_with_control_characters_escaped() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The demo prints the backend it runs on: without the credentials in its URL.
+#[test]
+fn demo_never_prints_the_urls_secret() {
+    // The unknown option makes every candidate fail at once, after the first line.
+    let out = ballot(&["--backend", "etcd://someone:hunter2@127.0.0.1:1/x?bogus=1", "demo", "--candidates", "2"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("on etcd://***@127.0.0.1:1/x"), "{stdout}");
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"), "{stdout}{stderr}");
+}
+
 #[test]
 fn bad_input_is_one_line_with_the_kind_and_exit_2() {
     for args in [
@@ -389,6 +400,11 @@ fn bad_input_is_one_line_with_the_kind_and_exit_2() {
         // issue 14: a --grace that overflows panicked (debug) or wrapped (release).
         vec!["--backend", "file:///tmp/ballot-cli-bad", "run", "e", "--grace", "307445734561825861m", "--", "true"],
         vec!["--backend", "file:///tmp/ballot-cli-bad", "run", "e", "--grace", "99999999999999999999s", "--", "true"],
+        // memory:// lives in one process: every command would lead alone.
+        vec!["--backend", "memory://x", "leader", "svc"],
+        vec!["--backend", "MEMORY://x", "campaign", "svc", "v"],
+        vec!["--backend", "memory://x", "run", "svc", "--", "true"],
+        vec!["--backend", "memory://x", "demo"],
     ] {
         let out = ballot(&args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -363,6 +363,17 @@ pub fn unusable_value(name: &str, got: &str) -> Error {
     }
 }
 
+/// `url` as ballot shows a backend URL in its messages: parsed and written back
+/// with its user, password or token replaced by `***` (a URL that does not parse
+/// keeps its text with everything before its last `@` replaced). For a surface
+/// that prints a URL a user gave it, such as the CLI's `demo`.
+pub fn shown_url(url: &str) -> String {
+    match crate::url::BackendUrl::parse(url) {
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => crate::url::redact(url),
+    }
+}
+
 fn unknown_option(name: &str) -> Error {
     let names: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
     Error::invalid(format!("unknown option {}; the options are: {}", shown_name(name), names.join(", ")))
@@ -708,5 +719,18 @@ mod tests {
             assert!(e.message().contains(shown), "{e}");
         }
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn shown_url_never_shows_credentials() {
+        for (url, shown) in [
+            ("etcd://someone:hunter2@127.0.0.1:2379/ns", "etcd://***@127.0.0.1:2379/ns"),
+            ("consul://hunter2@127.0.0.1:8500", "consul://***@127.0.0.1:8500"),
+            // Unparsable (an unknown option): everything before the last `@` goes.
+            ("zk://someone:hunter2@127.0.0.1:2181/x?bogus=1", "zk://***@127.0.0.1:2181/x?bogus=1"),
+            ("file:///var/lib/ballot", "file:///var/lib/ballot"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
     }
 }

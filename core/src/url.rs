@@ -411,7 +411,7 @@ impl fmt::Display for BackendUrl {
 
 /// Replaces the userinfo of a raw URL (everything before its last `@`, after any
 /// `://`) with `***`, for error messages.
-fn redact(input: &str) -> String {
+pub(crate) fn redact(input: &str) -> String {
     let Some(a) = input.rfind('@') else { return input.to_string() };
     match input.find("://") {
         Some(s) if s < a => format!("{}***{}", &input[..s + 3], &input[a..]),
