@@ -446,12 +446,12 @@ pub(crate) async fn connect(backend: Option<String>, options: Options) -> Result
 pub(crate) fn refuse_in_process(url: &str) -> Result<(), Fail> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     if scheme.eq_ignore_ascii_case("memory") {
-        return Err(Fail::new(
-            exit::USAGE,
-            "invalid_argument: memory:// elections live inside one process, and each ballot command runs in its \
-             own, so no other candidate would see this one; use file:// for the processes of one host, or a \
-             server backend",
-        ));
+        return Err(ballot::Error::new(
+            ErrorKind::InvalidArgument,
+            "memory:// elections live inside one process, and each ballot command runs in its own, so no other \
+             candidate would see this one; use file:// for the processes of one host, or a server backend",
+        )
+        .into());
     }
     Ok(())
 }

@@ -28,7 +28,11 @@ fn opts(ttl_s: u64) -> Options {
 }
 
 async fn connect(url: &str, ttl_s: u64) -> Client {
-    Client::connect(url, opts(ttl_s)).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
+    connect_with(url, opts(ttl_s)).await
+}
+
+async fn connect_with(url: &str, options: Options) -> Client {
+    Client::connect(url, options).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
 
 async fn live<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -338,9 +342,7 @@ async fn watch_on_a_member_cut_off_from_its_cluster_fails() {
     // which took over 5 s (the default connect timeout) once on a busy machine.
     let resumed = Instant::now();
     let other_url = format!("{}/{ns}", env("BALLOT_TEST_ETCD_CLUSTER"));
-    let other = Client::connect(&other_url, opts(5).with_connect_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap_or_else(|e| panic!("connect {other_url} within 30 s of the resume: {e}"));
+    let other = connect_with(&other_url, opts(5).with_connect_timeout(Duration::from_secs(30))).await;
     eprintln!("connected {:?} after the resume", resumed.elapsed());
     let eo = other.election(&n).unwrap();
     let lead = tokio::time::timeout(Duration::from_secs(30), eo.campaign("after"))

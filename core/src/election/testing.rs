@@ -163,19 +163,20 @@ impl Entry for TestEntry {
 /// A connection over a fresh test backend (auto-requeue off) and its session
 /// tracker. `Client::for_test` makes a client of it.
 pub(crate) fn connection(loss: Loss) -> (Arc<Connection>, Arc<SessionTracker>) {
-    let tracker = SessionTracker::new(None, Duration::ZERO);
-    tracker.new_session(crate::session::Stamp::now());
-    let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss, gate: None });
-    (Connection::for_test(backend, Options::default().with_auto_requeue(false)), tracker)
+    test_connection(loss, None)
 }
 
 /// A connection over a fresh test backend whose joins wait for the returned gate.
 pub(crate) fn gated_connection() -> (Arc<Connection>, Arc<Gate>) {
+    let gate = Arc::new(Gate::new());
+    (test_connection(Loss::Never, Some(gate.clone())).0, gate)
+}
+
+fn test_connection(loss: Loss, gate: Option<Arc<Gate>>) -> (Arc<Connection>, Arc<SessionTracker>) {
     let tracker = SessionTracker::new(None, Duration::ZERO);
     tracker.new_session(crate::session::Stamp::now());
-    let gate = Arc::new(Gate::new());
-    let backend = Arc::new(TestBackend { tracker, loss: Loss::Never, gate: Some(gate.clone()) });
-    (Connection::for_test(backend, Options::default().with_auto_requeue(false)), gate)
+    let backend = Arc::new(TestBackend { tracker: tracker.clone(), loss, gate });
+    (Connection::for_test(backend, Options::default().with_auto_requeue(false)), tracker)
 }
 
 /// Emits `ev` on `e` as the state machine would.
