@@ -152,8 +152,11 @@ impl Options {
         self
     }
 
-    /// How long `connect` may take (default 5 s) before a `Timeout` error. From
-    /// 1 ms to 1 h (checked by [`Client::connect`](crate::Client::connect)).
+    /// How long `connect` may take (default 5 s). From 1 ms to 1 h (checked by
+    /// [`Client::connect`](crate::Client::connect)). A backend that cannot be
+    /// reached is a `Connection` error that names the cause (etcd and PostgreSQL
+    /// stop a little before the limit to report it that way); a connect that
+    /// runs out of time otherwise is a `Timeout`.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self.connect_timeout_set = true;
